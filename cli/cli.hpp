@@ -1,0 +1,45 @@
+// The thin front end: each subcommand lives in its own cmd_*.cpp, declares
+// its flags on a CLI11 sub-app and returns an action. main() parses, loads
+// the configuration (defaults, file, environment, --set), then runs the
+// action of the subcommand the user chose. Only this layer exits.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/config.hpp"
+
+namespace kiln::cli {
+
+// Exit codes shared by every subcommand.
+enum ExitCode : int {
+    kExitOk = 0,
+    kExitFailure = 1,
+    kExitUsage = 64,       // bad flag or argument (sysexits EX_USAGE)
+    kExitConfig = 78,      // bad configuration (EX_CONFIG)
+};
+
+struct Context {
+    Config config;
+    // Applies a flag's value to a config key so errors name the flag.
+    bool set_from_flag(const std::string& key, const std::string& value, const std::string& flag);
+};
+
+using Action = std::function<int(Context&)>;
+
+struct Command {
+    CLI::App* app;
+    Action action;
+};
+
+Command register_serve(CLI::App& app);
+Command register_version(CLI::App& app);
+Command register_config(CLI::App& app);
+Command register_run(CLI::App& app);
+Command register_check(CLI::App& app);
+Command register_audit(CLI::App& app);
+
+}  // namespace kiln::cli

@@ -1,0 +1,308 @@
+#include "common/config.hpp"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+
+#include "common/units.hpp"
+
+namespace kiln {
+namespace {
+
+using Setter = std::function<Status(Config&, const std::string&)>;
+using Getter = std::function<std::string(const Config&)>;
+
+struct Key {
+    const char* name;
+    const char* help;
+    Setter set;
+    Getter get;
+};
+
+Error bad_value(const std::string& value, const std::string& expected) {
+    return make_error("", "'" + value + "' is not valid: expected " + expected);
+}
+
+Result<std::uint64_t> parse_uint(const std::string& v, std::uint64_t lo, std::uint64_t hi) {
+    if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+        return bad_value(v, "an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    errno = 0;
+    unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
+    if (errno != 0 || n < lo || n > hi)
+        return bad_value(v, "an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    return static_cast<std::uint64_t>(n);
+}
+
+template <class T>
+Key uint_key(const char* name, const char* help, T Config::*section, unsigned T::*field,
+             std::uint64_t lo, std::uint64_t hi) {
+    return Key{name, help,
+               [=](Config& c, const std::string& v) -> Status {
+                   auto n = parse_uint(v, lo, hi);
+                   if (!n) return n.error();
+                   (c.*section).*field = static_cast<unsigned>(*n);
+                   return {};
+               },
+               [=](const Config& c) { return std::to_string((c.*section).*field); }};
+}
+
+template <class T>
+Key size_key(const char* name, const char* help, T Config::*section, std::uint64_t T::*field,
+             std::uint64_t lo, std::uint64_t hi) {
+    return Key{name, help,
+               [=](Config& c, const std::string& v) -> Status {
+                   auto n = parse_size(v);
+                   if (!n) return n.error();
+                   if (*n < lo || *n > hi)
+                       return bad_value(v, "a size from " + format_size(lo) + " to " + format_size(hi));
+                   (c.*section).*field = *n;
+                   return {};
+               },
+               [=](const Config& c) { return format_size((c.*section).*field); }};
+}
+
+template <class T>
+Key duration_key(const char* name, const char* help, T Config::*section,
+                 std::chrono::milliseconds T::*field, std::chrono::milliseconds lo,
+                 std::chrono::milliseconds hi) {
+    return Key{name, help,
+               [=](Config& c, const std::string& v) -> Status {
+                   auto d = parse_duration(v);
+                   if (!d) return d.error();
+                   if (*d < lo || *d > hi)
+                       return bad_value(v, "a duration from " + format_duration(lo) + " to " + format_duration(hi));
+                   (c.*section).*field = *d;
+                   return {};
+               },
+               [=](const Config& c) { return format_duration((c.*section).*field); }};
+}
+
+template <class T>
+Key string_key(const char* name, const char* help, T Config::*section, std::string T::*field,
+               std::vector<std::string> allowed = {}) {
+    return Key{name, help,
+               [=](Config& c, const std::string& v) -> Status {
+                   if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+                       std::string list;
+                       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+                       return bad_value(v, "one of " + list);
+                   }
+                   (c.*section).*field = v;
+                   return {};
+               },
+               [=](const Config& c) { return (c.*section).*field; }};
+}
+
+template <class T>
+Key bool_key(const char* name, const char* help, T Config::*section, bool T::*field) {
+    return Key{name, help,
+               [=](Config& c, const std::string& v) -> Status {
+                   if (v == "true" || v == "1" || v == "yes") (c.*section).*field = true;
+                   else if (v == "false" || v == "0" || v == "no") (c.*section).*field = false;
+                   else return bad_value(v, "true or false");
+                   return {};
+               },
+               [=](const Config& c) { return std::string((c.*section).*field ? "true" : "false"); }};
+}
+
+Key cpus_key() {
+    return Key{"sandbox.cpus", "CPU quota per run, in cores (0.05-64)",
+               [](Config& c, const std::string& v) -> Status {
+                   char* end = nullptr;
+                   double d = std::strtod(v.c_str(), &end);
+                   if (v.empty() || *end != '\0' || !(d >= 0.05 && d <= 64))
+                       return bad_value(v, "a number of cores from 0.05 to 64");
+                   c.sandbox.cpus = d;
+                   return {};
+               },
+               [](const Config& c) {
+                   std::ostringstream o;
+                   o << c.sandbox.cpus;
+                   return o.str();
+               }};
+}
+
+using std::chrono::milliseconds;
+constexpr std::uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;
+
+const std::vector<Key>& schema() {
+    static const std::vector<Key> keys = {
+        string_key("server.transport", "stdio (one client) or http", &Config::server, &ServerConfig::transport, {"stdio", "http"}),
+        size_key("server.max_message_bytes", "largest JSON-RPC message accepted", &Config::server, &ServerConfig::max_message_bytes, 1 * KiB, 256 * MiB),
+        uint_key("server.max_inflight_calls", "tool calls running at once; more are refused", &Config::server, &ServerConfig::max_inflight_calls, 1, 1024),
+        uint_key("server.page_size", "items per tools/list page", &Config::server, &ServerConfig::page_size, 1, 1000),
+        string_key("server.log_level", "stderr log level", &Config::server, &ServerConfig::log_level, {"trace", "debug", "info", "warn", "error", "off"}),
+        string_key("server.state_dir", "workspaces, trust store and default audit log live here", &Config::server, &ServerConfig::state_dir),
+        bool_key("server.test_tools", "register diagnostic tools (tests only)", &Config::server, &ServerConfig::test_tools),
+        string_key("sandbox.runtime", "runtime that runs code", &Config::sandbox, &SandboxConfig::runtime, {"native"}),
+        string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
+        string_key("sandbox.seccomp", "seccomp profile", &Config::sandbox, &SandboxConfig::seccomp, {"default", "strict"}),
+        size_key("sandbox.memory", "memory limit per run (no swap)", &Config::sandbox, &SandboxConfig::memory_bytes, 8 * MiB, 64 * GiB),
+        cpus_key(),
+        uint_key("sandbox.pids", "process limit per run", &Config::sandbox, &SandboxConfig::pids, 1, 65536),
+        duration_key("sandbox.timeout", "wall-clock limit per run", &Config::sandbox, &SandboxConfig::timeout, milliseconds(100), milliseconds(3'600'000)),
+        size_key("sandbox.tmp_size", "size of the jail's /tmp tmpfs", &Config::sandbox, &SandboxConfig::tmp_size_bytes, 1 * MiB, 16 * GiB),
+        size_key("sandbox.output_cap", "bytes kept of stdout and of stderr", &Config::sandbox, &SandboxConfig::output_cap_bytes, 1 * KiB, 256 * MiB),
+        uint_key("sandbox.uid", "uid the code runs as inside the jail", &Config::sandbox, &SandboxConfig::uid, 1, 4294967294u),
+        uint_key("sandbox.gid", "gid the code runs as inside the jail", &Config::sandbox, &SandboxConfig::gid, 1, 4294967294u),
+        string_key("policy.preset", "policy preset", &Config::policy, &PolicyConfig::preset, {"permissive", "balanced", "strict", "paranoid"}),
+        string_key("policy.file", "YAML file that overrides the preset", &Config::policy, &PolicyConfig::file),
+        string_key("policy.validation", "enforce decisions, warn only, or skip the validator", &Config::policy, &PolicyConfig::validation, {"enforce", "warn", "off"}),
+        string_key("audit.path", "audit log file (JSON Lines)", &Config::audit, &AuditConfig::path),
+        string_key("audit.fsync", "durability of each record", &Config::audit, &AuditConfig::fsync, {"always", "batch", "never"}),
+        duration_key("audit.batch_interval", "longest wait before a batch is synced", &Config::audit, &AuditConfig::batch_interval, milliseconds(1), milliseconds(10'000)),
+        uint_key("audit.batch_records", "records per group commit", &Config::audit, &AuditConfig::batch_records, 1, 1'000'000),
+        string_key("audit.on_failure", "what to do when the log cannot be written", &Config::audit, &AuditConfig::on_failure, {"fail_closed", "continue"}),
+        string_key("audit.hmac_key_file", "file holding the HMAC key for the hash chain", &Config::audit, &AuditConfig::hmac_key_file),
+        string_key("audit.seal_key_file", "file holding the AES-256-GCM key that seals code", &Config::audit, &AuditConfig::seal_key_file),
+        size_key("audit.rotate_bytes", "rotate the log past this size (0: never)", &Config::audit, &AuditConfig::rotate_bytes, 0, 1024 * GiB),
+        size_key("audit.code_max_bytes", "bytes of code kept in a record", &Config::audit, &AuditConfig::code_max_bytes, 0, 16 * MiB),
+        size_key("workspace.size", "tmpfs quota of each session's workspace", &Config::workspace, &WorkspaceConfig::size_bytes, 1 * MiB, 64 * GiB),
+        duration_key("workspace.idle_ttl", "idle time after which a workspace is destroyed", &Config::workspace, &WorkspaceConfig::idle_ttl, milliseconds(1000), milliseconds(7 * 86'400'000LL)),
+        uint_key("workspace.max_sessions", "sessions with a workspace at once", &Config::workspace, &WorkspaceConfig::max_sessions, 1, 100'000),
+        uint_key("workspace.max_runs_per_session", "concurrent runs per session", &Config::workspace, &WorkspaceConfig::max_runs_per_session, 1, 1024),
+        uint_key("workspace.max_runs_total", "concurrent runs in all", &Config::workspace, &WorkspaceConfig::max_runs_total, 1, 4096),
+    };
+    return keys;
+}
+
+const Key* find_key(const std::string& name) {
+    for (const auto& k : schema())
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+std::string known_keys_hint(const std::string& section) {
+    std::string list;
+    for (const auto& k : schema()) {
+        std::string n = k.name;
+        if (n.rfind(section + ".", 0) == 0) list += (list.empty() ? "" : ", ") + n.substr(section.size() + 1);
+    }
+    return list;
+}
+
+}  // namespace
+
+std::vector<std::string> config_keys() {
+    std::vector<std::string> out;
+    for (const auto& k : schema()) out.emplace_back(k.name);
+    return out;
+}
+
+Status config_set(Config& config, const std::string& key, const std::string& value,
+                  const std::string& origin) {
+    const Key* k = find_key(key);
+    if (!k) return make_error("config key '" + key + "' (" + origin + ")", "unknown key; see `kiln config print` for the known keys");
+    Status st = k->set(config, value);
+    if (!st) {
+        Error e = st.error();
+        e.step = "config key '" + key + "' (" + origin + ")";
+        return e;
+    }
+    config.origin[key] = origin;
+    return {};
+}
+
+Status config_load_yaml(Config& config, const std::string& path) {
+    YAML::Node root;
+    try {
+        root = YAML::LoadFile(path);
+    } catch (const YAML::BadFile&) {
+        errno = ENOENT;
+        return sys_error("read config " + path, "cannot open the file");
+    } catch (const YAML::Exception& e) {
+        return make_error("parse config " + path, "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    if (root.IsNull()) return {};
+    if (!root.IsMap()) return make_error("config " + path, "the top level must be a mapping of sections (server, sandbox, policy, audit, workspace)");
+    for (const auto& section : root) {
+        std::string sname = section.first.as<std::string>();
+        int sline = section.first.Mark().line + 1;
+        if (!section.second.IsMap()) {
+            if (known_keys_hint(sname).empty())
+                return make_error("config " + path + ":" + std::to_string(sline), "unknown section '" + sname + "' (known: server, sandbox, policy, audit, workspace)");
+            return make_error("config " + path + ":" + std::to_string(sline), "section '" + sname + "' must be a mapping");
+        }
+        for (const auto& entry : section.second) {
+            std::string kname = entry.first.as<std::string>();
+            int line = entry.first.Mark().line + 1;
+            std::string full = sname + "." + kname;
+            std::string where = path + ":" + std::to_string(line);
+            if (!find_key(full)) {
+                std::string hint = known_keys_hint(sname);
+                return make_error("config " + where,
+                                  "unknown key '" + full + "'" +
+                                      (hint.empty() ? std::string(" (unknown section '" + sname + "'; known: server, sandbox, policy, audit, workspace)")
+                                                    : " (known keys in " + sname + ": " + hint + ")"));
+            }
+            if (!entry.second.IsScalar())
+                return make_error("config " + where, "key '" + full + "' must be a single value");
+            Status st = config_set(config, full, entry.second.Scalar(), "file:" + where);
+            if (!st) return st;
+        }
+    }
+    return {};
+}
+
+Status config_load_env(Config& config, char** env) {
+    if (!env) return {};
+    for (char** e = env; *e; ++e) {
+        std::string var(*e);
+        auto eq = var.find('=');
+        if (eq == std::string::npos || var.rfind("KILN_", 0) != 0) continue;
+        std::string name = var.substr(5, eq - 5);
+        if (name == "CONFIG" || name == "MUST_WORK") continue;  // read elsewhere
+        // KILN_SANDBOX_MEMORY -> sandbox.memory; the first '_' splits section and key.
+        auto us = name.find('_');
+        if (us == std::string::npos) continue;
+        std::string key = name.substr(0, us) + "." + name.substr(us + 1);
+        for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!find_key(key))
+            return make_error("environment variable " + var.substr(0, eq), "does not name a config key (" + key + ")");
+        Status st = config_set(config, key, var.substr(eq + 1), "env:" + var.substr(0, eq));
+        if (!st) return st;
+    }
+    return {};
+}
+
+void config_finalize(Config& config) {
+    if (config.server.state_dir.empty()) {
+        if (geteuid() == 0) {
+            config.server.state_dir = "/var/lib/kiln";
+        } else if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) {
+            config.server.state_dir = std::string(xdg) + "/kiln";
+        } else if (const char* home = std::getenv("HOME"); home && *home) {
+            config.server.state_dir = std::string(home) + "/.local/state/kiln";
+        } else {
+            config.server.state_dir = "/tmp/kiln-" + std::to_string(geteuid());
+        }
+    }
+    if (config.audit.path.empty()) config.audit.path = config.server.state_dir + "/audit.jsonl";
+}
+
+std::string config_to_yaml(const Config& config) {
+    std::ostringstream out;
+    std::string current;
+    for (const auto& k : schema()) {
+        std::string name = k.name;
+        auto dot = name.find('.');
+        std::string section = name.substr(0, dot);
+        if (section != current) {
+            out << section << ":\n";
+            current = section;
+        }
+        auto it = config.origin.find(name);
+        std::string origin = it == config.origin.end() ? "default" : it->second;
+        YAML::Emitter val;
+        val << k.get(config);
+        out << "  " << name.substr(dot + 1) << ": " << val.c_str() << "  # " << k.help << " [" << origin << "]\n";
+    }
+    return out.str();
+}
+
+}  // namespace kiln

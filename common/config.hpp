@@ -1,0 +1,94 @@
+// Kiln's one configuration schema.
+//
+// The same struct is filled, in order, from built-in defaults, a YAML file
+// (--config or $KILN_CONFIG), environment variables (KILN_<SECTION>_<KEY>)
+// and command-line flags. Every key is declared once in the table in
+// config.cpp, which drives parsing, error messages and `kiln config print`.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace kiln {
+
+struct ServerConfig {
+    std::string transport = "stdio";
+    std::uint64_t max_message_bytes = 4ull << 20;
+    unsigned max_inflight_calls = 16;
+    unsigned page_size = 50;
+    std::string log_level = "info";
+    std::string state_dir;          // default: $XDG_STATE_HOME/kiln or /var/lib/kiln
+    bool test_tools = false;        // registers diagnostic tools for the e2e tests
+};
+
+struct SandboxConfig {
+    std::string runtime = "native";
+    std::string rootfs;             // empty: bind the host's /usr, /bin, /lib...
+    std::string seccomp = "default";
+    std::uint64_t memory_bytes = 256ull << 20;
+    double cpus = 1.0;
+    unsigned pids = 64;
+    std::chrono::milliseconds timeout{30'000};
+    std::uint64_t tmp_size_bytes = 64ull << 20;
+    std::uint64_t output_cap_bytes = 1ull << 20;
+    unsigned uid = 65534;
+    unsigned gid = 65534;
+};
+
+struct PolicyConfig {
+    std::string preset = "balanced";
+    std::string file;               // optional YAML overriding the preset
+    std::string validation = "enforce";  // enforce | warn | off
+};
+
+struct AuditConfig {
+    std::string path;               // default: <state_dir>/audit.jsonl
+    std::string fsync = "always";   // always | batch | never
+    std::chrono::milliseconds batch_interval{5};
+    unsigned batch_records = 256;
+    std::string on_failure = "fail_closed";  // fail_closed | continue
+    std::string hmac_key_file;
+    std::string seal_key_file;
+    std::uint64_t rotate_bytes = 0;  // 0: no rotation
+    std::uint64_t code_max_bytes = 64ull << 10;
+};
+
+struct WorkspaceConfig {
+    std::uint64_t size_bytes = 512ull << 20;
+    std::chrono::milliseconds idle_ttl{30 * 60 * 1000};
+    unsigned max_sessions = 64;
+    unsigned max_runs_per_session = 4;
+    unsigned max_runs_total = 16;
+};
+
+struct Config {
+    ServerConfig server;
+    SandboxConfig sandbox;
+    PolicyConfig policy;
+    AuditConfig audit;
+    WorkspaceConfig workspace;
+
+    // Where each key's value came from ("default", "file:LINE", "env", "flag").
+    std::map<std::string, std::string> origin;
+};
+
+// Sets one dotted key ("sandbox.memory") from its textual value.
+Status config_set(Config& config, const std::string& key, const std::string& value,
+                  const std::string& origin);
+// Merges a YAML file; unknown keys and bad values name the key and line.
+Status config_load_yaml(Config& config, const std::string& path);
+// Applies KILN_<SECTION>_<KEY> variables from the environment.
+Status config_load_env(Config& config, char** environ_vars);
+// Fills derived defaults (state dir, audit path) once all sources are merged.
+void config_finalize(Config& config);
+// The whole config as YAML, each key annotated with its origin.
+std::string config_to_yaml(const Config& config);
+// Names of all keys, in schema order.
+std::vector<std::string> config_keys();
+
+}  // namespace kiln
