@@ -1,10 +1,46 @@
+#include <spdlog/spdlog.h>
+
 #include "cli/cli.hpp"
+#include "server/stdio_transport.hpp"
+#include "tools/debug_tools.hpp"
 
 namespace kiln::cli {
 
 Command register_serve(CLI::App& app) {
-    auto* sub = app.add_subcommand("serve", "Serve MCP over stdio (the default)");
-    return {sub, [](Context&) { return 1; }};
+    auto* sub = app.add_subcommand(
+        "serve",
+        "Serve MCP to one client over stdin/stdout (newline-delimited JSON-RPC).\n"
+        "This is what an MCP client (Claude Desktop, Claude Code...) launches.\n"
+        "Logs go to stderr; stdout carries only protocol messages. Ends at EOF.");
+    struct Flags {
+        std::string log_level, max_message, max_inflight;
+        bool test_tools = false;
+    };
+    auto f = std::make_shared<Flags>();
+    sub->add_option("--log-level", f->log_level, "stderr log level: trace, debug, info, warn, error, off");
+    sub->add_option("--max-message-bytes", f->max_message, "largest message accepted, e.g. 4M (default 4MiB)");
+    sub->add_option("--max-inflight", f->max_inflight, "tool calls running at once (default 16)");
+    sub->add_flag("--test-tools", f->test_tools, "register the diagnostic debug_* tools (for tests only)");
+    return {sub, [f](Context& ctx) {
+                if (!f->log_level.empty() && !ctx.set_from_flag("server.log_level", f->log_level, "--log-level")) return int(kExitUsage);
+                if (!f->max_message.empty() && !ctx.set_from_flag("server.max_message_bytes", f->max_message, "--max-message-bytes")) return int(kExitUsage);
+                if (!f->max_inflight.empty() && !ctx.set_from_flag("server.max_inflight_calls", f->max_inflight, "--max-inflight")) return int(kExitUsage);
+                if (f->test_tools) ctx.config.server.test_tools = true;
+                spdlog::set_level(spdlog::level::from_str(ctx.config.server.log_level));
+
+                tools::Registry registry;
+                if (ctx.config.server.test_tools) tools::register_debug_tools(registry);
+
+                server::SessionOptions options;
+                options.max_message_bytes = ctx.config.server.max_message_bytes;
+                options.max_inflight_calls = ctx.config.server.max_inflight_calls;
+                options.page_size = ctx.config.server.page_size;
+                options.server_version = KILN_VERSION;
+                options.instructions =
+                    "Kiln runs code in an isolated sandbox. Every call is checked by a security validator and "
+                    "recorded in an audit log.";
+                return server::serve_stdio(options, registry);
+            }};
 }
 
 }  // namespace kiln::cli

@@ -1,0 +1,394 @@
+#include "server/mcp_session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace kiln::server {
+
+using nlohmann::json;
+using namespace jsonrpc;
+
+struct Session::InFlight {
+    json id;
+    std::string key;  // id.dump(): numbers and strings never collide
+    std::stop_source stop;
+    std::jthread worker;
+    std::atomic<bool> done{false};
+    std::atomic<bool> cancelled{false};
+    std::mutex progress_mutex;
+    double last_progress = -std::numeric_limits<double>::infinity();
+};
+
+struct Session::Pending {
+    bool done = false;
+    json result;
+    json error;
+};
+
+std::string negotiate_version(const std::string& requested) {
+    for (const char* v : kSupportedVersions)
+        if (requested == v) return requested;
+    return kSupportedVersions[0];
+}
+
+namespace {
+
+// Collects the replies of one batch and sends them as one array once every
+// element has answered (or chosen not to: notifications, cancelled calls).
+struct BatchCollector {
+    std::mutex mutex;
+    json replies = json::array();
+    std::size_t remaining = 0;
+};
+
+}  // namespace
+
+Session::Session(SessionOptions options, const tools::Registry& registry, Sink sink, std::string session_id)
+    : options_(std::move(options)),
+      registry_(registry),
+      sink_(std::move(sink)),
+      min_log_level_(static_cast<int>(tools::LogLevel::Warning)) {
+    info_.id = std::move(session_id);
+}
+
+Session::~Session() { shutdown(); }
+
+std::size_t Session::inflight() const {
+    std::lock_guard lock(calls_mutex_);
+    return static_cast<std::size_t>(std::count_if(calls_.begin(), calls_.end(), [](const auto& c) { return !c->done; }));
+}
+
+void Session::send(const json& message) { sink_(message); }
+
+void Session::reject_oversized(std::size_t size_seen) {
+    send(make_error(nullptr, kInvalidRequest,
+                    "Invalid Request: message of at least " + std::to_string(size_seen) +
+                        " bytes exceeds the limit of " + std::to_string(options_.max_message_bytes) +
+                        " bytes (server.max_message_bytes)"));
+}
+
+void Session::handle_text(std::string_view text) {
+    Parsed parsed = parse(text);
+    if (!parsed.is_batch) {
+        handle_message(std::move(parsed.messages.front()), [this](std::optional<json> r) {
+            if (r) send(*r);
+        });
+        return;
+    }
+    // Batches were required by 2025-03-26 and removed from later revisions.
+    if (!initialized_ || info_.protocol_version != "2025-03-26") {
+        send(make_error(nullptr, kInvalidRequest,
+                        "Invalid Request: batches are accepted only in sessions that negotiated protocol "
+                        "version 2025-03-26" +
+                            (initialized_ ? " (this session uses " + info_.protocol_version + ")" : std::string())));
+        return;
+    }
+    auto batch = std::make_shared<BatchCollector>();
+    batch->remaining = parsed.messages.size();
+    Reply collect = [this, batch](std::optional<json> r) {
+        std::lock_guard lock(batch->mutex);
+        if (r) batch->replies.push_back(std::move(*r));
+        if (--batch->remaining == 0 && !batch->replies.empty()) send(batch->replies);
+    };
+    for (auto& m : parsed.messages) handle_message(std::move(m), collect);
+}
+
+void Session::handle_message(Message message, const Reply& reply) {
+    std::visit(
+        [&](auto&& m) {
+            using T = std::decay_t<decltype(m)>;
+            if constexpr (std::is_same_v<T, Request>) {
+                handle_request(m, reply);
+            } else if constexpr (std::is_same_v<T, Notification>) {
+                handle_notification(m);
+                reply(std::nullopt);
+            } else if constexpr (std::is_same_v<T, Response>) {
+                handle_response(m);
+                reply(std::nullopt);
+            } else {
+                reply(m.reply);
+            }
+        },
+        std::move(message));
+}
+
+void Session::handle_request(const Request& req, const Reply& reply) {
+    if (!req.params.is_null() && !req.params.is_object()) {
+        reply(make_error(req.id, kInvalidParams, "Invalid params: MCP params must be an object"));
+        return;
+    }
+    try {
+        if (req.method == "initialize") {
+            if (initialized_) {
+                reply(make_error(req.id, kInvalidRequest, "Invalid Request: the session is already initialized"));
+                return;
+            }
+            json result = on_initialize(req);
+            reply(result.contains("protocolVersion") ? make_result(req.id, result) : result);
+            return;
+        }
+        if (req.method == "ping") {
+            reply(make_result(req.id, json::object()));
+            return;
+        }
+        if (!initialized_) {
+            reply(make_error(req.id, kInvalidRequest,
+                             "Invalid Request: the server is not initialized; send \"initialize\" first"));
+            return;
+        }
+        if (req.method == "tools/list") {
+            json result = on_tools_list(req);
+            reply(result.contains("tools") ? make_result(req.id, result) : result);
+        } else if (req.method == "tools/call") {
+            on_tools_call(req, reply);
+        } else if (req.method == "logging/setLevel") {
+            json result = on_set_level(req);
+            reply(result.contains("error") ? result : make_result(req.id, result));
+        } else {
+            reply(make_error(req.id, kMethodNotFound, "Method not found: " + req.method));
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("internal error handling {}: {}", req.method, e.what());
+        reply(make_error(req.id, kInternalError, std::string("Internal error: ") + e.what()));
+    }
+}
+
+json Session::on_initialize(const Request& req) {
+    const json& p = req.params;
+    if (!p.is_object() || !p.contains("protocolVersion") || !p["protocolVersion"].is_string())
+        return make_error(req.id, kInvalidParams, "Invalid params: \"protocolVersion\" must be a string, e.g. \"2025-11-25\"");
+    if (p.contains("capabilities") && !p["capabilities"].is_object())
+        return make_error(req.id, kInvalidParams, "Invalid params: \"capabilities\" must be an object");
+    if (p.contains("clientInfo") && !p["clientInfo"].is_object())
+        return make_error(req.id, kInvalidParams, "Invalid params: \"clientInfo\" must be an object");
+
+    info_.protocol_version = negotiate_version(p["protocolVersion"].get<std::string>());
+    client_capabilities_ = p.value("capabilities", json::object());
+    info_.client_can_elicit = client_capabilities_.contains("elicitation");
+    if (p.contains("clientInfo")) {
+        info_.client_name = p["clientInfo"].value("name", "");
+        info_.client_version = p["clientInfo"].value("version", "");
+    }
+    initialized_ = true;
+    spdlog::info("session {}: client {} {} negotiated protocol {}", info_.id, info_.client_name,
+                 info_.client_version, info_.protocol_version);
+    json result = {{"protocolVersion", info_.protocol_version},
+                   {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", json::object()}}},
+                   {"serverInfo", {{"name", "kiln"}, {"title", "Kiln code sandbox"}, {"version", options_.server_version}}}};
+    if (!options_.instructions.empty()) result["instructions"] = options_.instructions;
+    return result;
+}
+
+json Session::on_tools_list(const Request& req) {
+    std::size_t offset = 0;
+    const auto& tools = registry_.all();
+    if (req.params.is_object() && req.params.contains("cursor")) {
+        const json& c = req.params["cursor"];
+        std::string text = c.is_string() ? c.get<std::string>() : "";
+        // Cursors are opaque to clients; ours is "o:<offset>".
+        bool ok = text.size() > 2 && text.rfind("o:", 0) == 0 &&
+                  std::all_of(text.begin() + 2, text.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
+                  text.size() < 12;
+        if (ok) offset = std::stoul(text.substr(2));
+        if (!ok || offset > tools.size())
+            return make_error(req.id, kInvalidParams, "Invalid params: unknown cursor " + c.dump() +
+                                                          "; pass the nextCursor of the previous page");
+    }
+    json list = json::array();
+    std::size_t end = std::min(tools.size(), offset + options_.page_size);
+    for (std::size_t i = offset; i < end; ++i) list.push_back(tools[i]->def().to_json());
+    json result = {{"tools", list}};
+    if (end < tools.size()) result["nextCursor"] = "o:" + std::to_string(end);
+    return result;
+}
+
+json Session::on_set_level(const Request& req) {
+    const json& p = req.params;
+    auto level = (p.is_object() && p.contains("level") && p["level"].is_string())
+                     ? tools::parse_log_level(p["level"].get<std::string>())
+                     : std::nullopt;
+    if (!level)
+        return make_error(req.id, kInvalidParams,
+                          "Invalid params: \"level\" must be one of debug, info, notice, warning, error, "
+                          "critical, alert, emergency");
+    min_log_level_ = static_cast<int>(*level);
+    return json::object();
+}
+
+void Session::reap_finished_calls() {
+    std::lock_guard lock(calls_mutex_);
+    calls_.remove_if([](const std::shared_ptr<InFlight>& c) {
+        if (!c->done) return false;
+        if (c->worker.joinable()) c->worker.join();
+        return true;
+    });
+}
+
+void Session::on_tools_call(const Request& req, const Reply& reply) {
+    const json& p = req.params;
+    if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) {
+        reply(make_error(req.id, kInvalidParams, "Invalid params: \"name\" must be the name of a tool (a string)"));
+        return;
+    }
+    if (p.contains("arguments") && !p["arguments"].is_object()) {
+        reply(make_error(req.id, kInvalidParams, "Invalid params: \"arguments\" must be an object"));
+        return;
+    }
+    const std::string name = p["name"].get<std::string>();
+    tools::Tool* tool = registry_.find(name);
+    if (!tool) {
+        std::string names;
+        for (const auto& t : registry_.all()) names += (names.empty() ? "" : ", ") + t->def().name;
+        reply(make_error(req.id, kInvalidParams, "Invalid params: unknown tool '" + name + "' (available: " + names + ")"));
+        return;
+    }
+    reap_finished_calls();
+    auto call = std::make_shared<InFlight>();
+    call->id = req.id;
+    call->key = req.id.dump();
+    {
+        std::lock_guard lock(calls_mutex_);
+        std::size_t running = 0;
+        for (const auto& c : calls_) {
+            if (c->done) continue;
+            ++running;
+            if (c->key == call->key) {
+                reply(make_error(req.id, kInvalidRequest, "Invalid Request: id " + call->key + " is already in use by a running call"));
+                return;
+            }
+        }
+        if (closing_ || running >= options_.max_inflight_calls) {
+            reply(make_result(req.id, tools::ToolResult::error(
+                                          "Server busy: " + std::to_string(running) + " tool calls are already running (limit " +
+                                          std::to_string(options_.max_inflight_calls) +
+                                          ", server.max_inflight_calls). Retry when one finishes.")
+                                          .to_json()));
+            return;
+        }
+        calls_.push_back(call);
+    }
+    json arguments = p.value("arguments", json::object());
+    call->worker = std::jthread([this, call, tool, arguments, reply, req]() {
+        tools::CallContext ctx = make_context(req, call);
+        tools::ToolResult result = registry_.call(*tool, arguments, ctx);
+        // A cancelled request gets no response (the client has moved on).
+        if (call->cancelled) reply(std::nullopt);
+        else reply(make_result(call->id, result.to_json()));
+        call->done = true;
+    });
+}
+
+tools::CallContext Session::make_context(const Request& req, const std::shared_ptr<InFlight>& call) {
+    tools::CallContext ctx;
+    ctx.stop = call->stop.get_token();
+    ctx.session = &info_;
+    json token;
+    if (req.params.contains("_meta") && req.params["_meta"].is_object())
+        token = req.params["_meta"].value("progressToken", json());
+    if (token.is_string() || token.is_number_integer() || token.is_number_unsigned()) {
+        std::weak_ptr<InFlight> weak = call;
+        ctx.progress_fn = [this, token, weak](double progress, std::optional<double> total, const std::string& message) {
+            auto c = weak.lock();
+            if (!c || c->cancelled) return;
+            std::lock_guard lock(c->progress_mutex);
+            if (progress <= c->last_progress) return;  // the spec requires increasing values
+            c->last_progress = progress;
+            json params = {{"progressToken", token}, {"progress", progress}};
+            if (total) params["total"] = *total;
+            if (!message.empty()) params["message"] = message;
+            send(make_notification("notifications/progress", params));
+        };
+    }
+    ctx.log_fn = [this](tools::LogLevel level, const json& data) {
+        if (static_cast<int>(level) < min_log_level_) return;
+        send(make_notification("notifications/message", {{"level", tools::to_string(level)}, {"logger", "kiln"}, {"data", data}}));
+    };
+    ctx.request_fn = [this, stop = ctx.stop](const std::string& method, const json& params) {
+        return request_client(method, params, stop);
+    };
+    return ctx;
+}
+
+Result<json> Session::request_client(const std::string& method, const json& params, std::stop_token stop) {
+    if (method == "elicitation/create" && !info_.client_can_elicit)
+        return make_error(method, "the client did not declare the elicitation capability");
+    auto pending = std::make_shared<Pending>();
+    std::string id;
+    {
+        std::lock_guard lock(pending_mutex_);
+        if (closing_) return make_error(method, "the session is closing");
+        id = "kiln-" + std::to_string(next_request_id_++);
+        pending_[json(id).dump()] = pending;
+    }
+    send(make_request(id, method, params));
+    std::unique_lock lock(pending_mutex_);
+    while (!pending->done && !stop.stop_requested() && !closing_)
+        pending_cv_.wait_for(lock, std::chrono::milliseconds(50));
+    pending_.erase(json(id).dump());
+    if (!pending->done) {
+        lock.unlock();
+        send(make_notification("notifications/cancelled", {{"requestId", id}, {"reason", "the tool call was cancelled"}}));
+        return make_error(method, "cancelled before the client answered");
+    }
+    if (!pending->error.is_null()) return make_error(method, "the client answered with an error: " + pending->error.dump());
+    return pending->result;
+}
+
+void Session::handle_response(const Response& resp) {
+    std::lock_guard lock(pending_mutex_);
+    auto it = pending_.find(resp.id.dump());
+    if (it == pending_.end()) {
+        spdlog::warn("session {}: response to unknown request id {}", info_.id, resp.id.dump());
+        return;
+    }
+    it->second->done = true;
+    it->second->result = resp.result;
+    it->second->error = resp.error;
+    pending_cv_.notify_all();
+}
+
+void Session::handle_notification(const Notification& note) {
+    if (note.method == "notifications/cancelled") {
+        on_cancelled(note.params);
+    } else if (note.method == "notifications/initialized") {
+        spdlog::debug("session {}: client initialized", info_.id);
+    } else {
+        spdlog::debug("session {}: ignoring notification {}", info_.id, note.method);
+    }
+}
+
+void Session::on_cancelled(const json& params) {
+    if (!params.is_object() || !params.contains("requestId")) return;
+    const std::string key = params["requestId"].dump();
+    std::lock_guard lock(calls_mutex_);
+    for (auto& c : calls_) {
+        if (c->key == key && !c->done) {
+            spdlog::info("session {}: cancelling call {} ({})", info_.id, key, params.value("reason", "no reason given"));
+            c->cancelled = true;
+            c->stop.request_stop();
+        }
+    }
+}
+
+void Session::shutdown() {
+    if (closing_.exchange(true)) return;
+    std::list<std::shared_ptr<InFlight>> calls;
+    {
+        std::lock_guard lock(calls_mutex_);
+        for (auto& c : calls_) {
+            c->cancelled = true;
+            c->stop.request_stop();
+        }
+        calls.swap(calls_);
+    }
+    {
+        std::lock_guard lock(pending_mutex_);
+        pending_cv_.notify_all();
+    }
+    for (auto& c : calls)
+        if (c->worker.joinable()) c->worker.join();
+}
+
+}  // namespace kiln::server

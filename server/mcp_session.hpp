@@ -1,0 +1,101 @@
+// One MCP session: the protocol state machine between one client and the
+// tool registry. Transport-agnostic: the transport feeds it framed texts and
+// gives it a sink for outgoing messages (stdio: the one connection; HTTP:
+// one per Mcp-Session-Id).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "server/jsonrpc.hpp"
+#include "tools/registry.hpp"
+
+namespace kiln::server {
+
+inline constexpr const char* kSupportedVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+
+struct SessionOptions {
+    std::size_t max_message_bytes = 4u << 20;
+    unsigned max_inflight_calls = 16;
+    unsigned page_size = 50;
+    std::string server_version = "0.0.0";
+    std::string instructions;
+};
+
+// Picks the protocol version to answer with: the client's when supported,
+// else the newest Kiln speaks.
+std::string negotiate_version(const std::string& requested);
+
+class Session {
+public:
+    using Sink = std::function<void(const nlohmann::json&)>;
+
+    Session(SessionOptions options, const tools::Registry& registry, Sink sink, std::string session_id);
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    // Handles one framed message (or batch) from the client.
+    void handle_text(std::string_view text);
+    // The transport refused a message over the size limit without reading it.
+    void reject_oversized(std::size_t size_seen);
+    // Cancels every in-flight call, fails pending server-to-client requests
+    // and waits for the workers. Idempotent.
+    void shutdown();
+
+    const tools::SessionInfo& info() const { return info_; }
+    std::size_t inflight() const;
+
+private:
+    using Reply = std::function<void(std::optional<nlohmann::json>)>;
+    struct InFlight;
+    struct Pending;
+
+    void handle_message(jsonrpc::Message message, const Reply& reply);
+    void handle_request(const jsonrpc::Request& req, const Reply& reply);
+    void handle_notification(const jsonrpc::Notification& note);
+    void handle_response(const jsonrpc::Response& resp);
+
+    nlohmann::json on_initialize(const jsonrpc::Request& req);
+    nlohmann::json on_tools_list(const jsonrpc::Request& req);
+    void on_tools_call(const jsonrpc::Request& req, const Reply& reply);
+    nlohmann::json on_set_level(const jsonrpc::Request& req);
+    void on_cancelled(const nlohmann::json& params);
+
+    tools::CallContext make_context(const jsonrpc::Request& req, const std::shared_ptr<InFlight>& call);
+    Result<nlohmann::json> request_client(const std::string& method, const nlohmann::json& params,
+                                          std::stop_token stop);
+    void send(const nlohmann::json& message);
+    void reap_finished_calls();
+
+    SessionOptions options_;
+    const tools::Registry& registry_;
+    Sink sink_;
+    tools::SessionInfo info_;
+    nlohmann::json client_capabilities_;
+
+    std::atomic<bool> initialized_{false};
+    std::atomic<bool> closing_{false};
+    std::atomic<int> min_log_level_;
+
+    mutable std::mutex calls_mutex_;
+    std::list<std::shared_ptr<InFlight>> calls_;
+
+    std::mutex pending_mutex_;
+    std::condition_variable pending_cv_;
+    std::map<std::string, std::shared_ptr<Pending>> pending_;
+    std::uint64_t next_request_id_ = 1;
+};
+
+}  // namespace kiln::server

@@ -1,0 +1,103 @@
+// The tool registry: every MCP tool declares its contract (name, schemas,
+// annotations) once, and the registry checks arguments against the input
+// schema before the tool runs (control C004 starts here).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace kiln::tools {
+
+struct Annotations {
+    bool read_only = false;
+    bool destructive = false;
+    bool idempotent = false;
+    bool open_world = false;
+};
+
+struct ToolDef {
+    std::string name;
+    std::string title;
+    std::string description;
+    nlohmann::json input_schema;
+    nlohmann::json output_schema;
+    Annotations annotations;
+
+    nlohmann::json to_json() const;  // the tools/list entry
+};
+
+// What a tool knows of the MCP session that called it.
+struct SessionInfo {
+    std::string id;
+    std::string protocol_version;
+    std::string client_name;
+    std::string client_version;
+    bool client_can_elicit = false;
+};
+
+enum class LogLevel { Debug, Info, Notice, Warning, Error, Critical, Alert, Emergency };
+
+// Channels from a running tool back to the client. Every member may be
+// empty (no progress token, say); use the helpers, which check.
+struct CallContext {
+    std::stop_token stop;  // stop requested: the client cancelled or went away
+    const SessionInfo* session = nullptr;
+    std::function<void(double progress, std::optional<double> total, const std::string& message)> progress_fn;
+    std::function<void(LogLevel, const nlohmann::json& data)> log_fn;
+    // Sends a request to the client (elicitation/create) and waits for its
+    // answer; the error says why there is none (unsupported, cancelled).
+    std::function<Result<nlohmann::json>(const std::string& method, const nlohmann::json& params)> request_fn;
+
+    void progress(double done, std::optional<double> total = {}, const std::string& message = {}) const {
+        if (progress_fn) progress_fn(done, total, message);
+    }
+    void log(LogLevel level, const nlohmann::json& data) const {
+        if (log_fn) log_fn(level, data);
+    }
+};
+
+struct ToolResult {
+    std::string text;                 // content[0].text, what an LLM reads
+    nlohmann::json structured;        // structuredContent (null: none)
+    bool is_error = false;
+    std::vector<nlohmann::json> extra_content;  // embedded resources, images...
+
+    nlohmann::json to_json() const;   // the CallToolResult
+    static ToolResult error(std::string text, nlohmann::json structured = nullptr);
+};
+
+class Tool {
+public:
+    virtual ~Tool() = default;
+    virtual const ToolDef& def() const = 0;
+    // Called with arguments that already passed def().input_schema.
+    virtual ToolResult call(const nlohmann::json& arguments, const CallContext& ctx) = 0;
+};
+
+class Registry {
+public:
+    void add(std::unique_ptr<Tool> tool);
+    Tool* find(const std::string& name) const;
+    const std::vector<std::unique_ptr<Tool>>& all() const { return tools_; }
+
+    // Checks the arguments against the tool's schema, then runs the tool.
+    // Schema failures and exceptions become isError results that say which
+    // field is wrong and what it must be.
+    ToolResult call(Tool& tool, const nlohmann::json& arguments, const CallContext& ctx) const;
+
+private:
+    std::vector<std::unique_ptr<Tool>> tools_;
+};
+
+std::string to_string(LogLevel level);
+std::optional<LogLevel> parse_log_level(const std::string& name);
+
+}  // namespace kiln::tools
