@@ -1,0 +1,92 @@
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "common/config.hpp"
+#include "common/units.hpp"
+
+using namespace kiln;
+
+namespace {
+std::string write_temp(const std::string& text) {
+    char path[] = "/tmp/kiln-config-test-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    ::close(fd);
+    return path;
+}
+}  // namespace
+
+TEST_CASE("sizes and durations") {
+    CHECK(*parse_size("256M") == 256ull << 20);
+    CHECK(*parse_size("1GiB") == 1ull << 30);
+    CHECK(*parse_size("512") == 512);
+    CHECK_FALSE(parse_size("12Q").ok());
+    CHECK_FALSE(parse_size("M").ok());
+    CHECK(parse_duration("10s")->count() == 10'000);
+    CHECK(parse_duration("500ms")->count() == 500);
+    CHECK(parse_duration("2m")->count() == 120'000);
+    CHECK_FALSE(parse_duration("5 fortnights").ok());
+}
+
+TEST_CASE("YAML file: values land in the struct with their origin") {
+    std::string path = write_temp("server:\n  max_inflight_calls: 3\nsandbox:\n  memory: 512M\n  timeout: 5s\n");
+    Config c;
+    REQUIRE(config_load_yaml(c, path).ok());
+    CHECK(c.server.max_inflight_calls == 3);
+    CHECK(c.sandbox.memory_bytes == 512ull << 20);
+    CHECK(c.sandbox.timeout.count() == 5000);
+    CHECK(c.origin["sandbox.memory"] == "file:" + path + ":4");
+    CHECK(config_to_yaml(c).find("memory: 512MiB") != std::string::npos);
+    unlink(path.c_str());
+}
+
+TEST_CASE("unknown keys and bad values name the key and the line") {
+    std::string path = write_temp("sandbox:\n  memory: 512M\n  memroy: 1G\n");
+    Config c;
+    Status st = config_load_yaml(c, path);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().what().find(path + ":3") != std::string::npos);
+    CHECK(st.error().what().find("sandbox.memroy") != std::string::npos);
+    unlink(path.c_str());
+
+    path = write_temp("sandbox:\n  pids: lots\n");
+    st = config_load_yaml(c, path);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().what().find(path + ":2") != std::string::npos);
+    CHECK(st.error().what().find("an integer from 1 to 65536") != std::string::npos);
+    unlink(path.c_str());
+
+    path = write_temp("policy:\n  preset: lax\n");
+    st = config_load_yaml(c, path);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().what().find("one of permissive, balanced, strict, paranoid") != std::string::npos);
+    unlink(path.c_str());
+}
+
+TEST_CASE("environment variables map to keys; unknown ones are errors") {
+    Config c;
+    std::string a = "KILN_SANDBOX_PIDS=32", b = "KILN_SERVER_LOG_LEVEL=debug", other = "PATH=/bin";
+    char* env[] = {a.data(), b.data(), other.data(), nullptr};
+    REQUIRE(config_load_env(c, env).ok());
+    CHECK(c.sandbox.pids == 32);
+    CHECK(c.server.log_level == "debug");
+    std::string bad = "KILN_SANDBOX_PIDZ=3";
+    char* env2[] = {bad.data(), nullptr};
+    Status st = config_load_env(c, env2);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().what().find("KILN_SANDBOX_PIDZ") != std::string::npos);
+}
+
+TEST_CASE("range checks on numbers") {
+    Config c;
+    CHECK_FALSE(config_set(c, "sandbox.cpus", "0", "test").ok());
+    CHECK(config_set(c, "sandbox.cpus", "0.5", "test").ok());
+    CHECK(c.sandbox.cpus == doctest::Approx(0.5));
+    CHECK_FALSE(config_set(c, "sandbox.memory", "1K", "test").ok());
+    CHECK_FALSE(config_set(c, "no.such", "1", "test").ok());
+}

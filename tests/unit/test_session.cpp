@@ -1,0 +1,254 @@
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "server/mcp_session.hpp"
+#include "tools/debug_tools.hpp"
+
+using namespace kiln;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Collects what the session sends, as a client would see it.
+class Client {
+public:
+    explicit Client(server::SessionOptions options = {}) {
+        tools::register_debug_tools(registry_);
+        session_ = std::make_unique<server::Session>(options, registry_, [this](const json& m) {
+            std::lock_guard lock(mutex_);
+            sent_.push_back(m);
+            cv_.notify_all();
+        }, "test");
+    }
+    void send(const json& m) { session_->handle_text(m.dump()); }
+    void raw(const std::string& text) { session_->handle_text(text); }
+
+    json request(const std::string& method, json params = nullptr, json id = nullptr) {
+        if (id.is_null()) id = next_id_++;
+        json m = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
+        if (!params.is_null()) m["params"] = params;
+        send(m);
+        return wait_for([&](const json& r) { return r.is_object() && r.contains("id") && r["id"] == id && !r.contains("method"); });
+    }
+    void initialize(const std::string& version = "2025-11-25") {
+        json r = request("initialize", {{"protocolVersion", version}, {"capabilities", json::object()},
+                                        {"clientInfo", {{"name", "unit"}, {"version", "1"}}}});
+        REQUIRE(r.contains("result"));
+        send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
+    }
+    template <class Pred>
+    json wait_for(Pred pred, std::chrono::milliseconds timeout = 5s) {
+        std::unique_lock lock(mutex_);
+        json found;
+        bool ok = cv_.wait_for(lock, timeout, [&] {
+            for (const auto& m : sent_)
+                if (pred(m)) {
+                    found = m;
+                    return true;
+                }
+            return false;
+        });
+        REQUIRE_MESSAGE(ok, "no matching message arrived");
+        return found;
+    }
+    std::vector<json> sent() {
+        std::lock_guard lock(mutex_);
+        return sent_;
+    }
+    server::Session& session() { return *session_; }
+
+private:
+    tools::Registry registry_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::vector<json> sent_;
+    std::unique_ptr<server::Session> session_;
+    int next_id_ = 1;
+};
+
+}  // namespace
+
+TEST_CASE("version negotiation answers the client's version when supported") {
+    CHECK(server::negotiate_version("2025-11-25") == "2025-11-25");
+    CHECK(server::negotiate_version("2025-06-18") == "2025-06-18");
+    CHECK(server::negotiate_version("2025-03-26") == "2025-03-26");
+    CHECK(server::negotiate_version("2024-11-05") == "2025-11-25");
+    CHECK(server::negotiate_version("garbage") == "2025-11-25");
+
+    Client c;
+    json r = c.request("initialize", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}, {"clientInfo", {{"name", "x"}, {"version", "0"}}}});
+    CHECK(r["result"]["protocolVersion"] == "2025-06-18");
+    CHECK(r["result"]["serverInfo"]["name"] == "kiln");
+    CHECK(r["result"]["capabilities"].contains("tools"));
+    CHECK(r["result"]["capabilities"].contains("logging"));
+    CHECK(c.session().info().client_name == "x");
+    // A second initialize is refused.
+    r = c.request("initialize", {{"protocolVersion", "2025-06-18"}});
+    CHECK(r["error"]["code"] == -32600);
+}
+
+TEST_CASE("initialize with malformed params is -32602") {
+    Client c;
+    CHECK(c.request("initialize", json::object())["error"]["code"] == -32602);
+    CHECK(c.request("initialize", {{"protocolVersion", 5}})["error"]["code"] == -32602);
+}
+
+TEST_CASE("requests before initialize are refused, ping is not") {
+    Client c;
+    CHECK(c.request("tools/list")["error"]["code"] == -32600);
+    CHECK(c.request("ping").contains("result"));
+}
+
+TEST_CASE("method not found and invalid params") {
+    Client c;
+    c.initialize();
+    CHECK(c.request("resources/nope")["error"]["code"] == -32601);
+    CHECK(c.request("tools/call", {{"arguments", json::object()}})["error"]["code"] == -32602);
+    CHECK(c.request("tools/call", {{"name", "debug_echo"}, {"arguments", "x"}})["error"]["code"] == -32602);
+    json r = c.request("tools/call", {{"name", "no_such_tool"}});
+    CHECK(r["error"]["code"] == -32602);
+    CHECK(r["error"]["message"].get<std::string>().find("debug_echo") != std::string::npos);
+    CHECK(c.request("logging/setLevel", {{"level", "loud"}})["error"]["code"] == -32602);
+    c.raw(R"({"jsonrpc":"2.0","id":99,"method":"ping","params":[1]})");
+    CHECK(c.wait_for([](const json& m) { return m.value("id", json()) == 99; })["error"]["code"] == -32602);
+}
+
+TEST_CASE("tools/list paginates with an opaque cursor") {
+    server::SessionOptions o;
+    o.page_size = 1;
+    Client c(o);
+    c.initialize();
+    std::vector<std::string> names;
+    json cursor;
+    for (int page = 0; page < 10; ++page) {
+        json params = cursor.is_null() ? json::object() : json{{"cursor", cursor}};
+        json r = c.request("tools/list", params);
+        REQUIRE(r.contains("result"));
+        CHECK(r["result"]["tools"].size() == 1);
+        for (const auto& t : r["result"]["tools"]) {
+            names.push_back(t["name"]);
+            CHECK(t.contains("inputSchema"));
+            CHECK(t["annotations"].contains("readOnlyHint"));
+        }
+        if (!r["result"].contains("nextCursor")) break;
+        cursor = r["result"]["nextCursor"];
+    }
+    CHECK(names == std::vector<std::string>{"debug_echo", "debug_sleep", "debug_fail", "debug_log"});
+    CHECK(c.request("tools/list", {{"cursor", "o:999"}})["error"]["code"] == -32602);
+    CHECK(c.request("tools/list", {{"cursor", "bogus"}})["error"]["code"] == -32602);
+}
+
+TEST_CASE("bad arguments are an isError result naming the field") {
+    Client c;
+    c.initialize();
+    json r = c.request("tools/call", {{"name", "debug_echo"}, {"arguments", {{"text", "hi"}, {"repeat", 11}}}});
+    CHECK(r["result"]["isError"] == true);
+    std::string text = r["result"]["content"][0]["text"];
+    CHECK(text.find("'repeat' must be an integer from 1 to 10 (got 11)") != std::string::npos);
+
+    r = c.request("tools/call", {{"name", "debug_fail"}, {"arguments", json::object()}});
+    CHECK(r["result"]["isError"] == true);
+    CHECK(r["result"]["content"][0]["text"].get<std::string>().find("deliberate failure") != std::string::npos);
+
+    r = c.request("tools/call", {{"name", "debug_echo"}, {"arguments", {{"text", "ab"}, {"repeat", 2}}}});
+    CHECK(r["result"]["isError"] == false);
+    CHECK(r["result"]["structuredContent"]["text"] == "abab");
+}
+
+TEST_CASE("a slow call does not block ping, and cancellation ends it without a response") {
+    Client c;
+    c.initialize();
+    c.send({{"jsonrpc", "2.0"}, {"id", "slow"}, {"method", "tools/call"}, {"params", {{"name", "debug_sleep"}, {"arguments", {{"seconds", 30}}}}}});
+    auto start = std::chrono::steady_clock::now();
+    CHECK(c.request("ping").contains("result"));
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+    CHECK(c.session().inflight() == 1);
+    c.send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", "slow"}, {"reason", "test"}}}});
+    for (int i = 0; i < 200 && c.session().inflight() > 0; ++i) std::this_thread::sleep_for(10ms);
+    CHECK(c.session().inflight() == 0);
+    for (const auto& m : c.sent()) CHECK(m.value("id", json()) != "slow");
+}
+
+TEST_CASE("the in-flight cap refuses extra calls with a clear error") {
+    server::SessionOptions o;
+    o.max_inflight_calls = 1;
+    Client c(o);
+    c.initialize();
+    c.send({{"jsonrpc", "2.0"}, {"id", 100}, {"method", "tools/call"}, {"params", {{"name", "debug_sleep"}, {"arguments", {{"seconds", 30}}}}}});
+    for (int i = 0; i < 100 && c.session().inflight() == 0; ++i) std::this_thread::sleep_for(10ms);
+    json r = c.request("tools/call", {{"name", "debug_echo"}, {"arguments", {{"text", "x"}}}});
+    CHECK(r["result"]["isError"] == true);
+    CHECK(r["result"]["content"][0]["text"].get<std::string>().find("server.max_inflight_calls") != std::string::npos);
+    auto start = std::chrono::steady_clock::now();
+    c.session().shutdown();  // ends the 30 s sleep at once
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+}
+
+TEST_CASE("progress notifications carry the request's token and increase") {
+    Client c;
+    c.initialize();
+    json r = c.request("tools/call", {{"name", "debug_sleep"}, {"arguments", {{"seconds", 0.2}, {"steps", 4}}}, {"_meta", {{"progressToken", 42}}}});
+    CHECK(r["result"]["isError"] == false);
+    std::vector<double> seen;
+    for (const auto& m : c.sent())
+        if (m.value("method", "") == "notifications/progress") {
+            CHECK(m["params"]["progressToken"] == 42);
+            seen.push_back(m["params"]["progress"]);
+        }
+    CHECK(seen == std::vector<double>{1, 2, 3, 4});
+}
+
+TEST_CASE("logging/setLevel filters notifications/message") {
+    Client c;
+    c.initialize();
+    auto log = [&](const char* level) {
+        return c.request("tools/call", {{"name", "debug_log"}, {"arguments", {{"level", level}, {"message", std::string("m-") + level}}}});
+    };
+    auto count_messages = [&](const std::string& data) {
+        int n = 0;
+        for (const auto& m : c.sent())
+            if (m.value("method", "") == "notifications/message" && m["params"]["data"] == data) ++n;
+        return n;
+    };
+    log("info");
+    CHECK(count_messages("m-info") == 0);  // default threshold is warning
+    CHECK(c.request("logging/setLevel", {{"level", "debug"}}).contains("result"));
+    log("debug");
+    CHECK(count_messages("m-debug") == 1);
+    CHECK(c.request("logging/setLevel", {{"level", "error"}}).contains("result"));
+    log("warning");
+    log("critical");
+    CHECK(count_messages("m-warning") == 0);
+    CHECK(count_messages("m-critical") == 1);
+}
+
+TEST_CASE("batches: refused after 2025-06-18, answered as an array for 2025-03-26") {
+    Client modern;
+    modern.initialize("2025-11-25");
+    modern.raw(R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])");
+    json r = modern.wait_for([](const json& m) { return m.is_object() && m.contains("error"); });
+    CHECK(r["error"]["code"] == -32600);
+
+    Client old;
+    old.initialize("2025-03-26");
+    old.raw(R"([{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","method":"notifications/x"},{"jsonrpc":"2.0","id":"b","method":"nope"},7])");
+    json batch = old.wait_for([](const json& m) { return m.is_array(); });
+    REQUIRE(batch.size() == 3);
+    CHECK(batch[0]["id"] == "a");
+    CHECK(batch[1]["error"]["code"] == -32601);
+    CHECK(batch[2]["error"]["code"] == -32600);
+}
+
+TEST_CASE("oversized messages get an error and the session goes on") {
+    Client c;
+    c.session().reject_oversized(10'000'000);
+    json r = c.wait_for([](const json& m) { return m.contains("error"); });
+    CHECK(r["error"]["code"] == -32600);
+    CHECK(r["error"]["message"].get<std::string>().find("server.max_message_bytes") != std::string::npos);
+    CHECK(c.request("ping").contains("result"));
+}
