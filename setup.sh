@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs what Kiln needs (Debian 12 packages, npm test packages), builds it,
+# then serves or tests.
+#
+#   ./setup.sh serve [kiln serve flags...]   install, build, serve MCP on stdio
+#   ./setup.sh test                          install, build, run every test suite
+#   ./setup.sh build                         install and build only
+#
+# Run as root (or through sudo): packages are installed with apt-get, and the
+# sandbox tests need root to exercise cgroups and to test as a plain user.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(
+  build-essential pkg-config meson ninja-build
+  nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libseccomp-dev
+  libyaml-cpp-dev doctest-dev libcli11-dev libssl-dev
+  python3 util-linux iproute2 passwd
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then exec sudo -E "$0" "$@"; fi
+    echo "setup.sh: run as root (installs Debian packages)" >&2
+    exit 1
+  fi
+}
+
+install_deps() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+build() {
+  local dir=${1:-build}; shift || true
+  if [ ! -f "$dir/build.ninja" ]; then
+    log "configuring $dir"
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  log "building $dir"
+  ninja -C "$dir"
+}
+
+install_npm_test_deps() {
+  if [ -f tests/e2e/package-lock.json ] && [ ! -d tests/e2e/node_modules ]; then
+    log "installing the e2e test's npm packages"
+    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+# The sandbox suites also run as an ordinary user; this is that user.
+ensure_test_user() {
+  id kilntest >/dev/null 2>&1 || useradd --create-home --shell /bin/sh kilntest
+}
+
+run_tests() {
+  install_npm_test_deps
+  ensure_test_user
+  log "running the test suites"
+  meson test -C build --print-errorlogs --num-processes 2
+  log "running the suites again under ASan+UBSan (the jail suite only in the plain build)"
+  build build-asan -Dsanitize=true
+  meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite sandbox
+}
+
+cmd=${1:-}
+case "$cmd" in
+  serve) shift; need_root serve "$@"; install_deps; build >&2; exec ./build/cli/kiln serve "$@" ;;
+  test)  need_root test; install_deps; build; run_tests ;;
+  build) need_root build; install_deps; build ;;
+  *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
+esac
