@@ -1,0 +1,165 @@
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "tools/workspace.hpp"
+#include "tools/workspace_fs.hpp"
+
+using namespace kiln;
+using namespace kiln::tools;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A scratch workspace with a secret file beside it, outside.
+struct Scratch {
+    fs::path base;
+    fs::path ws;
+    UniqueFd fd;
+    Scratch() {
+        char tmpl[] = "/tmp/kiln-wsfs-XXXXXX";
+        base = ::mkdtemp(tmpl);
+        ws = base / "ws";
+        fs::create_directory(ws);
+        std::FILE* f = std::fopen((base / "secret.txt").c_str(), "w");
+        std::fputs("top secret", f);
+        std::fclose(f);
+        fd.reset(::open(ws.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    }
+    ~Scratch() { fs::remove_all(base); }
+};
+
+}  // namespace
+
+TEST_CASE("normalize_relative refuses escapes with a reason") {
+    CHECK(*wsfs::normalize_relative("a/./b//c") == "a/b/c");
+    CHECK(*wsfs::normalize_relative("./x") == "x");
+    CHECK(*wsfs::normalize_relative("", true) == ".");
+    CHECK(*wsfs::normalize_relative(".", true) == ".");
+    auto abs = wsfs::normalize_relative("/etc/passwd");
+    REQUIRE_FALSE(abs.ok());
+    CHECK(abs.error().what().find("absolute") != std::string::npos);
+    auto up = wsfs::normalize_relative("../../etc/passwd");
+    REQUIRE_FALSE(up.ok());
+    CHECK(up.error().what().find("'..'") != std::string::npos);
+    CHECK_FALSE(wsfs::normalize_relative("a/../../b").ok());
+    CHECK_FALSE(wsfs::normalize_relative("").ok());
+    CHECK_FALSE(wsfs::normalize_relative(std::string("a\0b", 3)).ok());
+}
+
+TEST_CASE("write, read, list and remove stay inside the workspace") {
+    Scratch s;
+    REQUIRE(wsfs::write_file(s.fd.get(), "dir/sub/hello.txt", "hello", {}).ok());
+    auto data = wsfs::read_file(s.fd.get(), "dir/sub/hello.txt", 100);
+    REQUIRE(data.ok());
+    CHECK(data->bytes == "hello");
+    CHECK_FALSE(data->truncated);
+    auto part = wsfs::read_file(s.fd.get(), "dir/sub/hello.txt", 2);
+    CHECK(part->bytes == "he");
+    CHECK(part->truncated);
+    CHECK(part->size == 5);
+
+    bool truncated = false;
+    auto entries = wsfs::list(s.fd.get(), ".", true, 100, &truncated);
+    REQUIRE(entries.ok());
+    CHECK(entries->size() == 3);
+    CHECK(entries->at(2).path == "dir/sub/hello.txt");
+
+    REQUIRE(wsfs::remove(s.fd.get(), "dir").ok());
+    CHECK_FALSE(fs::exists(s.ws / "dir"));
+}
+
+TEST_CASE("symlinks that lead outside are refused by the kernel") {
+    Scratch s;
+    fs::create_symlink("/etc", s.ws / "etc");
+    fs::create_symlink("../secret.txt", s.ws / "up");
+    fs::create_symlink(s.base / "secret.txt", s.ws / "abs");
+    for (const char* p : {"etc/passwd", "up", "abs"}) {
+        auto r = wsfs::read_file(s.fd.get(), p, 100);
+        REQUIRE_FALSE(r.ok());
+        CHECK_MESSAGE(r.error().message.find("outside the workspace") != std::string::npos, r.error().what());
+    }
+    // Writing through the escaping symlink does not touch the target.
+    CHECK_FALSE(wsfs::write_file(s.fd.get(), "etc/evil", "x", {}).ok());
+    CHECK_FALSE(wsfs::write_file(s.fd.get(), "abs", "x", {}).ok());
+    std::FILE* f = std::fopen((s.base / "secret.txt").c_str(), "r");
+    char buf[32] = {};
+    CHECK(std::fread(buf, 1, sizeof buf - 1, f) == 10);
+    std::fclose(f);
+    CHECK(std::string(buf) == "top secret");
+    // Listing does not follow the link either.
+    bool truncated = false;
+    auto entries = wsfs::list(s.fd.get(), ".", true, 100, &truncated);
+    REQUIRE(entries.ok());
+    for (const auto& e : *entries) CHECK(e.type == "symlink");
+    CHECK_FALSE(wsfs::list(s.fd.get(), "etc", false, 100, &truncated).ok());
+    // Removing the link removes the link, not the target.
+    REQUIRE(wsfs::remove(s.fd.get(), "abs").ok());
+    CHECK(fs::exists(s.base / "secret.txt"));
+}
+
+TEST_CASE("a FIFO is refused instead of hanging the server") {
+    Scratch s;
+    REQUIRE(::mkfifo((s.ws / "pipe").c_str(), 0644) == 0);
+    auto r = wsfs::read_file(s.fd.get(), "pipe", 100);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("not a regular file") != std::string::npos);
+    CHECK_FALSE(wsfs::write_file(s.fd.get(), "pipe", "x", {}).ok());
+}
+
+TEST_CASE("workspace manager: per-session dirs, quota when root, cleanup") {
+    char tmpl[] = "/tmp/kiln-wsm-XXXXXX";
+    std::string root = std::string(::mkdtemp(tmpl)) + "/workspaces";
+    {
+        WorkspaceOptions o;
+        o.root_dir = root;
+        o.size_bytes = 1 << 20;
+        o.max_sessions = 2;
+        o.owner_uid = ::geteuid();
+        o.owner_gid = ::getegid();
+        WorkspaceManager m(o);
+        REQUIRE(m.remove_leftovers().ok());
+        auto a = m.acquire("sess-a");
+        auto b = m.acquire("sess-b");
+        REQUIRE(a.ok());
+        REQUIRE(b.ok());
+        CHECK((*a)->path() != (*b)->path());
+        CHECK_FALSE(m.acquire("sess-c").ok());  // max_sessions
+        CHECK_FALSE(m.acquire("../evil").ok());
+        REQUIRE(wsfs::write_file((*a)->dir_fd(), "f.txt", "a", {}).ok());
+        CHECK_FALSE(wsfs::read_file((*b)->dir_fd(), "f.txt", 10).ok());
+        if (::geteuid() == 0) {
+            CHECK((*a)->ram_backed());
+            auto big = wsfs::write_file((*a)->dir_fd(), "big", std::string(2 << 20, 'x'), {});
+            REQUIRE_FALSE(big.ok());
+            CHECK(big.error().err == ENOSPC);
+            CHECK(big.error().message.find("workspace.size") != std::string::npos);
+        }
+        std::string a_path = (*a)->path();
+        a = Result<std::shared_ptr<Workspace>>(make_error("", ""));
+        m.release("sess-a");
+        CHECK_FALSE(fs::exists(a_path));
+        CHECK(m.count() == 1);
+    }
+    CHECK(fs::is_empty(root));  // destructor removed the rest
+    fs::remove_all(fs::path(root).parent_path());
+}
+
+TEST_CASE("leftovers of a crashed server are removed at start") {
+    char tmpl[] = "/tmp/kiln-wsl-XXXXXX";
+    std::string root = std::string(::mkdtemp(tmpl)) + "/workspaces";
+    fs::create_directories(root + "/old-session/sub");
+    std::FILE* f = std::fopen((root + "/old-session/sub/x").c_str(), "w");
+    std::fclose(f);
+    WorkspaceOptions o;
+    o.root_dir = root;
+    WorkspaceManager m(o);
+    REQUIRE(m.remove_leftovers().ok());
+    CHECK(fs::is_empty(root));
+    fs::remove_all(fs::path(root).parent_path());
+}

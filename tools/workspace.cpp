@@ -1,0 +1,195 @@
+#include "tools/workspace.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "tools/workspace_fs.hpp"
+
+namespace kiln::tools {
+namespace {
+
+// Session ids come from the transport (HTTP clients choose none of it, but
+// be strict anyway): they become directory names.
+bool safe_name(const std::string& id) {
+    if (id.empty() || id.size() > 128) return false;
+    for (char c : id)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+    return true;
+}
+
+Status make_dir_private(const std::string& path) {
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return sys_error("mkdir " + path);
+    return {};
+}
+
+Status make_dirs(const std::string& path) {
+    std::string partial;
+    for (std::size_t pos = 1; pos != std::string::npos;) {
+        pos = path.find('/', pos);
+        partial = path.substr(0, pos);
+        if (pos != std::string::npos) ++pos;
+        if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return sys_error("mkdir " + partial);
+    }
+    return {};
+}
+
+bool is_mountpoint(const std::string& path) {
+    struct stat self {}, parent {};
+    if (::stat(path.c_str(), &self) != 0) return false;
+    if (::stat((path + "/..").c_str(), &parent) != 0) return false;
+    return self.st_dev != parent.st_dev;
+}
+
+}  // namespace
+
+Workspace::Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota)
+    : path_(std::move(path)),
+      dir_fd_(std::move(dir_fd)),
+      ram_backed_(ram_backed),
+      quota_(quota),
+      last_used_(std::chrono::steady_clock::now()) {}
+
+Workspace::~Workspace() {
+    dir_fd_.reset();
+    if (Status st = destroy_workspace_dir(path_); !st)
+        spdlog::error("workspace {} not fully removed: {}", path_, st.error().what());
+}
+
+std::chrono::steady_clock::time_point Workspace::last_used() const {
+    std::lock_guard lock(mutex_);
+    return last_used_;
+}
+
+void Workspace::touch() {
+    std::lock_guard lock(mutex_);
+    last_used_ = std::chrono::steady_clock::now();
+}
+
+Status Workspace::reset() {
+    touch();
+    return wsfs::remove_contents(dir_fd_.get());
+}
+
+Status destroy_workspace_dir(const std::string& path) {
+    if (is_mountpoint(path) && ::umount2(path.c_str(), MNT_DETACH) != 0)
+        return sys_error("unmount workspace " + path);
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? Status{} : sys_error("open workspace " + path);
+    UniqueFd guard(fd);
+    if (Status st = wsfs::remove_contents(fd); !st) return st;
+    if (::rmdir(path.c_str()) != 0) return sys_error("rmdir " + path);
+    return {};
+}
+
+WorkspaceManager::WorkspaceManager(WorkspaceOptions options) : options_(std::move(options)) {}
+
+WorkspaceManager::~WorkspaceManager() {
+    std::lock_guard lock(mutex_);
+    live_.clear();
+}
+
+Status WorkspaceManager::remove_leftovers() {
+    if (Status st = make_dirs(options_.root_dir); !st) return st;
+    DIR* dir = ::opendir(options_.root_dir.c_str());
+    if (!dir) return sys_error("open " + options_.root_dir);
+    std::vector<std::string> names;
+    while (struct dirent* d = ::readdir(dir))
+        if (std::strcmp(d->d_name, ".") != 0 && std::strcmp(d->d_name, "..") != 0) names.emplace_back(d->d_name);
+    ::closedir(dir);
+    for (const auto& n : names) {
+        std::string path = options_.root_dir + "/" + n;
+        spdlog::info("removing leftover workspace {}", path);
+        if (Status st = destroy_workspace_dir(path); !st) return st;
+    }
+    return {};
+}
+
+Result<std::shared_ptr<Workspace>> WorkspaceManager::create(const std::string& session_id) {
+    if (!safe_name(session_id)) return make_error("create workspace", "invalid session id '" + session_id + "'");
+    if (Status st = make_dirs(options_.root_dir); !st) return st.error();
+    std::string path = options_.root_dir + "/" + session_id;
+    if (Status st = make_dir_private(path); !st) return st.error();
+
+    bool ram_backed = false;
+    if (::geteuid() == 0) {
+        std::string data = "size=" + std::to_string(options_.size_bytes) + ",mode=0700,uid=" +
+                           std::to_string(options_.owner_uid) + ",gid=" + std::to_string(options_.owner_gid);
+        if (::mount("kiln-workspace", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, data.c_str()) != 0) {
+            Error e = sys_error("mount tmpfs workspace at " + path, "the workspace quota needs a tmpfs");
+            (void)::rmdir(path.c_str());
+            return e;
+        }
+        ram_backed = true;
+    } else if (::chmod(path.c_str(), 0700) != 0) {
+        return sys_error("chmod " + path);
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        Error e = sys_error("open workspace " + path);
+        (void)destroy_workspace_dir(path);
+        return e;
+    }
+    return std::make_shared<Workspace>(path, UniqueFd(fd), ram_backed, ram_backed ? options_.size_bytes : 0);
+}
+
+Result<std::shared_ptr<Workspace>> WorkspaceManager::acquire(const std::string& session_id) {
+    std::lock_guard lock(mutex_);
+    if (auto it = live_.find(session_id); it != live_.end()) {
+        it->second->touch();
+        return it->second;
+    }
+    if (live_.size() >= options_.max_sessions)
+        return make_error("create workspace", std::to_string(live_.size()) + " sessions already hold a workspace (limit " +
+                                                  std::to_string(options_.max_sessions) +
+                                                  ", workspace.max_sessions); try again when a session ends");
+    auto ws = create(session_id);
+    if (!ws) return ws.error();
+    live_[session_id] = *ws;
+    return *ws;
+}
+
+void WorkspaceManager::release(const std::string& session_id) {
+    std::shared_ptr<Workspace> doomed;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = live_.find(session_id);
+        if (it == live_.end()) return;
+        doomed = std::move(it->second);
+        live_.erase(it);
+    }
+    // The last shared_ptr (this one, or a run still holding it) destroys it.
+}
+
+std::size_t WorkspaceManager::reap_idle() {
+    std::vector<std::shared_ptr<Workspace>> doomed;
+    auto now = std::chrono::steady_clock::now();
+    {
+        std::lock_guard lock(mutex_);
+        for (auto it = live_.begin(); it != live_.end();) {
+            // use_count 1: only the map holds it, so no run is using it now.
+            if (it->second.use_count() == 1 && now - it->second->last_used() > options_.idle_ttl) {
+                doomed.push_back(std::move(it->second));
+                it = live_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    return doomed.size();
+}
+
+std::size_t WorkspaceManager::count() const {
+    std::lock_guard lock(mutex_);
+    return live_.size();
+}
+
+}  // namespace kiln::tools

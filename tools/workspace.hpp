@@ -1,0 +1,89 @@
+// Session workspaces: one directory per MCP session, bind-mounted at
+// /workspace in every run of that session so files persist between calls.
+//
+// As root each workspace is its own tmpfs with a size quota (RAM-backed and
+// gone at unmount: part of C013, and a separate filesystem so no hard link
+// can reach outside it). Without root Kiln cannot mount, so the workspace is
+// a plain directory under the state dir and the quota is not enforced; the
+// Workspace says so (ram_backed() false) instead of pretending.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/result.hpp"
+#include "common/unique_fd.hpp"
+
+namespace kiln::tools {
+
+struct WorkspaceOptions {
+    std::string root_dir;  // <state_dir>/workspaces
+    std::uint64_t size_bytes = 512ull << 20;
+    std::chrono::milliseconds idle_ttl{30 * 60 * 1000};
+    unsigned max_sessions = 64;
+    uid_t owner_uid = 0;  // host ids the jail's user maps to
+    gid_t owner_gid = 0;
+};
+
+class Workspace {
+public:
+    Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota);
+    ~Workspace();
+    Workspace(const Workspace&) = delete;
+    Workspace& operator=(const Workspace&) = delete;
+
+    const std::string& path() const { return path_; }
+    int dir_fd() const { return dir_fd_.get(); }
+    bool ram_backed() const { return ram_backed_; }
+    std::uint64_t quota_bytes() const { return quota_; }
+    std::chrono::steady_clock::time_point last_used() const;
+    void touch();
+
+    // Removes every file; the workspace stays usable.
+    Status reset();
+
+private:
+    std::string path_;
+    UniqueFd dir_fd_;
+    bool ram_backed_;
+    std::uint64_t quota_;
+    mutable std::mutex mutex_;
+    std::chrono::steady_clock::time_point last_used_;
+};
+
+class WorkspaceManager {
+public:
+    explicit WorkspaceManager(WorkspaceOptions options);
+    ~WorkspaceManager();  // destroys every workspace
+
+    // Removes what a crashed server left under root_dir (unmounts, deletes).
+    Status remove_leftovers();
+
+    // The session's workspace, created on first use.
+    Result<std::shared_ptr<Workspace>> acquire(const std::string& session_id);
+    // The session ended: its workspace is destroyed once no run uses it.
+    void release(const std::string& session_id);
+    // Destroys workspaces idle for longer than idle_ttl; returns how many.
+    std::size_t reap_idle();
+
+    std::size_t count() const;
+    const WorkspaceOptions& options() const { return options_; }
+
+private:
+    Result<std::shared_ptr<Workspace>> create(const std::string& session_id);
+
+    WorkspaceOptions options_;
+    mutable std::mutex mutex_;
+    std::map<std::string, std::shared_ptr<Workspace>> live_;
+};
+
+// Unmounts (if mounted) and deletes one workspace directory.
+Status destroy_workspace_dir(const std::string& path);
+
+}  // namespace kiln::tools
