@@ -41,5 +41,6 @@ Command register_config(CLI::App& app);
 Command register_run(CLI::App& app);
 Command register_check(CLI::App& app);
 Command register_audit(CLI::App& app);
+Command register_trust(CLI::App& app);
 
 }  // namespace kiln::cli

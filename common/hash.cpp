@@ -1,0 +1,23 @@
+#include "common/hash.hpp"
+
+#include <openssl/evp.h>
+
+#include <array>
+
+namespace kiln {
+
+std::string sha256_hex(std::string_view data) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int len = 0;
+    EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    out.reserve(len * 2);
+    for (unsigned i = 0; i < len; ++i) {
+        out.push_back(hex[md[i] >> 4]);
+        out.push_back(hex[md[i] & 0xF]);
+    }
+    return out;
+}
+
+}  // namespace kiln
