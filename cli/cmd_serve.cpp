@@ -2,7 +2,7 @@
 
 #include "cli/cli.hpp"
 #include "server/stdio_transport.hpp"
-#include "tools/debug_tools.hpp"
+#include "tools/toolbox.hpp"
 
 namespace kiln::cli {
 
@@ -28,8 +28,11 @@ Command register_serve(CLI::App& app) {
                 if (f->test_tools) ctx.config.server.test_tools = true;
                 spdlog::set_level(spdlog::level::from_str(ctx.config.server.log_level));
 
-                tools::Registry registry;
-                if (ctx.config.server.test_tools) tools::register_debug_tools(registry);
+                auto toolbox = tools::Toolbox::create(ctx.config);
+                if (!toolbox) {
+                    spdlog::error("cannot start: {}", toolbox.error().what());
+                    return int(kExitFailure);
+                }
 
                 server::SessionOptions options;
                 options.max_message_bytes = ctx.config.server.max_message_bytes;
@@ -39,7 +42,8 @@ Command register_serve(CLI::App& app) {
                 options.instructions =
                     "Kiln runs code in an isolated sandbox. Every call is checked by a security validator and "
                     "recorded in an audit log.";
-                return server::serve_stdio(options, registry);
+                options.on_close = [&box = **toolbox](const std::string& id) { box.session_closed(id); };
+                return server::serve_stdio(options, (*toolbox)->registry());
             }};
 }
 

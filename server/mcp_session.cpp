@@ -377,10 +377,9 @@ void Session::shutdown() {
     std::list<std::shared_ptr<InFlight>> calls;
     {
         std::lock_guard lock(calls_mutex_);
-        for (auto& c : calls_) {
-            c->cancelled = true;
-            c->stop.request_stop();
-        }
+        // Running work ends; calls that still finish may answer while the
+        // transport can carry it (only a client's cancellation silences one).
+        for (auto& c : calls_) c->stop.request_stop();
         calls.swap(calls_);
     }
     {
@@ -389,6 +388,7 @@ void Session::shutdown() {
     }
     for (auto& c : calls)
         if (c->worker.joinable()) c->worker.join();
+    if (options_.on_close) options_.on_close(info_.id);
 }
 
 }  // namespace kiln::server

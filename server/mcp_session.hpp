@@ -31,6 +31,8 @@ struct SessionOptions {
     unsigned page_size = 50;
     std::string server_version = "0.0.0";
     std::string instructions;
+    // Called once when the session ends (the workspace goes with it).
+    std::function<void(const std::string& session_id)> on_close;
 };
 
 // Picks the protocol version to answer with: the client's when supported,

@@ -2,12 +2,14 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -104,6 +106,19 @@ UniqueFd block_termination_signals() {
 
 }  // namespace
 
+std::string new_session_id(const std::string& prefix) {
+    unsigned char bytes[12];
+    if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes))
+        for (auto& b : bytes) b = static_cast<unsigned char>(std::rand());
+    static const char* hex = "0123456789abcdef";
+    std::string id = prefix + "-";
+    for (unsigned char b : bytes) {
+        id.push_back(hex[b >> 4]);
+        id.push_back(hex[b & 0xF]);
+    }
+    return id;
+}
+
 int serve_stdio(const SessionOptions& options, const tools::Registry& registry) {
     ::signal(SIGPIPE, SIG_IGN);  // a vanished client is a write error, not a death
     UniqueFd stop_fd = block_termination_signals();
@@ -120,7 +135,7 @@ int serve_stdio(const SessionOptions& options, const tools::Registry& registry) 
         }
     };
 
-    Session session(options, registry, sink, "stdio");
+    Session session(options, registry, sink, new_session_id("stdio"));
     LineReader reader(STDIN_FILENO, options.max_message_bytes, stop_fd.get());
     auto end = reader.run([&](std::string_view line) { session.handle_text(line); },
                           [&](std::size_t size) { session.reject_oversized(size); });

@@ -28,6 +28,9 @@ private:
     int stop_fd_;
 };
 
+// A fresh random session id such as "stdio-3f2a...".
+std::string new_session_id(const std::string& prefix);
+
 // Serves one session on stdin/stdout until EOF or SIGINT/SIGTERM, then ends
 // all running work. Returns the process exit status.
 int serve_stdio(const SessionOptions& options, const tools::Registry& registry);

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <vector>
 
@@ -93,6 +94,10 @@ Status destroy_workspace_dir(const std::string& path) {
 WorkspaceManager::WorkspaceManager(WorkspaceOptions options) : options_(std::move(options)) {}
 
 WorkspaceManager::~WorkspaceManager() {
+    if (reaper_.joinable()) {
+        reaper_.request_stop();
+        reaper_.join();
+    }
     std::lock_guard lock(mutex_);
     live_.clear();
 }
@@ -185,6 +190,18 @@ std::size_t WorkspaceManager::reap_idle() {
         }
     }
     return doomed.size();
+}
+
+void WorkspaceManager::start_reaper(std::chrono::milliseconds interval) {
+    reaper_ = std::jthread([this, interval](std::stop_token stop) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        while (!stop.stop_requested()) {
+            std::unique_lock lock(m);
+            if (cv.wait_for(lock, stop, interval, [] { return false; })) break;
+            if (std::size_t n = reap_idle(); n > 0) spdlog::info("removed {} idle workspace(s)", n);
+        }
+    });
 }
 
 std::size_t WorkspaceManager::count() const {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
@@ -72,6 +73,10 @@ public:
     // Destroys workspaces idle for longer than idle_ttl; returns how many.
     std::size_t reap_idle();
 
+    // Runs reap_idle() every `interval` on a background thread until the
+    // manager is destroyed.
+    void start_reaper(std::chrono::milliseconds interval);
+
     std::size_t count() const;
     const WorkspaceOptions& options() const { return options_; }
 
@@ -81,6 +86,7 @@ private:
     WorkspaceOptions options_;
     mutable std::mutex mutex_;
     std::map<std::string, std::shared_ptr<Workspace>> live_;
+    std::jthread reaper_;  // last member: stops before the map goes away
 };
 
 // Unmounts (if mounted) and deletes one workspace directory.

@@ -1,0 +1,212 @@
+#include "tools/file_tools.hpp"
+
+#include "common/text.hpp"
+#include "common/units.hpp"
+#include "tools/workspace_fs.hpp"
+
+namespace kiln::tools {
+namespace {
+
+using nlohmann::json;
+
+const json kPathSchema = {{"type", "string"},
+                          {"minLength", 1},
+                          {"maxLength", 4096},
+                          {"description", "path relative to /workspace, e.g. \"data/input.csv\""}};
+
+json object_schema(json properties, json required) {
+    return {{"type", "object"}, {"properties", std::move(properties)}, {"required", std::move(required)}, {"additionalProperties", false}};
+}
+
+// Base for tools that work on the calling session's workspace.
+class WorkspaceTool : public Tool {
+public:
+    WorkspaceTool(WorkspaceManager& workspaces, FileToolLimits limits) : workspaces_(workspaces), limits_(limits) {}
+
+protected:
+    Result<std::shared_ptr<Workspace>> workspace(const CallContext& ctx) const {
+        return workspaces_.acquire(ctx.session ? ctx.session->id : "default");
+    }
+    wsfs::Owner owner() const { return {workspaces_.options().owner_uid, workspaces_.options().owner_gid}; }
+
+    static ToolResult fail(const std::string& tool, const Error& e) { return ToolResult::error(tool + ": " + e.what()); }
+
+    WorkspaceManager& workspaces_;
+    FileToolLimits limits_;
+};
+
+class WriteFile final : public WorkspaceTool {
+public:
+    using WorkspaceTool::WorkspaceTool;
+    const ToolDef& def() const override {
+        static const ToolDef d{
+            "write_file", "Write a workspace file",
+            "Writes a file under /workspace (created with its parent directories, replaced if it exists). "
+            "Files persist between calls of this session and are visible to run_code and run_command at /workspace.",
+            object_schema({{"path", kPathSchema},
+                           {"content", {{"type", "string"}, {"description", "file content, as text or base64"}}},
+                           {"encoding", {{"type", "string"}, {"enum", {"utf-8", "base64"}}, {"default", "utf-8"}}}},
+                          {"path", "content"}),
+            object_schema({{"path", {{"type", "string"}}}, {"bytes_written", {{"type", "integer"}}}}, {"path", "bytes_written"}),
+            {false, true, true, false}};
+        return d;
+    }
+    ToolResult call(const json& args, const CallContext& ctx) override {
+        auto path = wsfs::normalize_relative(args["path"].get<std::string>());
+        if (!path) return fail("write_file", path.error());
+        std::string content = args["content"].get<std::string>();
+        if (args.value("encoding", "utf-8") == "base64") {
+            auto bytes = base64_decode(content);
+            if (!bytes) return ToolResult::error("write_file: 'content' is not valid base64 (encoding is \"base64\")");
+            content = std::move(*bytes);
+        }
+        if (content.size() > limits_.max_write_bytes)
+            return ToolResult::error("write_file: 'content' is " + format_size(content.size()) + "; the limit is " +
+                                     format_size(limits_.max_write_bytes) + " per file");
+        auto ws = workspace(ctx);
+        if (!ws) return fail("write_file", ws.error());
+        if (Status st = wsfs::write_file((*ws)->dir_fd(), *path, content, owner()); !st) return fail("write_file", st.error());
+        json sc = {{"path", *path}, {"bytes_written", content.size()}};
+        return {"Wrote " + std::to_string(content.size()) + " bytes to /workspace/" + *path, sc, false, {}};
+    }
+};
+
+class ReadFile final : public WorkspaceTool {
+public:
+    using WorkspaceTool::WorkspaceTool;
+    const ToolDef& def() const override {
+        static const ToolDef d{
+            "read_file", "Read a workspace file",
+            "Reads a file under /workspace. Text comes back as is; binary content comes back base64-encoded "
+            "(encoding \"base64\") and as an embedded resource.",
+            object_schema({{"path", kPathSchema},
+                           {"max_bytes", {{"type", "integer"}, {"minimum", 1}, {"maximum", 16 << 20}, {"default", 1 << 20}}}},
+                          {"path"}),
+            object_schema({{"path", {{"type", "string"}}},
+                           {"size", {{"type", "integer"}}},
+                           {"truncated", {{"type", "boolean"}}},
+                           {"encoding", {{"type", "string"}, {"enum", {"utf-8", "base64"}}}},
+                           {"content", {{"type", "string"}}}},
+                          {"path", "size", "truncated", "encoding", "content"}),
+            {true, false, true, false}};
+        return d;
+    }
+    ToolResult call(const json& args, const CallContext& ctx) override {
+        auto path = wsfs::normalize_relative(args["path"].get<std::string>());
+        if (!path) return fail("read_file", path.error());
+        auto ws = workspace(ctx);
+        if (!ws) return fail("read_file", ws.error());
+        auto data = wsfs::read_file((*ws)->dir_fd(), *path, args.value("max_bytes", std::uint64_t{1} << 20));
+        if (!data) return fail("read_file", data.error());
+        bool text = is_valid_utf8(data->bytes);
+        json sc = {{"path", *path}, {"size", data->size}, {"truncated", data->truncated},
+                   {"encoding", text ? "utf-8" : "base64"}, {"content", text ? data->bytes : base64_encode(data->bytes)}};
+        std::string note = data->truncated ? "\n[truncated: showing " + std::to_string(data->bytes.size()) + " of " +
+                                                 std::to_string(data->size) + " bytes; raise max_bytes to see more]"
+                                           : "";
+        ToolResult r{text ? data->bytes + note
+                          : "/workspace/" + *path + " is binary (" + std::to_string(data->size) +
+                                " bytes); its base64 content is in structuredContent.content and the embedded resource" + note,
+                     sc, false, {}};
+        if (!text)
+            r.extra_content.push_back({{"type", "resource"},
+                                       {"resource", {{"uri", "file:///workspace/" + *path},
+                                                     {"mimeType", "application/octet-stream"},
+                                                     {"blob", sc["content"]}}}});
+        return r;
+    }
+};
+
+class ListFiles final : public WorkspaceTool {
+public:
+    using WorkspaceTool::WorkspaceTool;
+    const ToolDef& def() const override {
+        static const ToolDef d{
+            "list_files", "List workspace files",
+            "Lists a directory under /workspace (the whole workspace by default). Symlinks are listed, never followed.",
+            object_schema({{"path", {{"type", "string"}, {"maxLength", 4096}, {"default", "."}}},
+                           {"recursive", {{"type", "boolean"}, {"default", false}}}},
+                          json::array()),
+            object_schema({{"path", {{"type", "string"}}},
+                           {"entries", {{"type", "array"},
+                                        {"items", object_schema({{"path", {{"type", "string"}}},
+                                                                 {"type", {{"type", "string"}, {"enum", {"file", "directory", "symlink", "other"}}}},
+                                                                 {"size", {{"type", "integer"}}}},
+                                                                {"path", "type", "size"})}}},
+                           {"truncated", {{"type", "boolean"}}}},
+                          {"path", "entries", "truncated"}),
+            {true, false, true, false}};
+        return d;
+    }
+    ToolResult call(const json& args, const CallContext& ctx) override {
+        auto path = wsfs::normalize_relative(args.value("path", "."), true);
+        if (!path) return fail("list_files", path.error());
+        auto ws = workspace(ctx);
+        if (!ws) return fail("list_files", ws.error());
+        bool truncated = false;
+        auto entries = wsfs::list((*ws)->dir_fd(), *path, args.value("recursive", false), limits_.max_list_entries, &truncated);
+        if (!entries) return fail("list_files", entries.error());
+        json list = json::array();
+        std::string text;
+        for (const auto& e : *entries) {
+            list.push_back({{"path", e.path}, {"type", e.type}, {"size", e.size}});
+            text += e.path + (e.type == "directory" ? "/" : "") +
+                    (e.type == "file" ? "  (" + std::to_string(e.size) + " bytes)" : e.type == "symlink" ? "  (symlink)" : "") + "\n";
+        }
+        if (entries->empty()) text = "(empty)\n";
+        if (truncated) text += "[listing stopped at " + std::to_string(limits_.max_list_entries) + " entries]\n";
+        return {text, {{"path", *path}, {"entries", list}, {"truncated", truncated}}, false, {}};
+    }
+};
+
+class DeleteFile final : public WorkspaceTool {
+public:
+    using WorkspaceTool::WorkspaceTool;
+    const ToolDef& def() const override {
+        static const ToolDef d{"delete_file", "Delete a workspace file",
+                               "Deletes a file, symlink or directory tree under /workspace.",
+                               object_schema({{"path", kPathSchema}}, {"path"}),
+                               object_schema({{"path", {{"type", "string"}}}, {"deleted", {{"type", "boolean"}}}}, {"path", "deleted"}),
+                               {false, true, true, false}};
+        return d;
+    }
+    ToolResult call(const json& args, const CallContext& ctx) override {
+        auto path = wsfs::normalize_relative(args["path"].get<std::string>());
+        if (!path) return fail("delete_file", path.error());
+        auto ws = workspace(ctx);
+        if (!ws) return fail("delete_file", ws.error());
+        if (Status st = wsfs::remove((*ws)->dir_fd(), *path); !st) return fail("delete_file", st.error());
+        return {"Deleted /workspace/" + *path, {{"path", *path}, {"deleted", true}}, false, {}};
+    }
+};
+
+class ResetWorkspace final : public WorkspaceTool {
+public:
+    using WorkspaceTool::WorkspaceTool;
+    const ToolDef& def() const override {
+        static const ToolDef d{"reset_workspace", "Reset the workspace",
+                               "Deletes every file in this session's /workspace.",
+                               object_schema(json::object(), json::array()),
+                               object_schema({{"reset", {{"type", "boolean"}}}}, {"reset"}),
+                               {false, true, true, false}};
+        return d;
+    }
+    ToolResult call(const json&, const CallContext& ctx) override {
+        auto ws = workspace(ctx);
+        if (!ws) return fail("reset_workspace", ws.error());
+        if (Status st = (*ws)->reset(); !st) return fail("reset_workspace", st.error());
+        return {"The workspace is empty.", {{"reset", true}}, false, {}};
+    }
+};
+
+}  // namespace
+
+void register_file_tools(Registry& registry, WorkspaceManager& workspaces, FileToolLimits limits) {
+    registry.add(std::make_unique<WriteFile>(workspaces, limits));
+    registry.add(std::make_unique<ReadFile>(workspaces, limits));
+    registry.add(std::make_unique<ListFiles>(workspaces, limits));
+    registry.add(std::make_unique<DeleteFile>(workspaces, limits));
+    registry.add(std::make_unique<ResetWorkspace>(workspaces, limits));
+}
+
+}  // namespace kiln::tools

@@ -1,0 +1,19 @@
+// Workspace file tools: write_file, read_file, list_files, delete_file,
+// reset_workspace. Paths are relative to /workspace and confined by the
+// kernel (see workspace_fs.hpp).
+#pragma once
+
+#include "tools/registry.hpp"
+#include "tools/workspace.hpp"
+
+namespace kiln::tools {
+
+struct FileToolLimits {
+    std::uint64_t max_write_bytes = 16ull << 20;
+    std::uint64_t max_read_bytes = 16ull << 20;
+    std::size_t max_list_entries = 10'000;
+};
+
+void register_file_tools(Registry& registry, WorkspaceManager& workspaces, FileToolLimits limits = {});
+
+}  // namespace kiln::tools
