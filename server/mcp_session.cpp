@@ -143,6 +143,21 @@ void Session::handle_request(const Request& req, const Reply& reply) {
             reply(result.contains("tools") ? make_result(req.id, result) : result);
         } else if (req.method == "tools/call") {
             on_tools_call(req, reply);
+        } else if (req.method == "resources/list" && has_resources()) {
+            reply(make_result(req.id, options_.resources->list()));
+        } else if (req.method == "resources/templates/list" && has_resources()) {
+            reply(make_result(req.id, {{"resourceTemplates", json::array()}}));
+        } else if (req.method == "resources/read" && has_resources()) {
+            const json& p = req.params;
+            if (!p.is_object() || !p.contains("uri") || !p["uri"].is_string()) {
+                reply(make_error(req.id, kInvalidParams, "Invalid params: \"uri\" must be a string such as \"kiln://policy\""));
+                return;
+            }
+            auto contents = options_.resources->read(p["uri"].get<std::string>(), info_);
+            // -32002 is the code the MCP specification gives for an unknown resource.
+            reply(contents ? make_result(req.id, *contents)
+                           : make_error(req.id, -32002, "Resource not found: " + contents.error().message,
+                                        {{"uri", p["uri"]}}));
         } else if (req.method == "logging/setLevel") {
             json result = on_set_level(req);
             reply(result.contains("error") ? result : make_result(req.id, result));
@@ -174,8 +189,10 @@ json Session::on_initialize(const Request& req) {
     initialized_ = true;
     spdlog::info("session {}: client {} {} negotiated protocol {}", info_.id, info_.client_name,
                  info_.client_version, info_.protocol_version);
+    json capabilities = {{"tools", {{"listChanged", false}}}, {"logging", json::object()}};
+    if (has_resources()) capabilities["resources"] = {{"listChanged", false}, {"subscribe", false}};
     json result = {{"protocolVersion", info_.protocol_version},
-                   {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", json::object()}}},
+                   {"capabilities", capabilities},
                    {"serverInfo", {{"name", "kiln"}, {"title", "Kiln code sandbox"}, {"version", options_.server_version}}}};
     if (!options_.instructions.empty()) result["instructions"] = options_.instructions;
     return result;

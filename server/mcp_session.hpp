@@ -20,6 +20,7 @@
 
 #include "server/jsonrpc.hpp"
 #include "tools/registry.hpp"
+#include "tools/resources.hpp"
 
 namespace kiln::server {
 
@@ -33,6 +34,8 @@ struct SessionOptions {
     std::string instructions;
     // Called once when the session ends (the workspace goes with it).
     std::function<void(const std::string& session_id)> on_close;
+    // Read-only resources; null or empty: the capability is not declared.
+    const tools::ResourceSet* resources = nullptr;
 };
 
 // Picks the protocol version to answer with: the client's when supported,
@@ -79,6 +82,7 @@ private:
     Result<nlohmann::json> request_client(const std::string& method, const nlohmann::json& params,
                                           std::stop_token stop);
     void send(const nlohmann::json& message);
+    bool has_resources() const { return options_.resources && !options_.resources->empty(); }
     void reap_finished_calls();
 
     SessionOptions options_;

@@ -252,3 +252,27 @@ TEST_CASE("oversized messages get an error and the session goes on") {
     CHECK(r["error"]["message"].get<std::string>().find("server.max_message_bytes") != std::string::npos);
     CHECK(c.request("ping").contains("result"));
 }
+
+TEST_CASE("resources are declared only when there are some, and read by uri") {
+    Client plain;
+    json r = plain.request("initialize", {{"protocolVersion", "2025-11-25"}});
+    CHECK_FALSE(r["result"]["capabilities"].contains("resources"));
+    CHECK(plain.request("resources/list")["error"]["code"] == -32601);
+
+    tools::ResourceSet set;
+    set.add({"kiln://policy", "policy", "Policy", "the policy", "application/json",
+             [](const tools::SessionInfo& s) { return json{{"session", s.id}}; }});
+    server::SessionOptions o;
+    o.resources = &set;
+    Client c(o);
+    r = c.request("initialize", {{"protocolVersion", "2025-11-25"}});
+    CHECK(r["result"]["capabilities"].contains("resources"));
+    r = c.request("resources/list");
+    CHECK(r["result"]["resources"][0]["uri"] == "kiln://policy");
+    r = c.request("resources/read", {{"uri", "kiln://policy"}});
+    CHECK(json::parse(r["result"]["contents"][0]["text"].get<std::string>())["session"] == "test");
+    r = c.request("resources/read", {{"uri", "kiln://nope"}});
+    CHECK(r["error"]["code"] == -32002);
+    CHECK(r["error"]["message"].get<std::string>().find("kiln://policy") != std::string::npos);
+    CHECK(c.request("resources/read", json::object())["error"]["code"] == -32602);
+}
