@@ -1,0 +1,134 @@
+// The runtime interface the rest of Kiln codes against.
+//
+// A Runtime runs one SandboxSpec and returns an ExecResult. The native
+// runtime (make_native_runtime) is Kiln's own container runtime built on
+// namespaces, cgroups, seccomp, Landlock and rlimits, in the manner of
+// google/nsjail; a Docker runtime will later sit behind the same interface.
+//
+// Errors: run() returns an Error only when the jail could not be set up
+// (structured: step, errno, message, sent from the child over the sync
+// pipe). A program that fails or crashes is a successful run whose
+// ExecResult carries exit_code or signal.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace kiln::sandbox {
+
+enum class SeccompProfile { Default, Strict };
+enum class NetworkMode { None };  // own net namespace, loopback only (C003)
+
+struct Limits {
+    std::uint64_t memory_bytes = 256ull << 20;  // no swap (C007)
+    double cpus = 1.0;                          // CPU quota in cores
+    unsigned pids = 64;
+    std::chrono::milliseconds timeout{30'000};  // wall clock (C008)
+    std::uint64_t tmp_size_bytes = 64ull << 20;
+    std::uint64_t output_cap_bytes = 1ull << 20;  // kept of stdout and of stderr each
+};
+
+struct BindMount {
+    std::string source, target;
+    bool writable = false;
+};
+
+struct SandboxSpec {
+    std::vector<std::string> argv;
+    // "K=V" entries added on top of the allowlist PATH HOME LANG TERM.
+    std::vector<std::string> env;
+    std::string stdin_data;
+    std::string cwd = "/workspace";
+    // Host directory bound read-write at /workspace; empty: none, and a cwd
+    // of /workspace falls back to /tmp.
+    std::string workspace_dir;
+    std::string rootfs;  // empty: read-only binds of the host's /usr, /bin, /lib...
+    std::vector<BindMount> mounts;
+    Limits limits;
+    NetworkMode network = NetworkMode::None;
+    unsigned uid = 65534, gid = 65534;  // ids inside the jail
+    SeccompProfile seccomp = SeccompProfile::Default;
+};
+
+struct PhaseTimings {
+    std::chrono::microseconds setup{}, run{}, teardown{};
+};
+
+struct ExecResult {
+    std::optional<int> exit_code;
+    std::optional<int> signal;
+    bool timed_out = false, oom_killed = false, cancelled = false;
+    std::string stdout_data, stderr_data;
+    bool stdout_truncated = false, stderr_truncated = false;
+    std::uint64_t stdout_bytes = 0, stderr_bytes = 0;  // total produced, kept or not
+    std::chrono::milliseconds duration{}, cpu{};
+    std::uint64_t peak_memory_bytes = 0;
+    PhaseTimings timings;
+    // Honest remarks about this run, e.g. "memory limit not enforced: no cgroup".
+    std::vector<std::string> notes;
+};
+
+struct Progress {
+    std::chrono::milliseconds elapsed;
+    std::uint64_t stdout_bytes, stderr_bytes;
+};
+
+struct RunHooks {
+    // request_stop() kills the jail at once; the result has cancelled=true.
+    std::stop_token stop;
+    // Called at most about 4 times a second while the program runs; may be empty.
+    std::function<void(const Progress&)> on_progress;
+    // Live output as it arrives (kiln run streams with it); may be empty.
+    std::function<void(std::string_view, bool is_stderr)> on_output;
+};
+
+struct ControlStatus {
+    std::string id;  // "C001".."C013"
+    bool in_force = false;
+    std::string detail;
+};
+
+struct HostCapabilities {
+    // The controls this runtime enforces or fails to:
+    // C001 C002 C003 C006 C007 C008 C009 C010 C012.
+    std::vector<ControlStatus> controls;
+    std::string lsm;     // "landlock (ABI 7)", "apparmor", "none"
+    std::string cgroup;  // "v2", "v1", "none (rlimits only)"
+    bool rootless = false;
+    // Host ids the jail user maps to: the tools layer chowns workspace files to them.
+    unsigned host_uid = 0, host_gid = 0;
+    std::vector<std::string> notes;
+
+    std::set<std::string> in_force() const;
+};
+
+class Runtime {
+public:
+    virtual ~Runtime() = default;
+    virtual std::string_view name() const = 0;
+    virtual const HostCapabilities& capabilities() const = 0;
+    // Thread-safe: many runs at once from different threads.
+    virtual Result<ExecResult> run(const SandboxSpec& spec, const RunHooks& hooks) = 0;
+};
+
+struct NativeOptions {
+    std::string state_dir;  // where leftovers of a crashed server are found
+};
+
+// Probes the host once and states honestly what is in force.
+Result<std::unique_ptr<Runtime>> make_native_runtime(const NativeOptions& options);
+// At server start: kill and remove this kiln's stale cgroups and mounts
+// from a crashed run.
+Status reap_leftovers(const NativeOptions& options);
+
+}  // namespace kiln::sandbox
