@@ -78,7 +78,7 @@ public:
     const ToolDef& def() const override {
         static const ToolDef d{"debug_fail", "Fail (diagnostic)", "Always fails: throws inside the tool. Test-only.",
                                {{"type", "object"}, {"properties", json::object()}, {"additionalProperties", false}},
-                               nullptr,
+                               {{"type", "object"}, {"properties", json::object()}},
                                {true, false, true, false}};
         return d;
     }
@@ -96,13 +96,13 @@ public:
                {"message", {{"type", "string"}, {"maxLength", 1000}}}}},
              {"required", {"level", "message"}},
              {"additionalProperties", false}},
-            nullptr,
+            {{"type", "object"}, {"properties", {{"logged", {{"type", "boolean"}}}}}, {"required", {"logged"}}},
             {true, false, false, false}};
         return d;
     }
     ToolResult call(const json& args, const CallContext& ctx) override {
         ctx.log(*parse_log_level(args["level"].get<std::string>()), args["message"]);
-        return {"logged", nullptr, false, {}};
+        return {"logged", {{"logged", true}}, false, {}};
     }
 };
 

@@ -73,3 +73,17 @@ TEST_CASE("wrong top-level type") {
     REQUIRE(v);
     CHECK(v->message == "must be an object (got an array)");
 }
+
+#include "tools/debug_tools.hpp"
+#include "tools/registry.hpp"
+
+TEST_CASE("every diagnostic tool declares both schemas and annotations") {
+    Registry r;
+    register_debug_tools(r);
+    for (const auto& t : r.all()) {
+        json d = t->def().to_json();
+        CHECK_MESSAGE(d.contains("outputSchema"), t->def().name);
+        CHECK_MESSAGE(d["inputSchema"]["type"] == "object", t->def().name);
+        CHECK(d["annotations"].contains("idempotentHint"));
+    }
+}
