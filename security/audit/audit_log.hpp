@@ -28,6 +28,13 @@ struct AuditRef {
     std::string id;
 };
 
+// Counters for metrics and the benchmark.
+struct AuditStats {
+    std::uint64_t records = 0;         // appended by this process
+    std::uint64_t syncs = 0;           // fdatasync calls made
+    std::uint64_t write_failures = 0;  // appends that returned an error
+};
+
 class AuditLog {
 public:
     // Creates the directory (0700) and file (0600) if needed, takes an
@@ -61,6 +68,7 @@ public:
     int fd() const;
     // Path of the active file.
     const std::string& path() const;
+    AuditStats stats() const;
 
     class Impl;
 
