@@ -43,6 +43,7 @@ Command register_serve(CLI::App& app) {
                     "Kiln runs code in an isolated sandbox. Every call is checked by a security validator and "
                     "recorded in an audit log.";
                 options.on_close = [&box = **toolbox](const std::string& id) { box.session_closed(id); };
+                options.resources = &(*toolbox)->resources();
                 return server::serve_stdio(options, (*toolbox)->registry());
             }};
 }

@@ -4,32 +4,124 @@
 
 #include <spdlog/spdlog.h>
 
+#include "threat_model/catalogue.hpp"
 #include "tools/debug_tools.hpp"
 #include "tools/file_tools.hpp"
 
 namespace kiln::tools {
 
+using nlohmann::json;
+
+void apply_sandbox_overrides(security::Policy& policy, const Config& config) {
+    auto set = [&](const char* key) { return config.origin.count(key) > 0; };
+    if (set("sandbox.memory")) policy.memory_bytes = config.sandbox.memory_bytes;
+    if (set("sandbox.cpus")) policy.cpus = config.sandbox.cpus;
+    if (set("sandbox.pids")) policy.pids = config.sandbox.pids;
+    if (set("sandbox.timeout")) policy.timeout = config.sandbox.timeout;
+    if (set("sandbox.tmp_size")) policy.tmp_size_bytes = config.sandbox.tmp_size_bytes;
+    if (set("sandbox.seccomp")) policy.seccomp = config.sandbox.seccomp;
+    policy.max_timeout = std::max(policy.max_timeout, policy.timeout);
+    policy.max_memory_bytes = std::max(policy.max_memory_bytes, policy.memory_bytes);
+}
+
 Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     std::unique_ptr<Toolbox> box(new Toolbox(config));
+
+    // The audit log first: with on_failure=fail_closed a log that cannot be
+    // opened stops the server before it runs anything unrecorded.
+    auto audit = audit::AuditLog::open(config.audit);
+    if (!audit) {
+        if (config.audit.on_failure == "fail_closed")
+            return Error(audit.error()).wrap("open the audit log (audit.path; set audit.on_failure=continue to run without it)");
+        spdlog::error("audit log unavailable, continuing without it (audit.on_failure=continue): {}", audit.error().what());
+    } else {
+        box->audit_ = std::move(*audit);
+    }
+
+    auto policy = security::load_policy(config.policy);
+    if (!policy) return Error(policy.error()).wrap("load the policy");
+    box->policy_ = std::move(*policy);
+    apply_sandbox_overrides(box->policy_, config);
+
+    sandbox::NativeOptions native{config.server.state_dir};
+    if (Status st = sandbox::reap_leftovers(native); !st) spdlog::warn("reaping leftovers: {}", st.error().what());
+    auto runtime = sandbox::make_native_runtime(native);
+    if (!runtime) return Error(runtime.error()).wrap("start the native sandbox runtime");
+    box->runtime_ = std::move(*runtime);
+    for (const auto& c : box->runtime_->capabilities().controls)
+        if (!c.in_force) spdlog::warn("control {} not in force on this host: {}", c.id, c.detail);
 
     WorkspaceOptions ws;
     ws.root_dir = config.server.state_dir + "/workspaces";
     ws.size_bytes = config.workspace.size_bytes;
     ws.idle_ttl = config.workspace.idle_ttl;
     ws.max_sessions = config.workspace.max_sessions;
-    ws.owner_uid = ::geteuid();
-    ws.owner_gid = ::getegid();
+    ws.owner_uid = box->runtime_->capabilities().host_uid;
+    ws.owner_gid = box->runtime_->capabilities().host_gid;
     box->workspaces_ = std::make_unique<WorkspaceManager>(ws);
     if (Status st = box->workspaces_->remove_leftovers(); !st)
         return Error(st.error()).wrap("prepare workspaces under " + ws.root_dir);
     box->workspaces_->start_reaper(std::chrono::milliseconds(std::min<long long>(60'000, ws.idle_ttl.count())));
     box->trust_ = std::make_unique<TrustStore>(config.server.state_dir + "/trust.json");
+    box->runs_ = std::make_unique<RunService>(config, box->policy_, *box->runtime_, box->audit_.get(),
+                                              *box->workspaces_, *box->trust_);
 
+    register_run_tools(box->registry_, *box->runs_);
     register_file_tools(box->registry_, *box->workspaces_);
     if (config.server.test_tools) register_debug_tools(box->registry_);
+    box->add_resources();
+    if (box->audit_)
+        (void)box->audit_->append("server", {{"action", "start"}, {"policy", box->policy_.name},
+                                             {"runtime", std::string(box->runtime_->name())}});
     return box;
 }
 
-void Toolbox::session_closed(const std::string& session_id) { workspaces_->release(session_id); }
+Toolbox::~Toolbox() {
+    if (audit_) (void)audit_->append("server", {{"action", "stop"}});
+}
+
+void Toolbox::session_closed(const std::string& session_id) {
+    workspaces_->release(session_id);
+    if (audit_) (void)audit_->append("session", {{"action", "end"}, {"session_id", session_id}});
+}
+
+void Toolbox::add_resources() {
+    resources_.add({"kiln://policy", "policy", "Active policy and limits",
+                    "The policy preset in force, its thresholds, the sandbox limits a run gets and the bounds an agent may ask for.",
+                    "application/json", [this](const SessionInfo&) {
+                        json p = policy_.to_json();
+                        p["validation"] = config_.policy.validation;
+                        p["languages"] = json::array();
+                        for (const auto& i : runs_->interpreters()) p["languages"].push_back(i.language);
+                        return p;
+                    }});
+    resources_.add({"kiln://threat-model", "threat-model", "Threat model with live control status",
+                    "Threats T001-T005 and controls C001-C013, with which controls are in force on this host now.",
+                    "application/json", [this](const SessionInfo&) {
+                        const auto& cat = threat_model::catalogue();
+                        auto in_force = runs_->controls_in_force();
+                        json threats = json::array(), controls = json::array();
+                        for (const auto& t : cat.threats) {
+                            auto risk = threat_model::score(t, in_force);
+                            threats.push_back({{"id", t.id}, {"name", t.name}, {"description", t.description},
+                                               {"controls", t.controls}, {"baseline_score", risk.score},
+                                               {"level", threat_model::to_string(risk.level)}, {"mitigated", risk.mitigated},
+                                               {"missing_controls", risk.missing_controls}});
+                        }
+                        for (const auto& c : cat.controls) {
+                            std::string detail;
+                            for (const auto& s : runtime_->capabilities().controls)
+                                if (s.id == c.id) detail = s.detail;
+                            controls.push_back({{"id", c.id}, {"name", c.name}, {"description", c.description},
+                                                {"in_force", in_force.count(c.id) > 0}, {"detail", detail}});
+                        }
+                        return json{{"threats", threats}, {"controls", controls},
+                                    {"lsm", runtime_->capabilities().lsm}, {"cgroup", runtime_->capabilities().cgroup},
+                                    {"rootless", runtime_->capabilities().rootless}};
+                    }});
+    resources_.add({"kiln://audit/recent", "audit-recent", "Recent audit records of this session",
+                    "The last 50 audit records this session produced (code omitted).", "application/json",
+                    [this](const SessionInfo& s) { return runs_->recent_audit(s.id); }});
+}
 
 }  // namespace kiln::tools

@@ -1,12 +1,17 @@
 // Everything a serving Kiln needs behind its tools, built once from the
 // configuration: workspaces, trust store, sandbox runtime, policy, audit
-// log, and the registry of tools wired to them.
+// log, and the registry of tools and resources wired to them.
 #pragma once
 
 #include <memory>
 
 #include "common/config.hpp"
+#include "sandbox/runtime.hpp"
+#include "security/audit/audit_log.hpp"
+#include "security/policy.hpp"
 #include "tools/registry.hpp"
+#include "tools/resources.hpp"
+#include "tools/run_tools.hpp"
 #include "tools/trust_store.hpp"
 #include "tools/workspace.hpp"
 
@@ -15,19 +20,33 @@ namespace kiln::tools {
 class Toolbox {
 public:
     static Result<std::unique_ptr<Toolbox>> create(const Config& config);
+    ~Toolbox();
 
     const Registry& registry() const { return registry_; }
+    const ResourceSet& resources() const { return resources_; }
     WorkspaceManager& workspaces() { return *workspaces_; }
-    // The MCP session ended: drop its workspace.
+    RunService& runs() { return *runs_; }
+    audit::AuditLog* audit() { return audit_.get(); }
+    // The MCP session ended: drop its workspace and record it.
     void session_closed(const std::string& session_id);
 
 private:
     explicit Toolbox(const Config& config) : config_(config) {}
+    void add_resources();
 
     Config config_;
+    std::unique_ptr<audit::AuditLog> audit_;
+    std::unique_ptr<sandbox::Runtime> runtime_;
+    security::Policy policy_;
     std::unique_ptr<WorkspaceManager> workspaces_;
     std::unique_ptr<TrustStore> trust_;
+    std::unique_ptr<RunService> runs_;
     Registry registry_;
+    ResourceSet resources_;
 };
+
+// Operator-set sandbox keys (sandbox.memory, .cpus, .pids, .timeout,
+// .tmp_size, .seccomp) win over the preset's defaults.
+void apply_sandbox_overrides(security::Policy& policy, const Config& config);
 
 }  // namespace kiln::tools
