@@ -42,5 +42,6 @@ Command register_run(CLI::App& app);
 Command register_check(CLI::App& app);
 Command register_audit(CLI::App& app);
 Command register_trust(CLI::App& app);
+Command register_selftest(CLI::App& app);
 
 }  // namespace kiln::cli

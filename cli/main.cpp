@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     app.add_option("--set", sets, "Override one config key, e.g. --set sandbox.memory=512M (repeatable)");
 
     std::vector<Command> commands = {register_serve(app), register_run(app), register_check(app),
-                                     register_audit(app), register_trust(app), register_config(app), register_version(app)};
+                                     register_audit(app), register_trust(app), register_selftest(app), register_config(app), register_version(app)};
     app.footer("Run 'kiln <command> --help' for the flags of each command.\n"
                "Configuration keys: 'kiln config print'. Documentation: docs/ in the source tree.");
 
