@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""End-to-end run_code latency and throughput through `kiln serve` on stdio.
+
+Measures, in one run on the same machine:
+  * p50/p95 latency of run_code python `print(1)` (request written -> response read)
+  * p50/p95 of bare `python3 -c 'print(1)'` (fork+exec+wait from this script)
+  * throughput with 8 concurrent run_code calls vs the bare command 8-way
+
+Usage: bench/tools/run_code_latency.py [--kiln build/cli/kiln] [--runs 200]
+Only the standard library is used.
+"""
+import argparse, json, os, statistics, subprocess, sys, tempfile, threading, time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
+
+
+class Server:
+    def __init__(self, kiln, state_dir):
+        self.p = subprocess.Popen(
+            [kiln, "--set", f"server.state_dir={state_dir}", "--set", "server.log_level=error",
+             "--set", "workspace.max_runs_per_session=16", "--set", "workspace.max_runs_total=16",
+             "--set", "audit.fsync=batch", "serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self.lock = threading.Lock()
+        self.waiters = {}
+        self.next_id = 1
+        threading.Thread(target=self._reader, daemon=True).start()
+        self.call("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                 "clientInfo": {"name": "bench", "version": "1"}})
+        self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def _send(self, msg):
+        data = (json.dumps(msg) + "\n").encode()
+        with self.lock:
+            self.p.stdin.write(data)
+
+    def _reader(self):
+        for line in self.p.stdout:
+            msg = json.loads(line)
+            if "id" in msg and ("result" in msg or "error" in msg):
+                ev, slot = self.waiters.pop(msg["id"])
+                slot.append(msg)
+                ev.set()
+
+    def call(self, method, params):
+        with self.lock:
+            rid = self.next_id
+            self.next_id += 1
+        ev, slot = threading.Event(), []
+        self.waiters[rid] = (ev, slot)
+        self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        ev.wait()
+        return slot[0]
+
+    def run_print(self):
+        r = self.call("tools/call", {"name": "run_code", "arguments": {"language": "python", "code": "print(1)\n"}})
+        sc = r["result"].get("structuredContent", {})
+        if sc.get("stdout") != "1\n":
+            raise SystemExit(f"run_code failed: {r}")
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1000.0
+
+
+def bare():
+    subprocess.run(["/usr/bin/python3", "-c", "print(1)"], stdout=subprocess.DEVNULL, check=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kiln", default="build/cli/kiln")
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--concurrency", type=int, default=8)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-") as state:
+        srv = Server(os.path.abspath(a.kiln), state)
+        for _ in range(10):  # warm up caches on both sides
+            srv.run_print(); bare()
+        kiln_ms, bare_ms = [], []
+        for _ in range(a.runs):  # interleaved so machine noise hits both alike
+            kiln_ms.append(timed(srv.run_print))
+            bare_ms.append(timed(bare))
+        n = a.runs
+        with ThreadPoolExecutor(a.concurrency) as ex:
+            t = time.perf_counter(); list(ex.map(lambda _: srv.run_print(), range(n))); kiln_tp = n / (time.perf_counter() - t)
+        with ThreadPoolExecutor(a.concurrency) as ex:
+            t = time.perf_counter(); list(ex.map(lambda _: bare(), range(n))); bare_tp = n / (time.perf_counter() - t)
+        srv.close()
+    print(f"run_code python print(1) via stdio: p50 {statistics.median(kiln_ms):.2f} ms  p95 {pct(kiln_ms, 95):.2f} ms  (n={n})")
+    print(f"bare python3 -c 'print(1)':         p50 {statistics.median(bare_ms):.2f} ms  p95 {pct(bare_ms, 95):.2f} ms")
+    print(f"overhead at p50: {statistics.median(kiln_ms) - statistics.median(bare_ms):.2f} ms  ratio {statistics.median(kiln_ms) / statistics.median(bare_ms):.2f}x")
+    print(f"throughput {a.concurrency}-way: kiln {kiln_tp:.1f}/s  bare {bare_tp:.1f}/s  ratio {kiln_tp / bare_tp:.2f}")
+
+
+if __name__ == "__main__":
+    main()
