@@ -1,8 +1,188 @@
-// Placeholder until the run subcommand lands; registers nothing visible.
+// kiln run [flags] -- CMD ARGS...: runs one command in the native jail.
+//
+// Without --json the child's output streams through and kiln exits with the
+// child's code; see exit_code_for() for the mapping (documented in
+// docs/sandbox.md). With --json the ExecResult is printed as one object.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <sys/stat.h>
+
 #include "cli/cli.hpp"
+#include "sandbox/runtime.hpp"
 
 namespace kiln::cli {
+namespace {
 
-Command register_run(CLI::App&) { return Command{nullptr, {}}; }
+// Exit codes of kiln run beyond the child's own (docs/sandbox.md).
+constexpr int kExitTimeout = 124;       // like timeout(1)
+constexpr int kExitOom = 125;           // killed by the memory cgroup
+constexpr int kExitNotExecutable = 126;
+constexpr int kExitNotFound = 127;
+constexpr int kExitJailFailed = 71;     // EX_OSERR: the jail could not be set up
+
+struct RunFlags {
+    std::vector<std::string> command, env;
+    std::string memory, cpus, pids, timeout, tmp_size, seccomp, validation, workspace, rootfs, cwd, stdin_file;
+    bool json = false;
+};
+
+// The validator hook. kiln run validates the command line as shell before
+// the jail starts once the validator (security/, another issue) exposes an
+// entry point for it; until then it states plainly that nothing was
+// validated rather than pretending. Returns false to refuse the run.
+bool validate_before_run(const Context& ctx, const std::vector<std::string>& command, std::string& verdict) {
+    (void)command;
+    if (ctx.config.policy.validation == "off") {
+        verdict = "off";
+        return true;
+    }
+    verdict = "not_wired";
+    return true;
+}
+
+bool apply_flags(Context& ctx, const RunFlags& f) {
+    struct Item {
+        const std::string& value;
+        const char* key;
+        const char* flag;
+    };
+    for (const Item& it : {Item{f.memory, "sandbox.memory", "--memory"}, Item{f.cpus, "sandbox.cpus", "--cpus"},
+                           Item{f.pids, "sandbox.pids", "--pids"}, Item{f.timeout, "sandbox.timeout", "--timeout"},
+                           Item{f.tmp_size, "sandbox.tmp_size", "--tmp-size"},
+                           Item{f.seccomp, "sandbox.seccomp", "--seccomp"}, Item{f.rootfs, "sandbox.rootfs", "--rootfs"},
+                           Item{f.validation, "policy.validation", "--validation"}}) {
+        if (!it.value.empty() && !ctx.set_from_flag(it.key, it.value, it.flag)) return false;
+    }
+    return true;
+}
+
+Result<sandbox::SandboxSpec> spec_from(const Context& ctx, const RunFlags& f) {
+    const SandboxConfig& c = ctx.config.sandbox;
+    sandbox::SandboxSpec spec;
+    spec.argv = f.command;
+    spec.env = f.env;
+    spec.rootfs = c.rootfs;
+    spec.uid = c.uid;
+    spec.gid = c.gid;
+    spec.seccomp = c.seccomp == "strict" ? sandbox::SeccompProfile::Strict : sandbox::SeccompProfile::Default;
+    spec.limits = {c.memory_bytes, c.cpus, c.pids, c.timeout, c.tmp_size_bytes, c.output_cap_bytes};
+    if (!f.workspace.empty()) {
+        struct stat st {};
+        if (::stat(f.workspace.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            return make_error("--workspace", "'" + f.workspace + "' is not a directory", ENOTDIR);
+        char* real = ::realpath(f.workspace.c_str(), nullptr);
+        spec.workspace_dir = real;
+        std::free(real);
+    }
+    if (!f.cwd.empty()) spec.cwd = f.cwd;
+    if (!f.stdin_file.empty()) {
+        std::ostringstream text;
+        if (f.stdin_file == "-") {
+            text << std::cin.rdbuf();
+        } else {
+            std::ifstream in(f.stdin_file, std::ios::binary);
+            if (!in) return sys_error("--stdin-file", "cannot open '" + f.stdin_file + "'");
+            text << in.rdbuf();
+        }
+        spec.stdin_data = text.str();
+    }
+    return spec;
+}
+
+int exit_code_for(const sandbox::ExecResult& r) {
+    if (r.timed_out) return kExitTimeout;
+    if (r.oom_killed) return kExitOom;
+    if (r.signal) return 128 + *r.signal;
+    return r.exit_code.value_or(kExitFailure);
+}
+
+int exit_code_for(const Error& e) {
+    if (e.step.rfind("execve", 0) == 0) return e.err == ENOENT ? kExitNotFound : kExitNotExecutable;
+    return kExitJailFailed;
+}
+
+nlohmann::json to_json(const sandbox::ExecResult& r, const std::string& verdict) {
+    nlohmann::json j = {
+        {"exit_code", r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr)},
+        {"signal", r.signal ? nlohmann::json(*r.signal) : nlohmann::json(nullptr)},
+        {"timed_out", r.timed_out}, {"oom_killed", r.oom_killed}, {"cancelled", r.cancelled},
+        {"stdout", r.stdout_data}, {"stderr", r.stderr_data},
+        {"stdout_truncated", r.stdout_truncated}, {"stderr_truncated", r.stderr_truncated},
+        {"stdout_bytes", r.stdout_bytes}, {"stderr_bytes", r.stderr_bytes},
+        {"duration_ms", r.duration.count()}, {"cpu_ms", r.cpu.count()},
+        {"peak_memory_bytes", r.peak_memory_bytes},
+        {"timings_us", {{"setup", r.timings.setup.count()}, {"run", r.timings.run.count()},
+                        {"teardown", r.timings.teardown.count()}}},
+        {"notes", r.notes}, {"validation", verdict}};
+    return j;
+}
+
+int run_action(Context& ctx, const RunFlags& f) {
+    if (!apply_flags(ctx, f)) return kExitUsage;
+    auto spec = spec_from(ctx, f);
+    if (!spec) {
+        std::cerr << "kiln run: " << spec.error().step << ": " << spec.error().message << "\n";
+        return kExitUsage;
+    }
+    std::string verdict;
+    if (!validate_before_run(ctx, f.command, verdict)) return kExitFailure;
+    if (verdict == "not_wired" && !f.json)
+        std::cerr << "kiln run: note: the validator is not wired into kiln run yet; the command was not validated\n";
+    auto runtime = sandbox::make_native_runtime({ctx.config.server.state_dir, false});
+    if (!runtime) {
+        std::cerr << "kiln run: " << runtime.error().what() << "\n";
+        return kExitJailFailed;
+    }
+    sandbox::RunHooks hooks;
+    if (!f.json) {
+        hooks.on_output = [](std::string_view chunk, bool is_stderr) {
+            std::FILE* out = is_stderr ? stderr : stdout;
+            std::fwrite(chunk.data(), 1, chunk.size(), out);
+            std::fflush(out);
+        };
+    }
+    auto result = (*runtime)->run(*spec, hooks);
+    if (!result) {
+        std::cerr << "kiln run: " << result.error().what() << "\n";
+        return exit_code_for(result.error());
+    }
+    if (f.json) {
+        std::cout << to_json(*result, verdict).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+        if (result->stdout_truncated || result->stderr_truncated)
+            std::cerr << "kiln run: output truncated at " << spec->limits.output_cap_bytes << " bytes per stream\n";
+        if (result->timed_out) std::cerr << "kiln run: timed out after " << spec->limits.timeout.count() << " ms\n";
+        if (result->oom_killed) std::cerr << "kiln run: killed: out of memory (limit " << spec->limits.memory_bytes << " bytes)\n";
+    }
+    return exit_code_for(*result);
+}
+
+}  // namespace
+
+Command register_run(CLI::App& app) {
+    auto* sub = app.add_subcommand("run", "Run one command in the sandbox: kiln run [flags] -- CMD ARGS...");
+    auto f = std::make_shared<RunFlags>();
+    sub->add_option("--memory", f->memory, "Memory limit, no swap (e.g. 256M)");
+    sub->add_option("--cpus", f->cpus, "CPU quota in cores (e.g. 0.5)");
+    sub->add_option("--pids", f->pids, "Process limit");
+    sub->add_option("--timeout", f->timeout, "Wall-clock limit (e.g. 10s, 500ms)");
+    sub->add_option("--tmp-size", f->tmp_size, "Size of the jail's /tmp (e.g. 64M)");
+    sub->add_option("--workspace", f->workspace, "Host directory mounted read-write at /workspace");
+    sub->add_option("--rootfs", f->rootfs, "Directory used for /usr, /bin, /lib, /etc instead of the host's");
+    sub->add_option("--seccomp", f->seccomp, "Seccomp profile: default or strict");
+    sub->add_option("--validation", f->validation, "Validator mode: enforce, warn or off");
+    sub->add_option("--env", f->env, "Extra environment variable KEY=VALUE (repeatable)");
+    sub->add_option("--cwd", f->cwd, "Working directory inside the jail (default /workspace, else /tmp)");
+    sub->add_option("--stdin-file", f->stdin_file, "Feed this file ('-': kiln's stdin) to the command's stdin");
+    sub->add_flag("--json", f->json, "Print the result as one JSON object instead of streaming");
+    sub->add_option("command", f->command, "Command and arguments, after --")->required();
+    sub->footer("Exit status: the command's own; 128+N if killed by signal N; 124 on timeout; 125 when\n"
+                "killed for memory; 126/127 not executable/not found; 71 if the jail could not be set up.");
+    return {sub, [f](Context& ctx) { return run_action(ctx, *f); }};
+}
 
 }  // namespace kiln::cli

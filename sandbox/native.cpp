@@ -1,27 +1,499 @@
-// The native runtime: Kiln's own jail. Work in progress.
+// The native runtime: Kiln's own jail, run from the server's threads.
+//
+// run() prepares everything in the parent (mount list, id maps, seccomp
+// BPF, rlimits, Landlock rules, argv/env), clones the jail's init into new
+// user, pid, mount, net, ipc and uts namespaces, writes its id maps, moves
+// it into the run's cgroup, releases it, then feeds stdin and drains
+// stdout/stderr until it exits, the deadline passes or the caller cancels.
+// The jail's processes all live in its pid namespace, so killing the init
+// kills them all; the cgroup is emptied and removed before run() returns.
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+
+#include "common/unique_fd.hpp"
+#include "sandbox/cgroup.hpp"
+#include "sandbox/jail.hpp"
 #include "sandbox/runtime.hpp"
 
 namespace kiln::sandbox {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+constexpr unsigned long kNamespaces =
+    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+struct Pipe {
+    UniqueFd read, write;
+};
+
+Result<Pipe> make_pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return sys_error("pipe2");
+    return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+// Kills and reaps the jail's init on every early return (crun's cleanup_pid).
+class ChildGuard {
+public:
+    explicit ChildGuard(pid_t pid) : pid_(pid) {}
+    ChildGuard(const ChildGuard&) = delete;
+    ChildGuard& operator=(const ChildGuard&) = delete;
+    ~ChildGuard() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGKILL);
+        int status;
+        while (::waitpid(pid_, &status, __WALL) < 0 && errno == EINTR) {
+        }
+    }
+    pid_t pid() const { return pid_; }
+    void kill() const {
+        if (pid_ > 0) ::kill(pid_, SIGKILL);
+    }
+    // Reaps the exited init; returns its status and resource usage.
+    int reap(rusage& usage) {
+        int status = 0;
+        while (::wait4(pid_, &status, __WALL, &usage) < 0 && errno == EINTR) {
+        }
+        pid_ = -1;
+        return status;
+    }
+
+private:
+    pid_t pid_;
+};
+
+std::string env_value(const char* name, const char* fallback) {
+    const char* v = std::getenv(name);
+    return v && *v ? v : fallback;
+}
+
+Status build_env(const SandboxSpec& spec, JailPlan& plan) {
+    // Allowlist only; nothing of the server's environment (tokens, keys) leaks (C012, C013).
+    std::vector<std::string> env = {std::string("PATH=") + kPath, "HOME=/tmp",
+                                    "LANG=" + env_value("LANG", "C.UTF-8"), "TERM=" + env_value("TERM", "dumb")};
+    for (const auto& kv : spec.env) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) return make_error("sandbox env", "'" + kv + "' is not KEY=VALUE", EINVAL);
+        std::string key = kv.substr(0, eq + 1);
+        env.erase(std::remove_if(env.begin(), env.end(), [&](const std::string& e) { return e.rfind(key, 0) == 0; }),
+                  env.end());
+        env.push_back(kv);
+    }
+    std::string path = kPath;
+    for (const auto& e : env)
+        if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+    std::istringstream dirs(path);
+    for (std::string d; std::getline(dirs, d, ':');)
+        if (!d.empty()) plan.path_dirs.push_back(d);
+    plan.env_storage = std::move(env);
+    return {};
+}
+
+struct Capture {
+    std::string& data;
+    bool& truncated;
+    std::uint64_t& total;
+    std::uint64_t cap;
+    bool is_stderr;
+};
+
+// One run's parent side: owns the descriptors, the cgroup and the clock.
+class Run {
+public:
+    Run(const SandboxSpec& spec, const RunHooks& hooks) : spec_(spec), hooks_(hooks) {}
+
+    Result<ExecResult> execute(JailPlan& plan, cgroup::Manager* cgroups, const std::string& run_id);
+
+private:
+    Status make_pipes(JailPlan& plan);
+    Status start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& run_id);
+    Status pump();
+    void drain_after_exit();
+    bool read_into(int fd, Capture& cap);
+    void feed_stdin();
+    std::optional<Error> child_error();
+    void finish(ExecResult& r, int init_status, const rusage& usage);
+
+    const SandboxSpec& spec_;
+    const RunHooks& hooks_;
+    ExecResult result_;
+    Pipe stdin_, stdout_, stderr_, sync_, error_, status_;
+    UniqueFd pidfd_, stop_fd_;
+    std::unique_ptr<cgroup::Group> group_;
+    std::unique_ptr<ChildGuard> child_;
+    std::size_t stdin_sent_ = 0;
+    bool error_eof_ = false;
+    std::optional<Error> setup_error_;
+    Clock::time_point t_start_, t_exec_, t_exit_;
+};
+
+Status Run::make_pipes(JailPlan& plan) {
+    for (Pipe* p : {&stdin_, &stdout_, &stderr_, &sync_, &error_, &status_}) {
+        auto made = make_pipe();
+        if (!made) return made.error();
+        *p = std::move(*made);
+    }
+    plan.fds[kFdStdin] = stdin_.read.get();
+    plan.fds[kFdStdout] = stdout_.write.get();
+    plan.fds[kFdStderr] = stderr_.write.get();
+    plan.fds[kFdSync] = sync_.read.get();
+    plan.fds[kFdError] = error_.write.get();
+    plan.fds[kFdStatus] = status_.write.get();
+    return {};
+}
+
+Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& run_id) {
+    if (Status st = make_pipes(plan); !st) return st;
+    if (cgroups) {
+        auto g = cgroups->create(run_id, spec_.limits);
+        if (!g) return g.error().wrap("creating the run's cgroup");
+        group_ = std::move(*g);
+    }
+    pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, kNamespaces | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+    if (pid < 0) return sys_error("clone", "new user, pid, mount, net, ipc and uts namespaces");
+    if (pid == 0) jail_main(plan);
+    child_ = std::make_unique<ChildGuard>(pid);
+    for (UniqueFd* fd : {&stdin_.read, &stdout_.write, &stderr_.write, &sync_.read, &error_.write, &status_.write})
+        fd->reset();
+    pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd_) return sys_error("pidfd_open");
+    if (Status st = user::write_maps(pid, plan.user); !st) return st.error().wrap("writing the jail's id maps");
+    if (group_) {
+        if (Status st = group_->add(pid); !st) return st.error().wrap("moving the jail into its cgroup");
+    }
+    // Release the child: its ids are mapped and its limits apply from its first step.
+    if (::write(sync_.write.get(), "g", 1) != 1) return sys_error("write", "sync pipe");
+    sync_.write.reset();
+    for (int fd : {stdout_.read.get(), stderr_.read.get(), stdin_.write.get()})
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    if (spec_.stdin_data.empty()) stdin_.write.reset();
+    return {};
+}
+
+bool Run::read_into(int fd, Capture& cap) {
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno == EAGAIN;  // still open
+        if (n == 0) return false;           // EOF
+        cap.total += static_cast<std::uint64_t>(n);
+        std::size_t room = cap.data.size() < cap.cap ? cap.cap - cap.data.size() : 0;
+        std::size_t keep = std::min<std::size_t>(room, static_cast<std::size_t>(n));
+        if (keep < static_cast<std::size_t>(n)) cap.truncated = true;
+        if (keep > 0) {
+            cap.data.append(buf, keep);
+            if (hooks_.on_output) hooks_.on_output(std::string_view(buf, keep), cap.is_stderr);
+        }
+    }
+}
+
+void Run::feed_stdin() {
+    // Writing to a pipe the program closed raises SIGPIPE in this thread;
+    // block it and consume it so the server survives.
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    const std::string& data = spec_.stdin_data;
+    ssize_t n = ::write(stdin_.write.get(), data.data() + stdin_sent_, data.size() - stdin_sent_);
+    if (n > 0) stdin_sent_ += static_cast<std::size_t>(n);
+    if ((n < 0 && errno != EAGAIN && errno != EINTR) || stdin_sent_ == data.size()) stdin_.write.reset();
+    if (n < 0 && errno == EPIPE) {
+        timespec zero{0, 0};
+        ::sigtimedwait(&pipe_set, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+std::optional<Error> Run::child_error() {
+    ChildError e;
+    ssize_t n = ::read(error_.read.get(), &e, sizeof e);
+    if (n == static_cast<ssize_t>(sizeof e)) {
+        e.step[sizeof e.step - 1] = '\0';
+        return make_error(e.step, "jail setup failed in the child", e.err);
+    }
+    return std::nullopt;
+}
+
+// The main loop: output, stdin, the init's exit, the deadline, cancellation.
+Status Run::pump() {
+    Capture out{result_.stdout_data, result_.stdout_truncated, result_.stdout_bytes,
+                spec_.limits.output_cap_bytes, false};
+    Capture err{result_.stderr_data, result_.stderr_truncated, result_.stderr_bytes,
+                spec_.limits.output_cap_bytes, true};
+    bool out_open = true, err_open = true;
+    const auto deadline = t_start_ + spec_.limits.timeout;
+    auto next_progress = t_start_ + milliseconds(250);
+    for (;;) {
+        pollfd fds[6] = {{out_open ? stdout_.read.get() : -1, POLLIN, 0},
+                         {err_open ? stderr_.read.get() : -1, POLLIN, 0},
+                         {stdin_.write.valid() ? stdin_.write.get() : -1, POLLOUT, 0},
+                         {error_eof_ ? -1 : error_.read.get(), POLLIN, 0},
+                         {pidfd_.get(), POLLIN, 0},
+                         {stop_fd_.valid() ? stop_fd_.get() : -1, POLLIN, 0}};
+        auto now = Clock::now();
+        if (now >= deadline) {
+            result_.timed_out = true;
+            child_->kill();
+            return {};
+        }
+        auto wake = std::min(deadline, hooks_.on_progress ? next_progress : deadline);
+        int timeout_ms = static_cast<int>(std::max<long>(1, duration_cast<milliseconds>(wake - now).count() + 1));
+        int rc = ::poll(fds, 6, timeout_ms);
+        if (rc < 0 && errno != EINTR) return sys_error("poll");
+        if (fds[0].revents) out_open = read_into(fds[0].fd, out);
+        if (fds[1].revents) err_open = read_into(fds[1].fd, err);
+        if (fds[2].revents) feed_stdin();
+        if (fds[3].revents) {
+            setup_error_ = child_error();
+            error_eof_ = true;
+            t_exec_ = Clock::now();
+            if (setup_error_) {
+                child_->kill();
+                return {};
+            }
+        }
+        if (fds[5].revents) {
+            result_.cancelled = true;
+            child_->kill();
+            return {};
+        }
+        if (fds[4].revents) return {};
+        if (hooks_.on_progress && Clock::now() >= next_progress) {
+            next_progress += milliseconds(250);
+            hooks_.on_progress(Progress{duration_cast<milliseconds>(Clock::now() - t_start_), result_.stdout_bytes,
+                                        result_.stderr_bytes});
+        }
+    }
+}
+
+// Once the init is gone so is every process of the jail; what they wrote is
+// still in the pipes. Another run's child may hold a copy of a write end for
+// a few microseconds (between its clone and its close_range), hence the bound.
+void Run::drain_after_exit() {
+    Capture out{result_.stdout_data, result_.stdout_truncated, result_.stdout_bytes,
+                spec_.limits.output_cap_bytes, false};
+    Capture err{result_.stderr_data, result_.stderr_truncated, result_.stderr_bytes,
+                spec_.limits.output_cap_bytes, true};
+    bool out_open = true, err_open = true;
+    auto until = Clock::now() + milliseconds(500);
+    while ((out_open || err_open) && Clock::now() < until) {
+        pollfd fds[2] = {{out_open ? stdout_.read.get() : -1, POLLIN, 0}, {err_open ? stderr_.read.get() : -1, POLLIN, 0}};
+        if (::poll(fds, 2, 50) < 0 && errno != EINTR) break;
+        if (fds[0].revents) out_open = read_into(fds[0].fd, out);
+        if (fds[1].revents) err_open = read_into(fds[1].fd, err);
+    }
+}
+
+void Run::finish(ExecResult& r, int init_status, const rusage& usage) {
+    int program_status = 0;
+    bool have_status = ::read(status_.read.get(), &program_status, sizeof program_status) == sizeof program_status;
+    if (have_status && WIFEXITED(program_status)) r.exit_code = WEXITSTATUS(program_status);
+    else if (have_status && WIFSIGNALED(program_status)) r.signal = WTERMSIG(program_status);
+    else if (WIFSIGNALED(init_status)) r.signal = WTERMSIG(init_status);  // the init itself was killed
+    else r.exit_code = WIFEXITED(init_status) ? WEXITSTATUS(init_status) : -1;
+    r.cpu = milliseconds((usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
+                         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000);
+    // Without a cgroup the best figure is the largest single process's RSS.
+    r.peak_memory_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;
+    if (group_) {
+        cgroup::Stats s = group_->stats();
+        if (s.have_cpu) r.cpu = duration_cast<milliseconds>(s.cpu);
+        if (s.peak_memory_bytes) r.peak_memory_bytes = s.peak_memory_bytes;
+        r.oom_killed = s.oom_killed;
+    }
+}
+
+Result<ExecResult> Run::execute(JailPlan& plan, cgroup::Manager* cgroups, const std::string& run_id) {
+    t_start_ = Clock::now();
+    if (hooks_.stop.stop_possible()) stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    std::stop_callback on_stop(hooks_.stop, [this] {
+        if (stop_fd_) {
+            std::uint64_t one = 1;
+            (void)!::write(stop_fd_.get(), &one, sizeof one);
+        }
+    });
+    if (Status st = start(plan, cgroups, run_id); !st) return st.error();
+    if (Status st = pump(); !st) return st.error();
+    rusage usage{};
+    int init_status = child_->reap(usage);
+    t_exit_ = Clock::now();
+    if (!error_eof_) {
+        setup_error_ = child_error();
+        if (t_exec_ == Clock::time_point{}) t_exec_ = t_exit_;
+    }
+    if (setup_error_) return *setup_error_;
+    drain_after_exit();
+    finish(result_, init_status, usage);
+    if (group_) {
+        if (Status st = group_->remove(); !st) result_.notes.push_back("cgroup teardown: " + st.error().what());
+    }
+    auto t_end = Clock::now();
+    result_.duration = duration_cast<milliseconds>(t_exit_ - t_start_);
+    result_.timings.setup = duration_cast<microseconds>(t_exec_ - t_start_);
+    result_.timings.run = duration_cast<microseconds>(t_exit_ - t_exec_);
+    result_.timings.teardown = duration_cast<microseconds>(t_end - t_exit_);
+    return std::move(result_);
+}
+
 class NativeRuntime final : public Runtime {
 public:
     std::string_view name() const override { return "native"; }
     const HostCapabilities& capabilities() const override { return caps_; }
-    Result<ExecResult> run(const SandboxSpec&, const RunHooks&) override {
-        return make_error("sandbox run", "not implemented yet");
-    }
+    Result<ExecResult> run(const SandboxSpec& spec, const RunHooks& hooks) override;
+
+    Status init(bool probe);
 
 private:
+    Result<JailPlan> plan_for(const SandboxSpec& spec) const;
+    void describe_controls(bool probe_ok, const std::string& probe_detail);
+
     HostCapabilities caps_;
+    std::unique_ptr<cgroup::Manager> cgroups_;
+    std::string cgroup_error_;
+    seccomp::Program default_filter_, strict_filter_;
+    caps::Plan caps_plan_;
+    int landlock_abi_ = 0;
+    std::atomic<unsigned long> next_run_{0};
 };
+
+Result<JailPlan> NativeRuntime::plan_for(const SandboxSpec& spec) const {
+    if (spec.argv.empty() || spec.argv[0].empty()) return make_error("sandbox spec", "argv is empty", EINVAL);
+    if (spec.limits.timeout.count() <= 0) return make_error("sandbox spec", "timeout must be positive", EINVAL);
+    JailPlan plan;
+    auto mounts = mount::prepare(spec);
+    if (!mounts) return mounts.error();
+    plan.mounts = std::move(*mounts);
+    plan.user = user::prepare(spec.uid, spec.gid, caps_.host_uid, caps_.host_gid, caps_.rootless);
+    plan.caps = caps_plan_;
+    plan.rlimits = rlimits::prepare(spec.limits, !cgroups_);
+    plan.landlock = landlock::prepare(landlock_abi_, plan.mounts.writable_dirs);
+    plan.init_seccomp = &strict_filter_;
+    switch (spec.seccomp) {
+        case SeccompProfile::Default: plan.seccomp = &default_filter_; break;
+        case SeccompProfile::Strict: plan.seccomp = &strict_filter_; break;
+    }
+    if (Status st = build_env(spec, plan); !st) return st.error();
+    plan.argv_storage = spec.argv;
+    plan.cwd = spec.cwd.empty() ? "/" : spec.cwd;
+    if (spec.workspace_dir.empty() && plan.cwd == "/workspace") plan.cwd = "/tmp";
+    plan.seal();
+    return plan;
+}
+
+Result<ExecResult> NativeRuntime::run(const SandboxSpec& spec, const RunHooks& hooks) {
+    auto plan = plan_for(spec);
+    if (!plan) return plan.error();
+    std::string run_id = "run-" + std::to_string(next_run_.fetch_add(1));
+    Run run(spec, hooks);
+    auto result = run.execute(*plan, cgroups_.get(), run_id);
+    if (!result) return result;
+    if (!cgroups_) {
+        result->notes.push_back("memory limit by RLIMIT_AS only and no CPU quota: no usable cgroup (" + cgroup_error_ + ")");
+        result->notes.push_back("pids limit by RLIMIT_NPROC only: no usable cgroup");
+        result->notes.push_back("peak_memory_bytes is the largest single process's RSS, not the jail's total");
+    }
+    return result;
+}
+
+void NativeRuntime::describe_controls(bool ok, const std::string& why) {
+    auto add = [&](const char* id, bool in_force, std::string detail) {
+        caps_.controls.push_back({id, in_force, std::move(detail)});
+    };
+    std::string ids = std::to_string(caps_.host_uid) + ":" + std::to_string(caps_.host_gid);
+    add("C001", ok, ok ? "user namespace; jail uid/gid map to host " + ids : why);
+    add("C002", ok, ok ? "tmpfs root with read-only binds, pivot_root, root remounted read-only" : why);
+    add("C003", ok, ok ? "own network namespace, loopback only" : why);
+    add("C006", ok, ok ? "seccomp BPF (default and strict profiles), denied calls fail with EPERM" : why);
+    if (cgroups_)
+        add("C007", ok, "cgroup " + cgroups_->kind() + " memory (no swap), pids, cpu at " + cgroups_->root() + "; rlimits");
+    else
+        add("C007", false, "rlimits only (RLIMIT_AS, RLIMIT_NPROC, RLIMIT_CPU): " + cgroup_error_);
+    add("C008", ok, ok ? "wall-clock timeout kills the jail's pid namespace" : why);
+    add("C009", ok, ok ? "all capability sets emptied, bounding set dropped, securebits locked, no_new_privs" : why);
+    add("C010", ok && landlock_abi_ > 0,
+        landlock_abi_ > 0 ? "landlock (ABI " + std::to_string(landlock_abi_) + ")" : "no Landlock in this kernel, no AppArmor support in Kiln");
+    add("C012", ok, ok ? "mounts from the allowlist only; server fds closed; environment from an allowlist" : why);
+}
+
+Status NativeRuntime::init(bool probe_host) {
+    caps_.rootless = ::geteuid() != 0;
+    // A root server maps the jail to nobody; a rootless one can only map itself.
+    caps_.host_uid = caps_.rootless ? ::geteuid() : 65534;
+    caps_.host_gid = caps_.rootless ? ::getegid() : 65534;
+    caps_plan_ = caps::prepare();
+    auto def = seccomp::build(SeccompProfile::Default);
+    if (!def) return def.error().wrap("building the default seccomp profile");
+    auto strict = seccomp::build(SeccompProfile::Strict);
+    if (!strict) return strict.error().wrap("building the strict seccomp profile");
+    default_filter_ = std::move(*def);
+    strict_filter_ = std::move(*strict);
+    landlock_abi_ = landlock::probe_abi();
+    caps_.lsm = landlock_abi_ > 0 ? "landlock (ABI " + std::to_string(landlock_abi_) + ")" : "none";
+
+    auto v2 = cgroup::open_v2();
+    if (v2) {
+        cgroups_ = std::move(*v2);
+    } else {
+        auto v1 = cgroup::open_v1();
+        if (v1) cgroups_ = std::move(*v1);
+        else cgroup_error_ = "v2: " + v2.error().what() + "; v1: " + v1.error().what();
+    }
+    caps_.cgroup = cgroups_ ? cgroups_->kind() : "none (rlimits only)";
+    if (!cgroups_) caps_.notes.push_back("no usable cgroup: " + cgroup_error_);
+    if (caps_.rootless) caps_.notes.push_back("rootless: supplementary groups cannot be dropped; they show as nogroup inside");
+
+    if (!probe_host) {
+        describe_controls(true, "");
+        caps_.notes.push_back("controls not probed at start (NativeOptions.probe=false): each run reports its own failures");
+        return {};
+    }
+    // One real jail proves the namespaces, mounts and filters work here.
+    SandboxSpec probe;
+    probe.argv = {"true"};
+    probe.limits.timeout = milliseconds(10'000);
+    auto r = run(probe, RunHooks{});
+    bool ok = r && r->exit_code == 0;
+    std::string why = r ? "probe jail exited abnormally" : r.error().what();
+    describe_controls(ok, why);
+    if (!ok) return make_error("native runtime probe", why + " (user namespaces disabled? see docs/sandbox.md)",
+                               r ? 0 : r.error().err);
+    return {};
+}
 
 }  // namespace
 
-Result<std::unique_ptr<Runtime>> make_native_runtime(const NativeOptions&) {
-    return std::unique_ptr<Runtime>(new NativeRuntime());
+Result<std::unique_ptr<Runtime>> make_native_runtime(const NativeOptions& options) {
+    auto rt = std::make_unique<NativeRuntime>();
+    if (Status st = rt->init(options.probe); !st) return st.error();
+    return std::unique_ptr<Runtime>(std::move(rt));
 }
 
-Status reap_leftovers(const NativeOptions&) { return {}; }
+Status reap_leftovers(const NativeOptions&) {
+    // Mounts exist only inside the jails' own mount namespaces and vanish with
+    // them; processes die with their pid namespace's init, which dies with the
+    // server thread (PR_SET_PDEATHSIG). Cgroup directories are what outlives
+    // a crashed server.
+    return cgroup::reap_stale();
+}
 
 }  // namespace kiln::sandbox

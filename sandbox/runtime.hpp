@@ -123,6 +123,9 @@ public:
 
 struct NativeOptions {
     std::string state_dir;  // where leftovers of a crashed server are found
+    // Run one trivial jail at creation to prove the controls work here. A
+    // one-shot caller (kiln run) turns it off: its own run fails just as loudly.
+    bool probe = true;
 };
 
 // Probes the host once and states honestly what is in force.

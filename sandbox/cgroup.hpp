@@ -1,0 +1,74 @@
+// Control groups (C007, T003): memory without swap, pids and CPU quota per
+// run, plus the figures the result reports (peak memory, CPU time, OOM).
+//
+// Each run gets its own group, kiln/<server-pid>/<run-id> under the
+// server's own cgroup (or the hierarchy root, whichever is writable). A
+// Group removes itself on destruction, killing what is left in it first.
+// cgroup_v1.cpp and cgroup_v2.cpp implement the two kernel interfaces.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "sandbox/runtime.hpp"
+
+namespace kiln::sandbox::cgroup {
+
+struct Stats {
+    std::uint64_t peak_memory_bytes = 0;
+    std::chrono::microseconds cpu{};
+    bool have_cpu = false;
+    bool oom_killed = false;
+};
+
+class Group {
+public:
+    virtual ~Group() = default;
+    // Moves a process in; called before the jailed child is released.
+    virtual Status add(pid_t pid) = 0;
+    virtual Stats stats() const = 0;
+    // Kills every process left in the group and waits until it is empty.
+    virtual void kill_all() = 0;
+    // Kills what is left and removes the group's directories.
+    virtual Status remove() = 0;
+};
+
+class Manager {
+public:
+    virtual ~Manager() = default;
+    virtual std::string kind() const = 0;  // "v1" or "v2"
+    virtual std::string root() const = 0;  // this server's subtree, for messages
+    virtual Result<std::unique_ptr<Group>> create(const std::string& run_id, const Limits& limits) = 0;
+};
+
+// Opens this server's subtree (creating it); fails with a message that says
+// why the hierarchy is unusable (not mounted, not writable, no controllers).
+Result<std::unique_ptr<Manager>> open_v1();
+Result<std::unique_ptr<Manager>> open_v2();
+
+// A v2 manager on an explicit hierarchy with an explicit controller set;
+// the tests use it on hosts whose only v2 hierarchy has no controllers.
+Result<std::unique_ptr<Manager>> open_v2_at(const std::string& base_dir, std::vector<std::string> controllers);
+
+// Kills and removes the subtrees of kiln servers that are no longer running.
+Status reap_stale();
+
+// Helpers shared by both versions.
+Result<std::string> read_text(const std::string& path);
+Status write_text(const std::string& path, const std::string& text);
+// Waits for a (possibly just emptied) cgroup directory to be removable.
+Status remove_dir(const std::string& path);
+bool pid_alive(pid_t pid);
+void kill_procs_in(const std::string& procs_file);
+// Removes <kiln_dir>/<pid> subtrees whose server pid is gone.
+void reap_stale_in(const std::string& kiln_dir);
+Status reap_stale_v1();
+Status reap_stale_v2();
+
+}  // namespace kiln::sandbox::cgroup

@@ -1,0 +1,253 @@
+#include "sandbox/mount.hpp"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+namespace kiln::sandbox::mount {
+namespace {
+
+// The new mount API (Linux 5.2 open_tree/move_mount, 5.12 mount_setattr).
+// <linux/mount.h> clashes with glibc 2.36's <sys/mount.h>, hence the copies.
+constexpr unsigned kOpenTreeClone = 1;
+constexpr unsigned kAtRecursive = 0x8000;
+constexpr unsigned kMoveMountFEmptyPath = 0x4;
+constexpr unsigned long long kAttrRdonly = 0x1, kAttrNosuid = 0x2, kAttrNodev = 0x4, kAttrNoexec = 0x8;
+struct MountAttr {
+    std::uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+bool set_attr(const char* path, unsigned long long attr, bool recursive, ChildError& e) noexcept {
+    MountAttr ma{attr, 0, 0, 0};
+    if (::syscall(SYS_mount_setattr, AT_FDCWD, path, recursive ? kAtRecursive : 0, &ma, sizeof ma) != 0)
+        return fail(e, "mount_setattr", path);
+    return true;
+}
+
+bool bind_from_fd(int fd, const Op& op, ChildError& e) noexcept {
+    int tree = static_cast<int>(
+        ::syscall(SYS_open_tree, fd, "", kOpenTreeClone | O_CLOEXEC | AT_EMPTY_PATH | kAtRecursive));
+    if (tree < 0) return fail(e, "open_tree", op.source.c_str());
+    long rc = ::syscall(SYS_move_mount, tree, "", AT_FDCWD, op.target.c_str(), kMoveMountFEmptyPath);
+    ::close(tree);
+    if (rc != 0) return fail(e, "move_mount", op.target.c_str());
+    return op.attr == 0 || set_attr(op.target.c_str(), op.attr, true, e);
+}
+
+bool perform(const Op& op, int fd, ChildError& e) noexcept {
+    const char* t = op.target.c_str();
+    switch (op.kind) {
+        case OpKind::Dir:
+            if (::mkdir(t, 0755) != 0 && errno != EEXIST) return fail(e, "mkdir", t);
+            return true;
+        case OpKind::File:
+            if (!write_file(t, op.source.data(), op.source.size())) return fail(e, "create", t);
+            return true;
+        case OpKind::Symlink:
+            if (::symlink(op.source.c_str(), t) != 0) return fail(e, "symlink", t);
+            return true;
+        case OpKind::Tmpfs:
+            if (::mount("tmpfs", t, "tmpfs", op.flags, op.options.c_str()) != 0) return fail(e, "mount tmpfs", t);
+            return true;
+        case OpKind::Proc:
+            if (::mount("proc", t, "proc", op.flags, nullptr) != 0) return fail(e, "mount proc", t);
+            return true;
+        case OpKind::Bind:
+            return bind_from_fd(fd, op, e);
+    }
+    return true;
+}
+
+// pivot_root(".", ".") stacks the old root on top of the new one at "/";
+// detaching it then leaves only the new tree (the trick nsjail and crun use,
+// which needs no directory for the old root).
+bool pivot(const Plan& plan, ChildError& e) noexcept {
+    if (::chdir(plan.staging.c_str()) != 0) return fail(e, "chdir", plan.staging.c_str());
+    if (::syscall(SYS_pivot_root, ".", ".") != 0) return fail(e, "pivot_root", plan.staging.c_str());
+    if (::umount2(".", MNT_DETACH) != 0) return fail(e, "umount2", "old root");
+    if (::chdir("/") != 0) return fail(e, "chdir", "/");
+    return true;
+}
+
+struct Builder {
+    Plan plan;
+    std::string root;
+
+    std::string at(const std::string& path) const { return root + path; }
+    void dir(const std::string& path) { plan.ops.push_back({OpKind::Dir, at(path)}); }
+    void file(const std::string& path, std::string contents) {
+        plan.ops.push_back({OpKind::File, at(path), std::move(contents)});
+    }
+    void symlink(const std::string& path, std::string target) {
+        plan.ops.push_back({OpKind::Symlink, at(path), std::move(target)});
+    }
+    void tmpfs(const std::string& path, std::string options, unsigned long flags) {
+        plan.ops.push_back({OpKind::Tmpfs, at(path), {}, std::move(options), flags});
+    }
+    void bind(const std::string& source, const std::string& path, unsigned long long attr, bool is_dir) {
+        if (is_dir) dir(path);
+        else file(path, {});
+        plan.ops.push_back({OpKind::Bind, at(path), source, {}, 0, attr, is_dir});
+    }
+    // Mirrors a host path: a symlink stays a symlink, a dir or file becomes
+    // a read-only bind; a missing one is skipped.
+    void mirror(const std::string& source, const std::string& path) {
+        struct stat st {};
+        if (::lstat(source.c_str(), &st) != 0) return;
+        if (S_ISLNK(st.st_mode)) {
+            char buf[4096];
+            ssize_t n = ::readlink(source.c_str(), buf, sizeof buf - 1);
+            if (n > 0) symlink(path, std::string(buf, static_cast<std::size_t>(n)));
+            return;
+        }
+        bind(source, path, kAttrRdonly | kAttrNosuid | kAttrNodev, S_ISDIR(st.st_mode));
+    }
+};
+
+std::string passwd_text(const SandboxSpec& spec) {
+    return "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+           "sandbox:x:" + std::to_string(spec.uid) + ":" + std::to_string(spec.gid) +
+           ":Kiln sandbox:/tmp:/bin/sh\n";
+}
+
+std::string group_text(const SandboxSpec& spec) {
+    return "root:x:0:\nsandbox:x:" + std::to_string(spec.gid) + ":\n";
+}
+
+void add_etc(Builder& b, const SandboxSpec& spec) {
+    if (!spec.rootfs.empty()) {
+        b.mirror(spec.rootfs + "/etc", "/etc");
+        return;
+    }
+    // Only what programs need; the host's other /etc files (shadow, the
+    // server's configuration, credentials) are never visible.
+    b.dir("/etc");
+    b.file("/etc/passwd", passwd_text(spec));
+    b.file("/etc/group", group_text(spec));
+    b.file("/etc/hosts", "127.0.0.1 localhost kiln\n::1 localhost\n");
+    b.file("/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n");
+    for (const char* name : {"/etc/ld.so.cache", "/etc/localtime", "/etc/ssl", "/etc/ca-certificates",
+                             "/etc/alternatives"})
+        b.mirror(name, name);
+}
+
+void add_dev(Builder& b) {
+    b.dir("/dev");
+    b.tmpfs("/dev", "size=64k,nr_inodes=64,mode=0755", MS_NOSUID | MS_NOEXEC);
+    // Device binds keep the host devtmpfs flags: a nodev flag would make
+    // /dev/null unopenable.
+    for (const char* name : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"})
+        b.bind(name, name, kAttrNosuid | kAttrNoexec, false);
+    b.symlink("/dev/fd", "/proc/self/fd");
+    b.symlink("/dev/stdin", "/proc/self/fd/0");
+    b.symlink("/dev/stdout", "/proc/self/fd/1");
+    b.symlink("/dev/stderr", "/proc/self/fd/2");
+    b.plan.read_only_after.push_back("/dev");
+}
+
+bool safe_target(const std::string& t) {
+    if (t.size() < 2 || t[0] != '/' || t.back() == '/') return false;
+    std::size_t start = 1;
+    while (start <= t.size()) {
+        std::size_t end = t.find('/', start);
+        if (end == std::string::npos) end = t.size();
+        std::string part = t.substr(start, end - start);
+        if (part.empty() || part == "." || part == "..") return false;
+        start = end + 1;
+    }
+    return true;
+}
+
+Status add_extra_mounts(Builder& b, const SandboxSpec& spec) {
+    for (const auto& m : spec.mounts) {
+        if (!safe_target(m.target))
+            return make_error("mount " + m.target, "bind target must be an absolute path without '.', '..' or '//'",
+                              EINVAL);
+        if (m.target == "/proc" || m.target.rfind("/proc/", 0) == 0 || m.target.rfind("/dev", 0) == 0)
+            return make_error("mount " + m.target, "binds over /proc or /dev are not allowed", EINVAL);
+        struct stat st {};
+        if (::stat(m.source.c_str(), &st) != 0) return sys_error("stat " + m.source, "bind source");
+        // Intermediate directories of the target, created in the root tmpfs.
+        for (std::size_t pos = m.target.find('/', 1); pos != std::string::npos; pos = m.target.find('/', pos + 1))
+            b.dir(m.target.substr(0, pos));
+        unsigned long long attr = kAttrNosuid | kAttrNodev | (m.writable ? 0 : kAttrRdonly);
+        b.bind(m.source, m.target, attr, S_ISDIR(st.st_mode));
+        if (m.writable && S_ISDIR(st.st_mode)) b.plan.writable_dirs.push_back(m.target);
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<Plan> prepare(const SandboxSpec& spec) {
+    if (spec.mounts.size() > kMaxBinds - 24)
+        return make_error("sandbox mounts", "at most " + std::to_string(kMaxBinds - 24) + " extra binds", E2BIG);
+    Builder b;
+    // Staging happens over /tmp in the child's own mount namespace: every
+    // bind source is opened before, so nothing the tmpfs hides is needed.
+    b.plan.staging = "/tmp";
+    b.root = b.plan.staging;
+    b.plan.ops.push_back({OpKind::Tmpfs, b.root, {}, "size=1m,nr_inodes=4096,mode=0755", MS_NOSUID | MS_NODEV});
+    b.plan.read_only_after.push_back("/");
+
+    if (!spec.rootfs.empty()) {
+        struct stat st {};
+        if (::stat(spec.rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            return make_error("rootfs " + spec.rootfs, "not a directory; pass a directory made by e.g. debootstrap",
+                              ENOTDIR);
+    }
+    for (const char* name : {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"})
+        b.mirror(spec.rootfs + name, name);
+    add_etc(b, spec);
+
+    b.dir("/proc");
+    b.plan.ops.push_back({OpKind::Proc, b.at("/proc"), {}, {}, MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    add_dev(b);
+
+    b.dir("/tmp");
+    b.tmpfs("/tmp", "size=" + std::to_string(spec.limits.tmp_size_bytes) + ",mode=1777",
+            MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    b.plan.writable_dirs.push_back("/tmp");
+    if (!spec.workspace_dir.empty()) {
+        struct stat st {};
+        if (::stat(spec.workspace_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            return make_error("workspace " + spec.workspace_dir, "not a directory", ENOTDIR);
+        b.bind(spec.workspace_dir, "/workspace", kAttrNosuid | kAttrNodev, true);
+        b.plan.writable_dirs.push_back("/workspace");
+    }
+    if (Status st = add_extra_mounts(b, spec); !st) return st.error();
+    return std::move(b.plan);
+}
+
+bool open_sources(const Plan& plan, int* fds, ChildError& e) noexcept {
+    std::size_t i = 0;
+    for (const Op& op : plan.ops) {
+        if (op.kind != OpKind::Bind) continue;
+        int fd = ::open(op.source.c_str(), O_PATH | O_CLOEXEC);
+        if (fd < 0) return fail(e, "open bind source", op.source.c_str());
+        fds[i++] = fd;
+    }
+    return true;
+}
+
+bool enter(const Plan& plan, const int* fds, ChildError& e) noexcept {
+    // Nothing mounted here may propagate back to the host.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return fail(e, "mount", "/ private");
+    std::size_t next_fd = 0;
+    for (const Op& op : plan.ops) {
+        int fd = op.kind == OpKind::Bind ? fds[next_fd++] : -1;
+        if (!perform(op, fd, e)) return false;
+        if (fd >= 0) ::close(fd);
+    }
+    if (!pivot(plan, e)) return false;
+    for (const auto& path : plan.read_only_after) {
+        if (!set_attr(path.c_str(), kAttrRdonly | kAttrNosuid | kAttrNodev, false, e)) return false;
+    }
+    return true;
+}
+
+}  // namespace kiln::sandbox::mount

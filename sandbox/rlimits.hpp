@@ -1,0 +1,31 @@
+// Resource limits: a backstop under the cgroup limits (C007, T003), and the
+// only limits a rootless server without a delegated cgroup has.
+#pragma once
+
+#include <sys/resource.h>
+
+#include <array>
+#include <cstddef>
+
+#include "sandbox/child.hpp"
+#include "sandbox/runtime.hpp"
+
+namespace kiln::sandbox::rlimits {
+
+struct Entry {
+    int resource;
+    rlim_t value;  // soft = hard
+    const char* name;
+};
+
+struct Plan {
+    std::array<Entry, 8> entries{};
+    std::size_t count = 0;
+};
+
+// memory_by_rlimit: no memory cgroup, so RLIMIT_AS stands in (coarse: it
+// counts address space, not resident memory).
+Plan prepare(const Limits& limits, bool memory_by_rlimit);
+bool enter(const Plan& plan, ChildError& e) noexcept;
+
+}  // namespace kiln::sandbox::rlimits

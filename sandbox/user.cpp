@@ -1,0 +1,52 @@
+#include "sandbox/user.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/unique_fd.hpp"
+
+namespace kiln::sandbox::user {
+namespace {
+
+Status write_proc_file(pid_t pid, const char* name, const std::string& text) {
+    std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) return sys_error("open " + path);
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        return sys_error("write " + path, "'" + text + "'");
+    return {};
+}
+
+}  // namespace
+
+Plan prepare(unsigned jail_uid, unsigned jail_gid, unsigned host_uid, unsigned host_gid, bool rootless) {
+    Plan p;
+    p.uid = jail_uid;
+    p.gid = jail_gid;
+    p.uid_map = std::to_string(jail_uid) + " " + std::to_string(host_uid) + " 1\n";
+    p.gid_map = std::to_string(jail_gid) + " " + std::to_string(host_gid) + " 1\n";
+    p.deny_setgroups = rootless;
+    return p;
+}
+
+Status write_maps(pid_t child, const Plan& plan) {
+    if (plan.deny_setgroups) {
+        if (Status st = write_proc_file(child, "setgroups", "deny"); !st) return st;
+    }
+    if (Status st = write_proc_file(child, "uid_map", plan.uid_map); !st) return st;
+    return write_proc_file(child, "gid_map", plan.gid_map);
+}
+
+bool enter(const Plan& plan, ChildError& e) noexcept {
+    // Supplementary groups inherited from a root server (gid 0 among them)
+    // must go. A rootless server cannot drop them: the kernel forbids it so
+    // that negative group ACLs keep working; they show as nogroup inside.
+    if (!plan.deny_setgroups && ::syscall(SYS_setgroups, 0, nullptr) != 0) return fail(e, "setgroups", "[]");
+    if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) return fail(e, "setresgid");
+    if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) return fail(e, "setresuid");
+    return true;
+}
+
+}  // namespace kiln::sandbox::user
