@@ -27,16 +27,13 @@ const nlohmann::json& arr(const nlohmann::json& record, const char* key) {
     return it != record.end() && it->is_array() ? *it : empty;
 }
 
-// A threat counts for a record when a finding names it or its assessment
-// gives it a level above none.
+// A threat is raised by a record when one of its findings names it. The
+// `threats` array scores every threat of the model on every call, so it
+// cannot say which ones this code touched.
 std::vector<std::string> threats_raised(const nlohmann::json& record) {
     std::vector<std::string> ids;
     for (const auto& f : arr(record, "findings"))
         if (f.is_object() && f.contains("threat") && f["threat"].is_string()) ids.push_back(f["threat"]);
-    for (const auto& t : arr(record, "threats")) {
-        if (!t.is_object() || !t.contains("id") || !t["id"].is_string()) continue;
-        if (risk_rank(t.value("level", "")) > 0 || t.value("score", 0.0) > 0) ids.push_back(t["id"]);
-    }
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     return ids;
@@ -86,6 +83,9 @@ int risk_rank(const std::string& level) {
 }
 
 std::string record_risk(const nlohmann::json& record) {
+    // The validator's assessment gives risk as a level string; an object
+    // {score, level} is accepted too.
+    if (std::string level = str(record, "risk"); !level.empty()) return level;
     if (std::string level = str(obj(record, "risk"), "level"); !level.empty()) return level;
     std::string worst;
     for (const auto& t : arr(record, "threats")) {

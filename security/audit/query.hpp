@@ -15,7 +15,7 @@ namespace kiln::audit {
 
 // none < low < medium < high < critical; -1 for anything else.
 int risk_rank(const std::string& level);
-// risk.level, else the highest threats[].level, else "".
+// risk (a level string, or risk.level), else the highest threats[].level.
 std::string record_risk(const nlohmann::json& record);
 
 struct Filter {

@@ -58,10 +58,10 @@ int sample(const std::string& path, const std::string& hmac_key_file, const std:
     auto call = a.append("tool_call", {{"session_id", "s-alpha"}, {"client", client}, {"tool", "run_code"},
                                        {"language", "python"}, {"code", "print(sum(range(10)))\n"}});
     ok = ok && call.ok();
-    nlohmann::json low = {{"id", "T001"}, {"score", 0}, {"level", "none"}, {"mitigated", true}};
+    nlohmann::json low = {{"id", "T001"}, {"name", "sandbox escape"}, {"score", 2}, {"level", "low"}, {"mitigated", true}};
     ok = ok && a.append("decision", {{"session_id", "s-alpha"}, {"call_id", call->id}, {"tool", "run_code"},
                                      {"decision", "allow"}, {"reasons", {"no findings"}}, {"threats", {low}},
-                                     {"risk", {{"score", 0}, {"level", "none"}}}, {"controls_in_force", {"C001", "C011"}}})
+                                     {"risk", "low"}, {"controls_in_force", {"C001", "C011"}}})
                      .ok();
     ok = ok && a.append("execution", {{"session_id", "s-alpha"}, {"call_id", call->id}, {"tool", "run_code"},
                                       {"sandbox", {{"runtime", "native"}, {"limits", {{"memory_bytes", 268435456}}}}},
@@ -74,12 +74,13 @@ int sample(const std::string& path, const std::string& hmac_key_file, const std:
     auto call2 = a.append("tool_call", {{"session_id", "s-beta"}, {"client", client}, {"tool", "run_command"},
                                         {"language", "shell"}, {"code", "curl http://169.254.169.254/latest/meta-data/"}});
     ok = ok && call2.ok();
-    nlohmann::json finding = {{"rule", "net.metadata_endpoint"}, {"threat", "T003"}, {"severity", "high"}};
-    nlohmann::json t3 = {{"id", "T003"}, {"score", 80}, {"level", "high"}, {"mitigated", false}};
+    nlohmann::json finding = {{"rule", "net.metadata_endpoint"}, {"threat", "T003"}, {"severity", "high"},
+                              {"line", 1}, {"column", 6}, {"message", "reads the cloud metadata endpoint"}};
+    nlohmann::json t3 = {{"id", "T003"}, {"name", "exfiltration"}, {"score", 12}, {"level", "high"}, {"mitigated", false}};
     ok = ok && a.append("decision", {{"session_id", "s-beta"}, {"call_id", call2->id}, {"tool", "run_command"},
                                      {"decision", "deny"}, {"reasons", {"cloud metadata endpoint"}},
-                                     {"findings", {finding}}, {"threats", {t3}},
-                                     {"risk", {{"score", 80}, {"level", "high"}}}})
+                                     {"findings", {finding}}, {"threats", {low, t3}},
+                                     {"risk", "high"}})
                      .ok();
     std::cout << call->id << " " << call2->id << "\n";
     return ok ? 0 : 1;
