@@ -1,0 +1,87 @@
+// In-process benchmark of the native runtime: what a server thread pays
+// per run, without the kiln process's own start-up. Prints medians of the
+// phase timings and of the wall time, and the same command run bare
+// (fork+exec from this process) in the same run, for the ratio.
+//
+//   bench_runtime [runs] [command...]      e.g. bench_runtime 200 /bin/true
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sandbox/runtime.hpp"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double bare_run_ms(const std::vector<std::string>& argv) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    auto t0 = Clock::now();
+    pid_t pid;
+    if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0) return -1;
+    int st;
+    waitpid(pid, &st, 0);
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int runs = argc > 1 ? std::atoi(argv[1]) : 100;
+    std::vector<std::string> cmd;
+    for (int i = 2; i < argc; ++i) cmd.push_back(argv[i]);
+    if (cmd.empty()) cmd = {"/bin/true"};
+
+    auto rt = kiln::sandbox::make_native_runtime({});
+    if (!rt) {
+        std::fprintf(stderr, "bench_runtime: %s\n", rt.error().what().c_str());
+        return 1;
+    }
+    std::printf("cgroup: %s  lsm: %s  rootless: %d\n", (*rt)->capabilities().cgroup.c_str(),
+                (*rt)->capabilities().lsm.c_str(), (*rt)->capabilities().rootless);
+    kiln::sandbox::SandboxSpec spec;
+    spec.argv = cmd;
+    std::vector<double> wall, setup, run, teardown, bare;
+    for (int i = 0; i < runs; ++i) {
+        auto t0 = Clock::now();
+        auto r = (*rt)->run(spec, {});
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        if (!r || r->exit_code != 0) {
+            std::fprintf(stderr, "run %d failed: %s\n", i, r ? "nonzero exit" : r.error().what().c_str());
+            return 1;
+        }
+        wall.push_back(ms);
+        setup.push_back(r->timings.setup.count() / 1000.0);
+        run.push_back(r->timings.run.count() / 1000.0);
+        teardown.push_back(r->timings.teardown.count() / 1000.0);
+        bare.push_back(bare_run_ms(cmd));
+    }
+    double w = median(wall), b = median(bare);
+    std::printf("runs=%d command=%s\n", runs, cmd[0].c_str());
+    std::printf("jail wall median %.3f ms (setup %.3f, run %.3f, teardown %.3f)\n", w, median(setup), median(run),
+                median(teardown));
+    std::printf("bare wall median %.3f ms\n", b);
+    std::printf("overhead %.3f ms, ratio %.2fx\n", w - b, b > 0 ? w / b : 0.0);
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    std::printf("bench process max RSS %ld KiB\n", ru.ru_maxrss);
+    return 0;
+}
