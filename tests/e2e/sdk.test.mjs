@@ -65,10 +65,27 @@ async function connect(t, { set, flags, testTools = true } = {}) {
     async shutdown(ms = 15_000) {
       proc.stdin.end();
       const status = await waitForExit(proc, ms);
-      assert.deepEqual(protocolErrors, [], 'the client saw protocol errors');
+      assert.deepEqual(protocolErrors.filter((e) => !isLateProgressRace(e, received)), [],
+        'the client saw protocol errors');
       return status;
     },
   };
+}
+
+// The SDK runs notification handlers a microtask late but settles a request
+// at once, so a progress notification read in the same chunk as its
+// request's result finds its handler gone and is reported as "unknown
+// token". That is the SDK's doing when the server sent the notification
+// BEFORE the result (as it must); a notification sent after the result is
+// a real error and is not excused here.
+function isLateProgressRace(error, received) {
+  const m = /progress notification for an unknown token: (\{.*\})$/.exec(error);
+  if (!m) return false;
+  const { progressToken: token, progress } = JSON.parse(m[1]).params ?? {};
+  const note = received.findIndex((x) => x.method === 'notifications/progress'
+    && x.params.progressToken === token && x.params.progress === progress);
+  const answer = received.findIndex((x) => x.id === token && ('result' in x || 'error' in x));
+  return note >= 0 && answer > note;
 }
 
 // Starts a debug_sleep call and resolves `started` at its first progress
