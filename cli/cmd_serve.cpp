@@ -28,6 +28,8 @@ Command register_serve(CLI::App& app) {
                 if (f->test_tools) ctx.config.server.test_tools = true;
                 spdlog::set_level(spdlog::level::from_str(ctx.config.server.log_level));
 
+                // Before Toolbox starts any thread (see block_termination_signals).
+                UniqueFd stop_fd = server::block_termination_signals();
                 auto toolbox = tools::Toolbox::create(ctx.config);
                 if (!toolbox) {
                     spdlog::error("cannot start: {}", toolbox.error().what());
@@ -44,7 +46,7 @@ Command register_serve(CLI::App& app) {
                     "recorded in an audit log.";
                 options.on_close = [&box = **toolbox](const std::string& id) { box.session_closed(id); };
                 options.resources = &(*toolbox)->resources();
-                return server::serve_stdio(options, (*toolbox)->registry());
+                return server::serve_stdio(options, (*toolbox)->registry(), stop_fd.get());
             }};
 }
 

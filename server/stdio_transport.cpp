@@ -92,9 +92,10 @@ bool write_all(int fd, std::string_view text) {
     return true;
 }
 
+}  // namespace
+
 // SIGINT/SIGTERM arrive through a signalfd so shutdown is an ordinary event
-// in the read loop. They are blocked before any worker thread starts, so
-// every thread inherits the mask.
+// in the read loop.
 UniqueFd block_termination_signals() {
     sigset_t set;
     sigemptyset(&set);
@@ -103,8 +104,6 @@ UniqueFd block_termination_signals() {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     return UniqueFd(signalfd(-1, &set, SFD_CLOEXEC));
 }
-
-}  // namespace
 
 std::string new_session_id(const std::string& prefix) {
     unsigned char bytes[12];
@@ -119,9 +118,8 @@ std::string new_session_id(const std::string& prefix) {
     return id;
 }
 
-int serve_stdio(const SessionOptions& options, const tools::Registry& registry) {
+int serve_stdio(const SessionOptions& options, const tools::Registry& registry, int stop_fd) {
     ::signal(SIGPIPE, SIG_IGN);  // a vanished client is a write error, not a death
-    UniqueFd stop_fd = block_termination_signals();
 
     std::mutex out_mutex;
     bool out_broken = false;
@@ -136,7 +134,7 @@ int serve_stdio(const SessionOptions& options, const tools::Registry& registry) 
     };
 
     Session session(options, registry, sink, new_session_id("stdio"));
-    LineReader reader(STDIN_FILENO, options.max_message_bytes, stop_fd.get());
+    LineReader reader(STDIN_FILENO, options.max_message_bytes, stop_fd);
     auto end = reader.run([&](std::string_view line) { session.handle_text(line); },
                           [&](std::size_t size) { session.reject_oversized(size); });
     switch (end) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "common/unique_fd.hpp"
 #include "server/mcp_session.hpp"
 
 namespace kiln::server {
@@ -31,8 +32,15 @@ private:
 // A fresh random session id such as "stdio-3f2a...".
 std::string new_session_id(const std::string& prefix);
 
-// Serves one session on stdin/stdout until EOF or SIGINT/SIGTERM, then ends
-// all running work. Returns the process exit status.
-int serve_stdio(const SessionOptions& options, const tools::Registry& registry);
+// Blocks SIGINT and SIGTERM in the calling thread and returns a signalfd
+// that becomes readable when one arrives. Call it before any thread starts:
+// threads inherit the mask, and a thread that left them unblocked would take
+// the default action (death) instead of a clean shutdown.
+UniqueFd block_termination_signals();
+
+// Serves one session on stdin/stdout until EOF or until `stop_fd` (from
+// block_termination_signals) fires, then ends all running work. Returns the
+// process exit status.
+int serve_stdio(const SessionOptions& options, const tools::Registry& registry, int stop_fd);
 
 }  // namespace kiln::server
