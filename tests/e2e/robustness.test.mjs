@@ -4,7 +4,10 @@
 // own `kiln serve --test-tools`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
+import { makeStateDir, removeStateDir, waitForExit } from './lib/kiln.mjs';
 import { RawServer, assertOneError } from './lib/raw.mjs';
 
 const PARSE = -32700;
@@ -345,4 +348,48 @@ test('EOF with calls in flight exits 0 promptly', T, async (t) => {
   assert.deepEqual(await s.messagesBeforePing(), []);
   // 60 s calls; an exit within 15 s means EOF ended them.
   await s.closeAndExpectCleanExit(15_000);
+});
+
+test('a burst of 2000 requests in one write is answered in order', T, async (t) => {
+  const s = await started(t);
+  const ids = Array.from({ length: 2000 }, (_, i) => i);
+  const answers = await s.exchange(ids.map((i) => line(ping(i))).join(''));
+  assert.deepEqual(answers.map((l) => l.msg.id), ids);
+  await s.closeAndExpectCleanExit();
+});
+
+test('a client that stops reading stdout does not kill the server', T, async (t) => {
+  const s = await started(t);
+  // Close our end of the server's stdout: its next write fails with EPIPE,
+  // which must be an error it survives, not SIGPIPE.
+  s.proc.stdout.destroy();
+  await s.write(line(ping('into the void')));
+  await s.write(line({ jsonrpc: '2.0', id: 'c', method: 'tools/call', params: { name: 'debug_echo', arguments: { text: 'x' } } }));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(s.proc.exitCode, null, `kiln died: ${s.stderr}`);
+  s.proc.stdin.end();
+  assert.deepEqual(await waitForExit(s.proc, 15_000), { code: 0, signal: null });
+});
+
+test('a second server on the same state directory leaves the first one\'s workspace alone', T, async (t) => {
+  // Two MCP clients (two editor windows) each launch `kiln serve` with the
+  // default state directory. The second must not delete the first's live
+  // session workspace as a "leftover".
+  const stateDir = makeStateDir();
+  t.after(() => removeStateDir(stateDir));
+  const a = new RawServer(t, { stateDir });
+  await a.initialize();
+  const wrote = await a.request({ jsonrpc: '2.0', id: 'w', method: 'tools/call', params: { name: 'write_file', arguments: { path: 'keep.txt', content: 'mine' } } });
+  assert.equal(wrote.msg.result?.isError, false, wrote.raw);
+  const root = join(stateDir, 'workspaces');
+  const [mine, ...others] = readdirSync(root);
+  assert.ok(mine && others.length === 0, `expected one workspace, found ${readdirSync(root)}`);
+  assert.ok(existsSync(join(root, mine, 'keep.txt')));
+
+  const b = new RawServer(t, { stateDir });
+  await b.initialize();
+  assert.ok(existsSync(join(root, mine, 'keep.txt')),
+    `starting a second server removed the first server's live workspace ${mine}; stderr of the second:\n${b.stderr}`);
+  await b.closeAndExpectCleanExit();
+  await a.closeAndExpectCleanExit();
 });

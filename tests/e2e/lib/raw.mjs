@@ -10,8 +10,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export class RawServer {
   // Starts a server; `t` (the node:test context) kills it and removes its
   // state directory when the test ends, whatever happened.
-  constructor(t, { set, flags } = {}) {
-    this.stateDir = makeStateDir();
+  // `stateDir`: share one with another server (the caller removes it).
+  constructor(t, { set, flags, stateDir } = {}) {
+    this.ownsStateDir = !stateDir;
+    this.stateDir = stateDir ?? makeStateDir();
     this.proc = spawn(kilnBin(), serveArgs(this.stateDir, { set, flags }), {
       env: serverEnv(), stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -33,7 +35,7 @@ export class RawServer {
     this.proc.stdin.on('error', () => {}); // EPIPE when a test kills the server
     t.after(() => {
       if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
-      removeStateDir(this.stateDir);
+      if (this.ownsStateDir) removeStateDir(this.stateDir);
     });
   }
 
