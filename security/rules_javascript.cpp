@@ -1,2 +1,260 @@
+// JavaScript (Node) rules. Module bindings are tracked through require()
+// and import, so const cp = require('child_' + 'process'); cp.exec(...) is
+// seen for what it is.
+#include <map>
+#include <set>
+
+#include "common/text.hpp"
 #include "security/rules.hpp"
-namespace kiln::security::detail { void rules_javascript(const std::vector<Token>&, Findings&) {} }
+#include "security/token_walk.hpp"
+
+namespace kiln::security::detail {
+
+namespace {
+
+constexpr const char* kShellHint =
+    "Do the work in JavaScript (fs, path) instead of starting processes; if a program is really needed, use the "
+    "run_command tool so the command is validated on its own.";
+constexpr const char* kEvalHint = "Do not execute code built at run time; use JSON.parse for data.";
+constexpr const char* kNetHint = "The sandbox has no network; read inputs from files in /workspace.";
+
+std::string strip_node(std::string m) { return m.rfind("node:", 0) == 0 ? m.substr(5) : m; }
+
+const std::set<std::string>& network_modules() {
+    static const std::set<std::string> s = {"net", "dgram", "http", "https", "http2", "tls", "dns", "axios",
+                                            "node-fetch", "ws", "request", "got", "undici", "socket.io-client"};
+    return s;
+}
+
+class JsRules {
+public:
+    JsRules(const std::vector<Token>& tokens, Findings& out) : t_(tokens), w_(tokens), out_(out) {}
+
+    void run() {
+        for (std::size_t i = 0; i < w_.size(); ++i) token(i);
+        if (net_ && shell_)
+            out_.add("js.reverse-shell", "T005", Severity::Critical, *shell_,
+                     "network connection combined with a child process (reverse shell pattern)",
+                     "Do not give remote parties a shell; the sandbox has no network.");
+    }
+
+private:
+    // const x = require(...) / import x from '...' / import {exec as e} from '...'
+    void bind(const std::string& local, const std::string& target) { alias_[local] = target; }
+
+    std::string resolve(const std::string& dotted) const {
+        std::string head = dotted.substr(0, dotted.find('.'));
+        std::string rest = dotted.size() > head.size() ? dotted.substr(head.size()) : "";
+        if (auto it = alias_.find(head); it != alias_.end()) return it->second + rest;
+        return dotted;
+    }
+
+    void module_used(const std::string& raw, const Token& at) {
+        std::string m = strip_node(raw);
+        if (m == "child_process") {
+            shell_ = &at;
+            out_.add("js.child-process", "T002", Severity::High, at, "loads child_process (runs external programs)",
+                     kShellHint);
+        } else if (network_modules().count(m)) {
+            net_ = &at;
+            out_.add("js.network", "T005", Severity::Medium, at, "loads network module " + m, kNetHint);
+        } else if (m == "vm" || m == "worker_threads" || m == "cluster") {
+            if (m == "vm")
+                out_.add("js.vm", "T002", Severity::High, at, "loads vm (runs code built at run time)", kEvalHint);
+        }
+    }
+
+    // Binding to the left of `= require(...)` or `= await import(...)`.
+    void bind_left(std::size_t call_start, const std::string& module) {
+        std::size_t k = call_start;
+        if (k >= 1 && w_.is(k - 1, "await")) --k;
+        if (k < 2 || !w_.is(k - 1, "=")) return;
+        if (w_.kind(k - 2, TokenKind::Identifier)) return bind(t_[k - 2].text, module);
+        if (w_.is(k - 2, "}")) {  // const { exec, spawn: sp } = require('child_process')
+            std::size_t j = k - 2;
+            while (j > 0 && !w_.is(j, "{")) --j;
+            for (std::size_t m = j + 1; m < k - 2; ++m) {
+                if (!w_.kind(m, TokenKind::Identifier)) continue;
+                if (w_.is(m + 1, ":") && w_.kind(m + 2, TokenKind::Identifier)) {
+                    bind(t_[m + 2].text, module + "." + t_[m].text);
+                    m += 2;
+                } else {
+                    bind(t_[m].text, module + "." + t_[m].text);
+                }
+            }
+        }
+    }
+
+    // import x from 'm'; import * as x from 'm'; import { a as b } from 'm'; import 'm'
+    void import_statement(std::size_t i) {
+        std::size_t k = i + 1;
+        std::size_t from = k;
+        while (from < w_.size() && !w_.is(from, "from") && !w_.kind(from, TokenKind::String) && from < k + 64) ++from;
+        std::size_t str = w_.is(from, "from") ? from + 1 : from;
+        if (!w_.kind(str, TokenKind::String)) return;
+        std::string module = strip_node(t_[str].value);
+        module_used(module, t_[i]);
+        for (std::size_t m = k; m < from; ++m) {
+            if (!w_.kind(m, TokenKind::Identifier) || w_.is(m, "as")) continue;
+            if (w_.is(m + 1, "as") && w_.kind(m + 2, TokenKind::Identifier)) {
+                bind(t_[m + 2].text, t_[m].text == "*" ? module : module + "." + t_[m].text);
+                m += 2;
+            } else if (w_.is(m - 1, "{") || w_.is(m - 1, ",")) {
+                bind(t_[m].text, module + "." + t_[m].text);
+            } else {
+                bind(t_[m].text, module);
+            }
+        }
+        for (std::size_t m = k; m < from; ++m)
+            if (w_.is(m, "*") && w_.is(m + 1, "as") && w_.kind(m + 2, TokenKind::Identifier))
+                bind(t_[m + 2].text, module);
+    }
+
+    void token(std::size_t i) {
+        const Token& tk = t_[i];
+        if (tk.kind == TokenKind::String) {
+            bool directive = (i == 0 || w_.is(i - 1, ";") || w_.is(i - 1, "{") || w_.is(i - 1, "}")) &&
+                             (w_.is(i + 1, ";") || i + 1 == w_.size());
+            if (!directive) check_sensitive_string(tk, tk.value, out_);
+            return;
+        }
+        if (tk.kind == TokenKind::Operator && tk.text == "[") subscript(i);
+        if (tk.kind != TokenKind::Identifier) return;
+        if (i > 0 && w_.is(i - 1, ".")) return;
+        if (tk.text == "import" && !w_.is(i + 1, "(") && !w_.is(i + 1, ".")) return import_statement(i);
+        if ((tk.text == "while" || tk.text == "for") && w_.is(i + 1, "(")) loop(i);
+        std::size_t end = 0;
+        std::string raw = w_.dotted(i, end);
+        std::string name = resolve(raw);
+        if (w_.is(end, "(")) return call(raw, name, i, end);
+        if (name == "process.env" && !w_.is(end, "[") && !w_.is(end, ".") && !w_.is(end, "?."))
+            out_.add("js.env-dump", "T005", Severity::Medium, tk, "uses the whole process.env, which may hold secrets",
+                     "Read only the variables you need: process.env.NAME.");
+    }
+
+    void call(const std::string& raw, const std::string& name, std::size_t i, std::size_t open) {
+        const Token& at = t_[i];
+        std::size_t close = w_.close_of(open);
+        if (raw == "require" || raw == "import") {
+            int pieces = 0;
+            auto m = w_.fold(open + 1, nullptr, &pieces);
+            if (!m)
+                return out_.add("js.dynamic-require", "T002", Severity::High, at,
+                                raw + "() of a module name computed at run time", "Load modules by literal name.");
+            module_used(*m, at);
+            if (pieces > 1 && (strip_node(*m) == "child_process" || network_modules().count(strip_node(*m))))
+                out_.add("js.obfuscated-require", "T002", Severity::Critical, at,
+                         raw + "() with an obfuscated module name: " + *m, "Load modules by literal name.");
+            bind_left(i, strip_node(*m));
+            return;
+        }
+        if (name == "eval" || name == "Function" || name == "globalThis.eval" || name == "window.eval" ||
+            (raw == "Function" && i > 0 && w_.is(i - 1, "new")))
+            return dynamic_code(name, at, open, close);
+        if (name == "setTimeout" || name == "setInterval" || name == "setImmediate") {
+            if (w_.kind(open + 1, TokenKind::String))
+                out_.add("js.dynamic-code", "T002", Severity::High, at, name + "() with a code string", kEvalHint);
+            return;
+        }
+        if (name.rfind("vm.", 0) == 0 && name.find("run") != std::string::npos)
+            return out_.add("js.dynamic-code", "T002", Severity::High, at, name + "() runs code built at run time",
+                            kEvalHint);
+        if (name.rfind("child_process", 0) == 0) return child_process(name, at, open);
+        if (name == "process.binding" || name == "process.dlopen" || name == "process._linkedBinding")
+            return out_.add("js.native-binding", "T001", Severity::High, at,
+                            name + "() reaches native internals", "Use Node's public modules.");
+        if (name == "process.setuid" || name == "process.setgid" || name == "process.seteuid" ||
+            name == "process.setegid" || name == "process.setgroups")
+            return out_.add("js.setuid", "T004", Severity::High, at, name + "() changes the process's ids",
+                            "Code runs as an unprivileged user; do not change ids.");
+        if (name == "fetch" || name == "XMLHttpRequest" || name == "WebSocket" || name == "EventSource") {
+            net_ = &at;
+            return out_.add("js.network", "T005", Severity::Medium, at, name + "() opens a network connection",
+                            kNetHint);
+        }
+        if (name == "JSON.stringify" && w_.is(open + 1, "process") && w_.is(open + 2, ".") && w_.is(open + 3, "env") &&
+            w_.is(open + 4, ")"))
+            return;  // reported by the process.env rule itself
+    }
+
+    void child_process(const std::string& name, const Token& at, std::size_t open) {
+        shell_ = &at;
+        std::string fn = name.substr(name.rfind('.') + 1);
+        auto cmd = w_.fold(open + 1);
+        if (cmd && (fn == "exec" || fn == "execSync" || fn == "spawn" || fn == "spawnSync" || fn == "execFile" ||
+                    fn == "execFileSync"))
+            out_.analyze_nested(Language::Shell, *cmd, at);
+        out_.add("js.shell-out", "T002", Severity::High, at,
+                 name + "() runs " + (cmd ? "'" + cmd->substr(0, 80) + "'" : std::string("a command built at run time")),
+                 kShellHint);
+    }
+
+    void dynamic_code(const std::string& name, const Token& at, std::size_t open, std::size_t close) {
+        for (std::size_t k = open + 1; k < close; ++k) {
+            const std::string& s = t_[k].text;
+            bool base64_arg = w_.kind(k, TokenKind::String) && t_[k].value == "base64";
+            if (s == "atob" || base64_arg || s == "fromCharCode" || s == "unescape" || s == "decodeURIComponent") {
+                for (std::size_t m = open + 1; m < close; ++m)
+                    if (w_.kind(m, TokenKind::String))
+                        if (auto raw = base64_decode(t_[m].value); raw && raw->size() > 3 && is_valid_utf8(*raw))
+                            out_.analyze_nested(Language::JavaScript, *raw, t_[m]);
+                return out_.add("js.decoded-exec", "T002", Severity::Critical, at,
+                                name + "() of a decoded payload (obfuscated code execution)", kEvalHint);
+            }
+        }
+        if (auto code = w_.fold(open + 1)) out_.analyze_nested(Language::JavaScript, *code, at);
+        out_.add("js.dynamic-code", "T002", Severity::High, at, name + "() executes code built at run time", kEvalHint);
+    }
+
+    // globalThis['ev'+'al'], this['require'], process['binding'].
+    void subscript(std::size_t i) {
+        if (i == 0) return;
+        const std::string& obj = t_[i - 1].text;
+        if (obj != "globalThis" && obj != "global" && obj != "window" && obj != "this" && obj != "process" &&
+            obj != "module" && obj != "self")
+            return;
+        int pieces = 0;
+        auto key = w_.fold(i + 1, nullptr, &pieces);
+        if (key && (is_dangerous_attribute(*key) || *key == "require" || *key == "mainModule" || *key == "env"))
+            out_.add("js.namespace-obfuscation", "T002", pieces > 1 ? Severity::Critical : Severity::High, t_[i],
+                     obj + "['" + *key + "'] reaches a dangerous function indirectly",
+                     "Call functions directly by name; indirect access hides what the code does.");
+    }
+
+    // while (true) { ... } / for (;;) { ... } with no exit, growing or spawning.
+    void loop(std::size_t i) {
+        std::size_t open = i + 1, close = w_.close_of(open);
+        bool infinite = (t_[i].text == "while" && close == open + 2 &&
+                         (w_.is(open + 1, "true") || (w_.kind(open + 1, TokenKind::Number) && t_[open + 1].text == "1"))) ||
+                        (t_[i].text == "for" && close == open + 3 && w_.is(open + 1, ";") && w_.is(open + 2, ";"));
+        if (!infinite || !w_.is(close + 1, "{")) return;
+        std::size_t body_end = w_.close_of(close + 1);
+        bool exits = false, spawns = false, grows = false;
+        for (std::size_t b = close + 2; b < body_end; ++b) {
+            const std::string& s = t_[b].text;
+            if (s == "break" || s == "return" || s == "throw" || s == "exit") exits = true;
+            if (s == "fork" || s == "spawn" || s == "exec" || s == "Worker" || s == "execSync") spawns = true;
+            if (s == "push" || s == "concat" || s == "alloc" || s == "repeat" || s == "Array" || s == "set") grows = true;
+        }
+        if (exits) return;
+        if (spawns)
+            return out_.add("js.fork-bomb", "T003", Severity::Critical, t_[i],
+                            "infinite loop that creates processes or workers", "Bound the loop and the workers.");
+        if (grows)
+            out_.add("js.unbounded-allocation", "T003", Severity::High, t_[i],
+                     "infinite loop that keeps growing data in memory", "Bound the loop; stream data instead.");
+    }
+
+    const std::vector<Token>& t_;
+    Walk w_;
+    Findings& out_;
+    std::map<std::string, std::string> alias_;
+    const Token* net_ = nullptr;
+    const Token* shell_ = nullptr;
+};
+
+}  // namespace
+
+void rules_javascript(const std::vector<Token>& tokens, Findings& out) { JsRules(tokens, out).run(); }
+
+}  // namespace kiln::security::detail

@@ -1,2 +1,468 @@
+// Python rules. Names are resolved through the file's imports
+// (import subprocess as sp; from os import system as s) before they are
+// matched, and constant string expressions are folded, so renaming and
+// 'sys'+'tem' do not hide a call.
+#include <map>
+#include <set>
+
+#include "common/text.hpp"
 #include "security/rules.hpp"
-namespace kiln::security::detail { void rules_python(const std::vector<Token>&, Findings&) {} }
+#include "security/token_walk.hpp"
+
+namespace kiln::security::detail {
+
+namespace {
+
+constexpr const char* kShellHint =
+    "Do the work in Python (pathlib, shutil, json, csv) instead of starting a shell; if a program is really "
+    "needed, use the run_command tool so the command is validated on its own.";
+constexpr const char* kEvalHint =
+    "Do not execute code built at run time; write the code directly (ast.literal_eval parses data safely).";
+constexpr const char* kNetHint = "The sandbox has no network; read inputs from files in /workspace.";
+
+const std::set<std::string>& shell_out_calls() {
+    static const std::set<std::string> s = {
+        "os.system", "os.popen", "os.popen2", "os.popen3", "os.popen4", "os.execv", "os.execve", "os.execvp",
+        "os.execvpe", "os.execl", "os.execle", "os.execlp", "os.execlpe", "os.spawnv", "os.spawnve", "os.spawnvp",
+        "os.spawnvpe", "os.spawnl", "os.spawnle", "os.spawnlp", "os.spawnlpe", "os.posix_spawn", "os.posix_spawnp",
+        "subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output", "subprocess.Popen",
+        "subprocess.getoutput", "subprocess.getstatusoutput", "pty.spawn", "commands.getoutput",
+        "commands.getstatusoutput", "pexpect.spawn", "pexpect.run", "asyncio.create_subprocess_shell",
+        "asyncio.create_subprocess_exec", "platform.popen"};
+    return s;
+}
+
+const std::set<std::string>& dynamic_code_calls() {
+    static const std::set<std::string> s = {"eval", "exec", "compile", "execfile", "builtins.eval", "builtins.exec",
+                                            "builtins.compile", "code.interact", "runpy.run_path",
+                                            "runpy.run_module"};
+    return s;
+}
+
+const std::set<std::string>& network_modules() {
+    static const std::set<std::string> s = {
+        "socket", "requests", "urllib.request", "urllib3", "http.client", "http.server", "socketserver",
+        "ftplib", "smtplib", "telnetlib", "paramiko", "httpx", "aiohttp", "websocket", "websockets",
+        "xmlrpc.client", "xmlrpc.server", "poplib", "imaplib", "nntplib", "pycurl", "scapy", "asyncssh",
+        "fabric", "dns.resolver", "twisted.internet", "zmq"};
+    return s;
+}
+
+const std::set<std::string>& dangerous_modules() {
+    static const std::set<std::string> s = {"os", "subprocess", "pty", "socket", "ctypes", "builtins", "importlib",
+                                            "commands", "pexpect", "posix", "shutil", "sys", "code", "runpy"};
+    return s;
+}
+
+const std::set<std::string>& decoders() {
+    static const std::set<std::string> s = {"b64decode", "b32decode", "b16decode", "b85decode", "a85decode",
+                                            "decodebytes", "decodestring", "unhexlify", "fromhex", "decompress",
+                                            "loads", "rot13", "urlsafe_b64decode", "decode"};
+    return s;
+}
+
+const std::set<std::string>& setuid_calls() {
+    static const std::set<std::string> s = {"os.setuid", "os.setgid", "os.seteuid", "os.setegid", "os.setreuid",
+                                            "os.setregid", "os.setresuid", "os.setresgid", "os.setgroups"};
+    return s;
+}
+
+const std::set<std::string>& kernel_calls() {
+    static const std::set<std::string> s = {"os.chroot", "os.unshare", "os.setns", "os.mknod", "os.pivot_root",
+                                            "os.mount"};
+    return s;
+}
+
+bool in_module(const std::string& qualified, const std::set<std::string>& modules) {
+    for (const auto& m : modules)
+        if (qualified == m || qualified.compare(0, m.size() + 1, m + ".") == 0) return true;
+    return false;
+}
+
+std::string last_component(const std::string& dotted) {
+    auto dot = dotted.rfind('.');
+    return dot == std::string::npos ? dotted : dotted.substr(dot + 1);
+}
+
+class PythonRules {
+public:
+    PythonRules(const std::vector<Token>& tokens, Findings& out) : t_(tokens), w_(tokens), out_(out) {}
+
+    void run() {
+        for (std::size_t i = 0; i < w_.size(); ++i) {
+            if (line_start(i) && (w_.is(i, "import") || w_.is(i, "from"))) imports(i);
+        }
+        for (std::size_t i = 0; i < w_.size(); ++i) token(i);
+        reverse_shell();
+    }
+
+private:
+    bool line_start(std::size_t i) const { return i == 0 || t_[i - 1].kind == TokenKind::Newline; }
+
+    std::string resolve(const std::string& dotted) const {
+        std::string head = dotted.substr(0, dotted.find('.'));
+        std::string rest = dotted.size() > head.size() ? dotted.substr(head.size()) : "";
+        if (auto it = alias_.find(head); it != alias_.end()) return it->second + rest;
+        // from os import *  makes every os name a bare name.
+        for (const auto& m : star_)
+            if (shell_out_calls().count(m + "." + dotted) || setuid_calls().count(m + "." + dotted))
+                return m + "." + dotted;
+        return dotted;
+    }
+
+    void import_module(const std::string& module, const Token& at) {
+        if (in_module(module, network_modules())) network(at, "imports network module " + module);
+        if (module == "ctypes" || module == "cffi")
+            out_.add("py.ctypes", "T001", Severity::Medium, at,
+                     "imports " + module + ", which can call any libc function or syscall",
+                     "Use Python's standard library; raw syscalls are blocked by the sandbox anyway.");
+    }
+
+    // import a.b as c, d  |  from a import b as c, *
+    void imports(std::size_t i) {
+        std::size_t e = 0;
+        if (w_.is(i, "import")) {
+            for (std::size_t k = i + 1; k < w_.size() && !w_.kind(k, TokenKind::Newline);) {
+                if (!w_.kind(k, TokenKind::Identifier)) {
+                    ++k;
+                    continue;
+                }
+                std::string module = w_.dotted(k, e);
+                std::string local = module.substr(0, module.find('.'));
+                std::string target = local;
+                if (w_.is(e, "as") && w_.kind(e + 1, TokenKind::Identifier)) {
+                    local = t_[e + 1].text;
+                    target = module;
+                    e += 2;
+                }
+                alias_[local] = target;
+                import_module(module, t_[k]);
+                k = e;
+            }
+            return;
+        }
+        if (!w_.kind(i + 1, TokenKind::Identifier) && !w_.is(i + 1, ".")) return;
+        std::size_t k = i + 1;
+        while (w_.is(k, ".")) ++k;  // relative import: local package, not a stdlib module
+        if (!w_.kind(k, TokenKind::Identifier)) return;
+        std::string module = w_.dotted(k, e);
+        if (k != i + 1) module = "." + module;
+        if (!w_.is(e, "import")) return;
+        import_module(module, t_[k]);
+        for (k = e + 1; k < w_.size() && !w_.kind(k, TokenKind::Newline); ++k) {
+            if (w_.is(k, "*")) star_.insert(module);
+            if (!w_.kind(k, TokenKind::Identifier)) continue;
+            std::string name = t_[k].text, local = name;
+            if (w_.is(k + 1, "as") && w_.kind(k + 2, TokenKind::Identifier)) {
+                local = t_[k + 2].text;
+                k += 2;
+            }
+            alias_[local] = module + "." + name;
+            import_module(module + "." + name, t_[k]);
+        }
+    }
+
+    void network(const Token& at, const std::string& what) {
+        if (!net_) net_ = &at;
+        out_.add("py.network", "T005", Severity::Medium, at, what, kNetHint);
+    }
+
+    void token(std::size_t i) {
+        const Token& tk = t_[i];
+        if (tk.kind == TokenKind::String) {
+            // A string alone on its line is a docstring or a comment in disguise.
+            bool alone = line_start(i) && (i + 1 >= w_.size() || w_.kind(i + 1, TokenKind::Newline));
+            if (!alone) check_sensitive_string(tk, tk.value, out_);
+            return;
+        }
+        if (tk.kind == TokenKind::Operator && tk.text == "[") subscript(i);
+        if (tk.kind == TokenKind::Number) huge_number(i);
+        if (tk.kind != TokenKind::Identifier) return;
+        if (i > 0 && (w_.is(i - 1, ".") || w_.is(i - 1, "def") || w_.is(i - 1, "class") || w_.is(i - 1, "import")))
+            return;
+        if (line_start(i) && w_.is(i, "while")) loop(i);
+        std::size_t end = 0;
+        std::string name = resolve(w_.dotted(i, end));
+        if (w_.is(end, "(")) call(name, i, end);
+        else attribute(name, i, end);
+    }
+
+    void attribute(const std::string& name, std::size_t i, std::size_t end) {
+        // os.environ as a whole (printed, copied, iterated) is an environment
+        // dump; os.environ['X'] and os.environ.get('X') read one variable.
+        bool whole = name == "os.environ" || name == "os.environb";
+        bool iterated = (name == "os.environ.items" || name == "os.environ.keys" || name == "os.environ.values" ||
+                         name == "os.environ.copy");
+        if ((whole && !w_.is(end, "[")) || iterated)
+            out_.add("py.env-dump", "T005", Severity::Medium, t_[i],
+                     "reads the whole environment (" + name + "), which may hold secrets",
+                     "Read only the variables you need with os.environ.get('NAME').");
+    }
+
+    // Does the argument list (open paren at `open`) contain a decoder call
+    // such as base64.b64decode? Decodes constant base64 payloads and
+    // analyses them as Python too.
+    bool decodes_payload(std::size_t open, std::size_t close) {
+        bool found = false;
+        for (std::size_t k = open + 1; k < close; ++k) {
+            if (!w_.kind(k, TokenKind::Identifier) || !decoders().count(t_[k].text)) continue;
+            found = true;
+            if (w_.is(k + 1, "(") && w_.kind(k + 2, TokenKind::String)) {
+                if (auto raw = base64_decode(t_[k + 2].value); raw && is_valid_utf8(*raw))
+                    out_.analyze_nested(Language::Python, *raw, t_[k + 2]);
+            }
+        }
+        return found;
+    }
+
+    void call(const std::string& name, std::size_t i, std::size_t open) {
+        std::size_t close = w_.close_of(open);
+        const Token& at = t_[i];
+        in_call_ = name;
+        if (shell_out_calls().count(name)) return shell_out(name, at, open, close);
+        if (dynamic_code_calls().count(name)) return dynamic_code(name, at, open, close);
+        if (name == "__import__" || name == "importlib.import_module" || name == "importlib.__import__")
+            return dynamic_import(name, at, open);
+        if (name == "getattr" || name == "builtins.getattr") return getattr_call(at, open);
+        if (setuid_calls().count(name))
+            return out_.add("py.setuid", "T004", Severity::High, at, name + "() changes the process's user or groups",
+                            "Code runs as an unprivileged user in the sandbox; do not change ids.");
+        if (kernel_calls().count(name))
+            return out_.add("py.kernel-call", "T001", Severity::High, at, name + "() touches namespaces or devices",
+                            "Do not manipulate namespaces, roots or device nodes; the sandbox denies it.");
+        if (name == "os.fork" || name == "os.forkpty" || name == "pty.fork") {
+            fork_ = &at;
+            return out_.add("py.fork", "T003", Severity::Medium, at, name + "() creates processes",
+                            "Use a bounded multiprocessing.Pool, or no processes at all.");
+        }
+        if (name == "os.dup2") {
+            dup2_ = &at;
+            return out_.add("py.fd-redirect", "T005", Severity::Medium, at,
+                            "os.dup2() redirects standard streams (reverse-shell building block)",
+                            "Write output to files or stdout; do not rewire file descriptors.");
+        }
+        if (name == "os.chmod" || name == "os.fchmod" || name == "os.lchmod") return chmod_call(at, open, close);
+        if (in_module(name, {"ctypes"}) && (name.find("CDLL") != std::string::npos || name.find("cdll") != std::string::npos))
+            return out_.add("py.ctypes", "T001", Severity::High, at, name + "() loads a native library",
+                            "Use Python's standard library; native calls bypass the validator.");
+        std::string last = last_component(name);
+        if (alias_.count("ctypes") && (last == "mount" || last == "umount" || last == "umount2" ||
+                                       last == "unshare" || last == "setns" || last == "ptrace" ||
+                                       last == "pivot_root" || last == "syscall" || last == "init_module" ||
+                                       last == "finit_module"))
+            return out_.add("py.raw-syscall", "T001", Severity::Critical, at,
+                            "calls " + last + "() through ctypes (kernel attack surface)",
+                            "Do not call kernel interfaces directly; the sandbox denies them.");
+        if (in_module(name, network_modules()) && !net_) network(at, "calls " + name + "()");
+        if (name == "urllib.urlopen" || name == "urllib.urlretrieve") network(at, "calls " + name + "()");
+    }
+
+    void shell_out(const std::string& name, const Token& at, std::size_t open, std::size_t close) {
+        shell_ = &at;
+        std::size_t end = 0;
+        std::optional<std::string> cmd = w_.fold(open + 1, &end);
+        if (!cmd && w_.is(open + 1, "[")) cmd = constant_list(open + 1);
+        std::string msg = name + "() runs an external program";
+        if (cmd) {
+            msg += ": " + cmd->substr(0, 80);
+            out_.analyze_nested(Language::Shell, *cmd, at);
+            if (cmd->find("sh -i") != std::string::npos || *cmd == "/bin/sh" || *cmd == "/bin/bash" ||
+                *cmd == "sh" || *cmd == "bash")
+                interactive_ = &at;
+        } else {
+            msg += " with a command built at run time";
+        }
+        (void)close;
+        out_.add("py.shell-out", "T002", Severity::High, at, msg, kShellHint);
+    }
+
+    // ["rm", "-rf", "/"] -> "rm -rf /", when every element is constant.
+    std::optional<std::string> constant_list(std::size_t open) {
+        std::size_t close = w_.close_of(open);
+        std::string joined;
+        for (std::size_t k = open + 1; k < close;) {
+            std::size_t e = 0;
+            auto part = w_.fold(k, &e);
+            if (!part) return std::nullopt;
+            joined += (joined.empty() ? "" : " ") + *part;
+            k = w_.is(e, ",") ? e + 1 : e;
+            if (k == e && e != close) return std::nullopt;
+        }
+        return joined;
+    }
+
+    void dynamic_code(const std::string& name, const Token& at, std::size_t open, std::size_t close) {
+        if (decodes_payload(open, close))
+            return out_.add("py.decoded-exec", "T002", Severity::Critical, at,
+                            name + "() of a decoded payload (obfuscated code execution)", kEvalHint);
+        if (auto code = w_.fold(open + 1)) out_.analyze_nested(Language::Python, *code, at);
+        bool nested_compile = false;
+        for (std::size_t k = open + 1; k < close; ++k)
+            if (w_.is(k, "compile") || w_.is(k, "__import__")) nested_compile = true;
+        out_.add("py.dynamic-code", "T002", nested_compile ? Severity::Critical : Severity::High, at,
+                 name + "() executes code built at run time", kEvalHint);
+    }
+
+    void dynamic_import(const std::string& name, const Token& at, std::size_t open) {
+        int pieces = 0;
+        auto module = w_.fold(open + 1, nullptr, &pieces);
+        if (!module)
+            return out_.add("py.dynamic-import", "T002", Severity::High, at,
+                            name + "() imports a module whose name is computed at run time",
+                            "Import modules with a plain import statement.");
+        std::string root = module->substr(0, module->find('.'));
+        import_module(*module, at);
+        if (dangerous_modules().count(root)) {
+            alias_.emplace("__dyn__" + std::to_string(at.line), *module);
+            return out_.add("py.dynamic-import", "T002", pieces > 1 ? Severity::Critical : Severity::High, at,
+                            name + "('" + *module + "')" + (pieces > 1 ? " with an obfuscated name" : ""),
+                            "Import modules with a plain import statement.");
+        }
+        out_.add("py.dynamic-import", "T002", Severity::Low, at, name + "('" + *module + "')",
+                 "Import modules with a plain import statement.");
+    }
+
+    void getattr_call(const Token& at, std::size_t open) {
+        // getattr(obj, NAME ...): find the second argument at depth 1.
+        std::size_t close = w_.close_of(open);
+        int depth = 0;
+        for (std::size_t k = open + 1; k < close; ++k) {
+            if (w_.is(k, "(") || w_.is(k, "[") || w_.is(k, "{")) ++depth;
+            if (w_.is(k, ")") || w_.is(k, "]") || w_.is(k, "}")) --depth;
+            if (depth == 0 && w_.is(k, ",")) {
+                int pieces = 0;
+                auto attr = w_.fold(k + 1, nullptr, &pieces);
+                if (attr && is_dangerous_attribute(*attr))
+                    out_.add("py.getattr-obfuscation", "T002", pieces > 1 ? Severity::Critical : Severity::High, at,
+                             "getattr(..., '" + *attr + "') reaches a dangerous function indirectly",
+                             "Call functions directly by name; indirect access hides what the code does.");
+                return;
+            }
+        }
+    }
+
+    // globals()['eval'], __builtins__.__dict__['exec'], sys.modules['os'].
+    void subscript(std::size_t i) {
+        bool namespace_object = false;
+        for (std::size_t back = 1; back <= 6 && back <= i; ++back) {
+            const Token& p = t_[i - back];
+            if (p.kind == TokenKind::Newline) break;
+            if (p.text == "globals" || p.text == "locals" || p.text == "vars" || p.text == "__builtins__" ||
+                p.text == "__dict__" || p.text == "builtins" || p.text == "modules" || p.text == "__globals__")
+                namespace_object = true;
+        }
+        if (!namespace_object) return;
+        int pieces = 0;
+        auto key = w_.fold(i + 1, nullptr, &pieces);
+        if (key && (is_dangerous_attribute(*key) || dangerous_modules().count(*key)))
+            out_.add("py.namespace-obfuscation", "T002", pieces > 1 ? Severity::Critical : Severity::High, t_[i],
+                     "looks up '" + *key + "' through a namespace dictionary",
+                     "Call functions directly by name; indirect access hides what the code does.");
+    }
+
+    void chmod_call(const Token& at, std::size_t open, std::size_t close) {
+        for (std::size_t k = open + 1; k < close; ++k) {
+            const std::string& s = t_[k].text;
+            bool setuid_bit = s == "S_ISUID" || s == "S_ISGID";
+            if (t_[k].kind == TokenKind::Number && (s.rfind("0o4", 0) == 0 || s.rfind("0o2", 0) == 0 ||
+                                                    s.rfind("0o6", 0) == 0) && s.size() >= 6)
+                setuid_bit = true;
+            if (setuid_bit)
+                return out_.add("py.setuid-bit", "T004", Severity::High, at, "sets a setuid/setgid bit",
+                                "Use ordinary permissions such as 0o644 or 0o755.");
+        }
+    }
+
+    // 10**9, 10**10 ... or literals of a billion and more: allocations
+    // sized to exhaust memory.
+    void huge_number(std::size_t i) {
+        const std::string& s = t_[i].text;
+        bool huge = false;
+        if (w_.is(i + 1, "**") && w_.kind(i + 2, TokenKind::Number) && s == "10") {
+            huge = std::atoi(t_[i + 2].text.c_str()) >= 9;
+        } else if (s.find_first_not_of("0123456789_") == std::string::npos) {
+            std::size_t digits = 0;
+            for (char ch : s) digits += ch != '_';
+            huge = digits >= 10;
+        }
+        if (!huge) return;
+        // Only when the number sizes something: multiplied, or given to an allocator.
+        bool sizes = (i > 0 && w_.is(i - 1, "*")) || w_.is(i + (w_.is(i + 1, "**") ? 3 : 1), "*");
+        for (std::size_t back = 1; back <= 3 && back <= i; ++back) {
+            const std::string& p = t_[i - back].text;
+            if (p == "bytearray" || p == "bytes" || p == "range" || p == "zeros" || p == "ones" || p == "empty")
+                sizes = true;
+        }
+        if (sizes)
+            out_.add("py.huge-allocation", "T003", Severity::Medium, t_[i],
+                     "allocation or loop sized " + s + (w_.is(i + 1, "**") ? "**" + t_[i + 2].text : ""),
+                     "Size data to what the task needs; the sandbox's memory limit will kill the run.");
+    }
+
+    // while True: with no exit in its body, spawning or growing memory.
+    void loop(std::size_t i) {
+        std::size_t k = i + 1;
+        bool infinite = (w_.is(k, "True") || (w_.kind(k, TokenKind::Number) && t_[k].text == "1")) && w_.is(k + 1, ":");
+        if (!infinite) return;
+        std::size_t body_start = k + 2, body_end = body_start;
+        int col = t_[i].column;
+        if (!w_.kind(body_start, TokenKind::Newline)) {
+            while (body_end < w_.size() && !w_.kind(body_end, TokenKind::Newline)) ++body_end;
+        } else {
+            body_end = body_start + 1;
+            while (body_end < w_.size()) {
+                if (line_start(body_end) && t_[body_end].column <= col) break;
+                ++body_end;
+            }
+        }
+        bool exits = false, spawns = false, grows = false;
+        for (std::size_t b = body_start; b < body_end; ++b) {
+            const std::string& s = t_[b].text;
+            if (t_[b].kind == TokenKind::Identifier) {
+                if (s == "break" || s == "return" || s == "raise" || s == "exit" || s == "_exit") exits = true;
+                if (s == "fork" || s == "Process" || s == "Popen" || s == "system" || s == "Thread" ||
+                    s == "spawn" || s == "forkpty")
+                    spawns = true;
+                if (s == "append" || s == "extend" || s == "bytearray" || s == "insert") grows = true;
+            }
+            if (s == "+=" || (s == "+" && w_.is(b + 1, "="))) grows = true;
+        }
+        if (exits) return;
+        if (spawns)
+            return out_.add("py.fork-bomb", "T003", Severity::Critical, t_[i],
+                            "infinite loop that creates processes or threads (fork bomb)",
+                            "Bound the loop and the number of workers.");
+        if (grows)
+            out_.add("py.unbounded-allocation", "T003", Severity::High, t_[i],
+                     "infinite loop that keeps growing data in memory",
+                     "Bound the loop; stream data instead of accumulating it.");
+    }
+
+    void reverse_shell() {
+        if (!net_) return;
+        const Token* at = dup2_ ? dup2_ : (interactive_ ? interactive_ : nullptr);
+        if (!at && shell_ && fork_) at = shell_;
+        if (at)
+            out_.add("py.reverse-shell", "T005", Severity::Critical, *at,
+                     "network connection combined with stream redirection or a shell (reverse shell)",
+                     "Do not give remote parties a shell; the sandbox has no network.");
+    }
+
+    const std::vector<Token>& t_;
+    Walk w_;
+    Findings& out_;
+    std::map<std::string, std::string> alias_;
+    std::set<std::string> star_;
+    std::string in_call_;
+    const Token* net_ = nullptr;
+    const Token* dup2_ = nullptr;
+    const Token* shell_ = nullptr;
+    const Token* fork_ = nullptr;
+    const Token* interactive_ = nullptr;
+};
+
+}  // namespace
+
+void rules_python(const std::vector<Token>& tokens, Findings& out) { PythonRules(tokens, out).run(); }
+
+}  // namespace kiln::security::detail

@@ -1,0 +1,130 @@
+#include "security/token_walk.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace kiln::security::detail {
+
+std::size_t Walk::close_of(std::size_t open) const {
+    if (open >= t_.size()) return t_.size();
+    int depth = 0;
+    for (std::size_t i = open; i < t_.size(); ++i) {
+        if (t_[i].kind != TokenKind::Operator) continue;
+        const std::string& s = t_[i].text;
+        if (s == "(" || s == "[" || s == "{") ++depth;
+        if (s == ")" || s == "]" || s == "}") {
+            if (--depth == 0) return i;
+        }
+    }
+    return t_.size();
+}
+
+std::string Walk::dotted(std::size_t i, std::size_t& end) const {
+    std::string name = t_[i].text;
+    end = i + 1;
+    while (end + 1 < t_.size() && t_[end].kind == TokenKind::Operator && t_[end].value == "." &&
+           t_[end + 1].kind == TokenKind::Identifier) {
+        name += "." + t_[end + 1].text;
+        end += 2;
+    }
+    return name;
+}
+
+namespace {
+constexpr int kMaxFoldDepth = 16;
+constexpr std::size_t kMaxFolded = 1 << 16;
+}  // namespace
+
+std::optional<std::string> Walk::fold_term(std::size_t i, std::size_t& end, int& pieces, int depth) const {
+    if (i >= t_.size() || depth > kMaxFoldDepth) return std::nullopt;
+    std::optional<std::string> v;
+    std::size_t j = i;
+    if (t_[i].kind == TokenKind::String && !t_[i].interpolated) {
+        std::string s;
+        while (j < t_.size() && t_[j].kind == TokenKind::String && !t_[j].interpolated) {
+            s += t_[j].value;
+            ++pieces;
+            ++j;
+        }
+        v = std::move(s);
+    } else if (is(i, "(")) {
+        std::size_t inner_end = 0;
+        v = fold_expr(i + 1, inner_end, pieces, depth + 1);
+        if (!v || !is(inner_end, ")")) return std::nullopt;
+        j = inner_end + 1;
+    } else if (is(i, "chr") || (is(i, "String") && is(i + 2, "fromCharCode"))) {
+        std::size_t k = is(i, "chr") ? i + 1 : i + 3;
+        if (!is(k, "(") || !kind(k + 1, TokenKind::Number) || !is(k + 2, ")")) return std::nullopt;
+        long n = std::strtol(t_[k + 1].text.c_str(), nullptr, 0);
+        if (n <= 0 || n > 127) return std::nullopt;
+        v = std::string(1, static_cast<char>(n));
+        ++pieces;
+        j = k + 3;
+    } else {
+        return std::nullopt;
+    }
+    // Suffixes: [::-1] reversal and sep.join([...]).
+    while (true) {
+        if (is(j, "[") && is(j + 1, ":") && is(j + 2, ":") && is(j + 3, "-") && kind(j + 4, TokenKind::Number) &&
+            t_[j + 4].text == "1" && is(j + 5, "]")) {
+            std::reverse(v->begin(), v->end());
+            j += 6;
+            continue;
+        }
+        if (is(j, ".") && is(j + 1, "join") && is(j + 2, "(") && (is(j + 3, "[") || is(j + 3, "("))) {
+            std::size_t close = close_of(j + 3);
+            std::string joined;
+            std::size_t k = j + 4;
+            bool first = true;
+            while (k < close) {
+                std::size_t e = 0;
+                auto part = fold_expr(k, e, pieces, depth + 1);
+                if (!part) return std::nullopt;
+                if (!first) joined += *v;
+                joined += *part;
+                first = false;
+                k = is(e, ",") ? e + 1 : e;
+                if (e == k && e != close) return std::nullopt;
+            }
+            if (!is(close + 1, ")")) return std::nullopt;
+            v = std::move(joined);
+            j = close + 2;
+            continue;
+        }
+        break;
+    }
+    end = j;
+    return v;
+}
+
+std::optional<std::string> Walk::fold_expr(std::size_t i, std::size_t& end, int& pieces, int depth) const {
+    auto v = fold_term(i, end, pieces, depth);
+    if (!v) return std::nullopt;
+    while (is(end, "+")) {
+        std::size_t e = 0;
+        auto rhs = fold_term(end + 1, e, pieces, depth);
+        if (!rhs || v->size() + rhs->size() > kMaxFolded) return std::nullopt;
+        *v += *rhs;
+        end = e;
+    }
+    return v;
+}
+
+std::optional<std::string> Walk::fold(std::size_t i, std::size_t* end, int* pieces) const {
+    std::size_t e = 0;
+    int p = 0;
+    auto v = fold_expr(i, e, p, 0);
+    if (!v) return std::nullopt;
+    // A constant followed by more expression ('x' + name, 'x' % y) is not constant.
+    if (e < t_.size() && t_[e].kind == TokenKind::Operator) {
+        const std::string& s = t_[e].text;
+        if (s != "," && s != ")" && s != "]" && s != "}" && s != ";" && s != ":") return std::nullopt;
+    } else if (e < t_.size() && t_[e].kind != TokenKind::Newline) {
+        return std::nullopt;
+    }
+    if (end) *end = e;
+    if (pieces) *pieces = p;
+    return v;
+}
+
+}  // namespace kiln::security::detail

@@ -1,0 +1,41 @@
+// Internal: small helpers for walking a token vector in the rule passes.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "security/token.hpp"
+
+namespace kiln::security::detail {
+
+class Walk {
+public:
+    explicit Walk(const std::vector<Token>& t) : t_(t) {}
+
+    std::size_t size() const { return t_.size(); }
+    const Token& operator[](std::size_t i) const { return t_[i]; }
+    bool is(std::size_t i, std::string_view op) const {
+        return i < t_.size() && (t_[i].kind == TokenKind::Operator || t_[i].kind == TokenKind::Identifier) &&
+               t_[i].text == op;
+    }
+    bool kind(std::size_t i, TokenKind k) const { return i < t_.size() && t_[i].kind == k; }
+    // Index of the bracket closing the one at `open`, or size() if none.
+    std::size_t close_of(std::size_t open) const;
+    // Dotted name a.b.c starting at i; `end` is set past it.
+    std::string dotted(std::size_t i, std::size_t& end) const;
+    // Folds a constant string expression starting at i: literals, '+',
+    // adjacent literals, chr(N), parentheses, ''.join([...]) and [::-1].
+    // Nothing when any part is not constant. `pieces` counts the literal
+    // parts joined, so callers can tell 'system' from 'sys'+'tem'.
+    std::optional<std::string> fold(std::size_t i, std::size_t* end = nullptr, int* pieces = nullptr) const;
+
+private:
+    std::optional<std::string> fold_term(std::size_t i, std::size_t& end, int& pieces, int depth) const;
+    std::optional<std::string> fold_expr(std::size_t i, std::size_t& end, int& pieces, int depth) const;
+    const std::vector<Token>& t_;
+};
+
+}  // namespace kiln::security::detail
