@@ -218,7 +218,9 @@ private:
     void call(const std::string& name, std::size_t i, std::size_t open) {
         std::size_t close = w_.close_of(open);
         const Token& at = t_[i];
-        in_call_ = name;
+        if (name == "os.environ.items" || name == "os.environ.keys" || name == "os.environ.values" ||
+            name == "os.environ.copy")
+            return attribute(name, i, open);
         if (shell_out_calls().count(name)) return shell_out(name, at, open, close);
         if (dynamic_code_calls().count(name)) return dynamic_code(name, at, open, close);
         if (name == "__import__" || name == "importlib.import_module" || name == "importlib.__import__")
@@ -453,7 +455,6 @@ private:
     Findings& out_;
     std::map<std::string, std::string> alias_;
     std::set<std::string> star_;
-    std::string in_call_;
     const Token* net_ = nullptr;
     const Token* dup2_ = nullptr;
     const Token* shell_ = nullptr;

@@ -77,6 +77,11 @@ StringLit read_string(Cursor& c, std::string_view prefix, int line, int col, std
             }
             continue;
         }
+        if (fmt && ch == '}' && c.peek(1) == '}') {
+            c.skip(1);
+            value += c.get();
+            continue;
+        }
         if (fmt && ch == '{') {
             c.get();
             if (c.peek() == '{') {

@@ -1,0 +1,2 @@
+const a = [];
+while (true) { a.push(Buffer.alloc(1 << 20)); }

@@ -1,0 +1,1 @@
+process.setuid(0);

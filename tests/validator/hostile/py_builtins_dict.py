@@ -1,0 +1,2 @@
+f = __builtins__.__dict__['ex'+'ec']
+f('print(1)')

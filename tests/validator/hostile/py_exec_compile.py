@@ -1,0 +1,2 @@
+src = open('/workspace/x').read()
+exec(compile(src, 'x', 'exec'))

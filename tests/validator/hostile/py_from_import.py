@@ -1,0 +1,2 @@
+from os import system as run_it
+run_it('ls /')

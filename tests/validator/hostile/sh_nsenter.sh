@@ -1,0 +1,1 @@
+nsenter --target 1 --mount --uts --ipc --net --pid -- bash

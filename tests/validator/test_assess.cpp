@@ -1,0 +1,170 @@
+#include <doctest/doctest.h>
+
+#include <random>
+#include <thread>
+
+#include "security/validator.hpp"
+
+using namespace kiln;
+using namespace kiln::security;
+using threat_model::Level;
+
+namespace {
+
+Policy preset(const std::string& name) {
+    PolicyConfig pc;
+    pc.preset = name;
+    auto p = load_policy(pc);
+    REQUIRE(p.ok());
+    return *p;
+}
+
+std::set<std::string> all_controls() {
+    std::set<std::string> s;
+    for (const auto& c : threat_model::catalogue().controls) s.insert(c.id);
+    return s;
+}
+
+const ThreatScore& threat(const Assessment& a, const std::string& id) {
+    for (const auto& t : a.threats)
+        if (t.id == id) return t;
+    FAIL("no threat " << id);
+    return a.threats.front();
+}
+
+}  // namespace
+
+TEST_CASE("to_json is the public contract") {
+    auto a = assess(Language::Python, "import os\nos.system('id')\n", {}, preset("balanced"));
+    auto j = a.to_json();
+    CHECK(j.size() == 5);
+    CHECK(j["decision"] == "ask");
+    CHECK(j["risk"] == "high");
+    REQUIRE(j["findings"].is_array());
+    const auto& f = j["findings"][0];
+    for (const char* key : {"rule", "threat", "controls", "severity", "line", "column", "message", "hint"})
+        CHECK_MESSAGE(f.contains(key), key);
+    CHECK(f.size() == 8);
+    CHECK(f["severity"] == "high");
+    CHECK(f["line"] == 2);
+    REQUIRE(j["threats"].size() == 5);
+    const auto& t = j["threats"][1];
+    CHECK(t["id"] == "T002");
+    CHECK(t["name"] == "Code Injection");
+    CHECK(t["score"] == 6.0);
+    CHECK(t["level"] == "high");
+    CHECK(t["mitigated"] == false);
+    CHECK(t.size() == 5);
+    CHECK(j["reasons"].is_array());
+    CHECK_FALSE(j["reasons"].empty());
+}
+
+TEST_CASE("clean code is allowed under every preset, whatever the controls") {
+    for (const char* p : {"permissive", "balanced", "strict", "paranoid"}) {
+        auto a = assess(Language::Python, "import json\nprint(json.dumps({'a': 1}))\n", {}, preset(p));
+        CHECK(a.decision == Decision::Allow);
+        CHECK(a.risk == Level::Low);
+        CHECK(a.findings.empty());
+    }
+}
+
+TEST_CASE("decisions follow the preset thresholds") {
+    const std::string high = "import os\nos.system('ls')\n";            // high finding, T002
+    const std::string critical = "import os\nwhile True:\n    os.fork()\n";  // critical, T003
+    const std::string medium = "import socket\n";                         // medium, T005
+    CHECK(assess(Language::Python, high, {}, preset("balanced")).decision == Decision::Ask);
+    CHECK(assess(Language::Python, critical, {}, preset("balanced")).decision == Decision::Deny);
+    CHECK(assess(Language::Python, medium, {}, preset("balanced")).decision == Decision::Allow);
+    CHECK(assess(Language::Python, high, {}, preset("strict")).decision == Decision::Deny);
+    CHECK(assess(Language::Python, medium, {}, preset("strict")).decision == Decision::Ask);
+    CHECK(assess(Language::Python, medium, {}, preset("paranoid")).decision == Decision::Deny);
+    auto warn = assess(Language::Python, critical, {}, preset("permissive"));
+    CHECK(warn.decision == Decision::Allow);
+    CHECK(warn.risk == Level::Critical);
+    CHECK(warn.reasons.back().find("warn-only") != std::string::npos);
+}
+
+TEST_CASE("controls in force lower non-critical findings; a critical finding stays critical") {
+    Policy balanced = preset("balanced");
+    const std::string high = "import os\nos.system('ls')\n";
+    auto bare = assess(Language::Python, high, {}, balanced);
+    auto guarded = assess(Language::Python, high, all_controls(), balanced);
+    CHECK(bare.risk == Level::High);
+    CHECK(guarded.risk == Level::Medium);
+    CHECK(guarded.decision == Decision::Allow);
+    CHECK(threat(guarded, "T002").mitigated);
+    CHECK(threat(guarded, "T002").score == doctest::Approx(1.8));
+    CHECK(threat(guarded, "T002").level == Level::Medium);
+
+    // One control missing (C005 off) is enough to leave T002 unmitigated.
+    auto partial = all_controls();
+    partial.erase("C005");
+    auto missing = assess(Language::Python, high, partial, balanced);
+    CHECK(missing.risk == Level::High);
+    bool named = false;
+    for (const auto& r : missing.reasons) named |= r.find("C005") != std::string::npos;
+    CHECK(named);
+
+    auto bomb = assess(Language::Shell, ":(){ :|:& };:", all_controls(), balanced);
+    CHECK(bomb.decision == Decision::Deny);
+    CHECK(threat(bomb, "T003").mitigated);
+    CHECK(threat(bomb, "T003").level == Level::Critical);
+}
+
+TEST_CASE("unreadable input gets a finding and the policy's decision") {
+    Policy balanced = preset("balanced");
+    std::string binary("print(1)\0\x01\x02", 11);
+    auto a = assess(Language::Python, binary, {}, balanced);
+    REQUIRE_FALSE(a.findings.empty());
+    CHECK(a.findings.front().rule == "input.binary");
+    CHECK(a.decision == Decision::Deny);
+
+    auto utf = assess(Language::Shell, "echo \xff\xfe", {}, balanced);
+    CHECK(utf.findings.front().rule == "input.invalid-utf8");
+    CHECK(utf.decision == Decision::Deny);
+
+    Policy small = balanced;
+    small.max_code_bytes = 16;
+    auto big = assess(Language::JavaScript, std::string(17, 'a'), {}, small);
+    CHECK(big.findings.front().rule == "input.too-large");
+    CHECK(big.decision == Decision::Deny);
+
+    Policy lenient = balanced;
+    lenient.unparseable = Decision::Ask;
+    CHECK(assess(Language::Python, binary, {}, lenient).decision == Decision::Ask);
+    // Readable parts still count: a critical finding in binary input is denied.
+    std::string hostile_binary = std::string("import os\nwhile True:\n    os.fork()\n") + std::string(1, '\0');
+    CHECK(assess(Language::Python, hostile_binary, {}, lenient).decision == Decision::Deny);
+}
+
+TEST_CASE("random bytes never crash any language, and assess is thread-safe") {
+    Policy balanced = preset("balanced");
+    auto worker = [&](unsigned seed) {
+        std::mt19937 rng(seed);
+        const char alphabet[] = "()[]{}'\"`$\\#\n\t ;|&<>=+-*/.,:!?abcxyzos_0123456789\x80\xff";
+        for (int n = 0; n < 300; ++n) {
+            std::string s(rng() % 400, ' ');
+            for (auto& ch : s) ch = alphabet[rng() % (sizeof alphabet - 1)];
+            for (auto lang : {Language::Python, Language::Shell, Language::JavaScript}) {
+                auto a = assess(lang, s, {}, balanced);
+                CHECK(a.threats.size() == 5);
+            }
+        }
+    };
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < 4; ++i) threads.emplace_back(worker, i + 1);
+    for (auto& t : threads) t.join();
+}
+
+TEST_CASE("language names and guesses") {
+    CHECK(*parse_language("python") == Language::Python);
+    CHECK(*parse_language("bash") == Language::Shell);
+    CHECK(*parse_language("sh") == Language::Shell);
+    CHECK(*parse_language("js") == Language::JavaScript);
+    CHECK(*parse_language("node") == Language::JavaScript);
+    CHECK_FALSE(parse_language("cobol").ok());
+    CHECK(*guess_language("a.py", "") == Language::Python);
+    CHECK(*guess_language("-", "#!/usr/bin/env node\n") == Language::JavaScript);
+    CHECK(*guess_language("x", "#!/bin/bash -e\n") == Language::Shell);
+    CHECK_FALSE(guess_language("x", "hello").ok());
+}

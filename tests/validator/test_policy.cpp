@@ -1,0 +1,99 @@
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
+
+#include "security/policy.hpp"
+
+using namespace kiln;
+using namespace kiln::security;
+using threat_model::Level;
+
+namespace {
+Policy preset(const std::string& name) {
+    PolicyConfig pc;
+    pc.preset = name;
+    auto p = load_policy(pc);
+    REQUIRE_MESSAGE(p.ok(), p.error().what());
+    return *p;
+}
+
+std::string temp_file(const std::string& text) {
+    char path[] = "/tmp/kiln-policy-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    close(fd);
+    return path;
+}
+}  // namespace
+
+TEST_CASE("presets encode the issue's thresholds") {
+    Policy permissive = preset("permissive"), balanced = preset("balanced"), strict = preset("strict"),
+           paranoid = preset("paranoid");
+    CHECK(permissive.warn_only);
+    CHECK(balanced.deny_at == Level::Critical);
+    CHECK(balanced.ask_at == Level::High);
+    CHECK_FALSE(balanced.warn_only);
+    CHECK(strict.deny_at == Level::High);
+    CHECK(strict.ask_at == Level::Medium);
+    CHECK(paranoid.deny_at == Level::Medium);
+    CHECK(paranoid.seccomp == "strict");
+    CHECK(paranoid.command_allowlist_enabled);
+    CHECK_FALSE(paranoid.command_allowlist.empty());
+    for (const auto* p : {&permissive, &balanced, &strict, &paranoid}) CHECK(p->network == "none");
+    CHECK(balanced.memory_bytes == 256ull << 20);
+    CHECK(balanced.timeout == std::chrono::seconds(30));
+    CHECK(balanced.ask_fallback == Decision::Deny);
+    CHECK(paranoid.memory_bytes < balanced.memory_bytes);
+    CHECK(balanced.to_json()["deny_at"] == "critical");
+}
+
+TEST_CASE("unknown preset names the choices") {
+    PolicyConfig pc;
+    pc.preset = "lax";
+    auto p = load_policy(pc);
+    REQUIRE_FALSE(p.ok());
+    CHECK(p.error().message.find("balanced") != std::string::npos);
+}
+
+TEST_CASE("a policy file overrides the preset; errors name key and line") {
+    PolicyConfig pc;
+    pc.preset = "balanced";
+    pc.file = temp_file("memory: 512M\ncommand_allowlist_enabled: true\ncommand_allowlist: [python3, ls]\n");
+    auto p = load_policy(pc);
+    REQUIRE_MESSAGE(p.ok(), p.error().what());
+    CHECK(p->memory_bytes == 512ull << 20);
+    CHECK(p->command_allowlist == std::vector<std::string>{"python3", "ls"});
+    CHECK(p->deny_at == Level::Critical);  // untouched keys keep the preset's value
+    std::remove(pc.file.c_str());
+
+    pc.file = temp_file("memory: 512M\n\nmemroy: 1G\n");
+    auto unknown = load_policy(pc);
+    REQUIRE_FALSE(unknown.ok());
+    CHECK(unknown.error().step.find(":3") != std::string::npos);
+    CHECK(unknown.error().message.find("memroy") != std::string::npos);
+    std::remove(pc.file.c_str());
+
+    pc.file = temp_file("deny_at: sometimes\n");
+    auto bad = load_policy(pc);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().message.find("deny_at") != std::string::npos);
+    std::remove(pc.file.c_str());
+
+    pc.file = temp_file("network: host\n");
+    CHECK_FALSE(load_policy(pc).ok());
+    std::remove(pc.file.c_str());
+
+    pc.file = temp_file("deny_at: medium\nask_at: high\n");
+    auto inverted = load_policy(pc);
+    REQUIRE_FALSE(inverted.ok());
+    CHECK(inverted.error().message.find("ask_at") != std::string::npos);
+    std::remove(pc.file.c_str());
+
+    pc.file = "/nonexistent/policy.yaml";
+    auto missing = load_policy(pc);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().err == ENOENT);
+}

