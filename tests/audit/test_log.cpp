@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <set>
 #include <thread>
@@ -155,6 +157,23 @@ TEST_CASE("directory 0700, file 0600, fd O_CLOEXEC and held under an exclusive l
     auto second = AuditLog::open(cfg);
     REQUIRE_FALSE(second.ok());
     CHECK(second.error().message.find("another kiln process") != std::string::npos);
+}
+
+TEST_CASE("the log fd is not inherited across exec") {
+    TempDir dir;
+    auto log = open_ok(test::config_in(dir));
+    std::string fd_path = "/proc/self/fd/" + std::to_string(log->fd());
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        // The child's shell exits 0 only if the fd survived exec.
+        ::execl("/bin/sh", "sh", "-c", ("test -e " + fd_path).c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
 }
 
 TEST_CASE("reopening continues the chain, in every durability mode") {
