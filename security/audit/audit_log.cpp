@@ -109,6 +109,24 @@ Result<ChainHead> head_of_rotated(const std::string& path) {
     return parse_head(tail->last_line, rotated.back());
 }
 
+// A line without its newline is a write the crash interrupted. Its append
+// never returned, so nothing acknowledged is lost by cutting it; the
+// recovery event (null when there is nothing to cut) keeps its size and
+// hash for the reviewer.
+Result<nlohmann::json> cut_torn_tail(int fd, const Tail& tail, const std::string& path) {
+    if (tail.size == tail.complete_size) return nlohmann::json();
+    std::string torn(tail.size - tail.complete_size, '\0');
+    if (::pread(fd, torn.data(), torn.size(), static_cast<off_t>(tail.complete_size)) != static_cast<ssize_t>(torn.size()))
+        return sys_error("read torn audit record in " + path);
+    if (::ftruncate(fd, static_cast<off_t>(tail.complete_size)) != 0 || ::fdatasync(fd) != 0)
+        return sys_error("cut torn audit record in " + path);
+    return nlohmann::json{{"reason", "torn last line after a crash"},
+                          {"torn_offset", tail.complete_size},
+                          {"torn_bytes", torn.size()},
+                          {"torn_sha256", sha256_hex(torn)},
+                          {"torn_prefix", cap_utf8(torn, 200)}};
+}
+
 }  // namespace
 
 class AuditLog::Impl {
@@ -141,15 +159,31 @@ public:
         std::string text;
         nlohmann::json meta;  // code_sha256, code_bytes, code_truncated, code_redactions
     };
+    Status load_keys();
     PreparedCode prepare_code(const std::string& code) const;
     Result<std::string> seal_line(nlohmann::json& record, const PreparedCode* code);
     Status write_line(const std::string& line);
     Status rotate_if_needed(std::size_t line_size);
     Status sync_through(std::uint64_t seq);
+    Status make_durable(std::uint64_t seq, bool batch_full);
     void flusher_loop();
     void set_failure(const Error& e);
     void set_healthy();
 };
+
+Status AuditLog::Impl::load_keys() {
+    if (!cfg.hmac_key_file.empty()) {
+        auto key = load_hmac_key(cfg.hmac_key_file);
+        if (!key) return std::move(key).error();
+        hmac_key = std::move(*key);
+    }
+    if (!cfg.seal_key_file.empty()) {
+        auto key = load_seal_key(cfg.seal_key_file);
+        if (!key) return std::move(key).error();
+        seal_key = std::move(*key);
+    }
+    return {};
+}
 
 AuditLog::Impl::PreparedCode AuditLog::Impl::prepare_code(const std::string& code) const {
     PreparedCode out;
@@ -252,6 +286,23 @@ Status AuditLog::Impl::sync_through(std::uint64_t seq) {
     return {};
 }
 
+// What append waits for after the write, per audit.fsync. A sync failure
+// is returned although the record is in the file: the caller cannot count
+// on it surviving a power loss.
+Status AuditLog::Impl::make_durable(std::uint64_t seq, bool batch_full) {
+    switch (mode) {
+        case Durability::kAlways:
+            return sync_through(seq);
+        case Durability::kBatch:
+            if (batch_full) return sync_through(seq);
+            flush_cv.notify_one();
+            return {};
+        case Durability::kNever:
+            return {};
+    }
+    return {};
+}
+
 void AuditLog::Impl::flusher_loop() {
     std::unique_lock lk(mu);
     while (!stopping) {
@@ -302,39 +353,15 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const AuditConfig& cfg) {
     auto mode = parse_durability(cfg.fsync);
     if (!mode) return std::move(mode).error();
     impl->mode = *mode;
-    if (!cfg.hmac_key_file.empty()) {
-        auto key = load_hmac_key(cfg.hmac_key_file);
-        if (!key) return std::move(key).error();
-        impl->hmac_key = std::move(*key);
-    }
-    if (!cfg.seal_key_file.empty()) {
-        auto key = load_seal_key(cfg.seal_key_file);
-        if (!key) return std::move(key).error();
-        impl->seal_key = std::move(*key);
-    }
+    if (Status st = impl->load_keys(); !st) return std::move(st).error();
     if (Status st = make_parent_dirs(cfg.path); !st) return std::move(st).error();
     auto fd = open_locked(cfg.path);
     if (!fd) return std::move(fd).error();
     auto tail = read_tail(fd->get());
     if (!tail) return std::move(tail).error().wrap("open audit log " + cfg.path);
 
-    // A line without its newline is a write the crash interrupted. Its
-    // append never returned, so nothing acknowledged is lost by cutting it;
-    // the recovery event keeps its size and hash for the reviewer.
-    nlohmann::json recovery;
-    if (tail->size > tail->complete_size) {
-        std::string torn(tail->size - tail->complete_size, '\0');
-        if (::pread(fd->get(), torn.data(), torn.size(), static_cast<off_t>(tail->complete_size)) !=
-            static_cast<ssize_t>(torn.size()))
-            return sys_error("read torn audit record in " + cfg.path);
-        if (::ftruncate(fd->get(), static_cast<off_t>(tail->complete_size)) != 0 || ::fdatasync(fd->get()) != 0)
-            return sys_error("cut torn audit record in " + cfg.path);
-        recovery = {{"reason", "torn last line after a crash"},
-                    {"torn_offset", tail->complete_size},
-                    {"torn_bytes", torn.size()},
-                    {"torn_sha256", sha256_hex(torn)},
-                    {"torn_prefix", cap_utf8(torn, 200)}};
-    }
+    auto recovery = cut_torn_tail(fd->get(), *tail, cfg.path);
+    if (!recovery) return std::move(recovery).error();
     auto head = tail->last_line.empty() ? head_of_rotated(cfg.path) : parse_head(tail->last_line, cfg.path);
     if (!head) return std::move(head).error();
 
@@ -347,8 +374,8 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const AuditConfig& cfg) {
     Impl* raw = impl.get();
     std::unique_ptr<AuditLog> log(new AuditLog(std::move(impl)));
     if (raw->mode == Durability::kBatch) raw->flusher = std::thread([raw] { raw->flusher_loop(); });
-    if (!recovery.is_null()) {
-        auto ref = log->append("recovery", std::move(recovery));
+    if (!recovery->is_null()) {
+        auto ref = log->append("recovery", std::move(*recovery));
         if (!ref) return std::move(ref).error().wrap("record audit log recovery");
     }
     return log;
@@ -389,20 +416,7 @@ Result<AuditRef> AuditLog::append(std::string_view event, nlohmann::json fields)
     bool batch_full = s.mode == Durability::kBatch && s.written_seq - s.durable_seq >= s.cfg.batch_records;
     lk.unlock();
 
-    switch (s.mode) {
-        case Durability::kAlways:
-            if (Status synced = s.sync_through(ref.seq); !synced) return std::move(synced).error();
-            break;
-        case Durability::kBatch:
-            if (batch_full) {
-                if (Status synced = s.sync_through(ref.seq); !synced) return std::move(synced).error();
-            } else {
-                s.flush_cv.notify_one();
-            }
-            break;
-        case Durability::kNever:
-            break;
-    }
+    if (Status st = s.make_durable(ref.seq, batch_full); !st) return std::move(st).error();
     return ref;
 }
 
