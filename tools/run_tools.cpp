@@ -158,7 +158,9 @@ Result<std::unique_ptr<RunService::Slot>> RunService::take_slot(const std::strin
                                      ", workspace.max_runs_per_session); wait for one to finish");
     ++runs_total_;
     ++runs_by_session_[session_id];
-    return std::make_unique<Slot>(Slot{this, session_id});
+    // Built in place: a temporary Slot would run its destructor (and give
+    // the slot back) right here, under the lock.
+    return std::unique_ptr<Slot>(new Slot{this, session_id});
 }
 
 std::optional<std::string> RunService::check_bounds(const Request& r) const {
