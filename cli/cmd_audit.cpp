@@ -184,11 +184,11 @@ void add_filter_flags(CLI::App* app, Flags& f) {
     app->add_option("--until", f.until, "only records at or before T (same forms as --since)");
     app->add_option("--session", f.filter.session, "only this MCP session id");
     app->add_option("--tool", f.filter.tool, "only this tool, e.g. run_code");
-    app->add_option("--decision", f.filter.decision, "only this decision: allow, deny, ask, approved, denied_by_user");
+    app->add_option("--decision", f.filter.decision, "only this decision: allow, deny, ask, approved, denied");
     app->add_option("--threat", f.filter.threat, "only records raising this threat, e.g. T003");
     app->add_option("--min-risk", f.filter.min_risk, "only records at or above this risk level")
         ->check(CLI::IsMember({"none", "low", "medium", "high", "critical"}));
-    app->add_option("--event", f.filter.event, "only this event: tool_call, decision, execution, session_start ...");
+    app->add_option("--event", f.filter.event, "only this event: tool_call, decision, execution, error, session, server, recovery");
     app->add_option("--id", f.filter.id, "only the record with this audit_id and those whose call_id is it");
     app->add_option("files", f.files, "log files in chain order (default: audit.path and its rotated predecessors)");
 }

@@ -54,7 +54,7 @@ int sample(const std::string& path, const std::string& hmac_key_file, const std:
     }
     auto& a = **log;
     nlohmann::json client = {{"name", "claude-code"}, {"version", "1.0"}};
-    bool ok = a.append("session_start", {{"session_id", "s-alpha"}, {"client", client}}).ok();
+    bool ok = a.append("session", {{"action", "start"}, {"session_id", "s-alpha"}, {"client", client}}).ok();
     auto call = a.append("tool_call", {{"session_id", "s-alpha"}, {"client", client}, {"tool", "run_code"},
                                        {"language", "python"}, {"code", "print(sum(range(10)))\n"}});
     ok = ok && call.ok();
