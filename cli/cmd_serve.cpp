@@ -13,18 +13,20 @@ Command register_serve(CLI::App& app) {
         "This is what an MCP client (Claude Desktop, Claude Code...) launches.\n"
         "Logs go to stderr; stdout carries only protocol messages. Ends at EOF.");
     struct Flags {
-        std::string log_level, max_message, max_inflight;
+        std::string log_level, max_message, max_inflight, audit_log;
         bool test_tools = false;
     };
     auto f = std::make_shared<Flags>();
     sub->add_option("--log-level", f->log_level, "stderr log level: trace, debug, info, warn, error, off");
     sub->add_option("--max-message-bytes", f->max_message, "largest message accepted, e.g. 4M (default 4MiB)");
     sub->add_option("--max-inflight", f->max_inflight, "tool calls running at once (default 16)");
+    sub->add_option("--audit-log", f->audit_log, "audit log file (JSON Lines); default <state_dir>/audit.jsonl");
     sub->add_flag("--test-tools", f->test_tools, "register the diagnostic debug_* tools (for tests only)");
     return {sub, [f](Context& ctx) {
                 if (!f->log_level.empty() && !ctx.set_from_flag("server.log_level", f->log_level, "--log-level")) return int(kExitUsage);
                 if (!f->max_message.empty() && !ctx.set_from_flag("server.max_message_bytes", f->max_message, "--max-message-bytes")) return int(kExitUsage);
                 if (!f->max_inflight.empty() && !ctx.set_from_flag("server.max_inflight_calls", f->max_inflight, "--max-inflight")) return int(kExitUsage);
+                if (!f->audit_log.empty() && !ctx.set_from_flag("audit.path", f->audit_log, "--audit-log")) return int(kExitUsage);
                 if (f->test_tools) ctx.config.server.test_tools = true;
                 spdlog::set_level(spdlog::level::from_str(ctx.config.server.log_level));
 

@@ -282,7 +282,9 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     if (!slot) return ToolResult::error(req.tool + ": " + slot.error().message);
 
     const std::string fingerprint = code_fingerprint(req.code);
-    record("tool_call", {{"tool", req.tool}, {"language", req.language}, {"code_sha256", sha256_hex(req.code)},
+    // Every later record of this call carries call_id, so a reviewer can
+    // gather the call, its decision and its execution (kiln audit show --id).
+    const std::string call_id = record("tool_call", {{"tool", req.tool}, {"language", req.language}, {"code_sha256", sha256_hex(req.code)},
                          {"code_fingerprint", fingerprint}, {"code", req.code}}, ctx);
 
     // 1. Validate.
@@ -311,7 +313,7 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     }
     json in_force_json = json(std::vector<std::string>(in_force.begin(), in_force.end()));
     json assessment = a.to_json();
-    std::string decision_id = record("decision", {{"tool", req.tool}, {"decision", decision_label}, {"how", how},
+    std::string decision_id = record("decision", {{"tool", req.tool}, {"call_id", call_id}, {"decision", decision_label}, {"how", how},
                                                   {"risk", assessment["risk"]}, {"findings", assessment["findings"]},
                                                   {"threats", assessment["threats"]}, {"reasons", assessment["reasons"]},
                                                   {"controls_in_force", in_force_json}, {"code_sha256", sha256_hex(req.code)},
@@ -391,7 +393,7 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     auto result = runtime_.run(spec, hooks);
     (*ws)->touch();
     if (!result) {
-        record("error", {{"tool", req.tool}, {"step", result.error().step}, {"errno", result.error().err},
+        record("error", {{"tool", req.tool}, {"call_id", call_id}, {"step", result.error().step}, {"errno", result.error().err},
                          {"message", result.error().what()}}, ctx);
         return ToolResult::error(req.tool + ": the sandbox could not start: " + result.error().what(),
                                  empty_run(decision_label, a, decision_id));
@@ -408,12 +410,13 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
                         {"stdout_sha256", sha256_hex(r.stdout_data)}, {"stderr_sha256", sha256_hex(r.stderr_data)}};
     std::string exec_id = record(
         "execution",
-        {{"tool", req.tool}, {"language", req.language}, {"code_sha256", sha256_hex(req.code)}, {"result", result_json},
+        {{"tool", req.tool}, {"call_id", call_id}, {"language", req.language}, {"code_sha256", sha256_hex(req.code)},
+         {"decision", decision_label}, {"result", result_json},
          {"sandbox", {{"runtime", std::string(runtime_.name())},
                       {"limits", {{"memory_bytes", spec.limits.memory_bytes}, {"cpus", spec.limits.cpus},
                                   {"pids", spec.limits.pids}, {"timeout_ms", spec.limits.timeout.count()},
                                   {"tmp_size_bytes", spec.limits.tmp_size_bytes}}}}},
-         {"timings", {{"validate_us", validate_us}, {"setup_us", r.timings.setup.count()},
+         {"timings", {{"setup_us", r.timings.setup.count()},
                       {"run_us", r.timings.run.count()}, {"teardown_us", r.timings.teardown.count()}}}},
         ctx);
 

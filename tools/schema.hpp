@@ -1,6 +1,6 @@
 // A JSON Schema checker for the subset tool schemas use (type, properties,
 // required, additionalProperties, enum, const, minimum/maximum,
-// minLength/maxLength, items, minItems/maxItems, pattern). Debian ships no
+// minLength/maxLength, items, minItems/maxItems). Debian ships no
 // C++ JSON Schema validator, so this small one carries C004 at the door:
 // every tool's arguments are checked against its declared inputSchema
 // before the tool runs, and every structuredContent against outputSchema in

@@ -52,7 +52,7 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
         if (!c.in_force) spdlog::warn("control {} not in force on this host: {}", c.id, c.detail);
 
     WorkspaceOptions ws;
-    ws.root_dir = config.server.state_dir + "/workspaces";
+    ws.root_dir = config.server.state_dir + "/workspaces/" + std::to_string(::getpid());
     ws.size_bytes = config.workspace.size_bytes;
     ws.idle_ttl = config.workspace.idle_ttl;
     ws.max_sessions = config.workspace.max_sessions;

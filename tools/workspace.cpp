@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,24 +99,50 @@ WorkspaceManager::~WorkspaceManager() {
         reaper_.request_stop();
         reaper_.join();
     }
-    std::lock_guard lock(mutex_);
-    live_.clear();
+    {
+        std::lock_guard lock(mutex_);
+        live_.clear();
+    }
+    (void)::rmdir(options_.root_dir.c_str());  // only if empty: a run may still hold one
 }
 
+// Each server keeps its workspaces under <root_dir>/<pid>, so several
+// servers can share one state dir; a directory whose pid is gone belongs to
+// a server that crashed, and is removed.
 Status WorkspaceManager::remove_leftovers() {
-    if (Status st = make_dirs(options_.root_dir); !st) return st;
-    DIR* dir = ::opendir(options_.root_dir.c_str());
-    if (!dir) return sys_error("open " + options_.root_dir);
+    std::string parent = options_.root_dir.substr(0, options_.root_dir.rfind('/'));
+    if (Status st = make_dirs(parent); !st) return st;
+    DIR* dir = ::opendir(parent.c_str());
+    if (!dir) return sys_error("open " + parent);
     std::vector<std::string> names;
     while (struct dirent* d = ::readdir(dir))
         if (std::strcmp(d->d_name, ".") != 0 && std::strcmp(d->d_name, "..") != 0) names.emplace_back(d->d_name);
     ::closedir(dir);
     for (const auto& n : names) {
-        std::string path = options_.root_dir + "/" + n;
-        spdlog::info("removing leftover workspace {}", path);
-        if (Status st = destroy_workspace_dir(path); !st) return st;
+        std::string path = parent + "/" + n;
+        bool numeric = !n.empty() && n.find_first_not_of("0123456789") == std::string::npos;
+        if (numeric) {
+            pid_t pid = static_cast<pid_t>(std::stol(n));
+            bool alive = pid != ::getpid() && (::kill(pid, 0) == 0 || errno == EPERM);
+            if (alive) continue;
+        }
+        spdlog::info("removing leftover workspaces {}", path);
+        if (is_mountpoint(path)) (void)::umount2(path.c_str(), MNT_DETACH);
+        int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;
+        UniqueFd guard(fd);
+        // Each entry may be a mounted tmpfs workspace: unmount before deleting.
+        std::vector<std::string> inner;
+        if (DIR* d = ::fdopendir(::dup(fd))) {
+            while (struct dirent* e = ::readdir(d))
+                if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) inner.emplace_back(e->d_name);
+            ::closedir(d);
+        }
+        for (const auto& w : inner)
+            if (Status st = destroy_workspace_dir(path + "/" + w); !st) return st;
+        if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return sys_error("rmdir " + path);
     }
-    return {};
+    return make_dirs(options_.root_dir);
 }
 
 Result<std::shared_ptr<Workspace>> WorkspaceManager::create(const std::string& session_id) {

@@ -24,7 +24,7 @@
 namespace kiln::tools {
 
 struct WorkspaceOptions {
-    std::string root_dir;  // <state_dir>/workspaces
+    std::string root_dir;  // <state_dir>/workspaces/<pid>: one per server process
     std::uint64_t size_bytes = 512ull << 20;
     std::chrono::milliseconds idle_ttl{30 * 60 * 1000};
     unsigned max_sessions = 64;
@@ -63,7 +63,8 @@ public:
     explicit WorkspaceManager(WorkspaceOptions options);
     ~WorkspaceManager();  // destroys every workspace
 
-    // Removes what a crashed server left under root_dir (unmounts, deletes).
+    // Removes what crashed servers left beside root_dir (sibling <pid>
+    // directories whose process is gone): unmounts, deletes.
     Status remove_leftovers();
 
     // The session's workspace, created on first use.

@@ -114,7 +114,7 @@ TEST_CASE("a FIFO is refused instead of hanging the server") {
 
 TEST_CASE("workspace manager: per-session dirs, quota when root, cleanup") {
     char tmpl[] = "/tmp/kiln-wsm-XXXXXX";
-    std::string root = std::string(::mkdtemp(tmpl)) + "/workspaces";
+    std::string root = std::string(::mkdtemp(tmpl)) + "/workspaces/" + std::to_string(::getpid());
     {
         WorkspaceOptions o;
         o.root_dir = root;
@@ -146,20 +146,24 @@ TEST_CASE("workspace manager: per-session dirs, quota when root, cleanup") {
         CHECK_FALSE(fs::exists(a_path));
         CHECK(m.count() == 1);
     }
-    CHECK(fs::is_empty(root));  // destructor removed the rest
-    fs::remove_all(fs::path(root).parent_path());
+    CHECK_FALSE(fs::exists(root));  // destructor removed the rest
+    fs::remove_all(fs::path(root).parent_path().parent_path());
 }
 
-TEST_CASE("leftovers of a crashed server are removed at start") {
+TEST_CASE("leftovers of a crashed server are removed at start, a live server's are kept") {
     char tmpl[] = "/tmp/kiln-wsl-XXXXXX";
-    std::string root = std::string(::mkdtemp(tmpl)) + "/workspaces";
-    fs::create_directories(root + "/old-session/sub");
-    std::FILE* f = std::fopen((root + "/old-session/sub/x").c_str(), "w");
+    std::string base = std::string(::mkdtemp(tmpl)) + "/workspaces";
+    // pid 2^22+1 is above pid_max's ceiling: never a live process.
+    fs::create_directories(base + "/4194305/old-session/sub");
+    fs::create_directories(base + "/1/live-session");  // pid 1 is alive
+    std::FILE* f = std::fopen((base + "/4194305/old-session/sub/x").c_str(), "w");
     std::fclose(f);
     WorkspaceOptions o;
-    o.root_dir = root;
+    o.root_dir = base + "/" + std::to_string(::getpid());
     WorkspaceManager m(o);
     REQUIRE(m.remove_leftovers().ok());
-    CHECK(fs::is_empty(root));
-    fs::remove_all(fs::path(root).parent_path());
+    CHECK_FALSE(fs::exists(base + "/4194305"));
+    CHECK(fs::exists(base + "/1/live-session"));
+    CHECK(fs::exists(o.root_dir));
+    fs::remove_all(fs::path(base).parent_path());
 }

