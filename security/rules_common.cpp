@@ -86,6 +86,9 @@ void check_sensitive_string(const Token& tok, std::string_view value, Findings& 
     // Strings longer than any path are data (a CSV blob, a prompt), not
     // a path an open() would take.
     if (value.empty() || value.size() > 4096) return;
+    // Every pattern holds '/', '.' or '_'; most words and strings hold none
+    // of them, and this check runs on all of them.
+    if (value.find_first_of("/._") == std::string_view::npos) return;
     for (const auto& r : kPathRules) {
         if (!matches(r, value)) continue;
         if (std::string_view(r.rule) == "cred.proc-environ" && !is_proc_environ(value)) continue;

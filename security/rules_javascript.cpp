@@ -3,6 +3,7 @@
 // seen for what it is.
 #include <map>
 #include <set>
+#include <unordered_set>
 
 #include "common/text.hpp"
 #include "security/rules.hpp"
@@ -20,8 +21,8 @@ constexpr const char* kNetHint = "The sandbox has no network; read inputs from f
 
 std::string strip_node(std::string m) { return m.rfind("node:", 0) == 0 ? m.substr(5) : m; }
 
-const std::set<std::string>& network_modules() {
-    static const std::set<std::string> s = {"net", "dgram", "http", "https", "http2", "tls", "dns", "axios",
+const std::unordered_set<std::string>& network_modules() {
+    static const std::unordered_set<std::string> s = {"net", "dgram", "http", "https", "http2", "tls", "dns", "axios",
                                             "node-fetch", "ws", "request", "got", "undici", "socket.io-client"};
     return s;
 }

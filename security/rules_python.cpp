@@ -4,6 +4,7 @@
 // 'sys'+'tem' do not hide a call.
 #include <map>
 #include <set>
+#include <unordered_set>
 
 #include "common/text.hpp"
 #include "security/rules.hpp"
@@ -20,8 +21,8 @@ constexpr const char* kEvalHint =
     "Do not execute code built at run time; write the code directly (ast.literal_eval parses data safely).";
 constexpr const char* kNetHint = "The sandbox has no network; read inputs from files in /workspace.";
 
-const std::set<std::string>& shell_out_calls() {
-    static const std::set<std::string> s = {
+const std::unordered_set<std::string>& shell_out_calls() {
+    static const std::unordered_set<std::string> s = {
         "os.system", "os.popen", "os.popen2", "os.popen3", "os.popen4", "os.execv", "os.execve", "os.execvp",
         "os.execvpe", "os.execl", "os.execle", "os.execlp", "os.execlpe", "os.spawnv", "os.spawnve", "os.spawnvp",
         "os.spawnvpe", "os.spawnl", "os.spawnle", "os.spawnlp", "os.spawnlpe", "os.posix_spawn", "os.posix_spawnp",
@@ -32,15 +33,15 @@ const std::set<std::string>& shell_out_calls() {
     return s;
 }
 
-const std::set<std::string>& dynamic_code_calls() {
-    static const std::set<std::string> s = {"eval", "exec", "compile", "execfile", "builtins.eval", "builtins.exec",
+const std::unordered_set<std::string>& dynamic_code_calls() {
+    static const std::unordered_set<std::string> s = {"eval", "exec", "compile", "execfile", "builtins.eval", "builtins.exec",
                                             "builtins.compile", "code.interact", "runpy.run_path",
                                             "runpy.run_module"};
     return s;
 }
 
-const std::set<std::string>& network_modules() {
-    static const std::set<std::string> s = {
+const std::unordered_set<std::string>& network_modules() {
+    static const std::unordered_set<std::string> s = {
         "socket", "requests", "urllib.request", "urllib3", "http.client", "http.server", "socketserver",
         "ftplib", "smtplib", "telnetlib", "paramiko", "httpx", "aiohttp", "websocket", "websockets",
         "xmlrpc.client", "xmlrpc.server", "poplib", "imaplib", "nntplib", "pycurl", "scapy", "asyncssh",
@@ -48,35 +49,37 @@ const std::set<std::string>& network_modules() {
     return s;
 }
 
-const std::set<std::string>& dangerous_modules() {
-    static const std::set<std::string> s = {"os", "subprocess", "pty", "socket", "ctypes", "builtins", "importlib",
+const std::unordered_set<std::string>& dangerous_modules() {
+    static const std::unordered_set<std::string> s = {"os", "subprocess", "pty", "socket", "ctypes", "builtins", "importlib",
                                             "commands", "pexpect", "posix", "shutil", "sys", "code", "runpy"};
     return s;
 }
 
-const std::set<std::string>& decoders() {
-    static const std::set<std::string> s = {"b64decode", "b32decode", "b16decode", "b85decode", "a85decode",
+const std::unordered_set<std::string>& decoders() {
+    static const std::unordered_set<std::string> s = {"b64decode", "b32decode", "b16decode", "b85decode", "a85decode",
                                             "decodebytes", "decodestring", "unhexlify", "fromhex", "decompress",
                                             "loads", "rot13", "urlsafe_b64decode", "decode"};
     return s;
 }
 
-const std::set<std::string>& setuid_calls() {
-    static const std::set<std::string> s = {"os.setuid", "os.setgid", "os.seteuid", "os.setegid", "os.setreuid",
+const std::unordered_set<std::string>& setuid_calls() {
+    static const std::unordered_set<std::string> s = {"os.setuid", "os.setgid", "os.seteuid", "os.setegid", "os.setreuid",
                                             "os.setregid", "os.setresuid", "os.setresgid", "os.setgroups"};
     return s;
 }
 
-const std::set<std::string>& kernel_calls() {
-    static const std::set<std::string> s = {"os.chroot", "os.unshare", "os.setns", "os.mknod", "os.pivot_root",
+const std::unordered_set<std::string>& kernel_calls() {
+    static const std::unordered_set<std::string> s = {"os.chroot", "os.unshare", "os.setns", "os.mknod", "os.pivot_root",
                                             "os.mount"};
     return s;
 }
 
-bool in_module(const std::string& qualified, const std::set<std::string>& modules) {
-    for (const auto& m : modules)
-        if (qualified == m || qualified.compare(0, m.size() + 1, m + ".") == 0) return true;
-    return false;
+// "urllib.request.urlopen" is in module "urllib.request": check each dotted
+// prefix against the set instead of each module against the name.
+bool in_module(const std::string& qualified, const std::unordered_set<std::string>& modules) {
+    for (std::size_t dot = qualified.find('.'); dot != std::string::npos; dot = qualified.find('.', dot + 1))
+        if (modules.count(qualified.substr(0, dot))) return true;
+    return modules.count(qualified) > 0;
 }
 
 std::string last_component(const std::string& dotted) {
@@ -244,7 +247,7 @@ private:
                             "Write output to files or stdout; do not rewire file descriptors.");
         }
         if (name == "os.chmod" || name == "os.fchmod" || name == "os.lchmod") return chmod_call(at, open, close);
-        if (in_module(name, {"ctypes"}) && (name.find("CDLL") != std::string::npos || name.find("cdll") != std::string::npos))
+        if (name.rfind("ctypes.", 0) == 0 && (name.find("CDLL") != std::string::npos || name.find("cdll") != std::string::npos))
             return out_.add("py.ctypes", "T001", Severity::High, at, name + "() loads a native library",
                             "Use Python's standard library; native calls bypass the validator.");
         std::string last = last_component(name);

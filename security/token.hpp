@@ -29,7 +29,7 @@ enum class TokenKind {
 struct Token {
     TokenKind kind = TokenKind::Other;
     std::string text;   // the source text of the token
-    std::string value;  // decoded value (strings, shell words); else == text
+    std::string value;  // decoded value of strings and shell words; empty for other kinds
     int line = 1;       // 1-based
     int column = 1;     // 1-based, in bytes
     // Shell words: true when any part came from an expansion ($x, $(...),

@@ -97,7 +97,9 @@ Token make_token(TokenKind kind, std::string text, std::string value, int line, 
     Token t;
     t.kind = kind;
     t.text = std::move(text);
-    t.value = std::move(value);
+    // Only strings and shell words have a value different from their text;
+    // leaving it empty elsewhere halves the allocations of a large input.
+    if (kind == TokenKind::String || kind == TokenKind::Word) t.value = std::move(value);
     t.line = line;
     t.column = column;
     return t;

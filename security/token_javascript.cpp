@@ -46,7 +46,7 @@ struct Lexer {
     int depth;
     std::vector<Token> out;
 
-    Lexer(std::string_view code, int d) : c(code), depth(d) {}
+    Lexer(std::string_view code, int d) : c(code), depth(d) { out.reserve(code.size() / 3 + 16); }
 
     void quoted_string(int line, int col, std::size_t start) {
         const char q = c.get();
@@ -140,7 +140,7 @@ struct Lexer {
         }
         while (!c.done() && is_js_ident_char(c.peek())) c.get();  // flags
         std::string text(c.slice(start));
-        out.push_back(detail::make_token(TokenKind::Other, text, text, line, col));
+        out.push_back(detail::make_token(TokenKind::Other, std::move(text), {}, line, col));
     }
 
     void run() {
@@ -167,11 +167,11 @@ struct Lexer {
             } else if (is_js_ident_start(ch)) {
                 while (!c.done() && is_js_ident_char(c.peek())) c.get();
                 std::string text(c.slice(start));
-                out.push_back(detail::make_token(TokenKind::Identifier, text, text, line, col));
+                out.push_back(detail::make_token(TokenKind::Identifier, std::move(text), {}, line, col));
             } else if (detail::is_digit(ch) || (ch == '.' && detail::is_digit(c.peek(1)))) {
                 while (!c.done() && (is_js_ident_char(c.peek()) || c.peek() == '.')) c.get();
                 std::string text(c.slice(start));
-                out.push_back(detail::make_token(TokenKind::Number, text, text, line, col));
+                out.push_back(detail::make_token(TokenKind::Number, std::move(text), {}, line, col));
             } else if (ch == '?' && c.peek(1) == '.' && !detail::is_digit(c.peek(2))) {
                 c.skip(2);
                 out.push_back(detail::make_token(TokenKind::Operator, "?.", ".", line, col));
@@ -180,7 +180,7 @@ struct Lexer {
                 std::string text(1, ch);
                 unsigned char u = static_cast<unsigned char>(ch);
                 TokenKind kind = (u < 0x20 || u == 0x7f) ? TokenKind::Other : TokenKind::Operator;
-                out.push_back(detail::make_token(kind, text, text, line, col));
+                out.push_back(detail::make_token(kind, std::move(text), {}, line, col));
             }
         }
     }

@@ -29,7 +29,7 @@ struct Lexer {
     std::vector<Token> pending;  // commands found inside substitutions
     std::vector<std::string> heredoc_delims;
 
-    Lexer(std::string_view code, int d) : c(code), depth(d) {}
+    Lexer(std::string_view code, int d) : c(code), depth(d) { out.reserve(code.size() / 3 + 16); }
 
     // Reads up to the matching close of an opener already consumed
     // ("$(" or "`"), honouring quotes; returns the inner text.
@@ -254,8 +254,9 @@ struct Lexer {
         bool separator = text == ";" || text == "&" || text == "&&" || text == "||" || text == "|" || text == ";;" ||
                          text == "|&" || text == ")";
         if (separator) flush_pending(line, col);
-        out.push_back(detail::make_token(TokenKind::Operator, text, text, line, col));
-        if (text == "<<" || text == "<<-") heredoc_start();
+        const bool heredoc = text == "<<" || text == "<<-";
+        out.push_back(detail::make_token(TokenKind::Operator, std::move(text), {}, line, col));
+        if (heredoc) heredoc_start();
     }
 
     void run() {

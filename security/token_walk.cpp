@@ -22,7 +22,8 @@ std::size_t Walk::close_of(std::size_t open) const {
 std::string Walk::dotted(std::size_t i, std::size_t& end) const {
     std::string name = t_[i].text;
     end = i + 1;
-    while (end + 1 < t_.size() && t_[end].kind == TokenKind::Operator && t_[end].value == "." &&
+    while (end + 1 < t_.size() && t_[end].kind == TokenKind::Operator &&
+           (t_[end].text == "." || t_[end].text == "?.") &&
            t_[end + 1].kind == TokenKind::Identifier) {
         name += "." + t_[end + 1].text;
         end += 2;
