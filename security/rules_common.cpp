@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "common/text.hpp"
 #include "security/rules.hpp"
 
 namespace kiln::security::detail {
@@ -80,6 +81,29 @@ bool matches(const PathRule& r, std::string_view v) {
 // /proc/<pid>/environ and /proc/self/environ; not ".../environ" elsewhere.
 bool is_proc_environ(std::string_view v) { return v.substr(0, 6) == "/proc/"; }
 
+// Messages quote the code; a decoded escape ('\xff') can make that quote
+// invalid UTF-8, which JSON cannot carry. Such bytes become '?'.
+std::string printable(std::string text) {
+    if (is_valid_utf8(text)) return text;
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        std::size_t len = 1;
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        if (c >= 0xF0) len = 4;
+        else if (c >= 0xE0) len = 3;
+        else if (c >= 0xC0) len = 2;
+        if (c >= 0x80 && (i + len > text.size() || !is_valid_utf8(std::string_view(text).substr(i, len)))) {
+            out += '?';
+            ++i;
+            continue;
+        }
+        out.append(text, i, len);
+        i += len;
+    }
+    return out;
+}
+
 }  // namespace
 
 void check_sensitive_string(const Token& tok, std::string_view value, Findings& out) {
@@ -126,7 +150,7 @@ void Findings::add_at(std::string rule, std::string threat, Severity severity, i
         if (const auto* t = threat_model::catalogue().find_threat(threat)) controls = t->controls;
     }
     list_.push_back(Finding{std::move(rule), std::move(threat), std::move(controls), severity, line, column,
-                            std::move(message), std::move(hint)});
+                            printable(std::move(message)), std::move(hint)});
 }
 
 void Findings::analyze_nested(Language language, std::string_view code, const Token& at) {

@@ -168,3 +168,14 @@ TEST_CASE("language names and guesses") {
     CHECK(*guess_language("x", "#!/bin/bash -e\n") == Language::Shell);
     CHECK_FALSE(guess_language("x", "hello").ok());
 }
+
+TEST_CASE("messages quoting decoded escapes stay valid JSON text") {
+    Policy balanced = preset("balanced");
+    // $'\xff' decodes to a lone 0xff byte inside the word the message quotes.
+    auto a = assess(Language::Shell, "cat /etc/shadow$'\\xff'", {}, balanced);
+    REQUIRE_FALSE(a.findings.empty());
+    CHECK_NOTHROW((void)a.to_json().dump());
+    auto p = assess(Language::Python, "open('/etc/shadow\\xff')", {}, balanced);
+    REQUIRE_FALSE(p.findings.empty());
+    CHECK_NOTHROW((void)p.to_json().dump());
+}
