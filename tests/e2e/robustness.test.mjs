@@ -381,15 +381,27 @@ test('a second server on the same state directory leaves the first one\'s worksp
   await a.initialize();
   const wrote = await a.request({ jsonrpc: '2.0', id: 'w', method: 'tools/call', params: { name: 'write_file', arguments: { path: 'keep.txt', content: 'mine' } } });
   assert.equal(wrote.msg.result?.isError, false, wrote.raw);
+  const files = (dir) => readdirSync(dir, { recursive: true }).map(String);
   const root = join(stateDir, 'workspaces');
-  const [mine, ...others] = readdirSync(root);
-  assert.ok(mine && others.length === 0, `expected one workspace, found ${readdirSync(root)}`);
-  assert.ok(existsSync(join(root, mine, 'keep.txt')));
+  const mine = files(root).filter((f) => f.endsWith('/keep.txt'));
+  assert.equal(mine.length, 1, `expected one keep.txt under ${root}: ${files(root)}`);
 
-  const b = new RawServer(t, { stateDir });
+  // The audit log has one writer: a second server on the same log is
+  // refused at start, with a message naming the key to change.
+  const refused = new RawServer(t, { stateDir });
+  const status = await waitForExit(refused.proc, 15_000);
+  assert.notEqual(status.code, 0);
+  assert.equal(status.signal, null, 'the refused server crashed instead of exiting');
+  assert.match(refused.stderr, /audit/);
+  assert.deepEqual(refused.lines, [], 'the refused server wrote to stdout');
+
+  const b = new RawServer(t, { stateDir, set: { 'audit.path': join(stateDir, 'audit-b.jsonl') } });
   await b.initialize();
-  assert.ok(existsSync(join(root, mine, 'keep.txt')),
-    `starting a second server removed the first server's live workspace ${mine}; stderr of the second:\n${b.stderr}`);
+  await b.messagesBeforePing();
+  assert.ok(existsSync(join(root, mine[0])),
+    `starting a second server removed the first server's live workspace; stderr of the second:\n${b.stderr}`);
+  const read = await a.request({ jsonrpc: '2.0', id: 'r', method: 'tools/call', params: { name: 'read_file', arguments: { path: 'keep.txt' } } });
+  assert.equal(read.msg.result?.structuredContent?.content, 'mine', read.raw);
   await b.closeAndExpectCleanExit();
   await a.closeAndExpectCleanExit();
 });

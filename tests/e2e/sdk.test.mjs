@@ -48,7 +48,10 @@ async function connect(t, { set, flags, testTools = true } = {}) {
   client.onerror = (e) => protocolErrors.push(String(e?.message ?? e));
   t.after(async () => {
     const child = transport._process;
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.stdin.end(); // politely first: the server unmounts its workspaces
+      await waitForExit(child, 5_000).catch(() => {});
+    }
     await client.close();
     removeStateDir(stateDir);
   });

@@ -33,8 +33,13 @@ export class RawServer {
     });
     this.proc.stderr.on('data', (chunk) => { this.stderr += chunk.toString(); });
     this.proc.stdin.on('error', () => {}); // EPIPE when a test kills the server
-    t.after(() => {
-      if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    // Cleanup asks politely first (EOF), so the server unmounts its own
+    // workspaces; SIGKILL only if it does not go.
+    t.after(async () => {
+      if (this.proc.exitCode === null && this.proc.signalCode === null) {
+        this.proc.stdin.end();
+        await waitForExit(this.proc, 5_000).catch(() => {});
+      }
       if (this.ownsStateDir) removeStateDir(this.stateDir);
     });
   }
