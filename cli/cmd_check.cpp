@@ -3,7 +3,9 @@
 // Runs the security validator on one file and prints the findings, the
 // per-threat scores and the decision. Exit 0 allow, 1 approval needed,
 // 2 deny, 64 usage error, 78 bad policy.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -100,7 +102,7 @@ int run_check(Context& ctx, const CheckFlags& f) {
     }
     std::string code;
     if (!read_input(f.file, code)) {
-        std::cerr << "kiln check: cannot read " << f.file << "\n";
+        std::cerr << "kiln check: cannot read " << f.file << ": " << std::strerror(errno) << "\n";
         return kExitUsage;
     }
     auto lang = f.language.empty() ? security::guess_language(f.file, code) : security::parse_language(f.language);

@@ -8,6 +8,7 @@
 // is max(band(impact x probability [x0.3 if mitigated]), its findings).
 #include "security/validator.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -62,6 +63,10 @@ std::vector<Finding> run_rules(Language language, std::string_view code, const P
         case Language::Shell: detail::rules_shell(tokenize_shell(code), out); break;
         case Language::JavaScript: detail::rules_javascript(tokenize_javascript(code), out); break;
     }
+    // Rule passes run one after another; report in source order.
+    std::stable_sort(out.list().begin(), out.list().end(), [](const Finding& a, const Finding& b) {
+        return a.line != b.line ? a.line < b.line : a.column < b.column;
+    });
     return std::move(out.list());
 }
 
