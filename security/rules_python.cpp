@@ -3,6 +3,7 @@
 // matched, and constant string expressions are folded, so renaming and
 // 'sys'+'tem' do not hide a call.
 #include <map>
+#include <unordered_map>
 #include <set>
 #include <unordered_set>
 
@@ -115,6 +116,7 @@ private:
 
     void import_module(const std::string& module, const Token& at) {
         if (in_module(module, network_modules())) network(at, "imports network module " + module);
+        if (module.rfind("ctypes", 0) == 0) ctypes_ = true;
         if (module == "ctypes" || module == "cffi")
             out_.add("py.ctypes", "T001", Severity::Medium, at,
                      "imports " + module + ", which can call any libc function or syscall",
@@ -191,6 +193,7 @@ private:
     }
 
     void attribute(const std::string& name, std::size_t i, std::size_t end) {
+        if (name.rfind("os.environ", 0) != 0) return;
         // os.environ as a whole (printed, copied, iterated) is an environment
         // dump; os.environ['X'] and os.environ.get('X') read one variable.
         bool whole = name == "os.environ" || name == "os.environb";
@@ -218,51 +221,78 @@ private:
         return found;
     }
 
+    enum class CallKind { Other, EnvIter, ShellOut, DynamicCode, DynamicImport, Getattr, Setuid, Kernel, Fork, Dup2, Chmod };
+
+    // One hash lookup classifies a call; most calls (print, len, df.groupby)
+    // are Other and cost nothing more.
+    static CallKind classify(const std::string& name) {
+        static const std::unordered_map<std::string, CallKind> table = [] {
+            std::unordered_map<std::string, CallKind> t;
+            for (const auto& n : shell_out_calls()) t[n] = CallKind::ShellOut;
+            for (const auto& n : dynamic_code_calls()) t[n] = CallKind::DynamicCode;
+            for (const auto& n : setuid_calls()) t[n] = CallKind::Setuid;
+            for (const auto& n : kernel_calls()) t[n] = CallKind::Kernel;
+            for (const char* n : {"os.environ.items", "os.environ.keys", "os.environ.values", "os.environ.copy"})
+                t[n] = CallKind::EnvIter;
+            for (const char* n : {"__import__", "importlib.import_module", "importlib.__import__"})
+                t[n] = CallKind::DynamicImport;
+            for (const char* n : {"getattr", "builtins.getattr"}) t[n] = CallKind::Getattr;
+            for (const char* n : {"os.fork", "os.forkpty", "pty.fork"}) t[n] = CallKind::Fork;
+            t["os.dup2"] = CallKind::Dup2;
+            for (const char* n : {"os.chmod", "os.fchmod", "os.lchmod"}) t[n] = CallKind::Chmod;
+            return t;
+        }();
+        auto it = table.find(name);
+        return it == table.end() ? CallKind::Other : it->second;
+    }
+
     void call(const std::string& name, std::size_t i, std::size_t open) {
-        std::size_t close = w_.close_of(open);
         const Token& at = t_[i];
-        if (name == "os.environ.items" || name == "os.environ.keys" || name == "os.environ.values" ||
-            name == "os.environ.copy")
-            return attribute(name, i, open);
-        if (shell_out_calls().count(name)) return shell_out(name, at, open, close);
-        if (dynamic_code_calls().count(name)) return dynamic_code(name, at, open, close);
-        if (name == "__import__" || name == "importlib.import_module" || name == "importlib.__import__")
-            return dynamic_import(name, at, open);
-        if (name == "getattr" || name == "builtins.getattr") return getattr_call(at, open);
-        if (setuid_calls().count(name))
-            return out_.add("py.setuid", "T004", Severity::High, at, name + "() changes the process's user or groups",
-                            "Code runs as an unprivileged user in the sandbox; do not change ids.");
-        if (kernel_calls().count(name))
-            return out_.add("py.kernel-call", "T001", Severity::High, at, name + "() touches namespaces or devices",
-                            "Do not manipulate namespaces, roots or device nodes; the sandbox denies it.");
-        if (name == "os.fork" || name == "os.forkpty" || name == "pty.fork") {
-            fork_ = &at;
-            return out_.add("py.fork", "T003", Severity::Medium, at, name + "() creates processes",
-                            "Use a bounded multiprocessing.Pool, or no processes at all.");
+        switch (classify(name)) {
+            case CallKind::EnvIter: return attribute(name, i, open);
+            case CallKind::ShellOut: return shell_out(name, at, open);
+            case CallKind::DynamicCode: return dynamic_code(name, at, open, w_.close_of(open));
+            case CallKind::DynamicImport: return dynamic_import(name, at, open);
+            case CallKind::Getattr: return getattr_call(at, open);
+            case CallKind::Setuid:
+                return out_.add("py.setuid", "T004", Severity::High, at, name + "() changes the process's user or groups",
+                                "Code runs as an unprivileged user in the sandbox; do not change ids.");
+            case CallKind::Kernel:
+                return out_.add("py.kernel-call", "T001", Severity::High, at, name + "() touches namespaces or devices",
+                                "Do not manipulate namespaces, roots or device nodes; the sandbox denies it.");
+            case CallKind::Fork:
+                fork_ = &at;
+                return out_.add("py.fork", "T003", Severity::Medium, at, name + "() creates processes",
+                                "Use a bounded multiprocessing.Pool, or no processes at all.");
+            case CallKind::Dup2:
+                dup2_ = &at;
+                return out_.add("py.fd-redirect", "T005", Severity::Medium, at,
+                                "os.dup2() redirects standard streams (reverse-shell building block)",
+                                "Write output to files or stdout; do not rewire file descriptors.");
+            case CallKind::Chmod: return chmod_call(at, open, w_.close_of(open));
+            case CallKind::Other: break;
         }
-        if (name == "os.dup2") {
-            dup2_ = &at;
-            return out_.add("py.fd-redirect", "T005", Severity::Medium, at,
-                            "os.dup2() redirects standard streams (reverse-shell building block)",
-                            "Write output to files or stdout; do not rewire file descriptors.");
-        }
-        if (name == "os.chmod" || name == "os.fchmod" || name == "os.lchmod") return chmod_call(at, open, close);
+        if (ctypes_) ctypes_call(name, at);
+        if (!net_ && name.find('.') != std::string::npos &&
+            (in_module(name, network_modules()) || name == "urllib.urlopen" || name == "urllib.urlretrieve"))
+            network(at, "calls " + name + "()");
+    }
+
+    void ctypes_call(const std::string& name, const Token& at) {
         if (name.rfind("ctypes.", 0) == 0 && (name.find("CDLL") != std::string::npos || name.find("cdll") != std::string::npos))
             return out_.add("py.ctypes", "T001", Severity::High, at, name + "() loads a native library",
                             "Use Python's standard library; native calls bypass the validator.");
+        static const std::unordered_set<std::string> syscalls = {"mount", "umount", "umount2", "unshare",
+                                                                 "setns", "ptrace", "pivot_root", "syscall",
+                                                                 "init_module", "finit_module"};
         std::string last = last_component(name);
-        if (alias_.count("ctypes") && (last == "mount" || last == "umount" || last == "umount2" ||
-                                       last == "unshare" || last == "setns" || last == "ptrace" ||
-                                       last == "pivot_root" || last == "syscall" || last == "init_module" ||
-                                       last == "finit_module"))
-            return out_.add("py.raw-syscall", "T001", Severity::Critical, at,
-                            "calls " + last + "() through ctypes (kernel attack surface)",
-                            "Do not call kernel interfaces directly; the sandbox denies them.");
-        if (in_module(name, network_modules()) && !net_) network(at, "calls " + name + "()");
-        if (name == "urllib.urlopen" || name == "urllib.urlretrieve") network(at, "calls " + name + "()");
+        if (syscalls.count(last))
+            out_.add("py.raw-syscall", "T001", Severity::Critical, at,
+                     "calls " + last + "() through ctypes (kernel attack surface)",
+                     "Do not call kernel interfaces directly; the sandbox denies them.");
     }
 
-    void shell_out(const std::string& name, const Token& at, std::size_t open, std::size_t close) {
+    void shell_out(const std::string& name, const Token& at, std::size_t open) {
         shell_ = &at;
         std::size_t end = 0;
         std::optional<std::string> cmd = w_.fold(open + 1, &end);
@@ -277,7 +307,6 @@ private:
         } else {
             msg += " with a command built at run time";
         }
-        (void)close;
         out_.add("py.shell-out", "T002", Severity::High, at, msg, kShellHint);
     }
 
@@ -458,6 +487,7 @@ private:
     Findings& out_;
     std::map<std::string, std::string> alias_;
     std::set<std::string> star_;
+    bool ctypes_ = false;
     const Token* net_ = nullptr;
     const Token* dup2_ = nullptr;
     const Token* shell_ = nullptr;

@@ -248,3 +248,9 @@ TEST_CASE("C005: the shell allowlist applies when the policy enables it") {
     // Wrappers do not smuggle a command past the list.
     CHECK(has_rule(run(Sh, "env X=1 nohup curl x", p), "sh.command-not-allowed"));
 }
+
+TEST_CASE("ctypes reached through from-imports") {
+    CHECK(has_rule(run(Py, "from ctypes import CDLL\nlibc = CDLL('libc.so.6')\nlibc.mount(0)"), "py.raw-syscall"));
+    CHECK(has_rule(run(Py, "from ctypes import CDLL\nCDLL('libc.so.6')"), "py.ctypes"));
+    CHECK_FALSE(has_rule(run(Py, "import json\nfs.mount('/x')"), "py.raw-syscall"));
+}
