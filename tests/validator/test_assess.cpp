@@ -3,21 +3,16 @@
 #include <random>
 #include <thread>
 
+#include "tests/validator/helpers.hpp"
 #include "security/validator.hpp"
 
 using namespace kiln;
 using namespace kiln::security;
+using kiln::security::testing::preset;
 using threat_model::Level;
 
 namespace {
 
-Policy preset(const std::string& name) {
-    PolicyConfig pc;
-    pc.preset = name;
-    auto p = load_policy(pc);
-    REQUIRE(p.ok());
-    return *p;
-}
 
 std::set<std::string> all_controls() {
     std::set<std::string> s;

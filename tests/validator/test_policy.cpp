@@ -4,20 +4,15 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "tests/validator/helpers.hpp"
 #include "security/policy.hpp"
 
 using namespace kiln;
 using namespace kiln::security;
+using kiln::security::testing::preset;
 using threat_model::Level;
 
 namespace {
-Policy preset(const std::string& name) {
-    PolicyConfig pc;
-    pc.preset = name;
-    auto p = load_policy(pc);
-    REQUIRE_MESSAGE(p.ok(), p.error().what());
-    return *p;
-}
 
 std::string temp_file(const std::string& text) {
     char path[] = "/tmp/kiln-policy-XXXXXX";
