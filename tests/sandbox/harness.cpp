@@ -1,0 +1,164 @@
+#include "tests/sandbox/harness.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace kiln::sandbox::test {
+
+bool must_work() {
+    const char* v = std::getenv("KILN_MUST_WORK");
+    return v && std::string(v) == "1";
+}
+
+bool is_root() { return ::geteuid() == 0; }
+
+Runtime& runtime() {
+    static std::unique_ptr<Runtime> rt = [] {
+        auto made = make_native_runtime({});
+        if (!made) {
+            std::fprintf(stderr, "native runtime unavailable: %s\n", made.error().what().c_str());
+            std::abort();
+        }
+        return std::move(*made);
+    }();
+    return *rt;
+}
+
+std::string probe_path() { return KILN_PROBE_PATH; }
+std::string kiln_path() { return KILN_BIN_PATH; }
+
+SandboxSpec probe_spec(std::vector<std::string> args) {
+    SandboxSpec spec;
+    spec.argv = {kProbeInJail};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.mounts.push_back({probe_path(), kProbeInJail, false});
+    spec.limits.timeout = std::chrono::milliseconds(20'000);
+    return spec;
+}
+
+ExecResult run_ok(const SandboxSpec& spec, const RunHooks& hooks) {
+    auto r = runtime().run(spec, hooks);
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? std::string() : r.error().what()));
+    return std::move(*r);
+}
+
+std::map<std::string, std::string> parse(const std::string& text) {
+    std::map<std::string, std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        auto sp = line.find(' ');
+        if (sp == std::string::npos) continue;
+        out[line.substr(0, sp)] = line.substr(sp + 1);
+    }
+    return out;
+}
+
+std::vector<std::string> values_of(const std::string& text, const std::string& key) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind(key + " ", 0) == 0) out.push_back(line.substr(key.size() + 1));
+    return out;
+}
+
+namespace {
+
+std::size_t count_mounts() {
+    std::ifstream in("/proc/self/mountinfo");
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n;
+}
+
+bool process_named(const std::string& name) {
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        std::string pid = entry.path().filename();
+        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream comm(entry.path() / "comm");
+        std::string c;
+        if (std::getline(comm, c) && c == name) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+std::size_t count_descendants(int root) {
+    std::map<int, int> parent;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        std::string pid = entry.path().filename();
+        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat(entry.path() / "stat");
+        std::string text;
+        std::getline(stat, text);
+        auto close = text.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(text.substr(close + 2));
+        char state;
+        int ppid = 0;
+        rest >> state >> ppid;
+        parent[std::stoi(pid)] = ppid;
+    }
+    std::size_t n = 0;
+    for (const auto& [pid, ppid] : parent) {
+        int p = ppid;
+        for (int depth = 0; p > 1 && depth < 64; ++depth) {
+            if (p == root) {
+                ++n;
+                break;
+            }
+            auto it = parent.find(p);
+            p = it == parent.end() ? 0 : it->second;
+        }
+    }
+    return n;
+}
+
+// Run directories under this process's cgroup subtrees, v1 and v2.
+std::vector<std::string> run_cgroup_dirs() {
+    std::vector<std::string> found;
+    std::string me = std::to_string(::getpid());
+    std::error_code ec;
+    for (const auto& ctrl : std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
+        for (auto it = std::filesystem::recursive_directory_iterator(ctrl.path(), ec);
+             it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+            if (ec) break;
+            if (!it->is_directory(ec)) continue;
+            auto p = it->path();
+            if (p.parent_path().filename() == me && p.parent_path().parent_path().filename() == "kiln")
+                found.push_back(p.string());
+            if (it.depth() > 6) it.disable_recursion_pending();
+        }
+    }
+    return found;
+}
+
+LeakCheck::LeakCheck(std::string marker) : marker_(std::move(marker)), mounts_(count_mounts()) {}
+
+void LeakCheck::verify() const {
+    CHECK_MESSAGE(count_descendants(::getpid()) == 0, "a jailed process outlived run()");
+    CHECK_MESSAGE(count_mounts() == mounts_, "the host's mount table changed");
+    auto dirs = run_cgroup_dirs();
+    CHECK_MESSAGE(dirs.empty(), "run cgroup left: " << (dirs.empty() ? "" : dirs.front()));
+    if (!marker_.empty()) CHECK_MESSAGE(!process_named(marker_), "process '" << marker_ << "' still running");
+}
+
+TempDir::TempDir() {
+    char tmpl[] = "/tmp/kiln-sandbox-test-XXXXXX";
+    char* made = ::mkdtemp(tmpl);
+    REQUIRE(made != nullptr);
+    path_ = made;
+    ::chmod(path_.c_str(), 0755);
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace kiln::sandbox::test

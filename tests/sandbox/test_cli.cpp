@@ -1,0 +1,116 @@
+// kiln run end to end: exit codes, --json, flag errors, and the rootless
+// mode (the whole jail as an ordinary user, via setpriv).
+#include <nlohmann/json.hpp>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+
+#include "tests/sandbox/harness.hpp"
+
+using namespace kiln::sandbox::test;
+
+namespace {
+
+struct Output {
+    int code = -1;
+    std::string out;
+};
+
+// Runs a shell command line; stderr goes to stdout so messages can be checked.
+Output sh(const std::string& cmd) {
+    Output o;
+    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
+    int st = ::pclose(p);
+    o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return o;
+}
+
+std::string kiln_run(const std::string& args) {
+    return kiln_path() + " run --validation off " + args;
+}
+
+}  // namespace
+
+TEST_CASE("kiln run: exit status mapping") {
+    CHECK(sh(kiln_run("-- /bin/sh -c 'exit 7'")).code == 7);
+    CHECK(sh(kiln_run("-- /bin/sh -c 'kill -KILL $$'")).code == 128 + 9);
+    CHECK(sh(kiln_run("--timeout 300ms -- /bin/sleep 10")).code == 124);
+    CHECK(sh(kiln_run("-- /no/such/thing")).code == 127);
+    auto o = sh(kiln_run("-- /bin/echo streamed"));
+    CHECK(o.code == 0);
+    CHECK(o.out == "streamed\n");
+}
+
+TEST_CASE("kiln run: memory limit exit code 125 when a cgroup enforces it") {
+    KILN_ONLY_IF(is_root(), "a rootless kiln run has rlimits only: the allocation fails instead");
+    auto o = sh(kiln_run("--memory 32M -- /usr/bin/python3 -c 'x = bytearray(200 << 20)'"));
+    CHECK_MESSAGE(o.code == 125, o.out);
+}
+
+TEST_CASE("kiln run: bad flag values name the flag") {
+    auto o = sh(kiln_run("--memory lots -- /bin/true"));
+    CHECK(o.code == 64);
+    CHECK(o.out.find("--memory") != std::string::npos);
+    o = sh(kiln_run("--seccomp bogus -- /bin/true"));
+    CHECK(o.code == 64);
+    CHECK(o.out.find("--seccomp") != std::string::npos);
+    o = sh(kiln_run("--workspace /no/such/dir -- /bin/true"));
+    CHECK(o.code == 64);
+    CHECK(o.out.find("--workspace") != std::string::npos);
+}
+
+TEST_CASE("kiln run --json prints the ExecResult fields") {
+    auto o = sh(kiln_path() + " run --json --validation off --timeout 5s -- /bin/sh -c 'echo hi; echo oops >&2; exit 3'");
+    CHECK(o.code == 3);
+    auto j = nlohmann::json::parse(o.out);
+    CHECK(j["exit_code"] == 3);
+    CHECK(j["signal"].is_null());
+    CHECK(j["stdout"] == "hi\n");
+    CHECK(j["stderr"] == "oops\n");
+    for (const char* key : {"timed_out", "oom_killed", "stdout_truncated", "stderr_truncated", "duration_ms",
+                            "cpu_ms", "peak_memory_bytes"})
+        CHECK_MESSAGE(j.contains(key), key);
+    o = sh(kiln_path() + " run --json -- /bin/true");
+    CHECK(nlohmann::json::parse(o.out)["validation"] == "not_wired");
+}
+
+TEST_CASE("rootless: kiln run as an ordinary user keeps every jail control") {
+    KILN_ONLY_IF(is_root(), "already unprivileged: the whole suite is the rootless run");
+    passwd* pw = ::getpwnam("kilntest");
+    KILN_REQUIRE_HOST(pw != nullptr, "no user 'kilntest' (CI creates it: useradd -m kilntest)");
+    TempDir ws;
+    std::filesystem::copy_file(probe_path(), ws.path() + "/probe");
+    REQUIRE(::chown(ws.path().c_str(), pw->pw_uid, pw->pw_gid) == 0);
+    REQUIRE(::chown((ws.path() + "/probe").c_str(), pw->pw_uid, pw->pw_gid) == 0);
+    std::string as_user = "cd / && setpriv --reuid=kilntest --regid=kilntest --clear-groups env -i PATH=/usr/bin:/bin " +
+                          kiln_path() + " run --json --validation off --workspace " + ws.path() + " -- /workspace/probe ";
+    auto o = sh(as_user + "report");
+    REQUIRE_MESSAGE(o.code == 0, o.out);
+    auto j = nlohmann::json::parse(o.out);
+    auto rep = parse(j["stdout"].get<std::string>());
+    CHECK(rep["uid"] == "65534");
+    CHECK(rep["CapEff"] == "0000000000000000");
+    CHECK(rep["CapBnd"] == "0000000000000000");
+    CHECK(rep["NoNewPrivs"] == "1");
+    CHECK(rep["Seccomp"] == "2");
+    CHECK(j["notes"].dump().find("RLIMIT") != std::string::npos);  // stated, not pretended
+
+    o = sh(as_user + "syscalls");
+    auto out = nlohmann::json::parse(o.out)["stdout"].get<std::string>();
+    for (const char* name : {"mount", "unshare", "ptrace", "bpf", "keyctl"})
+        CHECK_MESSAGE(out.find(std::string("syscall ") + name + " 1\n") != std::string::npos, std::string(name));
+    CHECK(out.find("syscall setuid0 22\n") != std::string::npos);
+    o = sh(as_user + "write /usr/x");
+    CHECK(nlohmann::json::parse(o.out)["stdout"].get<std::string>() != "write /usr/x 0\n");
+    o = sh(as_user + "write /workspace/x");
+    CHECK(nlohmann::json::parse(o.out)["stdout"].get<std::string>() == "write /workspace/x 0\n");
+}
