@@ -129,6 +129,12 @@ private:
     void drain_after_exit();
     bool read_into(int fd, Capture& cap);
     void feed_stdin();
+    Capture capture(bool is_stderr) {
+        return is_stderr ? Capture{result_.stderr_data, result_.stderr_truncated, result_.stderr_bytes,
+                                   spec_.limits.output_cap_bytes, true}
+                         : Capture{result_.stdout_data, result_.stdout_truncated, result_.stdout_bytes,
+                                   spec_.limits.output_cap_bytes, false};
+    }
     std::optional<Error> child_error();
     void finish(ExecResult& r, int init_status, const rusage& usage);
 
@@ -236,10 +242,7 @@ std::optional<Error> Run::child_error() {
 
 // The main loop: output, stdin, the init's exit, the deadline, cancellation.
 Status Run::pump() {
-    Capture out{result_.stdout_data, result_.stdout_truncated, result_.stdout_bytes,
-                spec_.limits.output_cap_bytes, false};
-    Capture err{result_.stderr_data, result_.stderr_truncated, result_.stderr_bytes,
-                spec_.limits.output_cap_bytes, true};
+    Capture out = capture(false), err = capture(true);
     bool out_open = true, err_open = true;
     const auto deadline = t_start_ + spec_.limits.timeout;
     auto next_progress = t_start_ + milliseconds(250);
@@ -290,10 +293,7 @@ Status Run::pump() {
 // still in the pipes. Another run's child may hold a copy of a write end for
 // a few microseconds (between its clone and its close_range), hence the bound.
 void Run::drain_after_exit() {
-    Capture out{result_.stdout_data, result_.stdout_truncated, result_.stdout_bytes,
-                spec_.limits.output_cap_bytes, false};
-    Capture err{result_.stderr_data, result_.stderr_truncated, result_.stderr_bytes,
-                spec_.limits.output_cap_bytes, true};
+    Capture out = capture(false), err = capture(true);
     bool out_open = true, err_open = true;
     auto until = Clock::now() + milliseconds(500);
     while ((out_open || err_open) && Clock::now() < until) {

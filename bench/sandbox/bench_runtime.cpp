@@ -4,12 +4,14 @@
 // (fork+exec from this process) in the same run, for the ratio.
 //
 //   bench_runtime [runs] [command...]      e.g. bench_runtime 200 /bin/true
+//   bench_runtime --concurrent K           server RSS per concurrent run (K jails sleeping 1 s)
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -44,7 +46,42 @@ double bare_run_ms(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+long rss_kib() {
+    FILE* f = std::fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = 0;
+    while (f && std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "VmRSS: %ld", &kib) == 1) break;
+    if (f) std::fclose(f);
+    return kib;
+}
+
+// Server-side memory of K runs at once: RSS while they run minus RSS before,
+// after one warm-up run (so the runtime's own one-time allocations are excluded).
+int concurrent(kiln::sandbox::Runtime& rt, int k) {
+    kiln::sandbox::SandboxSpec spec;
+    spec.argv = {"/bin/sleep", "1"};
+    (void)rt.run(spec, {});
+    long before = rss_kib();
+    std::vector<std::thread> threads;
+    std::atomic<long> peak{0};
+    for (int i = 0; i < k; ++i) threads.emplace_back([&] { (void)rt.run(spec, {}); });
+    for (int i = 0; i < 8; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        peak = std::max(peak.load(), rss_kib());
+    }
+    for (auto& t : threads) t.join();
+    std::printf("concurrent runs %d: RSS before %ld KiB, during %ld KiB, per run %.1f KiB (thread stacks included)\n", k,
+                before, peak.load(), double(peak.load() - before) / k);
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc > 2 && std::string(argv[1]) == "--concurrent") {
+        auto rt = kiln::sandbox::make_native_runtime({});
+        if (!rt) return 1;
+        return concurrent(**rt, std::atoi(argv[2]));
+    }
     int runs = argc > 1 ? std::atoi(argv[1]) : 100;
     std::vector<std::string> cmd;
     for (int i = 2; i < argc; ++i) cmd.push_back(argv[i]);
