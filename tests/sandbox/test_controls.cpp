@@ -197,8 +197,9 @@ TEST_CASE("network: the host's loopback and abstract sockets are unreachable (C0
 TEST_CASE("Landlock confines the program even where mounts would allow (C010)") {
     KILN_REQUIRE_HOST(runtime().capabilities().in_force().count("C010"), "no Landlock in this kernel");
     auto r = run_ok(probe_spec({"report"}));
-    // Landlock has no /proc/self/status line; its effect: /proc/self/attr is
-    // writable by mounts but not by the ruleset.
+    // /proc is mounted read-write and a process may rename itself through
+    // /proc/self/comm; only the Landlock ruleset (read-only outside /tmp,
+    // /workspace and /dev) refuses the write.
     auto w = run_ok(probe_spec({"write", "/proc/self/comm"}));
     std::string err = parse(w.stdout_data)["write"];
     CHECK(err.substr(err.rfind(' ') + 1) != "0");
