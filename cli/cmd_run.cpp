@@ -13,6 +13,9 @@
 
 #include "cli/cli.hpp"
 #include "sandbox/runtime.hpp"
+#include "security/policy.hpp"
+#include "security/validator.hpp"
+#include "threat_model/catalogue.hpp"
 
 namespace kiln::cli {
 namespace {
@@ -22,6 +25,7 @@ constexpr int kExitTimeout = 124;       // like timeout(1)
 constexpr int kExitOom = 125;           // killed by the memory cgroup
 constexpr int kExitNotExecutable = 126;
 constexpr int kExitNotFound = 127;
+constexpr int kExitRefused = 77;       // EX_NOPERM: the validator refused the command
 constexpr int kExitJailFailed = 71;     // EX_OSERR: the jail could not be set up
 
 struct RunFlags {
@@ -30,18 +34,54 @@ struct RunFlags {
     bool json = false;
 };
 
-// The validator hook. kiln run validates the command line as shell before
-// the jail starts once the validator (security/, another issue) exposes an
-// entry point for it; until then it states plainly that nothing was
-// validated rather than pretending. Returns false to refuse the run.
-bool validate_before_run(const Context& ctx, const std::vector<std::string>& command, std::string& verdict) {
-    (void)command;
-    if (ctx.config.policy.validation == "off") {
+// kiln run validates the command line as shell before the jail starts,
+// against the controls this runtime reports in force. enforce: a deny (or an
+// ask: there is nobody to ask on a command line) refuses the run; warn:
+// findings are printed and the run goes on; off: nothing is checked.
+// Returns false to refuse the run.
+std::string shell_quote(const std::string& arg) {
+    if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%") == std::string::npos)
+        return arg;
+    std::string out = "'";
+    for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+bool validate_before_run(const Context& ctx, const std::vector<std::string>& command,
+                         const sandbox::HostCapabilities& caps, std::string& verdict) {
+    const std::string mode = ctx.config.policy.validation;
+    if (mode == "off") {
         verdict = "off";
         return true;
     }
-    verdict = "not_wired";
-    return true;
+    auto policy = security::load_policy(ctx.config.policy);
+    if (!policy) {
+        std::cerr << "kiln run: policy: " << policy.error().what() << "\n";
+        verdict = "error";
+        return false;
+    }
+    // The command line is validated the way /bin/sh would read it if the
+    // words were typed: a `sh -c "..."` argument is itself shell.
+    std::string line;
+    for (const auto& a : command) line += (line.empty() ? "" : " ") + shell_quote(a);
+    std::set<std::string> in_force = caps.in_force();
+    if (mode == "enforce") in_force.insert("C004");
+    if (policy->command_allowlist_enabled) in_force.insert("C005");
+    security::Assessment a = security::assess(security::Language::Shell, line, in_force, *policy);
+    verdict = security::to_string(a.decision);
+    for (const auto& f : a.findings)
+        std::cerr << "kiln run: finding " << f.rule << " (" << f.threat << ", " << security::to_string(f.severity)
+                  << "): " << f.message << " — " << f.hint << "\n";
+    if (a.decision == security::Decision::Allow) return true;
+    if (mode == "warn") {
+        std::cerr << "kiln run: the validator would " << verdict << " this command (risk "
+                  << threat_model::to_string(a.risk) << "); running anyway because --validation warn\n";
+        return true;
+    }
+    std::cerr << "kiln run: refused by the validator (" << verdict << ", risk " << threat_model::to_string(a.risk)
+              << ", policy " << policy->name << "). Use --validation warn to run it anyway, or change the command.\n";
+    for (const auto& r : a.reasons) std::cerr << "kiln run: reason: " << r << "\n";
+    return false;
 }
 
 bool apply_flags(Context& ctx, const RunFlags& f) {
@@ -129,14 +169,12 @@ int run_action(Context& ctx, const RunFlags& f) {
         return kExitUsage;
     }
     std::string verdict;
-    if (!validate_before_run(ctx, f.command, verdict)) return kExitFailure;
-    if (verdict == "not_wired" && !f.json)
-        std::cerr << "kiln run: note: the validator is not wired into kiln run yet; the command was not validated\n";
     auto runtime = sandbox::make_native_runtime({ctx.config.server.state_dir, false});
     if (!runtime) {
         std::cerr << "kiln run: " << runtime.error().what() << "\n";
         return kExitJailFailed;
     }
+    if (!validate_before_run(ctx, f.command, (*runtime)->capabilities(), verdict)) return kExitRefused;
     sandbox::RunHooks hooks;
     if (!f.json) {
         hooks.on_output = [](std::string_view chunk, bool is_stderr) {

