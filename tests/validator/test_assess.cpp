@@ -13,7 +13,6 @@ using threat_model::Level;
 
 namespace {
 
-
 std::set<std::string> all_controls() {
     std::set<std::string> s;
     for (const auto& c : threat_model::catalogue().controls) s.insert(c.id);
