@@ -16,6 +16,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libseccomp-dev
   libyaml-cpp-dev doctest-dev libcli11-dev libssl-dev
   python3 util-linux iproute2 passwd
+  clang libclang-rt-14-dev
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -71,6 +72,10 @@ run_tests() {
   log "running the suites again under ASan+UBSan (the jail suite only in the plain build)"
   build build-asan -Dsanitize=true
   meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite sandbox
+  log "fuzzing each validator tokenizer for ${KILN_FUZZ_SECONDS:-20}s (libFuzzer, clang)"
+  if [ ! -f build-fuzz/build.ninja ]; then CXX=clang++ meson setup build-fuzz -Dfuzz=true >/dev/null; fi
+  ninja -C build-fuzz tests/fuzz/fuzz_python tests/fuzz/fuzz_shell tests/fuzz/fuzz_javascript
+  tests/fuzz/run.sh build-fuzz "${KILN_FUZZ_SECONDS:-20}"
 }
 
 cmd=${1:-}

@@ -59,17 +59,24 @@ Status make_parent_dirs(const std::string& path) {
     return {};
 }
 
-Result<UniqueFd> open_locked(const std::string& path) {
+// The file is created 0600 and opened O_CLOEXEC so it never reaches a
+// jail. O_RDWR because the tail is read back (pread) to catch up with other
+// writers and to cut a torn line.
+Result<UniqueFd> open_log(const std::string& path) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
     if (!fd) return sys_error("open audit log " + path, "check audit.path and its permissions");
-    // One writer per chain: a second server appending to the same file
-    // would interleave two chains and make every later record unverifiable.
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
-        return sys_error("lock audit log " + path,
-                         errno == EWOULDBLOCK ? "another kiln process is writing this audit log; give each server its own audit.path"
-                                              : "");
     return fd;
 }
+
+// Blocks: the lock is held only for the write of one record (and, rarely,
+// a rotation), so a writer waits at most for the other writers' writes.
+Status lock_exclusive(int fd, const std::string& path) {
+    while (::flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR) return sys_error("lock audit log " + path, "audit.path must be on a filesystem with flock(2)");
+    return {};
+}
+
+bool same_file(const struct stat& a, const struct stat& b) { return a.st_dev == b.st_dev && a.st_ino == b.st_ino; }
 
 Status sync_dir(const std::string& path) {
     std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -129,6 +136,13 @@ Result<nlohmann::json> cut_torn_tail(int fd, const Tail& tail, const std::string
 
 }  // namespace
 
+// Several processes (two editors each starting `kiln serve` on the same
+// state directory) may append to one chain. They take turns: a writer holds
+// an exclusive flock on the active file only while it writes one record
+// (and, rarely, rotates), and before writing it catches up with whatever
+// the others appended since it last held the lock. fdatasync runs outside
+// the lock; it covers every byte written to the file before it, whoever
+// wrote them.
 class AuditLog::Impl {
 public:
     AuditConfig cfg;
@@ -137,14 +151,25 @@ public:
     std::string seal_key;
 
     mutable std::mutex mu;
-    std::shared_ptr<UniqueFd> file;  // shared so a sync in flight survives a rotation
-    std::uint64_t file_size = 0;     // bytes of complete records in the active file
-    bool needs_trim = false;         // a failed write may have left a partial line
-    unsigned rotation_index = 0;
+    // The file this process last locked. After another process rotated it,
+    // it stays here until the next append notices; shared so a sync in
+    // flight survives the switch.
+    std::shared_ptr<UniqueFd> file;
+    bool locked = false;              // this process holds the flock on `file`
+    dev_t known_dev = 0;              // identity and size of `file` as this
+    ino_t known_ino = 0;              // process left it; anything else means
+    std::uint64_t file_size = 0;      // another writer has been there
+    std::uint64_t partial_size = 0;   // a failed write left bytes up to here that ftruncate could not cut
     std::uint64_t next_seq = 1;
     std::string prev_hash = kGenesisHash;
+    // Progress of this process's own records. Seqs are global (other
+    // processes take seqs in between), so batch sizes are counted apart.
     std::uint64_t written_seq = 0;
     std::uint64_t durable_seq = 0;
+    std::uint64_t written_count = 0;
+    std::uint64_t durable_count = 0;
+    std::uint64_t lost_after = 0;     // own records in (lost_after, lost_through] were in a
+    std::uint64_t lost_through = 0;   // file whose sync failed when it was left behind
     bool syncing = false;
     std::condition_variable synced_cv;
     bool healthy = true;
@@ -162,13 +187,33 @@ public:
     Status load_keys();
     PreparedCode prepare_code(const std::string& code) const;
     Result<std::string> seal_line(nlohmann::json& record, const PreparedCode* code);
+    Status lock_current();
+    void unlock_file();
+    Status switch_to_current_file();
+    Result<nlohmann::json> catch_up(const struct stat& st);
+    Result<AuditRef> append_locked(nlohmann::json& record, const PreparedCode* code);
+    Result<AuditRef> commit_line(const nlohmann::json& record, const std::string& line);
     Status write_line(const std::string& line);
-    Status rotate_if_needed(std::size_t line_size);
+    bool rotation_due(std::size_t line_size) const;
+    Status rotate();
     Status sync_through(std::uint64_t seq);
     Status make_durable(std::uint64_t seq, bool batch_full);
     void flusher_loop();
     void set_failure(const Error& e);
     void set_healthy();
+};
+
+// Releases the file lock on scope exit, so no early return keeps the other
+// writers waiting.
+class FileUnlock {
+public:
+    explicit FileUnlock(AuditLog::Impl& impl) : impl_(impl) {}
+    FileUnlock(const FileUnlock&) = delete;
+    FileUnlock& operator=(const FileUnlock&) = delete;
+    ~FileUnlock() { impl_.unlock_file(); }
+
+private:
+    AuditLog::Impl& impl_;
 };
 
 Status AuditLog::Impl::load_keys() {
@@ -199,8 +244,12 @@ AuditLog::Impl::PreparedCode AuditLog::Impl::prepare_code(const std::string& cod
     return out;
 }
 
-// Fills the chain fields of `record` (under mu) and returns its line.
+// Fills the chain fields of `record` (under mu and the file lock) and
+// returns its line. Called again for the same record when a rotation
+// moved the chain head, so the fields of an earlier attempt are dropped.
 Result<std::string> AuditLog::Impl::seal_line(nlohmann::json& record, const PreparedCode* code) {
+    record.erase("hash");
+    record.erase("hmac");
     record["seq"] = next_seq;
     record["ts"] = format_rfc3339_us(std::chrono::system_clock::now());
     record["prev_hash"] = prev_hash;
@@ -220,13 +269,155 @@ Result<std::string> AuditLog::Impl::seal_line(nlohmann::json& record, const Prep
     return dump_record(record) + "\n";
 }
 
+// Takes the flock on the file now at cfg.path and catches up with it. The
+// lock may be granted on a file another process renamed away (rotated)
+// while we waited; nobody appends there any more, so we move to the new
+// file and lock again. The check is race-free because a rotation renames
+// the file only while holding its lock.
+Status AuditLog::Impl::lock_current() {
+    constexpr int kMaxSwitches = 64;
+    for (int attempt = 0; attempt < kMaxSwitches; ++attempt) {
+        if (Status st = lock_exclusive(file->get(), cfg.path); !st) return st;
+        struct stat held {}, current {};
+        if (::fstat(file->get(), &held) != 0) {
+            Error e = sys_error("stat audit log " + cfg.path);
+            (void)::flock(file->get(), LOCK_UN);
+            return e;
+        }
+        bool present = ::stat(cfg.path.c_str(), &current) == 0;
+        if (present && same_file(held, current)) {
+            locked = true;
+            auto recovery = catch_up(held);
+            if (!recovery) return std::move(recovery).error();
+            if (recovery->is_null()) return {};
+            (*recovery)["event"] = "recovery";
+            auto ref = commit_line(*recovery, "");
+            if (!ref) return std::move(ref).error().wrap("record audit log recovery");
+            return {};
+        }
+        if (!present && errno != ENOENT) {
+            Error e = sys_error("stat audit log " + cfg.path);
+            (void)::flock(file->get(), LOCK_UN);
+            return e;
+        }
+        (void)::flock(file->get(), LOCK_UN);
+        if (Status st = switch_to_current_file(); !st) return st;
+    }
+    return make_error("lock audit log " + cfg.path,
+                      "the file was replaced " + std::to_string(kMaxSwitches) +
+                          " times while waiting for its lock; check that nothing but kiln renames or deletes it");
+}
+
+void AuditLog::Impl::unlock_file() {
+    if (!locked) return;
+    (void)::flock(file->get(), LOCK_UN);  // cannot fail on a valid flock'd fd
+    locked = false;
+}
+
+// Leaves a file another process rotated away (or someone removed) for the
+// one now at cfg.path. The rotating process synced the old file, unless it
+// runs with fsync=never; our own unsynced records there are synced here so
+// the promise made to their appenders holds whatever the other's config.
+Status AuditLog::Impl::switch_to_current_file() {
+    auto fresh = open_log(cfg.path);
+    if (!fresh) return std::move(fresh).error();
+    if (mode != Durability::kNever && written_seq > durable_seq) {
+        ++stats.syncs;
+        if (::fdatasync(file->get()) != 0) {
+            Error e = sys_error("sync rotated audit log", "the records written before the rotation may not be on disk");
+            spdlog::error("audit log {}: {}", cfg.path, e.what());
+            lost_after = durable_seq;
+            lost_through = written_seq;
+        }
+        durable_seq = written_seq;
+        durable_count = written_count;
+    }
+    file = std::make_shared<UniqueFd>(std::move(*fresh));
+    return {};
+}
+
+// Under the lock: if the file is not as this process left it, another
+// writer appended (or rotated, or crashed mid-write). Re-reads the last
+// complete record to continue the chain from it, and cuts a torn line; the
+// returned recovery event (null when nothing was cut) goes in before the
+// next record.
+Result<nlohmann::json> AuditLog::Impl::catch_up(const struct stat& st) {
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    bool ours = st.st_dev == known_dev && st.st_ino == known_ino;
+    if (ours && size == file_size) return nlohmann::json();
+    // Our own failed write whose partial line could not be cut then: the
+    // file is exactly as that write left it, so it is ours to trim.
+    if (ours && partial_size != 0 && size == partial_size && ::ftruncate(file->get(), static_cast<off_t>(file_size)) == 0) {
+        partial_size = 0;
+        return nlohmann::json();
+    }
+    partial_size = 0;
+    auto tail = read_tail(file->get());
+    if (!tail) return std::move(tail).error().wrap("catch up with audit log " + cfg.path);
+    // Nobody else writes while we hold the lock, so a line without its
+    // newline is a writer that died in the middle of its write.
+    auto recovery = cut_torn_tail(file->get(), *tail, cfg.path);
+    if (!recovery) return recovery;
+    auto head = tail->last_line.empty() ? head_of_rotated(cfg.path) : parse_head(tail->last_line, cfg.path);
+    if (!head) return std::move(head).error();
+    known_dev = st.st_dev;
+    known_ino = st.st_ino;
+    file_size = tail->complete_size;
+    if (head->seq + 1 >= next_seq) {
+        next_seq = head->seq + 1;
+        prev_hash = head->hash;
+    } else {
+        // Records this process wrote are gone: the file was removed or cut
+        // from outside. Continuing our own chain keeps seq monotonic and
+        // makes `kiln audit verify` report the gap instead of hiding it.
+        spdlog::warn("audit log {} ends at seq {} but this process already wrote seq {}; it was removed or cut "
+                     "outside kiln; the chain continues from seq {}",
+                     cfg.path, head->seq, next_seq - 1, next_seq);
+    }
+    return recovery;
+}
+
+// Under mu, with the file unlocked; returns with it still locked (the
+// caller's FileUnlock releases it).
+Result<AuditRef> AuditLog::Impl::append_locked(nlohmann::json& record, const PreparedCode* code) {
+    constexpr int kMaxRotations = 3;
+    for (int rotations = 0;; ++rotations) {
+        if (Status st = lock_current(); !st) return std::move(st).error();
+        auto line = seal_line(record, code);
+        if (!line) return std::move(line).error();
+        if (rotations < kMaxRotations && rotation_due(line->size())) {
+            if (Status st = rotate(); !st) return std::move(st).error();
+            continue;  // the record is sealed again on the new file's head
+        }
+        return commit_line(record, *line);
+    }
+}
+
+// Writes one sealed record (`line` empty: seal `record` first) and moves
+// the chain head past it.
+Result<AuditRef> AuditLog::Impl::commit_line(const nlohmann::json& record, const std::string& line) {
+    nlohmann::json sealed_record;
+    std::string sealed_line = line;
+    const nlohmann::json* rec = &record;
+    if (line.empty()) {
+        sealed_record = record;
+        auto made = seal_line(sealed_record, nullptr);
+        if (!made) return std::move(made).error();
+        sealed_line = std::move(*made);
+        rec = &sealed_record;
+    }
+    if (Status st = write_line(sealed_line); !st) return std::move(st).error();
+    std::string hash = (*rec)["hash"].get<std::string>();
+    AuditRef ref{next_seq, record_id(next_seq, hash)};
+    written_seq = next_seq++;
+    ++written_count;
+    ++stats.records;
+    prev_hash = std::move(hash);
+    return ref;
+}
+
 Status AuditLog::Impl::write_line(const std::string& line) {
     int fd = file->get();
-    // Never write after a partial line: it would glue two records together.
-    if (needs_trim) {
-        if (::ftruncate(fd, static_cast<off_t>(file_size)) != 0) return sys_error("trim partial audit record");
-        needs_trim = false;
-    }
     std::size_t done = 0;
     while (done < line.size()) {
         ssize_t n = ::write(fd, line.data() + done, line.size() - done);
@@ -234,7 +425,9 @@ Status AuditLog::Impl::write_line(const std::string& line) {
         if (n <= 0) {
             Error e = sys_error("write audit record to " + cfg.path,
                                 "free space on the audit log's filesystem or fix its permissions");
-            if (done > 0 && ::ftruncate(fd, static_cast<off_t>(file_size)) != 0) needs_trim = true;
+            // Never leave a partial line: it would glue two records
+            // together. If it cannot be cut now, the next lock holder cuts it.
+            if (done > 0 && ::ftruncate(fd, static_cast<off_t>(file_size)) != 0) partial_size = file_size + done;
             return e;
         }
         done += static_cast<std::size_t>(n);
@@ -243,24 +436,31 @@ Status AuditLog::Impl::write_line(const std::string& line) {
     return {};
 }
 
-Status AuditLog::Impl::rotate_if_needed(std::size_t line_size) {
-    if (cfg.rotate_bytes == 0 || file_size == 0 || file_size + line_size <= cfg.rotate_bytes) return {};
-    // Everything in the old file is made durable before it is renamed, so
-    // a rotated file is always complete.
+bool AuditLog::Impl::rotation_due(std::size_t line_size) const {
+    return cfg.rotate_bytes != 0 && file_size != 0 && file_size + line_size > cfg.rotate_bytes;
+}
+
+// Under the lock of the active file, so no other writer can append to it,
+// rotate it too, or pick the same `.N`. Others notice the new inode at
+// their next lock and move over.
+Status AuditLog::Impl::rotate() {
+    // Everything in the old file, whoever wrote it, is made durable before
+    // it is renamed, so a rotated file is always complete.
     if (mode != Durability::kNever) {
         ++stats.syncs;
         if (::fdatasync(file->get()) != 0) return sys_error("sync audit log before rotation");
     }
     durable_seq = written_seq;
-    std::string rotated = cfg.path + "." + std::to_string(rotation_index + 1);
+    durable_count = written_count;
+    std::string rotated = cfg.path + "." + std::to_string(last_rotation_index(cfg.path) + 1);
     if (::rename(cfg.path.c_str(), rotated.c_str()) != 0) return sys_error("rotate audit log to " + rotated);
-    ++rotation_index;
-    auto fd = open_locked(cfg.path);
-    if (!fd) return std::move(fd).error().wrap("rotate audit log");
-    file = std::make_shared<UniqueFd>(std::move(*fd));
-    file_size = 0;
-    needs_trim = false;
-    return sync_dir(cfg.path);
+    auto fresh = open_log(cfg.path);
+    if (!fresh) return std::move(fresh).error().wrap("rotate audit log");
+    // One directory sync makes both the rename and the new file durable.
+    Status synced = sync_dir(cfg.path);
+    unlock_file();
+    file = std::make_shared<UniqueFd>(std::move(*fresh));
+    return synced;
 }
 
 // Group commit: a thread whose record was covered by another thread's
@@ -268,10 +468,15 @@ Status AuditLog::Impl::rotate_if_needed(std::size_t line_size) {
 // fdatasync per record and usually fewer under concurrency.
 Status AuditLog::Impl::sync_through(std::uint64_t seq) {
     std::unique_lock lk(mu);
+    if (seq > lost_after && seq <= lost_through)
+        return make_error("sync audit log " + cfg.path,
+                          "the sync of the file this record went to failed after another process rotated it; the "
+                          "record may not be on disk");
     while (durable_seq < seq && syncing) synced_cv.wait(lk);
     if (durable_seq >= seq) return {};
     syncing = true;
     std::uint64_t target = written_seq;
+    std::uint64_t target_count = written_count;
     auto fd = file;
     ++stats.syncs;
     lk.unlock();
@@ -279,8 +484,12 @@ Status AuditLog::Impl::sync_through(std::uint64_t seq) {
     Error e = rc == 0 ? Error{} : sys_error("sync audit log " + cfg.path, "the record may not be on disk");
     lk.lock();
     syncing = false;
-    if (rc == 0) durable_seq = std::max(durable_seq, target);
-    else set_failure(e);
+    if (rc == 0) {
+        durable_seq = std::max(durable_seq, target);
+        durable_count = std::max(durable_count, target_count);
+    } else {
+        set_failure(e);
+    }
     synced_cv.notify_all();
     if (rc != 0) return e;
     return {};
@@ -355,29 +564,24 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const AuditConfig& cfg) {
     impl->mode = *mode;
     if (Status st = impl->load_keys(); !st) return std::move(st).error();
     if (Status st = make_parent_dirs(cfg.path); !st) return std::move(st).error();
-    auto fd = open_locked(cfg.path);
+    auto fd = open_log(cfg.path);
     if (!fd) return std::move(fd).error();
-    auto tail = read_tail(fd->get());
-    if (!tail) return std::move(tail).error().wrap("open audit log " + cfg.path);
-
-    auto recovery = cut_torn_tail(fd->get(), *tail, cfg.path);
-    if (!recovery) return std::move(recovery).error();
-    auto head = tail->last_line.empty() ? head_of_rotated(cfg.path) : parse_head(tail->last_line, cfg.path);
-    if (!head) return std::move(head).error();
-
     impl->file = std::make_shared<UniqueFd>(std::move(*fd));
-    impl->file_size = tail->complete_size;
-    impl->rotation_index = last_rotation_index(cfg.path);
-    impl->next_seq = head->seq + 1;
-    impl->prev_hash = head->hash;
-    impl->written_seq = impl->durable_seq = head->seq;
+    // Catching up once now, under the lock, finds the chain head, cuts a
+    // torn line left by a crash (recording a `recovery` event) and refuses
+    // a file whose last line is not a record, before any caller relies on
+    // the log.
+    {
+        std::lock_guard lk(impl->mu);
+        FileUnlock unlock(*impl);
+        if (Status st = impl->lock_current(); !st) return std::move(st).error().wrap("open audit log " + cfg.path);
+    }
     Impl* raw = impl.get();
     std::unique_ptr<AuditLog> log(new AuditLog(std::move(impl)));
     if (raw->mode == Durability::kBatch) raw->flusher = std::thread([raw] { raw->flusher_loop(); });
-    if (!recovery->is_null()) {
-        auto ref = log->append("recovery", std::move(*recovery));
-        if (!ref) return std::move(ref).error().wrap("record audit log recovery");
-    }
+    if (raw->written_seq > raw->durable_seq)
+        if (Status st = raw->make_durable(raw->written_seq, false); !st)
+            return std::move(st).error().wrap("record audit log recovery");
     return log;
 }
 
@@ -387,7 +591,7 @@ Result<AuditRef> AuditLog::append(std::string_view event, nlohmann::json fields)
     for (auto key : kReservedFields)
         if (fields.contains(key))
             return make_error("append audit record", "field '" + std::string(key) + "' is set by the audit log itself");
-    // Redaction is the slow part; it runs before the lock so appends from
+    // Redaction is the slow part; it runs before the locks so appends from
     // several sessions overlap.
     std::optional<Impl::PreparedCode> code;
     if (auto it = fields.find("code"); it != fields.end()) {
@@ -399,24 +603,20 @@ Result<AuditRef> AuditLog::append(std::string_view event, nlohmann::json fields)
 
     Impl& s = *impl_;
     std::unique_lock lk(s.mu);
-    auto line = s.seal_line(fields, code ? &*code : nullptr);
-    if (!line) return std::move(line).error();
-    Status st = s.rotate_if_needed(line->size());
-    if (st) st = s.write_line(*line);
-    if (!st) {
+    Result<AuditRef> ref = [&] {
+        FileUnlock unlock(s);
+        return s.append_locked(fields, code ? &*code : nullptr);
+    }();
+    if (!ref) {
         ++s.stats.write_failures;
-        s.set_failure(st.error());
-        return std::move(st).error();
+        s.set_failure(ref.error());
+        return std::move(ref).error();
     }
-    AuditRef ref{s.next_seq, record_id(s.next_seq, fields["hash"].get<std::string>())};
-    s.written_seq = s.next_seq++;
-    ++s.stats.records;
-    s.prev_hash = fields["hash"].get<std::string>();
     s.set_healthy();
-    bool batch_full = s.mode == Durability::kBatch && s.written_seq - s.durable_seq >= s.cfg.batch_records;
+    bool batch_full = s.mode == Durability::kBatch && s.written_count - s.durable_count >= s.cfg.batch_records;
     lk.unlock();
 
-    if (Status st = s.make_durable(ref.seq, batch_full); !st) return std::move(st).error();
+    if (Status st = s.make_durable(ref->seq, batch_full); !st) return std::move(st).error();
     return ref;
 }
 

@@ -1,8 +1,10 @@
 // Drives the audit library from outside the test process.
-//   audit_driver append PATH COUNT PAD  appends COUNT records (fsync always)
-//       of PAD bytes each, printing "SEQ I" once each append returns; the
-//       kill -9 test kills it mid-burst
-//   audit_driver verify PATH            prints the verifier's verdict
+//   audit_driver append PATH COUNT PAD [ROTATE_BYTES]  appends COUNT records
+//       (fsync always) of PAD bytes each, printing "SEQ I" once each append
+//       returns; the kill -9 test kills it mid-burst, the writers test runs
+//       several at once
+//   audit_driver verify PATH            prints the verifier's verdict on the
+//       chain PATH.1 ... PATH.N PATH
 //   audit_driver sample PATH [HMAC_KEY_FILE [SEAL_KEY_FILE]]  writes a small
 //       session of tool_call / decision / execution records in the schema
 //       of docs/audit.md, for the CLI test
@@ -14,14 +16,16 @@
 #include <string>
 
 #include "security/audit/audit_log.hpp"
+#include "security/audit/files.hpp"
 #include "security/audit/verify.hpp"
 
 namespace {
 
-int append(const std::string& path, long count, std::size_t pad) {
+int append(const std::string& path, long count, std::size_t pad, std::uint64_t rotate_bytes) {
     kiln::AuditConfig cfg;
     cfg.path = path;
     cfg.fsync = "always";
+    cfg.rotate_bytes = rotate_bytes;
     auto log = kiln::audit::AuditLog::open(cfg);
     if (!log) {
         std::cerr << log.error().what() << "\n";
@@ -87,7 +91,7 @@ int sample(const std::string& path, const std::string& hmac_key_file, const std:
 }
 
 int verify(const std::string& path) {
-    auto r = kiln::audit::verify_chain({path}, {});
+    auto r = kiln::audit::verify_chain(kiln::audit::chain_files(path), {});
     if (!r) {
         std::cerr << r.error().what() << "\n";
         return 1;
@@ -100,10 +104,12 @@ int verify(const std::string& path) {
 
 int main(int argc, char** argv) {
     std::string mode = argc > 1 ? argv[1] : "";
-    if (mode == "append" && argc == 5) return append(argv[2], std::atol(argv[3]), std::strtoul(argv[4], nullptr, 10));
+    if (mode == "append" && (argc == 5 || argc == 6))
+        return append(argv[2], std::atol(argv[3]), std::strtoul(argv[4], nullptr, 10),
+                      argc == 6 ? std::strtoull(argv[5], nullptr, 10) : 0);
     if (mode == "verify" && argc == 3) return verify(argv[2]);
     if (mode == "sample" && argc >= 3 && argc <= 5)
         return sample(argv[2], argc > 3 ? argv[3] : "", argc > 4 ? argv[4] : "");
-    std::cerr << "usage: audit_driver append PATH COUNT PAD | verify PATH | sample PATH [HMAC_KEY [SEAL_KEY]]\n";
+    std::cerr << "usage: audit_driver append PATH COUNT PAD [ROTATE_BYTES] | verify PATH | sample PATH [HMAC_KEY [SEAL_KEY]]\n";
     return 64;
 }
