@@ -27,6 +27,8 @@ struct Command {
     std::string pipe_source; // name of the previous command in the pipeline
     bool pipeline_decodes = false;  // an earlier stage decodes (base64 -d, xxd -r) or downloads
     bool background = false; // ends with &
+    std::size_t ni = 0;      // index of the command name in words (after env, nohup...)
+    std::string name;        // its basename; empty when there is none
 };
 
 std::string base(const std::string& path) {
@@ -83,13 +85,14 @@ private:
     std::vector<Command> split() {
         std::vector<Command> cmds;
         Command cur;
-        std::string prev_name;
         bool prev_decodes = false;
         auto finish = [&](const Token* sep) {
             if (cur.words.empty() && cur.redirects.empty()) return;
             bool pipe = sep && (sep->text == "|" || sep->text == "|&");
             cur.background = sep && sep->text == "&";
-            std::string name = command_name(cur);
+            cur.ni = name_index(cur);
+            cur.name = cur.ni < cur.words.size() ? base(cur.words[cur.ni]->value) : "";
+            std::string name = cur.name;
             bool decodes = decodes_or_downloads(cur);
             cmds.push_back(std::move(cur));
             cur = Command{};
@@ -143,11 +146,6 @@ private:
         return i;
     }
 
-    std::string command_name(const Command& c) const {
-        std::size_t i = name_index(c);
-        return i < c.words.size() ? base(c.words[i]->value) : "";
-    }
-
     static bool has_arg(const Command& c, std::size_t from, std::initializer_list<std::string_view> any) {
         for (std::size_t i = from; i < c.words.size(); ++i)
             for (auto a : any)
@@ -156,8 +154,8 @@ private:
     }
 
     bool decodes_or_downloads(const Command& c) const {
-        std::string n = command_name(c);
-        std::size_t i = name_index(c);
+        const std::string& n = c.name;
+        std::size_t i = c.ni;
         if (n == "base64" || n == "base32") return has_arg(c, i + 1, {"-d", "--decode", "-D"});
         if (n == "xxd") return has_arg(c, i + 1, {"-r", "-rp", "-r -p"});
         return n == "curl" || n == "wget" || n == "openssl" || n == "gunzip" || n == "zcat" || n == "rev" ||
@@ -167,10 +165,10 @@ private:
     void command(const Command& c) {
         for (const auto* w : c.words) word_checks(*w);
         for (std::size_t r = 0; r < c.redirects.size(); ++r) redirect(*c.redirects[r], c.redirect_ops[r]);
-        std::size_t ni = name_index(c);
+        std::size_t ni = c.ni;
         if (ni >= c.words.size()) return;
         const Token& name_tok = *c.words[ni];
-        const std::string name = base(name_tok.value);
+        const std::string& name = c.name;
         allowlist(c, ni);
         if (name_tok.dynamic)
             out_.add("sh.dynamic-command", "T002", Severity::High, name_tok,
