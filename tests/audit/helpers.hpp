@@ -1,7 +1,9 @@
 // Shared fixtures for the audit tests: a temporary directory removed on
-// scope exit, file helpers, and a config pointing into it.
+// scope exit, file helpers, a config pointing into it, and opening a log
+// that must open.
 #pragma once
 
+#include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "common/config.hpp"
+#include "security/audit/audit_log.hpp"
 
 namespace kiln::audit::test {
 
@@ -62,6 +65,12 @@ inline AuditConfig config_in(const TempDir& dir, const std::string& fsync = "alw
     cfg.path = dir.file("log/audit.jsonl");
     cfg.fsync = fsync;
     return cfg;
+}
+
+inline std::unique_ptr<AuditLog> open_ok(const AuditConfig& cfg) {
+    auto log = AuditLog::open(cfg);
+    REQUIRE_MESSAGE(log.ok(), (log.ok() ? "" : log.error().what()));
+    return std::move(*log);
 }
 
 }  // namespace kiln::audit::test

@@ -19,13 +19,8 @@
 namespace kiln::audit {
 namespace {
 
+using test::open_ok;
 using test::TempDir;
-
-std::unique_ptr<AuditLog> open_ok(const AuditConfig& cfg) {
-    auto log = AuditLog::open(cfg);
-    REQUIRE_MESSAGE(log.ok(), (log.ok() ? "" : log.error().what()));
-    return std::move(*log);
-}
 
 bool chain_intact(const std::string& path, std::uint64_t expected_records) {
     auto r = verify_chain({path}, {});

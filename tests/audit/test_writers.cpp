@@ -20,13 +20,8 @@
 namespace kiln::audit {
 namespace {
 
+using test::open_ok;
 using test::TempDir;
-
-std::unique_ptr<AuditLog> open_ok(const AuditConfig& cfg) {
-    auto log = AuditLog::open(cfg);
-    REQUIRE_MESSAGE(log.ok(), (log.ok() ? "" : log.error().what()));
-    return std::move(*log);
-}
 
 VerifyResult verify_all(const std::string& path) {
     auto r = verify_chain(chain_files(path), {});
