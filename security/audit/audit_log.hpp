@@ -37,11 +37,13 @@ struct AuditStats {
 
 class AuditLog {
 public:
-    // Creates the directory (0700) and file (0600) if needed, takes an
-    // exclusive lock on the file (one writer per chain), cuts a torn last
-    // line left by a crash and records a `recovery` event for it, continues
-    // the chain from the last record (of the newest rotated file when the
-    // active file is empty), and loads the HMAC and seal keys.
+    // Creates the directory (0700) and file (0600) if needed, loads the
+    // HMAC and seal keys, and, holding the file's lock for that moment,
+    // cuts a torn last line left by a crash (recording a `recovery` event)
+    // and finds the chain head (in the newest rotated file when the active
+    // file is empty). Other processes may have the same log open: each
+    // append takes the lock only while it writes and first catches up with
+    // what the others appended or rotated (docs/audit.md).
     static Result<std::unique_ptr<AuditLog>> open(const AuditConfig& cfg);
 
     AuditLog(const AuditLog&) = delete;
@@ -65,6 +67,7 @@ public:
     bool healthy() const;
     std::string last_error() const;
     // The log file's descriptor, opened O_CLOEXEC so it never reaches a jail.
+    // It changes when this or another process rotates the file.
     int fd() const;
     // Path of the active file.
     const std::string& path() const;
