@@ -14,12 +14,12 @@ assert.ok(KILN, 'KILN_BIN must point to the kiln binary');
 
 const stateDir = mkdtempSync(join(tmpdir(), 'kiln-e2e-tools-'));
 
-// Every extra server gets its own audit log: one audit chain has one writer.
+// Every server shares one state dir and one audit chain, as two editor
+// windows launching Kiln with the default configuration would.
 async function connect({ elicit = null, name = 'e2e-tools' } = {}) {
   const transport = new StdioClientTransport({
     command: KILN,
-    args: ['--set', `server.state_dir=${stateDir}`, '--set', `audit.path=${join(stateDir, `audit-${name}.jsonl`)}`,
-      '--set', 'server.log_level=warn', 'serve'],
+    args: ['--set', `server.state_dir=${stateDir}`, '--set', 'server.log_level=warn', 'serve'],
     stderr: 'pipe',
   });
   const capabilities = elicit ? { elicitation: {} } : {};
@@ -230,4 +230,15 @@ test('when a server ends, its workspaces are gone and the others stay', async ()
   assert.equal(readdirSync(root).length, 1);
   const mounts = (await import('node:fs')).readFileSync('/proc/self/mounts', 'utf8');
   assert.equal(mounts.split('\n').filter((l) => l.includes(root)).length, 1, 'only the live server\'s workspace is mounted');
+});
+
+test('every call above left an intact audit chain', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const v = spawnSync(KILN, ['--set', `server.state_dir=${stateDir}`, 'audit', 'verify'], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+  const show = spawnSync(KILN, ['--set', `server.state_dir=${stateDir}`, 'audit', 'show', '--json', '--event', 'execution'], { encoding: 'utf8' });
+  assert.equal(show.status, 0, show.stderr);
+  const execs = show.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(execs.some((r) => r.result?.timed_out === true), 'the timeout is in the log');
+  assert.ok(execs.some((r) => r.result?.cancelled === true), 'the cancellation is in the log');
 });
