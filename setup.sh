@@ -80,7 +80,7 @@ run_tests() {
 
 cmd=${1:-}
 case "$cmd" in
-  serve) shift; need_root serve "$@"; install_deps; build >&2; exec ./build/cli/kiln serve "$@" ;;
+  serve) shift; need_root serve "$@"; install_deps >&2; build >&2; exec ./build/cli/kiln serve "$@" ;;
   test)  need_root test; install_deps; build; run_tests ;;
   build) need_root build; install_deps; build ;;
   *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
