@@ -219,7 +219,8 @@ Command register_run(CLI::App& app) {
     sub->add_flag("--json", f->json, "Print the result as one JSON object instead of streaming");
     sub->add_option("command", f->command, "Command and arguments, after --")->required();
     sub->footer("Exit status: the command's own; 128+N if killed by signal N; 124 on timeout; 125 when\n"
-                "killed for memory; 126/127 not executable/not found; 71 if the jail could not be set up.");
+                "killed for memory; 126/127 not executable/not found; 71 if the jail could not be set up;\n"
+                "77 if the validator refused the command (--validation enforce).");
     return {sub, [f](Context& ctx) { return run_action(ctx, *f); }};
 }
 
