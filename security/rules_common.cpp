@@ -157,9 +157,9 @@ void Findings::analyze_nested(Language language, std::string_view code, const To
     if (!can_nest()) return;
     Findings inner(policy_, depth_ + 1);
     switch (language) {
-        case Language::Python: rules_python(tokenize_python(code), inner); break;
-        case Language::Shell: rules_shell(tokenize_shell(code), inner); break;
-        case Language::JavaScript: rules_javascript(tokenize_javascript(code), inner); break;
+        case Language::Python: rules_python(tokenize_python(code).tokens, inner); break;
+        case Language::Shell: rules_shell(tokenize_shell(code).tokens, inner); break;
+        case Language::JavaScript: rules_javascript(tokenize_javascript(code).tokens, inner); break;
     }
     for (auto& f : inner.list()) {
         add_at(f.rule, f.threat, f.severity, at.line, at.column,

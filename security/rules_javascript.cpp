@@ -41,7 +41,14 @@ public:
 
 private:
     // const x = require(...) / import x from '...' / import {exec as e} from '...'
-    void bind(const std::string& local, const std::string& target) { alias_[local] = target; }
+    void bind(std::string_view local, std::string target) { alias_[std::string(local)] = std::move(target); }
+
+    static std::string member(std::string_view module, std::string_view name) {
+        std::string s(module);
+        s += '.';
+        s += name;
+        return s;
+    }
 
     std::string resolve(const std::string& dotted) const {
         std::string head = dotted.substr(0, dotted.find('.'));
@@ -77,10 +84,10 @@ private:
             for (std::size_t m = j + 1; m < k - 2; ++m) {
                 if (!w_.kind(m, TokenKind::Identifier)) continue;
                 if (w_.is(m + 1, ":") && w_.kind(m + 2, TokenKind::Identifier)) {
-                    bind(t_[m + 2].text, module + "." + t_[m].text);
+                    bind(t_[m + 2].text, member(module, t_[m].text));
                     m += 2;
                 } else {
-                    bind(t_[m].text, module + "." + t_[m].text);
+                    bind(t_[m].text, member(module, t_[m].text));
                 }
             }
         }
@@ -93,15 +100,15 @@ private:
         while (from < w_.size() && !w_.is(from, "from") && !w_.kind(from, TokenKind::String) && from < k + 64) ++from;
         std::size_t str = w_.is(from, "from") ? from + 1 : from;
         if (!w_.kind(str, TokenKind::String)) return;
-        std::string module = strip_node(t_[str].value);
+        std::string module = strip_node(std::string(t_[str].value));
         module_used(module, t_[i]);
         for (std::size_t m = k; m < from; ++m) {
             if (!w_.kind(m, TokenKind::Identifier) || w_.is(m, "as")) continue;
             if (w_.is(m + 1, "as") && w_.kind(m + 2, TokenKind::Identifier)) {
-                bind(t_[m + 2].text, t_[m].text == "*" ? module : module + "." + t_[m].text);
+                bind(t_[m + 2].text, t_[m].text == "*" ? module : member(module, t_[m].text));
                 m += 2;
             } else if (w_.is(m - 1, "{") || w_.is(m - 1, ",")) {
-                bind(t_[m].text, module + "." + t_[m].text);
+                bind(t_[m].text, member(module, t_[m].text));
             } else {
                 bind(t_[m].text, module);
             }
@@ -192,7 +199,7 @@ private:
 
     void dynamic_code(const std::string& name, const Token& at, std::size_t open, std::size_t close) {
         for (std::size_t k = open + 1; k < close; ++k) {
-            const std::string& s = t_[k].text;
+            std::string_view s = t_[k].text;
             bool base64_arg = w_.kind(k, TokenKind::String) && t_[k].value == "base64";
             if (s == "atob" || base64_arg || s == "fromCharCode" || s == "unescape" || s == "decodeURIComponent") {
                 for (std::size_t m = open + 1; m < close; ++m)
@@ -210,7 +217,7 @@ private:
     // globalThis['ev'+'al'], this['require'], process['binding'].
     void subscript(std::size_t i) {
         if (i == 0) return;
-        const std::string& obj = t_[i - 1].text;
+        std::string_view obj = t_[i - 1].text;
         if (obj != "globalThis" && obj != "global" && obj != "window" && obj != "this" && obj != "process" &&
             obj != "module" && obj != "self")
             return;
@@ -218,7 +225,7 @@ private:
         auto key = w_.fold(i + 1, nullptr, &pieces);
         if (key && (is_dangerous_attribute(*key) || *key == "require" || *key == "mainModule" || *key == "env"))
             out_.add("js.namespace-obfuscation", "T002", pieces > 1 ? Severity::Critical : Severity::High, t_[i],
-                     obj + "['" + *key + "'] reaches a dangerous function indirectly",
+                     std::string(obj) + "['" + *key + "'] reaches a dangerous function indirectly",
                      "Call functions directly by name; indirect access hides what the code does.");
     }
 
@@ -232,7 +239,7 @@ private:
         std::size_t body_end = w_.close_of(close + 1);
         bool exits = false, spawns = false, grows = false;
         for (std::size_t b = close + 2; b < body_end; ++b) {
-            const std::string& s = t_[b].text;
+            std::string_view s = t_[b].text;
             if (s == "break" || s == "return" || s == "throw" || s == "exit") exits = true;
             if (s == "fork" || s == "spawn" || s == "exec" || s == "Worker" || s == "execSync") spawns = true;
             if (s == "push" || s == "concat" || s == "alloc" || s == "repeat" || s == "Array" || s == "set") grows = true;

@@ -56,8 +56,8 @@ const std::unordered_set<std::string>& dangerous_modules() {
     return s;
 }
 
-const std::unordered_set<std::string>& decoders() {
-    static const std::unordered_set<std::string> s = {"b64decode", "b32decode", "b16decode", "b85decode", "a85decode",
+const std::unordered_set<std::string_view>& decoders() {
+    static const std::unordered_set<std::string_view> s = {"b64decode", "b32decode", "b16decode", "b85decode", "a85decode",
                                             "decodebytes", "decodestring", "unhexlify", "fromhex", "decompress",
                                             "loads", "rot13", "urlsafe_b64decode", "decode"};
     return s;
@@ -157,7 +157,7 @@ private:
         for (k = e + 1; k < w_.size() && !w_.kind(k, TokenKind::Newline); ++k) {
             if (w_.is(k, "*")) star_.insert(module);
             if (!w_.kind(k, TokenKind::Identifier)) continue;
-            std::string name = t_[k].text, local = name;
+            std::string name(t_[k].text), local = name;
             if (w_.is(k + 1, "as") && w_.kind(k + 2, TokenKind::Identifier)) {
                 local = t_[k + 2].text;
                 k += 2;
@@ -396,7 +396,7 @@ private:
 
     void chmod_call(const Token& at, std::size_t open, std::size_t close) {
         for (std::size_t k = open + 1; k < close; ++k) {
-            const std::string& s = t_[k].text;
+            std::string_view s = t_[k].text;
             bool setuid_bit = s == "S_ISUID" || s == "S_ISGID";
             if (t_[k].kind == TokenKind::Number && (s.rfind("0o4", 0) == 0 || s.rfind("0o2", 0) == 0 ||
                                                     s.rfind("0o6", 0) == 0) && s.size() >= 6)
@@ -410,10 +410,10 @@ private:
     // 10**9, 10**10 ... or literals of a billion and more: allocations
     // sized to exhaust memory.
     void huge_number(std::size_t i) {
-        const std::string& s = t_[i].text;
+        std::string_view s = t_[i].text;
         bool huge = false;
         if (w_.is(i + 1, "**") && w_.kind(i + 2, TokenKind::Number) && s == "10") {
-            huge = std::atoi(t_[i + 2].text.c_str()) >= 9;
+            huge = std::atoi(std::string(t_[i + 2].text).c_str()) >= 9;
         } else if (s.find_first_not_of("0123456789_") == std::string::npos) {
             std::size_t digits = 0;
             for (char ch : s) digits += ch != '_';
@@ -423,13 +423,13 @@ private:
         // Only when the number sizes something: multiplied, or given to an allocator.
         bool sizes = (i > 0 && w_.is(i - 1, "*")) || w_.is(i + (w_.is(i + 1, "**") ? 3 : 1), "*");
         for (std::size_t back = 1; back <= 3 && back <= i; ++back) {
-            const std::string& p = t_[i - back].text;
+            std::string_view p = t_[i - back].text;
             if (p == "bytearray" || p == "bytes" || p == "range" || p == "zeros" || p == "ones" || p == "empty")
                 sizes = true;
         }
         if (sizes)
             out_.add("py.huge-allocation", "T003", Severity::Medium, t_[i],
-                     "allocation or loop sized " + s + (w_.is(i + 1, "**") ? "**" + t_[i + 2].text : ""),
+                     "allocation or loop sized " + std::string(s) + (w_.is(i + 1, "**") ? "**" + std::string(t_[i + 2].text) : ""),
                      "Size data to what the task needs; the sandbox's memory limit will kill the run.");
     }
 
@@ -451,7 +451,7 @@ private:
         }
         bool exits = false, spawns = false, grows = false;
         for (std::size_t b = body_start; b < body_end; ++b) {
-            const std::string& s = t_[b].text;
+            std::string_view s = t_[b].text;
             if (t_[b].kind == TokenKind::Identifier) {
                 if (s == "break" || s == "return" || s == "raise" || s == "exit" || s == "_exit") exits = true;
                 if (s == "fork" || s == "Process" || s == "Popen" || s == "system" || s == "Thread" ||

@@ -31,15 +31,16 @@ struct Command {
     std::string name;        // its basename; empty when there is none
 };
 
-std::string base(const std::string& path) {
+// The part after the last '/': a view into `path`.
+std::string_view base(std::string_view path) {
     auto slash = path.rfind('/');
-    return slash == std::string::npos ? path : path.substr(slash + 1);
+    return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
 bool is_separator(const Token& t) {
     if (t.kind == TokenKind::Newline) return true;
     if (t.kind != TokenKind::Operator) return false;
-    const std::string& s = t.text;
+    std::string_view s = t.text;
     return s == ";" || s == "&" || s == "&&" || s == "||" || s == "|" || s == "|&" || s == ";;" || s == ";;&" ||
            s == "(" || s == ")";
 }
@@ -56,6 +57,11 @@ bool is_assignment(const Token& t) {
     if (eq == std::string::npos || eq == 0) return false;
     return std::all_of(t.value.begin(), t.value.begin() + static_cast<long>(eq),
                        [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+// "-n", "--foo", "5": what follows a wrapper before the command it runs.
+bool is_option_or_number(std::string_view v) {
+    return !v.empty() && (v[0] == '-' || std::isdigit(static_cast<unsigned char>(v[0])));
 }
 
 // Words that run the next word as the command.
@@ -91,7 +97,7 @@ private:
             bool pipe = sep && (sep->text == "|" || sep->text == "|&");
             cur.background = sep && sep->text == "&";
             cur.ni = name_index(cur);
-            cur.name = cur.ni < cur.words.size() ? base(cur.words[cur.ni]->value) : "";
+            cur.name = cur.ni < cur.words.size() ? std::string(base(cur.words[cur.ni]->value)) : "";
             std::string name = cur.name;
             bool decodes = decodes_or_downloads(cur);
             cmds.push_back(std::move(cur));
@@ -112,7 +118,7 @@ private:
             } else if (is_redirect(tk)) {
                 if (i + 1 < t_.size() && t_[i + 1].kind == TokenKind::Word) {
                     cur.redirects.push_back(&t_[i + 1]);
-                    cur.redirect_ops.push_back(tk.text);
+                    cur.redirect_ops.emplace_back(tk.text);
                     ++i;
                 }
             } else if (tk.kind == TokenKind::String) {
@@ -130,15 +136,13 @@ private:
         std::size_t i = 0;
         while (i < c.words.size()) {
             const Token& w = *c.words[i];
-            std::string b = base(w.value);
+            std::string b(base(w.value));
             if (is_assignment(w)) {
                 ++i;
             } else if (is_wrapper(b) && i + 1 < c.words.size()) {
                 ++i;
                 // Options of the wrapper (timeout 5, nice -n 10, env -i).
-                while (i < c.words.size() && (c.words[i]->value.rfind("-", 0) == 0 ||
-                                              std::isdigit(static_cast<unsigned char>(c.words[i]->value[0]))))
-                    ++i;
+                while (i < c.words.size() && is_option_or_number(c.words[i]->value)) ++i;
             } else {
                 break;
             }
@@ -172,7 +176,7 @@ private:
         allowlist(c, ni);
         if (name_tok.dynamic)
             out_.add("sh.dynamic-command", "T002", Severity::High, name_tok,
-                     "command name comes from an expansion (" + name_tok.text.substr(0, 60) + ")",
+                     "command name comes from an expansion (" + std::string(name_tok.text.substr(0, 60)) + ")",
                      "Write the command name literally.");
         if (name_tok.text.find("$'") != std::string::npos && name_tok.text.find('\\') != std::string::npos)
             out_.add("sh.obfuscated-command", "T002", Severity::Critical, name_tok,
@@ -182,7 +186,7 @@ private:
         if (name == "sudo" || name == "doas" || name == "pkexec") {
             std::size_t k = ni + 1;
             while (k < c.words.size() && c.words[k]->value.rfind("-", 0) == 0) ++k;
-            if (k < c.words.size()) rule_by_name(c, k, base(c.words[k]->value), *c.words[k]);
+            if (k < c.words.size()) rule_by_name(c, k, std::string(base(c.words[k]->value)), *c.words[k]);
         }
     }
 
@@ -200,7 +204,7 @@ private:
         if (writes && (target.value.rfind("/dev/sd", 0) == 0 || target.value.rfind("/dev/nvme", 0) == 0 ||
                        target.value.rfind("/dev/vd", 0) == 0))
             out_.add("destructive.block-device", "T003", Severity::Critical, target,
-                     "overwrites a block device: " + target.value, "Write to files under /workspace.");
+                     "overwrites a block device: " + std::string(target.value), "Write to files under /workspace.");
     }
 
     void allowlist(const Command& c, std::size_t ni) {
@@ -211,7 +215,7 @@ private:
                                                        "[[", "]]", "!", "[", "test", "cd", "export", "read",
                                                        "local", "return", "exit", "shift", "set", "unset", "true",
                                                        "false", ":", "echo", "printf"};
-        const std::string name = base(c.words[ni]->value);
+        const std::string name(base(c.words[ni]->value));
         if (keywords.count(name) || name.empty()) return;
         // A for-loop's word list or a case pattern is not a command.
         if (name.find(')') != std::string::npos) return;
@@ -290,13 +294,13 @@ private:
 
     void chmod(const Command& c, std::size_t ni, const Token& at) {
         for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
-            const std::string& m = c.words[i]->value;
+            std::string_view m = c.words[i]->value;
             bool symbolic = m.find('s') != std::string::npos && m.find('+') != std::string::npos &&
                             m.find_first_not_of("ugoa+-=rwxXst,") == std::string::npos;
             bool octal = m.size() == 4 && m.find_first_not_of("01234567") == std::string::npos &&
                          (m[0] == '2' || m[0] == '4' || m[0] == '6');
             if (symbolic || octal)
-                return out_.add("sh.setuid-bit", "T004", Severity::High, at, "chmod " + m + " sets a setuid/setgid bit",
+                return out_.add("sh.setuid-bit", "T004", Severity::High, at, "chmod " + std::string(m) + " sets a setuid/setgid bit",
                                 "Use ordinary permissions such as 644 or 755.");
         }
     }
@@ -315,7 +319,7 @@ private:
         const Token* script = nullptr;
         bool interactive = false;
         for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
-            const std::string& a = c.words[i]->value;
+            std::string_view a = c.words[i]->value;
             if (name != "eval" && (a == "-c" || (a.size() > 1 && a[0] == '-' && a.back() == 'c')) &&
                 i + 1 < c.words.size()) {
                 script = c.words[i + 1];
@@ -346,12 +350,12 @@ private:
             return out_.add("sh.pipe-to-shell", "T002", Severity::Critical, at,
                             "decoded or downloaded data piped into " + name, "Run the code directly.");
         for (std::size_t i = ni + 1; i + 1 < c.words.size(); ++i) {
-            const std::string& a = c.words[i]->value;
+            std::string_view a = c.words[i]->value;
             if (a != "-c" && a != "-e" && a != "--eval") continue;
             const Token& code = *c.words[i + 1];
             if (code.dynamic)
                 return out_.add("sh.dynamic-eval", "T002", Severity::High, code,
-                                name + " " + a + " runs code built from variables", "Run a script file instead.");
+                                name + " " + std::string(a) + " runs code built from variables", "Run a script file instead.");
             if (name.rfind("python", 0) == 0) out_.analyze_nested(Language::Python, code.value, code);
             else if (name == "node") out_.analyze_nested(Language::JavaScript, code.value, code);
             return;
@@ -361,7 +365,7 @@ private:
     void network(const Command& c, std::size_t ni, const std::string& name, const Token& at) {
         bool exec_flag = false, listen = false;
         for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
-            const std::string& a = c.words[i]->value;
+            std::string_view a = c.words[i]->value;
             if (a == "-e" || a == "-c" || a == "--exec" || a == "--sh-exec" || a.rfind("exec:", 0) == 0 ||
                 a.rfind("EXEC:", 0) == 0 || a.rfind("system:", 0) == 0 || a.rfind("SYSTEM:", 0) == 0 ||
                 a.find(",pty") != std::string::npos)
@@ -384,7 +388,7 @@ private:
         bool recursive = false;
         std::vector<const Token*> targets;
         for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
-            const std::string& a = c.words[i]->value;
+            std::string_view a = c.words[i]->value;
             if (a == "--no-preserve-root")
                 return out_.add("destructive.rm-root", "T003", Severity::Critical, at,
                                 "rm --no-preserve-root", "Delete only files under /workspace.");
@@ -401,18 +405,18 @@ private:
             "/sbin", "/lib", "/lib64", "/boot", "/var", "/home", "/root", "/opt", "/srv", "/dev", "/proc", "/sys",
             "/.", "/..", ".*", "/etc/*", "/usr/*", "/home/*", "/var/*"};
         for (const auto* t : targets) {
-            std::string v = t->value;
+            std::string v(t->value);
             while (v.size() > 1 && v.back() == '/') v.pop_back();
-            if (roots.count(v) || roots.count(t->value))
+            if (roots.count(v) || roots.count(std::string(t->value)))
                 return out_.add("destructive.rm-root", "T003", Severity::Critical, *t,
-                                "rm -r of a system or home directory: " + t->value,
+                                "rm -r of a system or home directory: " + std::string(t->value),
                                 "Delete only files under /workspace.");
         }
     }
 
     void dd(const Command& c, std::size_t ni, const std::string& name, const Token& at) {
         for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
-            std::string v = c.words[i]->value;
+            std::string v(c.words[i]->value);
             if (name == "dd" && v.rfind("of=", 0) != 0) continue;
             if (name == "dd") v = v.substr(3);
             if (v.rfind("/dev/", 0) == 0 && v != "/dev/null" && v != "/dev/stdout" && v != "/dev/stderr")
@@ -449,7 +453,7 @@ private:
             }
             if (self_calls >= 1 && spawn)
                 out_.add("sh.fork-bomb", "T003", Severity::Critical, n,
-                         "function '" + n.value + "' spawns copies of itself (fork bomb)",
+                         "function '" + std::string(n.value) + "' spawns copies of itself (fork bomb)",
                          "Do not write self-replicating functions; the pids limit will kill the run.");
         }
         infinite_spawn();
@@ -459,7 +463,7 @@ private:
     void infinite_spawn() {
         for (std::size_t i = 0; i + 2 < t_.size(); ++i) {
             if (t_[i].kind != TokenKind::Word || t_[i].value != "while") continue;
-            const std::string& cond = t_[i + 1].value;
+            std::string_view cond = t_[i + 1].value;
             if (cond != "true" && cond != ":" && cond != "1") continue;
             bool background = false, exits = false;
             for (std::size_t b = i + 2; b < t_.size() && b < i + 200; ++b) {

@@ -7,16 +7,24 @@
 // Tokenizers never fail: malformed input (unterminated strings, stray
 // bytes) becomes best-effort tokens, because the validator must give a
 // verdict on every input.
+//
+// Tokens do not own their text: it is a view into the source handed to the
+// tokenizer, which must outlive the TokenList. A decoded value is a view
+// into the source too when decoding changed nothing (most strings and
+// words), and otherwise into storage owned by the TokenList. Copying a
+// token is therefore cheap, and tokenizing allocates a few blocks instead
+// of a string per token.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <string>
+#include <memory>
 #include <string_view>
 #include <vector>
 
 namespace kiln::security {
 
-enum class TokenKind {
+enum class TokenKind : std::uint8_t {
     Identifier,  // Python/JS names and keywords
     Number,
     String,      // value holds the decoded literal
@@ -28,20 +36,45 @@ enum class TokenKind {
 
 struct Token {
     TokenKind kind = TokenKind::Other;
-    std::string text;   // the source text of the token
-    std::string value;  // decoded value of strings and shell words; empty for other kinds
-    int line = 1;       // 1-based
-    int column = 1;     // 1-based, in bytes
     // Shell words: true when any part came from an expansion ($x, $(...),
     // `...`), i.e. the word's real value is not known statically.
     bool dynamic = false;
     // JS template literal or Python f-string with interpolations.
     bool interpolated = false;
+    int line = 1;             // 1-based
+    int column = 1;           // 1-based, in bytes
+    std::string_view text;    // the source text of the token
+    std::string_view value;   // decoded value of strings and shell words; empty for other kinds
 };
 
-std::vector<Token> tokenize_python(std::string_view code);
-std::vector<Token> tokenize_shell(std::string_view code);
-std::vector<Token> tokenize_javascript(std::string_view code);
+// Append-only storage for decoded values. Blocks never move, so views
+// handed out stay valid as more is stored, and when the arena is moved.
+class TextArena {
+public:
+    std::string_view store(std::string_view s);
+
+private:
+    static constexpr std::size_t kBlock = 16 * 1024;
+    std::vector<std::unique_ptr<char[]>> blocks_;
+    char* free_ = nullptr;
+    std::size_t left_ = 0;
+};
+
+// The tokens of one input, and the decoded values they point to.
+struct TokenList {
+    std::vector<Token> tokens;
+    TextArena decoded;
+
+    std::size_t size() const { return tokens.size(); }
+    bool empty() const { return tokens.empty(); }
+    const Token& operator[](std::size_t i) const { return tokens[i]; }
+    auto begin() const { return tokens.begin(); }
+    auto end() const { return tokens.end(); }
+};
+
+TokenList tokenize_python(std::string_view code);
+TokenList tokenize_shell(std::string_view code);
+TokenList tokenize_javascript(std::string_view code);
 
 const char* to_string(TokenKind k);
 

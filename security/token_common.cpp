@@ -1,5 +1,27 @@
 #include "security/token_common.hpp"
 
+#include <cstring>
+
+namespace kiln::security {
+
+std::string_view TextArena::store(std::string_view s) {
+    if (s.empty()) return {};
+    if (s.size() > left_) {
+        // A value larger than a block gets a block of its own.
+        std::size_t size = s.size() > kBlock ? s.size() : kBlock;
+        blocks_.push_back(std::make_unique_for_overwrite<char[]>(size));
+        free_ = blocks_.back().get();
+        left_ = size;
+    }
+    char* at = free_;
+    std::memcpy(at, s.data(), s.size());
+    free_ += s.size();
+    left_ -= s.size();
+    return {at, s.size()};
+}
+
+}  // namespace kiln::security
+
 namespace kiln::security::detail {
 
 void append_utf8(std::string& out, unsigned long cp) {
@@ -85,24 +107,12 @@ bool decode_escape(Cursor& c, std::string& out, bool octal) {
     return true;
 }
 
-void append_shifted(std::vector<Token>& out, std::vector<Token> inner, int line, int column) {
-    for (auto& t : inner) {
+void append_shifted(std::vector<Token>& out, const std::vector<Token>& inner, int line, int column) {
+    for (Token t : inner) {
         if (t.line == 1) t.column += column - 1;
         t.line += line - 1;
-        out.push_back(std::move(t));
+        out.push_back(t);
     }
-}
-
-Token make_token(TokenKind kind, std::string text, std::string value, int line, int column) {
-    Token t;
-    t.kind = kind;
-    t.text = std::move(text);
-    // Only strings and shell words have a value different from their text;
-    // leaving it empty elsewhere halves the allocations of a large input.
-    if (kind == TokenKind::String || kind == TokenKind::Word) t.value = std::move(value);
-    t.line = line;
-    t.column = column;
-    return t;
 }
 
 }  // namespace kiln::security::detail

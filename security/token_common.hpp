@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -9,7 +10,9 @@
 
 namespace kiln::security::detail {
 
-// A cursor over the source that tracks 1-based line and column.
+// A cursor over the source that tracks 1-based line and column. The
+// column is derived from where the current line starts, so moving over
+// bytes only has to notice newlines.
 class Cursor {
 public:
     explicit Cursor(std::string_view src) : src_(src) {}
@@ -23,24 +26,38 @@ public:
         char c = src_[pos_++];
         if (c == '\n') {
             ++line_;
-            col_ = 1;
-        } else {
-            ++col_;
+            line_start_ = pos_;
         }
         return c;
     }
     void skip(std::size_t n) {
         for (std::size_t i = 0; i < n && !done(); ++i) get();
     }
+    // Moves forward to `to` (at most the end), counting the lines passed.
+    void advance_to(std::size_t to) {
+        if (to > src_.size()) to = src_.size();
+        while (pos_ < to) {
+            const void* nl = std::memchr(src_.data() + pos_, '\n', to - pos_);
+            if (!nl) {
+                pos_ = to;
+                return;
+            }
+            pos_ = static_cast<std::size_t>(static_cast<const char*>(nl) - src_.data()) + 1;
+            ++line_;
+            line_start_ = pos_;
+        }
+    }
     std::size_t pos() const { return pos_; }
     int line() const { return line_; }
-    int col() const { return col_; }
+    int col() const { return static_cast<int>(pos_ - line_start_) + 1; }
     std::string_view slice(std::size_t from) const { return src_.substr(from, pos_ - from); }
+    std::string_view source() const { return src_; }
 
 private:
     std::string_view src_;
     std::size_t pos_ = 0;
-    int line_ = 1, col_ = 1;
+    std::size_t line_start_ = 0;
+    int line_ = 1;
 };
 
 inline bool is_ident_start(char c) {
@@ -65,10 +82,26 @@ void append_utf8(std::string& out, unsigned long cp);
 // caller keeps it literally).
 bool decode_escape(Cursor& c, std::string& out, bool octal);
 
-// Moves tokens of an embedded expression (f-string / template `${}`) into
+// Appends tokens of an embedded expression (f-string / template `${}`) to
 // `out`, shifting their positions to where the expression starts.
-void append_shifted(std::vector<Token>& out, std::vector<Token> inner, int line, int column);
+void append_shifted(std::vector<Token>& out, const std::vector<Token>& inner, int line, int column);
 
-Token make_token(TokenKind kind, std::string text, std::string value, int line, int column);
+// Only strings and shell words keep a value: it is what the rules read
+// instead of the text for those kinds.
+inline Token make_token(TokenKind kind, std::string_view text, std::string_view value, int line, int column) {
+    Token t;
+    t.kind = kind;
+    t.text = text;
+    if (kind == TokenKind::String || kind == TokenKind::Word) t.value = value;
+    t.line = line;
+    t.column = column;
+    return t;
+}
+
+// A decoded value: the view into the source when decoding changed nothing,
+// else a copy kept in the arena.
+inline std::string_view keep(std::string_view decoded, std::string_view source_slice, TextArena& arena) {
+    return decoded == source_slice ? source_slice : arena.store(decoded);
+}
 
 }  // namespace kiln::security::detail

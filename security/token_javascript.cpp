@@ -3,6 +3,9 @@
 // emitted right after the template. A '/' starts a regular expression when
 // the previous token cannot end an expression, the usual heuristic; regex
 // bodies are Other tokens so their text never reads as a path or a call.
+#include <optional>
+#include <string>
+
 #include "security/token_common.hpp"
 
 namespace kiln::security {
@@ -13,7 +16,7 @@ using detail::Cursor;
 
 constexpr int kMaxNesting = 8;
 
-std::vector<Token> tokenize(std::string_view code, int depth);
+void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena);
 
 bool is_js_ident_start(char ch) { return detail::is_ident_start(ch) || ch == '$'; }
 bool is_js_ident_char(char ch) { return detail::is_ident_char(ch) || ch == '$'; }
@@ -44,12 +47,34 @@ bool regex_allowed(const std::vector<Token>& out) {
 struct Lexer {
     Cursor c;
     int depth;
-    std::vector<Token> out;
+    std::vector<Token>& out;
+    TextArena& arena;
 
-    Lexer(std::string_view code, int d) : c(code), depth(d) { out.reserve(code.size() / 3 + 16); }
+    Lexer(std::string_view code, int d, std::vector<Token>& o, TextArena& a) : c(code), depth(d), out(o), arena(a) {
+        out.reserve(out.size() + code.size() / 3 + 16);
+    }
+
+    // Length of a literal body with nothing to decode, stopping at any of
+    // `stops`, or nothing when a backslash comes first.
+    std::optional<std::size_t> plain_run(std::string_view stops) const {
+        std::string_view src = c.source();
+        for (std::size_t i = c.pos(); i < src.size(); ++i) {
+            if (src[i] == '\\') return std::nullopt;
+            if (stops.find(src[i]) != std::string_view::npos) return i - c.pos();
+        }
+        return src.size() - c.pos();
+    }
 
     void quoted_string(int line, int col, std::size_t start) {
         const char q = c.get();
+        const char stops[] = {q, '\n'};
+        if (auto n = plain_run(std::string_view(stops, 2))) {
+            std::string_view value = c.source().substr(c.pos(), *n);
+            c.advance_to(c.pos() + *n);
+            if (c.peek() == q) c.get();
+            out.push_back(detail::make_token(TokenKind::String, c.slice(start), value, line, col));
+            return;
+        }
         std::string value;
         while (!c.done() && c.peek() != q && c.peek() != '\n') {
             if (c.peek() == '\\') {
@@ -65,38 +90,40 @@ struct Lexer {
             value += c.get();
         }
         if (c.peek() == q) c.get();
-        out.push_back(detail::make_token(TokenKind::String, std::string(c.slice(start)), value, line, col));
+        out.push_back(detail::make_token(TokenKind::String, c.slice(start), arena.store(value), line, col));
     }
 
-    // The text of a ${...} expression; the cursor is just past "${".
-    std::string template_expr() {
-        std::string expr;
+    // The text of a ${...} expression (a slice of the source); the cursor
+    // is just past "${".
+    std::string_view template_expr() {
+        const std::size_t start = c.pos();
         int nest = 0;
         while (!c.done()) {
             char ch = c.peek();
             if (ch == '}' && nest == 0) {
+                std::string_view expr = c.slice(start);
                 c.get();
-                break;
+                return expr;
             }
             if (ch == '{') ++nest;
             if (ch == '}') --nest;
             if (ch == '\'' || ch == '"' || ch == '`') {
                 char q = c.get();
-                expr += q;
                 while (!c.done() && c.peek() != q) {
-                    if (c.peek() == '\\') expr += c.get();
-                    if (!c.done()) expr += c.get();
+                    if (c.peek() == '\\') c.get();
+                    if (!c.done()) c.get();
                 }
-                if (!c.done()) expr += c.get();
+                if (!c.done()) c.get();
                 continue;
             }
-            expr += c.get();
+            c.get();
         }
-        return expr;
+        return c.slice(start);
     }
 
     void template_literal(int line, int col, std::size_t start) {
         c.get();  // `
+        if (plain_template(line, col, start)) return;
         std::string value;
         std::vector<Token> embedded;
         bool interpolated = false;
@@ -109,18 +136,38 @@ struct Lexer {
             if (c.peek() == '$' && c.peek(1) == '{') {
                 c.skip(2);
                 int el = c.line(), ec = c.col();
-                std::string expr = template_expr();
+                std::string_view expr = template_expr();
                 interpolated = true;
-                if (depth < kMaxNesting) detail::append_shifted(embedded, tokenize(expr, depth + 1), el, ec);
+                if (depth < kMaxNesting) {
+                    std::vector<Token> inner;
+                    tokenize(expr, depth + 1, inner, arena);
+                    detail::append_shifted(embedded, inner, el, ec);
+                }
                 continue;
             }
             value += c.get();
         }
         if (!c.done()) c.get();
-        Token t = detail::make_token(TokenKind::String, std::string(c.slice(start)), value, line, col);
+        Token t = detail::make_token(TokenKind::String, c.slice(start), arena.store(value), line, col);
         t.interpolated = interpolated;
-        out.push_back(std::move(t));
-        for (auto& e : embedded) out.push_back(std::move(e));
+        out.push_back(t);
+        out.insert(out.end(), embedded.begin(), embedded.end());
+    }
+
+    // A template with no escape and no ${...}: its value is its body. The
+    // cursor is just past the opening backtick; false leaves it there.
+    bool plain_template(int line, int col, std::size_t start) {
+        std::string_view src = c.source();
+        std::size_t i = c.pos();
+        while (i < src.size() && src[i] != '`') {
+            if (src[i] == '\\' || (src[i] == '$' && i + 1 < src.size() && src[i + 1] == '{')) return false;
+            ++i;
+        }
+        std::string_view value = src.substr(c.pos(), i - c.pos());
+        c.advance_to(i);
+        if (!c.done()) c.get();
+        out.push_back(detail::make_token(TokenKind::String, c.slice(start), value, line, col));
+        return true;
     }
 
     void regex(int line, int col, std::size_t start) {
@@ -139,8 +186,7 @@ struct Lexer {
             }
         }
         while (!c.done() && is_js_ident_char(c.peek())) c.get();  // flags
-        std::string text(c.slice(start));
-        out.push_back(detail::make_token(TokenKind::Other, std::move(text), {}, line, col));
+        out.push_back(detail::make_token(TokenKind::Other, c.slice(start), {}, line, col));
     }
 
     void run() {
@@ -166,34 +212,33 @@ struct Lexer {
                 regex(line, col, start);
             } else if (is_js_ident_start(ch)) {
                 while (!c.done() && is_js_ident_char(c.peek())) c.get();
-                std::string text(c.slice(start));
-                out.push_back(detail::make_token(TokenKind::Identifier, std::move(text), {}, line, col));
+                out.push_back(detail::make_token(TokenKind::Identifier, c.slice(start), {}, line, col));
             } else if (detail::is_digit(ch) || (ch == '.' && detail::is_digit(c.peek(1)))) {
                 while (!c.done() && (is_js_ident_char(c.peek()) || c.peek() == '.')) c.get();
-                std::string text(c.slice(start));
-                out.push_back(detail::make_token(TokenKind::Number, std::move(text), {}, line, col));
+                out.push_back(detail::make_token(TokenKind::Number, c.slice(start), {}, line, col));
             } else if (ch == '?' && c.peek(1) == '.' && !detail::is_digit(c.peek(2))) {
                 c.skip(2);
                 out.push_back(detail::make_token(TokenKind::Operator, "?.", ".", line, col));
             } else {
                 c.get();
-                std::string text(1, ch);
                 unsigned char u = static_cast<unsigned char>(ch);
                 TokenKind kind = (u < 0x20 || u == 0x7f) ? TokenKind::Other : TokenKind::Operator;
-                out.push_back(detail::make_token(kind, std::move(text), {}, line, col));
+                out.push_back(detail::make_token(kind, c.slice(start), {}, line, col));
             }
         }
     }
 };
 
-std::vector<Token> tokenize(std::string_view code, int depth) {
-    Lexer lx(code, depth);
-    lx.run();
-    return std::move(lx.out);
+void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena) {
+    Lexer(code, depth, out, arena).run();
 }
 
 }  // namespace
 
-std::vector<Token> tokenize_javascript(std::string_view code) { return tokenize(code, 0); }
+TokenList tokenize_javascript(std::string_view code) {
+    TokenList list;
+    tokenize(code, 0, list.tokens, list.decoded);
+    return list;
+}
 
 }  // namespace kiln::security

@@ -1,6 +1,9 @@
 // Python tokenizer: enough of the lexical grammar to tell code from strings
 // and comments. Indentation is kept as the column of each logical line's
 // first token, which the rules use to find loop bodies.
+#include <optional>
+#include <string>
+
 #include "security/token_common.hpp"
 
 namespace kiln::security {
@@ -11,7 +14,7 @@ using detail::Cursor;
 
 constexpr int kMaxNesting = 8;  // f-strings inside f-string expressions
 
-std::vector<Token> tokenize(std::string_view code, int depth);
+void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena);
 
 bool is_string_prefix(std::string_view p) {
     if (p.size() > 2) return false;
@@ -27,35 +30,53 @@ bool has(std::string_view prefix, char lower) {
 }
 
 // Reads a "{expr}" inside an f-string; the cursor is just past the '{'.
-// Returns the expression text, stopping at the matching '}'.
-std::string read_fstring_expr(Cursor& c, char quote) {
-    std::string expr;
+// Returns the expression text (a slice of the source), stopping at the
+// matching '}'.
+std::string_view read_fstring_expr(Cursor& c, char quote) {
+    const std::size_t start = c.pos();
     int nest = 0;
     while (!c.done()) {
         char ch = c.peek();
         if (ch == '}' && nest == 0) {
+            std::string_view expr = c.slice(start);
             c.get();
-            break;
+            return expr;
         }
         if (ch == '\n' && quote != 0) break;
         if (ch == '{' || ch == '(' || ch == '[') ++nest;
         if ((ch == '}' || ch == ')' || ch == ']') && nest > 0) --nest;
-        expr += c.get();
+        c.get();
     }
-    return expr;
+    return c.slice(start);
 }
 
-struct StringLit {
-    Token tok;
-    std::vector<Token> embedded;  // tokens of f-string expressions
+// Where a literal's body ends when it holds nothing to decode: no
+// backslash, and no brace in an f-string. Returns the end of the body and
+// the length of the closing quotes (0 when unterminated), or nothing when
+// the body needs decoding.
+struct PlainEnd {
+    std::size_t end;
+    std::size_t close;
 };
+std::optional<PlainEnd> plain_body_end(std::string_view src, std::size_t from, char q, bool triple, bool fmt) {
+    for (std::size_t i = from; i < src.size(); ++i) {
+        const char ch = src[i];
+        if (ch == q) {
+            if (!triple) return PlainEnd{i, 1};
+            if (i + 2 < src.size() && src[i + 1] == q && src[i + 2] == q) return PlainEnd{i, 3};
+        } else if (ch == '\\' || (fmt && (ch == '{' || ch == '}'))) {
+            return std::nullopt;
+        } else if (ch == '\n' && !triple) {
+            return PlainEnd{i, 0};
+        }
+    }
+    return PlainEnd{src.size(), 0};
+}
 
-StringLit read_string(Cursor& c, std::string_view prefix, int line, int col, std::size_t start, int depth) {
-    StringLit s;
-    const bool raw = has(prefix, 'r'), fmt = has(prefix, 'f');
-    const char q = c.get();
-    const bool triple = c.peek() == q && c.peek(1) == q;
-    if (triple) c.skip(2);
+// The general case: escapes, line continuations, f-string braces. The
+// tokens of f-string expressions go to `embedded`.
+std::string decode_body(Cursor& c, char q, bool triple, bool raw, bool fmt, int depth, bool& interpolated,
+                        std::vector<Token>& embedded, TextArena& arena) {
     std::string value;
     while (!c.done()) {
         char ch = c.peek();
@@ -89,17 +110,41 @@ StringLit read_string(Cursor& c, std::string_view prefix, int line, int col, std
                 continue;
             }
             int el = c.line(), ec = c.col();
-            std::string expr = read_fstring_expr(c, triple ? 0 : q);
-            s.tok.interpolated = true;
-            if (depth < kMaxNesting) detail::append_shifted(s.embedded, tokenize(expr, depth + 1), el, ec);
+            std::string_view expr = read_fstring_expr(c, triple ? 0 : q);
+            interpolated = true;
+            if (depth < kMaxNesting) {
+                std::vector<Token> inner;
+                tokenize(expr, depth + 1, inner, arena);
+                detail::append_shifted(embedded, inner, el, ec);
+            }
             continue;
         }
         value += c.get();
     }
-    bool interpolated = s.tok.interpolated;
-    s.tok = detail::make_token(TokenKind::String, std::string(c.slice(start)), std::move(value), line, col);
-    s.tok.interpolated = interpolated;
-    return s;
+    return value;
+}
+
+// Appends the string token, then the tokens of its f-string expressions.
+void read_string(Cursor& c, std::string_view prefix, int line, int col, std::size_t start, int depth,
+                 std::vector<Token>& out, TextArena& arena) {
+    const bool raw = has(prefix, 'r'), fmt = has(prefix, 'f');
+    const char q = c.get();
+    const bool triple = c.peek() == q && c.peek(1) == q;
+    if (triple) c.skip(2);
+    const std::size_t body = c.pos();
+    if (auto plain = plain_body_end(c.source(), body, q, triple, fmt)) {
+        c.advance_to(plain->end + plain->close);
+        std::string_view value = c.source().substr(body, plain->end - body);
+        out.push_back(detail::make_token(TokenKind::String, c.slice(start), value, line, col));
+        return;
+    }
+    bool interpolated = false;
+    std::vector<Token> embedded;
+    std::string value = decode_body(c, q, triple, raw, fmt, depth, interpolated, embedded, arena);
+    Token tok = detail::make_token(TokenKind::String, c.slice(start), arena.store(value), line, col);
+    tok.interpolated = interpolated;
+    out.push_back(tok);
+    out.insert(out.end(), embedded.begin(), embedded.end());
 }
 
 // Digits, letters (0x, 1e5, 3j), '_', '.', and a sign right after an exponent.
@@ -110,16 +155,16 @@ void read_number(Cursor& c) {
     }
 }
 
-std::vector<Token> tokenize(std::string_view code, int depth) {
-    std::vector<Token> out;
+void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena) {
+    const std::size_t first = out.size();  // tokens before ours belong to the caller
     Cursor c(code);
     // One allocation up front: growing a vector of tokens past the mmap
     // threshold re-faults fresh pages on every call (measured: most of the
     // tokenizer's time on 10 KB inputs).
-    out.reserve(code.size() / 3 + 16);
+    out.reserve(first + code.size() / 3 + 16);
     int brackets = 0;
     auto push_newline = [&](int line, int col) {
-        if (!out.empty() && out.back().kind != TokenKind::Newline)
+        if (out.size() > first && out.back().kind != TokenKind::Newline)
             out.push_back(detail::make_token(TokenKind::Newline, "\n", "\n", line, col));
     };
     while (!c.done()) {
@@ -136,41 +181,38 @@ std::vector<Token> tokenize(std::string_view code, int depth) {
         } else if (ch == '#') {
             while (!c.done() && c.peek() != '\n') c.get();
         } else if (ch == '"' || ch == '\'') {
-            StringLit s = read_string(c, "", line, col, start, depth);
-            out.push_back(std::move(s.tok));
-            for (auto& t : s.embedded) out.push_back(std::move(t));
+            read_string(c, "", line, col, start, depth, out, arena);
         } else if (detail::is_ident_start(ch)) {
             while (!c.done() && detail::is_ident_char(c.peek())) c.get();
             std::string_view word = c.slice(start);
             if ((c.peek() == '"' || c.peek() == '\'') && is_string_prefix(word)) {
-                StringLit s = read_string(c, word, line, col, start, depth);
-                out.push_back(std::move(s.tok));
-                for (auto& t : s.embedded) out.push_back(std::move(t));
+                read_string(c, word, line, col, start, depth, out, arena);
             } else {
-                out.push_back(detail::make_token(TokenKind::Identifier, std::string(word), {}, line, col));
+                out.push_back(detail::make_token(TokenKind::Identifier, word, {}, line, col));
             }
         } else if (detail::is_digit(ch) || (ch == '.' && detail::is_digit(c.peek(1)))) {
             read_number(c);
-            std::string text(c.slice(start));
-            out.push_back(detail::make_token(TokenKind::Number, std::move(text), {}, line, col));
+            out.push_back(detail::make_token(TokenKind::Number, c.slice(start), {}, line, col));
         } else {
             c.get();
             if (ch == '*' && c.peek() == '*') c.get();
             if (ch == '(' || ch == '[' || ch == '{') ++brackets;
             if ((ch == ')' || ch == ']' || ch == '}') && brackets > 0) --brackets;
-            std::string text(c.slice(start));
             unsigned char u = static_cast<unsigned char>(ch);
             TokenKind kind = (u < 0x20 || u == 0x7f) ? TokenKind::Other : TokenKind::Operator;
-            out.push_back(detail::make_token(kind, std::move(text), {}, line, col));
+            out.push_back(detail::make_token(kind, c.slice(start), {}, line, col));
         }
     }
     push_newline(c.line(), c.col());
-    return out;
 }
 
 }  // namespace
 
-std::vector<Token> tokenize_python(std::string_view code) { return tokenize(code, 0); }
+TokenList tokenize_python(std::string_view code) {
+    TokenList list;
+    tokenize(code, 0, list.tokens, list.decoded);
+    return list;
+}
 
 const char* to_string(TokenKind k) {
     switch (k) {

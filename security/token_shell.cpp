@@ -5,6 +5,8 @@
 // ($x, ${x}, $(...), `...`) mark the word dynamic; the commands inside a
 // command substitution are tokenized too and emitted as commands of their
 // own after the command that contains them.
+#include <string>
+
 #include "security/token_common.hpp"
 
 namespace kiln::security {
@@ -15,55 +17,70 @@ using detail::Cursor;
 
 constexpr int kMaxNesting = 8;
 
-std::vector<Token> tokenize(std::string_view code, int depth);
+void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena);
 
 bool is_meta(char ch) {
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '|' || ch == '&' || ch == ';' ||
            ch == '(' || ch == ')' || ch == '<' || ch == '>';
 }
 
+// Bytes that end a plain word or need decoding in one.
+bool is_plain_word_char(char ch) {
+    return !is_meta(ch) && ch != '\'' && ch != '"' && ch != '$' && ch != '`' && ch != '\\';
+}
+
 struct Lexer {
     Cursor c;
     int depth;
-    std::vector<Token> out;
+    std::vector<Token>& out;
+    TextArena& arena;
     std::vector<Token> pending;  // commands found inside substitutions
     std::vector<std::string> heredoc_delims;
+    std::string scratch;  // a word's value while it is decoded
 
-    Lexer(std::string_view code, int d) : c(code), depth(d) { out.reserve(code.size() / 3 + 16); }
+    Lexer(std::string_view code, int d, std::vector<Token>& o, TextArena& a) : c(code), depth(d), out(o), arena(a) {
+        out.reserve(out.size() + code.size() / 3 + 16);
+    }
 
     // Reads up to the matching close of an opener already consumed
-    // ("$(" or "`"), honouring quotes; returns the inner text.
-    std::string read_balanced(char open, char close) {
-        std::string inner;
+    // ("$(" or "`"), honouring quotes; returns the inner text, a slice of
+    // the source.
+    std::string_view read_balanced(char open, char close) {
+        const std::size_t start = c.pos();
         int nest = 0;
         while (!c.done()) {
             char ch = c.peek();
             if (ch == '\\') {
-                inner += c.get();
-                if (!c.done()) inner += c.get();
+                c.get();
+                if (!c.done()) c.get();
                 continue;
             }
             if (ch == '\'' && open != '`') {
-                inner += c.get();
-                while (!c.done() && c.peek() != '\'') inner += c.get();
-                if (!c.done()) inner += c.get();
+                c.get();
+                while (!c.done() && c.peek() != '\'') c.get();
+                if (!c.done()) c.get();
                 continue;
             }
             if (ch == close && nest == 0) {
+                std::string_view inner = c.slice(start);
                 c.get();
-                break;
+                return inner;
             }
             if (open != close && ch == open) ++nest;
             if (open != close && ch == close) --nest;
-            inner += c.get();
+            c.get();
         }
-        return inner;
+        return c.slice(start);
     }
 
     void substitution(char open, char close) {
         int line = c.line(), col = c.col();
-        std::string inner = read_balanced(open, close);
-        if (depth < kMaxNesting) detail::append_shifted(pending, tokenize(inner, depth + 1), line, col);
+        std::string_view inner = read_balanced(open, close);
+        if (depth < kMaxNesting) {
+            std::vector<Token> tokens;
+            tokenize(inner, depth + 1, tokens, arena);
+            detail::append_shifted(pending, tokens, line, col);
+        }
     }
 
     // Handles '$' inside a word (quoted or not). Returns true when the
@@ -156,7 +173,19 @@ struct Lexer {
     void word() {
         Token tok = detail::make_token(TokenKind::Word, "", "", c.line(), c.col());
         std::size_t start = c.pos();
-        std::string value;
+        // Most words (ls, -la, /workspace/out) have nothing to decode: the
+        // value is the text.
+        std::string_view src = c.source();
+        std::size_t plain_end = start;
+        while (plain_end < src.size() && is_plain_word_char(src[plain_end])) ++plain_end;
+        if (plain_end == src.size() || is_meta(src[plain_end])) {
+            c.advance_to(plain_end);
+            tok.text = tok.value = c.slice(start);
+            if (!tok.text.empty()) out.push_back(tok);
+            return;
+        }
+        std::string& value = scratch;
+        value.clear();
         while (!c.done() && !is_meta(c.peek())) {
             char ch = c.peek();
             if (ch == '\'') {
@@ -185,17 +214,17 @@ struct Lexer {
                 value += c.get();
             }
         }
-        tok.text = std::string(c.slice(start));
-        tok.value = std::move(value);
+        tok.text = c.slice(start);
+        tok.value = detail::keep(value, tok.text, arena);
         // A word that was nothing but $IFS keeps its text so the rules can
         // still see the obfuscation.
-        if (!tok.text.empty()) out.push_back(std::move(tok));
+        if (!tok.text.empty()) out.push_back(tok);
     }
 
     void flush_pending(int line, int col) {
         if (pending.empty()) return;
         out.push_back(detail::make_token(TokenKind::Newline, "\n", "\n", line, col));
-        for (auto& t : pending) out.push_back(std::move(t));
+        out.insert(out.end(), pending.begin(), pending.end());
         pending.clear();
         out.push_back(detail::make_token(TokenKind::Newline, "\n", "\n", line, col));
     }
@@ -206,7 +235,8 @@ struct Lexer {
         for (const auto& delim : heredoc_delims) {
             int line = c.line(), col = c.col();
             std::size_t start = c.pos();
-            std::string body;
+            // The body is every line before the delimiter's: one slice.
+            std::size_t body_end = start;
             while (!c.done()) {
                 std::size_t ls = c.pos();
                 while (!c.done() && c.peek() != '\n') c.get();
@@ -214,10 +244,10 @@ struct Lexer {
                 while (!l.empty() && l.front() == '\t') l.remove_prefix(1);
                 if (!c.done()) c.get();
                 if (l == delim) break;
-                body += std::string(c.slice(ls));
+                body_end = c.pos();
             }
-            Token t = detail::make_token(TokenKind::String, std::string(c.slice(start)), body, line, col);
-            out.push_back(std::move(t));
+            std::string_view body = c.source().substr(start, body_end - start);
+            out.push_back(detail::make_token(TokenKind::String, c.slice(start), body, line, col));
         }
         heredoc_delims.clear();
     }
@@ -236,18 +266,20 @@ struct Lexer {
         static constexpr std::string_view kOps[] = {"<<<", "<<-", "&>>", ";;&", "&&", "||", ";;", "|&", ">>", "<<",
                                                      ">&",  "<&",  "&>",  ">|",  "<>", "<(", ">("};
         int line = c.line(), col = c.col();
-        std::string text;
+        const std::size_t start = c.pos();
+        std::size_t len = 1;
         for (auto o : kOps) {
             if (c.starts_with(o)) {
-                text = std::string(o);
+                len = o.size();
                 break;
             }
         }
-        if (text.empty()) text = std::string(1, c.peek());
-        c.skip(text.size());
+        c.skip(len);
+        std::string_view text = c.slice(start);
         if (text == "<(" || text == ">(") {
             substitution('(', ')');
-            out.push_back(detail::make_token(TokenKind::Word, text + "...)", "", line, col));
+            std::string_view shown = text == "<(" ? "<(...)" : ">(...)";
+            out.push_back(detail::make_token(TokenKind::Word, shown, "", line, col));
             out.back().dynamic = true;
             return;
         }
@@ -255,7 +287,7 @@ struct Lexer {
                          text == "|&" || text == ")";
         if (separator) flush_pending(line, col);
         const bool heredoc = text == "<<" || text == "<<-";
-        out.push_back(detail::make_token(TokenKind::Operator, std::move(text), {}, line, col));
+        out.push_back(detail::make_token(TokenKind::Operator, text, {}, line, col));
         if (heredoc) heredoc_start();
     }
 
@@ -287,14 +319,16 @@ struct Lexer {
     }
 };
 
-std::vector<Token> tokenize(std::string_view code, int depth) {
-    Lexer lx(code, depth);
-    lx.run();
-    return std::move(lx.out);
+void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena) {
+    Lexer(code, depth, out, arena).run();
 }
 
 }  // namespace
 
-std::vector<Token> tokenize_shell(std::string_view code) { return tokenize(code, 0); }
+TokenList tokenize_shell(std::string_view code) {
+    TokenList list;
+    tokenize(code, 0, list.tokens, list.decoded);
+    return list;
+}
 
 }  // namespace kiln::security

@@ -10,7 +10,7 @@ std::size_t Walk::close_of(std::size_t open) const {
     int depth = 0;
     for (std::size_t i = open; i < t_.size(); ++i) {
         if (t_[i].kind != TokenKind::Operator) continue;
-        const std::string& s = t_[i].text;
+        std::string_view s = t_[i].text;
         if (s == "(" || s == "[" || s == "{") ++depth;
         if (s == ")" || s == "]" || s == "}") {
             if (--depth == 0) return i;
@@ -20,12 +20,13 @@ std::size_t Walk::close_of(std::size_t open) const {
 }
 
 std::string Walk::dotted(std::size_t i, std::size_t& end) const {
-    std::string name = t_[i].text;
+    std::string name(t_[i].text);
     end = i + 1;
     while (end + 1 < t_.size() && t_[end].kind == TokenKind::Operator &&
            (t_[end].text == "." || t_[end].text == "?.") &&
            t_[end + 1].kind == TokenKind::Identifier) {
-        name += "." + t_[end + 1].text;
+        name += '.';
+        name += t_[end + 1].text;
         end += 2;
     }
     return name;
@@ -56,7 +57,7 @@ std::optional<std::string> Walk::fold_term(std::size_t i, std::size_t& end, int&
     } else if (is(i, "chr") || (is(i, "String") && is(i + 2, "fromCharCode"))) {
         std::size_t k = is(i, "chr") ? i + 1 : i + 3;
         if (!is(k, "(") || !kind(k + 1, TokenKind::Number) || !is(k + 2, ")")) return std::nullopt;
-        long n = std::strtol(t_[k + 1].text.c_str(), nullptr, 0);
+        long n = std::strtol(std::string(t_[k + 1].text).c_str(), nullptr, 0);
         if (n <= 0 || n > 127) return std::nullopt;
         v = std::string(1, static_cast<char>(n));
         ++pieces;
@@ -118,7 +119,7 @@ std::optional<std::string> Walk::fold(std::size_t i, std::size_t* end, int* piec
     if (!v) return std::nullopt;
     // A constant followed by more expression ('x' + name, 'x' % y) is not constant.
     if (e < t_.size() && t_[e].kind == TokenKind::Operator) {
-        const std::string& s = t_[e].text;
+        std::string_view s = t_[e].text;
         if (s != "," && s != ")" && s != "]" && s != "}" && s != ";" && s != ":") return std::nullopt;
     } else if (e < t_.size() && t_[e].kind != TokenKind::Newline) {
         return std::nullopt;

@@ -59,9 +59,9 @@ std::optional<Finding> input_finding(std::string_view code, const Policy& policy
 std::vector<Finding> run_rules(Language language, std::string_view code, const Policy& policy) {
     detail::Findings out(policy);
     switch (language) {
-        case Language::Python: detail::rules_python(tokenize_python(code), out); break;
-        case Language::Shell: detail::rules_shell(tokenize_shell(code), out); break;
-        case Language::JavaScript: detail::rules_javascript(tokenize_javascript(code), out); break;
+        case Language::Python: detail::rules_python(tokenize_python(code).tokens, out); break;
+        case Language::Shell: detail::rules_shell(tokenize_shell(code).tokens, out); break;
+        case Language::JavaScript: detail::rules_javascript(tokenize_javascript(code).tokens, out); break;
     }
     // Rule passes run one after another; report in source order.
     std::stable_sort(out.list().begin(), out.list().end(), [](const Finding& a, const Finding& b) {

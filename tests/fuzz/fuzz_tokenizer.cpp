@@ -19,7 +19,7 @@ using namespace kiln::security;
 
 constexpr std::string_view kLanguage = KILN_STR(KILN_FUZZ_LANGUAGE);
 
-std::vector<Token> tokenize(Language lang, std::string_view code) {
+TokenList tokenize(Language lang, std::string_view code) {
     switch (lang) {
         case Language::Python: return tokenize_python(code);
         case Language::Shell: return tokenize_shell(code);

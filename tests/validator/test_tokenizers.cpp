@@ -7,13 +7,13 @@
 using namespace kiln::security;
 
 namespace {
-std::vector<std::string> values(const std::vector<Token>& ts, TokenKind kind) {
+std::vector<std::string> values(const TokenList& ts, TokenKind kind) {
     std::vector<std::string> out;
     for (const auto& t : ts)
-        if (t.kind == kind) out.push_back(t.value);
+        if (t.kind == kind) out.emplace_back(t.value);
     return out;
 }
-bool has_identifier(const std::vector<Token>& ts, const std::string& name) {
+bool has_identifier(const TokenList& ts, const std::string& name) {
     for (const auto& t : ts)
         if (t.kind == TokenKind::Identifier && t.text == name) return true;
     return false;
