@@ -2,6 +2,8 @@
 // the plumbing that turns a rule hit into a Finding.
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <cstdint>
 
 #include "common/text.hpp"
 #include "security/rules.hpp"
@@ -67,6 +69,59 @@ constexpr std::array<PathRule, 38> kPathRules{{
     {"/environ", Match::Suffix, "cred.proc-environ", "T005", Severity::High, "another process's environment", kCredHint},
 }};
 
+// The set of byte values in a string. A pattern can only occur in a value
+// that holds every byte of the pattern: one pass over the value rules most
+// patterns out without searching for them.
+class ByteSet {
+public:
+    constexpr ByteSet() = default;
+    constexpr explicit ByteSet(std::string_view s) {
+        for (char c : s) add(c);
+    }
+    constexpr void add(char c) {
+        auto u = static_cast<unsigned char>(c);
+        bits_[u >> 6] |= std::uint64_t{1} << (u & 63);
+    }
+    constexpr bool contains_all(const ByteSet& other) const {
+        for (std::size_t i = 0; i < bits_.size(); ++i)
+            if ((other.bits_[i] & ~bits_[i]) != 0) return false;
+        return true;
+    }
+
+private:
+    std::array<std::uint64_t, 4> bits_{};
+};
+
+constexpr std::array<ByteSet, kPathRules.size()> kPathRuleBytes = [] {
+    std::array<ByteSet, kPathRules.size()> out{};
+    for (std::size_t i = 0; i < kPathRules.size(); ++i) out[i] = ByteSet(kPathRules[i].pattern);
+    return out;
+}();
+
+// How rarely a byte appears in code, roughly: path punctuation is
+// everywhere, letters go by English frequency, anything else is rare.
+constexpr int rarity(char c) {
+    constexpr std::string_view kLettersByFrequency = "etaoinsrhldcumfpgwybvkxjqz";
+    if (c == '/' || c == '.' || c == '_' || c == '-') return 0;
+    auto at = kLettersByFrequency.find(c);
+    return at == std::string_view::npos ? 27 : static_cast<int>(at) + 1;
+}
+
+// For each byte, the rules whose rarest pattern byte it is, as a mask of
+// rule indexes. A value can only match the rules keyed by one of its own
+// bytes; the rarest byte keeps that candidate set small.
+static_assert(kPathRules.size() <= 64, "rule masks are 64 bits");
+constexpr std::array<std::uint64_t, 256> kRulesByKeyByte = [] {
+    std::array<std::uint64_t, 256> out{};
+    for (std::size_t i = 0; i < kPathRules.size(); ++i) {
+        char key = kPathRules[i].pattern[0];
+        for (char c : kPathRules[i].pattern)
+            if (rarity(c) > rarity(key)) key = c;
+        out[static_cast<unsigned char>(key)] |= std::uint64_t{1} << i;
+    }
+    return out;
+}();
+
 bool matches(const PathRule& r, std::string_view v) {
     switch (r.match) {
         case Match::Contains: return v.find(r.pattern) != std::string_view::npos;
@@ -110,11 +165,18 @@ void check_sensitive_string(const Token& tok, std::string_view value, Findings& 
     // Strings longer than any path are data (a CSV blob, a prompt), not
     // a path an open() would take.
     if (value.empty() || value.size() > 4096) return;
-    // Every pattern holds '/', '.' or '_'; most words and strings hold none
-    // of them, and this check runs on all of them.
-    if (value.find_first_of("/._") == std::string_view::npos) return;
-    for (const auto& r : kPathRules) {
-        if (!matches(r, value)) continue;
+    // This runs on every string and word: one pass over the value finds the
+    // few rules it could match, in rule order, before any pattern search.
+    ByteSet bytes;
+    std::uint64_t candidates = 0;
+    for (char c : value) {
+        bytes.add(c);
+        candidates |= kRulesByKeyByte[static_cast<unsigned char>(c)];
+    }
+    for (; candidates != 0; candidates &= candidates - 1) {
+        const auto i = static_cast<std::size_t>(std::countr_zero(candidates));
+        const PathRule& r = kPathRules[i];
+        if (!bytes.contains_all(kPathRuleBytes[i]) || !matches(r, value)) continue;
         if (std::string_view(r.rule) == "cred.proc-environ" && !is_proc_environ(value)) continue;
         out.add(r.rule, r.threat, r.severity, tok, std::string(r.message) + ": " + std::string(value.substr(0, 120)),
                 r.hint);

@@ -18,17 +18,32 @@ constexpr const char* kHostHint = "Code in Kiln cannot reach the host or the ker
 constexpr const char* kNetHint = "The sandbox has no network; read inputs from files in /workspace.";
 constexpr const char* kPrivHint = "Everything runs as an unprivileged user; do the work without root.";
 
+// Names and operators are views into the tokens' text and values.
 struct Command {
     std::vector<const Token*> words;      // command name and arguments
     std::vector<const Token*> redirects;  // targets of < > >> etc., with their operator before
-    std::vector<std::string> redirect_ops;
+    std::vector<std::string_view> redirect_ops;
     const Token* heredoc = nullptr;
     bool piped_in = false;   // stdin comes from a pipe
-    std::string pipe_source; // name of the previous command in the pipeline
+    std::string_view pipe_source;  // name of the previous command in the pipeline
     bool pipeline_decodes = false;  // an earlier stage decodes (base64 -d, xxd -r) or downloads
     bool background = false; // ends with &
     std::size_t ni = 0;      // index of the command name in words (after env, nohup...)
-    std::string name;        // its basename; empty when there is none
+    std::string_view name;   // its basename; empty when there is none
+
+    // Ready for the next command, keeping the vectors' storage.
+    void reset() {
+        words.clear();
+        redirects.clear();
+        redirect_ops.clear();
+        heredoc = nullptr;
+        piped_in = false;
+        pipe_source = {};
+        pipeline_decodes = false;
+        background = false;
+        ni = 0;
+        name = {};
+    }
 };
 
 // The part after the last '/': a view into `path`.
@@ -65,14 +80,14 @@ bool is_option_or_number(std::string_view v) {
 }
 
 // Words that run the next word as the command.
-bool is_wrapper(const std::string& name) {
-    static const std::unordered_set<std::string> w = {"env", "nohup", "exec", "command", "builtin", "time", "nice",
+bool is_wrapper(std::string_view name) {
+    static const std::unordered_set<std::string_view> w = {"env", "nohup", "exec", "command", "builtin", "time", "nice",
                                             "ionice", "stdbuf", "setsid", "xargs", "timeout", "then", "do",
                                             "else", "elif", "if", "while", "until", "!", "{", "busybox"};
     return w.count(name) > 0;
 }
 
-bool is_shell(const std::string& name) {
+bool is_shell(std::string_view name) {
     return name == "sh" || name == "bash" || name == "dash" || name == "zsh" || name == "ksh" || name == "ash" ||
            name == "busybox";
 }
@@ -83,13 +98,14 @@ public:
 
     void run() {
         fork_bomb();
-        std::vector<Command> commands = split();
-        for (const auto& c : commands) command(c);
+        split_and_judge();
     }
 
 private:
-    std::vector<Command> split() {
-        std::vector<Command> cmds;
+    // Cuts the tokens into commands and judges each as soon as it ends
+    // (splitting has no side effect, so findings come in the same order as
+    // splitting everything first). One Command is reused throughout.
+    void split_and_judge() {
         Command cur;
         bool prev_decodes = false;
         auto finish = [&](const Token* sep) {
@@ -97,11 +113,11 @@ private:
             bool pipe = sep && (sep->text == "|" || sep->text == "|&");
             cur.background = sep && sep->text == "&";
             cur.ni = name_index(cur);
-            cur.name = cur.ni < cur.words.size() ? std::string(base(cur.words[cur.ni]->value)) : "";
-            std::string name = cur.name;
+            cur.name = cur.ni < cur.words.size() ? base(cur.words[cur.ni]->value) : std::string_view{};
+            std::string_view name = cur.name;
             bool decodes = decodes_or_downloads(cur);
-            cmds.push_back(std::move(cur));
-            cur = Command{};
+            command(cur);
+            cur.reset();
             if (pipe) {
                 cur.piped_in = true;
                 cur.pipe_source = name;
@@ -128,7 +144,6 @@ private:
             }
         }
         finish(nullptr);
-        return cmds;
     }
 
     // Index of the command name in c.words after assignments and wrappers.
@@ -136,10 +151,9 @@ private:
         std::size_t i = 0;
         while (i < c.words.size()) {
             const Token& w = *c.words[i];
-            std::string b(base(w.value));
             if (is_assignment(w)) {
                 ++i;
-            } else if (is_wrapper(b) && i + 1 < c.words.size()) {
+            } else if (is_wrapper(base(w.value)) && i + 1 < c.words.size()) {
                 ++i;
                 // Options of the wrapper (timeout 5, nice -n 10, env -i).
                 while (i < c.words.size() && is_option_or_number(c.words[i]->value)) ++i;
@@ -158,7 +172,7 @@ private:
     }
 
     bool decodes_or_downloads(const Command& c) const {
-        const std::string& n = c.name;
+        std::string_view n = c.name;
         std::size_t i = c.ni;
         if (n == "base64" || n == "base32") return has_arg(c, i + 1, {"-d", "--decode", "-D"});
         if (n == "xxd") return has_arg(c, i + 1, {"-r", "-rp", "-r -p"});
@@ -172,7 +186,7 @@ private:
         std::size_t ni = c.ni;
         if (ni >= c.words.size()) return;
         const Token& name_tok = *c.words[ni];
-        const std::string& name = c.name;
+        std::string_view name = c.name;
         allowlist(c, ni);
         if (name_tok.dynamic)
             out_.add("sh.dynamic-command", "T002", Severity::High, name_tok,
@@ -180,13 +194,13 @@ private:
                      "Write the command name literally.");
         if (name_tok.text.find("$'") != std::string::npos && name_tok.text.find('\\') != std::string::npos)
             out_.add("sh.obfuscated-command", "T002", Severity::Critical, name_tok,
-                     "command name hidden in $'...' escapes: " + name, "Write the command name literally.");
+                     "command name hidden in $'...' escapes: " + std::string(name), "Write the command name literally.");
         rule_by_name(c, ni, name, name_tok);
         // sudo CMD / doas CMD: judge CMD as well as the privilege request.
         if (name == "sudo" || name == "doas" || name == "pkexec") {
             std::size_t k = ni + 1;
             while (k < c.words.size() && c.words[k]->value.rfind("-", 0) == 0) ++k;
-            if (k < c.words.size()) rule_by_name(c, k, std::string(base(c.words[k]->value)), *c.words[k]);
+            if (k < c.words.size()) rule_by_name(c, k, base(c.words[k]->value), *c.words[k]);
         }
     }
 
@@ -198,7 +212,7 @@ private:
                      "Write arguments separated by plain spaces.");
     }
 
-    void redirect(const Token& target, const std::string& op) {
+    void redirect(const Token& target, std::string_view op) {
         check_sensitive_string(target, target.value, out_);
         bool writes = op.find('>') != std::string::npos;
         if (writes && (target.value.rfind("/dev/sd", 0) == 0 || target.value.rfind("/dev/nvme", 0) == 0 ||
@@ -210,36 +224,53 @@ private:
     void allowlist(const Command& c, std::size_t ni) {
         const Policy& p = out_.policy();
         if (!p.command_allowlist_enabled) return;
-        static const std::set<std::string> keywords = {"if", "then", "else", "elif", "fi", "for", "while", "until",
+        static const std::set<std::string_view> keywords = {"if", "then", "else", "elif", "fi", "for", "while", "until",
                                                        "do", "done", "case", "esac", "in", "function", "{", "}",
                                                        "[[", "]]", "!", "[", "test", "cd", "export", "read",
                                                        "local", "return", "exit", "shift", "set", "unset", "true",
                                                        "false", ":", "echo", "printf"};
-        const std::string name(base(c.words[ni]->value));
+        const std::string_view name = base(c.words[ni]->value);
         if (keywords.count(name) || name.empty()) return;
         // A for-loop's word list or a case pattern is not a command.
         if (name.find(')') != std::string::npos) return;
         if (std::find(p.command_allowlist.begin(), p.command_allowlist.end(), name) != p.command_allowlist.end())
             return;
         out_.add_at("sh.command-not-allowed", "T002", Severity::Critical, c.words[ni]->line, c.words[ni]->column,
-                    "command '" + name + "' is not on the policy's allowlist",
+                    "command '" + std::string(name) + "' is not on the policy's allowlist",
                     "Use only allowlisted commands: policy '" + p.name + "' allows " +
                         std::to_string(p.command_allowlist.size()) + " commands (see kiln check --help).",
                     {"C005"});
     }
 
-    // Names rule_by_name looks at besides its tables; any other command
+    enum class NameKind { Kernel, Privilege, Network, Other };
+    struct NameRule {
+        NameKind kind;
+        const char* what = "";  // for Kernel and Privilege: what the command does
+    };
+
+    // Every command name rule_by_name looks at, so that any other command
     // (ls, sort, awk...) is done after one hash lookup.
-    static bool interesting(const std::string& name) {
-        static const std::unordered_set<std::string> names = {
-            "chmod", "chown", "sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "eval", "source", ".",
-            "python", "python3", "perl", "ruby", "node", "php", "env", "printenv", "export", "set", "declare",
-            "rm", "mke2fs", "wipefs", "fdisk", "parted", "sfdisk", "dd", "shred", "yes", "fallocate", "truncate"};
-        return names.count(name) > 0 || name.rfind("mkfs", 0) == 0;
+    static const NameRule* find_name_rule(std::string_view name) {
+        static const std::unordered_map<std::string_view, NameRule> table = [] {
+            std::unordered_map<std::string_view, NameRule> t;
+            for (const auto& [n, what] : kernel_commands()) t.emplace(n, NameRule{NameKind::Kernel, what});
+            for (const auto& [n, what] : privilege_commands()) t.emplace(n, NameRule{NameKind::Privilege, what});
+            for (std::string_view n : network_clients()) t.emplace(n, NameRule{NameKind::Network});
+            for (std::string_view n : {"chmod", "chown", "sh", "bash", "dash", "zsh", "ksh", "ash", "busybox",
+                                       "eval", "source", ".", "python", "python3", "perl", "ruby", "node", "php",
+                                       "env", "printenv", "export", "set", "declare", "rm", "mke2fs", "wipefs",
+                                       "fdisk", "parted", "sfdisk", "dd", "shred", "yes", "fallocate", "truncate"})
+                t.emplace(n, NameRule{NameKind::Other});
+            return t;
+        }();
+        auto it = table.find(name);
+        return it == table.end() ? nullptr : &it->second;
     }
 
-    void rule_by_name(const Command& c, std::size_t ni, const std::string& name, const Token& at) {
-        static const std::unordered_map<std::string, const char*> kernel = {
+    using Described = std::pair<std::string_view, const char*>;
+
+    static const std::vector<Described>& kernel_commands() {
+        static const std::vector<Described> kernel = {
             {"mount", "mounts filesystems"}, {"umount", "unmounts filesystems"}, {"nsenter", "enters namespaces"},
             {"unshare", "creates namespaces"}, {"chroot", "changes the root directory"},
             {"pivot_root", "changes the root mount"}, {"insmod", "loads kernel modules"},
@@ -251,21 +282,36 @@ private:
             {"gdb", "traces processes (ptrace)"}, {"strace", "traces processes (ptrace)"},
             {"ltrace", "traces processes (ptrace)"}, {"losetup", "attaches loop devices"},
             {"mknod", "creates device nodes"}, {"dmsetup", "drives device-mapper"}};
-        static const std::unordered_map<std::string, const char*> priv = {
+        return kernel;
+    }
+
+    static const std::vector<Described>& privilege_commands() {
+        static const std::vector<Described> priv = {
             {"sudo", "runs as another user"}, {"su", "switches user"}, {"doas", "runs as another user"},
             {"pkexec", "runs as another user"}, {"setcap", "grants file capabilities"},
             {"capsh", "manipulates capabilities"}, {"passwd", "changes passwords"},
             {"useradd", "creates users"}, {"usermod", "changes users"}, {"visudo", "edits sudoers"},
             {"chpasswd", "changes passwords"}, {"newgrp", "changes group"}, {"setpriv", "changes privileges"}};
-        static const std::unordered_set<std::string> net_clients = {"curl", "wget", "ssh", "scp", "sftp", "rsync", "telnet",
+        return priv;
+    }
+
+    static const std::vector<std::string_view>& network_clients() {
+        static const std::vector<std::string_view> net = {"curl", "wget", "ssh", "scp", "sftp", "rsync", "telnet",
                                                           "ftp", "tftp", "ncat", "nc", "netcat", "socat", "nmap",
                                                           "dig", "nslookup", "ping", "aria2c", "lynx", "links",
                                                           "openssl", "sshpass", "smbclient"};
-        if (auto k = kernel.find(name); k != kernel.end())
-            return out_.add("sh.kernel-surface", "T001", Severity::High, at, name + " " + k->second, kHostHint);
-        if (auto p = priv.find(name); p != priv.end())
-            return out_.add("sh.privilege", "T004", Severity::High, at, name + " " + p->second, kPrivHint);
-        if (!interesting(name) && !net_clients.count(name)) return;
+        return net;
+    }
+
+    void rule_by_name(const Command& c, std::size_t ni, std::string_view name, const Token& at) {
+        const NameRule* rule = find_name_rule(name);
+        if (!rule && name.rfind("mkfs", 0) != 0) return;
+        if (rule && rule->kind == NameKind::Kernel)
+            return out_.add("sh.kernel-surface", "T001", Severity::High, at, std::string(name) + " " + rule->what,
+                            kHostHint);
+        if (rule && rule->kind == NameKind::Privilege)
+            return out_.add("sh.privilege", "T004", Severity::High, at, std::string(name) + " " + rule->what,
+                            kPrivHint);
         if (name == "chmod") return chmod(c, ni, at);
         if (name == "chown" && has_arg(c, ni + 1, {"root", "root:root", "0", "0:0"}))
             return out_.add("sh.privilege", "T004", Severity::Medium, at, "chown to root", kPrivHint);
@@ -273,22 +319,22 @@ private:
         if (name == "python" || name == "python3" || name == "perl" || name == "ruby" || name == "node" ||
             name == "php")
             return interpreter(c, ni, name, at);
-        if (net_clients.count(name)) return network(c, ni, name, at);
+        if (rule && rule->kind == NameKind::Network) return network(c, ni, name, at);
         if (name == "env" || name == "printenv" || (name == "export" && has_arg(c, ni + 1, {"-p"})) ||
             (name == "set" && c.words.size() == ni + 1) || (name == "declare" && has_arg(c, ni + 1, {"-x", "-p"})))
-            return out_.add("sh.env-dump", "T005", Severity::Medium, at, name + " dumps the environment",
+            return out_.add("sh.env-dump", "T005", Severity::Medium, at, std::string(name) + " dumps the environment",
                             "Read only the variables you need, e.g. \"$HOME\".");
         if (name == "rm") return rm(c, ni, at);
         if (name.rfind("mkfs", 0) == 0 || name == "mke2fs" || name == "wipefs" || name == "fdisk" ||
             name == "parted" || name == "sfdisk")
             return out_.add("destructive.filesystem", "T003", Severity::Critical, at,
-                            name + " rewrites a filesystem or partition table", "Work with files under /workspace.");
+                            std::string(name) + " rewrites a filesystem or partition table", "Work with files under /workspace.");
         if (name == "dd" || name == "shred") return dd(c, ni, name, at);
         if (name == "yes" && !c.piped_in && !c.redirects.empty())
             out_.add("sh.fill-disk", "T003", Severity::Medium, at, "yes redirected to a file fills the disk",
                      "Write bounded output, e.g. yes | head -n 1000.");
         if (name == "fallocate" || name == "truncate")
-            out_.add("sh.fill-disk", "T003", Severity::Low, at, name + " allocates file space",
+            out_.add("sh.fill-disk", "T003", Severity::Low, at, std::string(name) + " allocates file space",
                      "Keep files small; /workspace and /tmp have quotas.");
     }
 
@@ -307,12 +353,12 @@ private:
 
     // sh -c "...", bash script, eval "...", source file, and anything
     // piped into a shell.
-    void shell_exec(const Command& c, std::size_t ni, const std::string& name, const Token& at) {
+    void shell_exec(const Command& c, std::size_t ni, std::string_view name, const Token& at) {
         if (c.piped_in) {
             bool bad = c.pipeline_decodes;
             return out_.add("sh.pipe-to-shell", "T002", bad ? Severity::Critical : Severity::High, at,
-                            std::string(bad ? "decoded or downloaded data" : "output of " + c.pipe_source) +
-                                " piped into " + name,
+                            std::string(bad ? "decoded or downloaded data" : "output of " + std::string(c.pipe_source)) +
+                                " piped into " + std::string(name),
                             "Run the commands directly instead of generating them into a shell.");
         }
         if (c.heredoc && is_shell(name)) out_.analyze_nested(Language::Shell, c.heredoc->value, *c.heredoc);
@@ -332,12 +378,12 @@ private:
             }
         }
         if (interactive)
-            out_.add("sh.interactive-shell", "T002", Severity::High, at, name + " -i starts an interactive shell",
+            out_.add("sh.interactive-shell", "T002", Severity::High, at, std::string(name) + " -i starts an interactive shell",
                      "Run the commands directly.");
         if (!script) return;
         if (script->dynamic)
             return out_.add("sh.dynamic-eval", "T002", Severity::High, *script,
-                            name + " runs a command string built from variables",
+                            std::string(name) + " runs a command string built from variables",
                             "Run the commands directly; do not build shell code from data.");
         out_.analyze_nested(Language::Shell, script->value, *script);
         if (name == "eval")
@@ -345,24 +391,25 @@ private:
                      "Run the command directly instead of through eval.");
     }
 
-    void interpreter(const Command& c, std::size_t ni, const std::string& name, const Token& at) {
+    void interpreter(const Command& c, std::size_t ni, std::string_view name, const Token& at) {
         if (c.piped_in && c.pipeline_decodes)
             return out_.add("sh.pipe-to-shell", "T002", Severity::Critical, at,
-                            "decoded or downloaded data piped into " + name, "Run the code directly.");
+                            "decoded or downloaded data piped into " + std::string(name), "Run the code directly.");
         for (std::size_t i = ni + 1; i + 1 < c.words.size(); ++i) {
             std::string_view a = c.words[i]->value;
             if (a != "-c" && a != "-e" && a != "--eval") continue;
             const Token& code = *c.words[i + 1];
             if (code.dynamic)
                 return out_.add("sh.dynamic-eval", "T002", Severity::High, code,
-                                name + " " + std::string(a) + " runs code built from variables", "Run a script file instead.");
+                                std::string(name) + " " + std::string(a) + " runs code built from variables",
+                                "Run a script file instead.");
             if (name.rfind("python", 0) == 0) out_.analyze_nested(Language::Python, code.value, code);
             else if (name == "node") out_.analyze_nested(Language::JavaScript, code.value, code);
             return;
         }
     }
 
-    void network(const Command& c, std::size_t ni, const std::string& name, const Token& at) {
+    void network(const Command& c, std::size_t ni, std::string_view name, const Token& at) {
         bool exec_flag = false, listen = false;
         for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
             std::string_view a = c.words[i]->value;
@@ -376,12 +423,12 @@ private:
         }
         if (exec_flag && (name == "nc" || name == "ncat" || name == "netcat" || name == "socat"))
             return out_.add("sh.reverse-shell", "T005", Severity::Critical, at,
-                            name + " wired to a program (reverse or bind shell)",
+                            std::string(name) + " wired to a program (reverse or bind shell)",
                             "Do not give remote parties a shell; the sandbox has no network.");
         if (listen)
-            return out_.add("sh.network-server", "T005", Severity::High, at, name + " listens for connections",
+            return out_.add("sh.network-server", "T005", Severity::High, at, std::string(name) + " listens for connections",
                             kNetHint);
-        out_.add("sh.network", "T005", Severity::Medium, at, name + " is a network client", kNetHint);
+        out_.add("sh.network", "T005", Severity::Medium, at, std::string(name) + " is a network client", kNetHint);
     }
 
     void rm(const Command& c, std::size_t ni, const Token& at) {
@@ -414,14 +461,14 @@ private:
         }
     }
 
-    void dd(const Command& c, std::size_t ni, const std::string& name, const Token& at) {
+    void dd(const Command& c, std::size_t ni, std::string_view name, const Token& at) {
         for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
             std::string v(c.words[i]->value);
             if (name == "dd" && v.rfind("of=", 0) != 0) continue;
             if (name == "dd") v = v.substr(3);
             if (v.rfind("/dev/", 0) == 0 && v != "/dev/null" && v != "/dev/stdout" && v != "/dev/stderr")
                 return out_.add("destructive.block-device", "T003", Severity::Critical, at,
-                                name + " writes to a device: " + v, "Write to files under /workspace.");
+                                std::string(name) + " writes to a device: " + v, "Write to files under /workspace.");
         }
         if (name == "dd") {
             bool from_zero = has_arg(c, ni + 1, {"if=/dev/zero", "if=/dev/urandom", "if=/dev/random"});
