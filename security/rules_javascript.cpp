@@ -21,8 +21,8 @@ constexpr const char* kNetHint = "The sandbox has no network; read inputs from f
 
 std::string strip_node(std::string m) { return m.rfind("node:", 0) == 0 ? m.substr(5) : m; }
 
-const std::unordered_set<std::string>& network_modules() {
-    static const std::unordered_set<std::string> s = {"net", "dgram", "http", "https", "http2", "tls", "dns", "axios",
+const std::unordered_set<std::string_view>& network_modules() {
+    static const std::unordered_set<std::string_view> s = {"net", "dgram", "http", "https", "http2", "tls", "dns", "axios",
                                             "node-fetch", "ws", "request", "got", "undici", "socket.io-client"};
     return s;
 }
@@ -50,11 +50,15 @@ private:
         return s;
     }
 
-    std::string resolve(const std::string& dotted) const {
-        std::string head = dotted.substr(0, dotted.find('.'));
-        std::string rest = dotted.size() > head.size() ? dotted.substr(head.size()) : "";
-        if (auto it = alias_.find(head); it != alias_.end()) return it->second + rest;
-        return dotted;
+    // The dotted name through the bindings: `dotted` itself when its head
+    // is not bound (no copy), else the rewritten name, built in `buffer`.
+    const std::string& resolve(const std::string& dotted, std::string& buffer) const {
+        std::string_view head = std::string_view(dotted).substr(0, dotted.find('.'));
+        auto it = alias_.find(head);
+        if (it == alias_.end()) return dotted;
+        buffer = it->second;
+        buffer.append(dotted, head.size());
+        return buffer;
     }
 
     void module_used(const std::string& raw, const Token& at) {
@@ -133,7 +137,8 @@ private:
         if ((tk.text == "while" || tk.text == "for") && w_.is(i + 1, "(")) loop(i);
         std::size_t end = 0;
         std::string raw = w_.dotted(i, end);
-        std::string name = resolve(raw);
+        std::string buffer;
+        const std::string& name = resolve(raw, buffer);
         if (w_.is(end, "(")) return call(raw, name, i, end);
         if (name == "process.env" && !w_.is(end, "[") && !w_.is(end, ".") && !w_.is(end, "?."))
             out_.add("js.env-dump", "T005", Severity::Medium, tk, "uses the whole process.env, which may hold secrets",
@@ -256,7 +261,7 @@ private:
     const std::vector<Token>& t_;
     Walk w_;
     Findings& out_;
-    std::map<std::string, std::string> alias_;
+    std::map<std::string, std::string, std::less<>> alias_;
     const Token* net_ = nullptr;
     const Token* shell_ = nullptr;
 };

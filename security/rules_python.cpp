@@ -22,8 +22,8 @@ constexpr const char* kEvalHint =
     "Do not execute code built at run time; write the code directly (ast.literal_eval parses data safely).";
 constexpr const char* kNetHint = "The sandbox has no network; read inputs from files in /workspace.";
 
-const std::unordered_set<std::string>& shell_out_calls() {
-    static const std::unordered_set<std::string> s = {
+const std::unordered_set<std::string_view>& shell_out_calls() {
+    static const std::unordered_set<std::string_view> s = {
         "os.system", "os.popen", "os.popen2", "os.popen3", "os.popen4", "os.execv", "os.execve", "os.execvp",
         "os.execvpe", "os.execl", "os.execle", "os.execlp", "os.execlpe", "os.spawnv", "os.spawnve", "os.spawnvp",
         "os.spawnvpe", "os.spawnl", "os.spawnle", "os.spawnlp", "os.spawnlpe", "os.posix_spawn", "os.posix_spawnp",
@@ -34,15 +34,15 @@ const std::unordered_set<std::string>& shell_out_calls() {
     return s;
 }
 
-const std::unordered_set<std::string>& dynamic_code_calls() {
-    static const std::unordered_set<std::string> s = {"eval", "exec", "compile", "execfile", "builtins.eval", "builtins.exec",
+const std::unordered_set<std::string_view>& dynamic_code_calls() {
+    static const std::unordered_set<std::string_view> s = {"eval", "exec", "compile", "execfile", "builtins.eval", "builtins.exec",
                                             "builtins.compile", "code.interact", "runpy.run_path",
                                             "runpy.run_module"};
     return s;
 }
 
-const std::unordered_set<std::string>& network_modules() {
-    static const std::unordered_set<std::string> s = {
+const std::unordered_set<std::string_view>& network_modules() {
+    static const std::unordered_set<std::string_view> s = {
         "socket", "requests", "urllib.request", "urllib3", "http.client", "http.server", "socketserver",
         "ftplib", "smtplib", "telnetlib", "paramiko", "httpx", "aiohttp", "websocket", "websockets",
         "xmlrpc.client", "xmlrpc.server", "poplib", "imaplib", "nntplib", "pycurl", "scapy", "asyncssh",
@@ -50,8 +50,8 @@ const std::unordered_set<std::string>& network_modules() {
     return s;
 }
 
-const std::unordered_set<std::string>& dangerous_modules() {
-    static const std::unordered_set<std::string> s = {"os", "subprocess", "pty", "socket", "ctypes", "builtins", "importlib",
+const std::unordered_set<std::string_view>& dangerous_modules() {
+    static const std::unordered_set<std::string_view> s = {"os", "subprocess", "pty", "socket", "ctypes", "builtins", "importlib",
                                             "commands", "pexpect", "posix", "shutil", "sys", "code", "runpy"};
     return s;
 }
@@ -63,29 +63,29 @@ const std::unordered_set<std::string_view>& decoders() {
     return s;
 }
 
-const std::unordered_set<std::string>& setuid_calls() {
-    static const std::unordered_set<std::string> s = {"os.setuid", "os.setgid", "os.seteuid", "os.setegid", "os.setreuid",
+const std::unordered_set<std::string_view>& setuid_calls() {
+    static const std::unordered_set<std::string_view> s = {"os.setuid", "os.setgid", "os.seteuid", "os.setegid", "os.setreuid",
                                             "os.setregid", "os.setresuid", "os.setresgid", "os.setgroups"};
     return s;
 }
 
-const std::unordered_set<std::string>& kernel_calls() {
-    static const std::unordered_set<std::string> s = {"os.chroot", "os.unshare", "os.setns", "os.mknod", "os.pivot_root",
+const std::unordered_set<std::string_view>& kernel_calls() {
+    static const std::unordered_set<std::string_view> s = {"os.chroot", "os.unshare", "os.setns", "os.mknod", "os.pivot_root",
                                             "os.mount"};
     return s;
 }
 
 // "urllib.request.urlopen" is in module "urllib.request": check each dotted
 // prefix against the set instead of each module against the name.
-bool in_module(const std::string& qualified, const std::unordered_set<std::string>& modules) {
-    for (std::size_t dot = qualified.find('.'); dot != std::string::npos; dot = qualified.find('.', dot + 1))
+bool in_module(std::string_view qualified, const std::unordered_set<std::string_view>& modules) {
+    for (std::size_t dot = qualified.find('.'); dot != std::string_view::npos; dot = qualified.find('.', dot + 1))
         if (modules.count(qualified.substr(0, dot))) return true;
     return modules.count(qualified) > 0;
 }
 
-std::string last_component(const std::string& dotted) {
+std::string_view last_component(std::string_view dotted) {
     auto dot = dotted.rfind('.');
-    return dot == std::string::npos ? dotted : dotted.substr(dot + 1);
+    return dot == std::string_view::npos ? dotted : dotted.substr(dot + 1);
 }
 
 class PythonRules {
@@ -103,15 +103,22 @@ public:
 private:
     bool line_start(std::size_t i) const { return i == 0 || t_[i - 1].kind == TokenKind::Newline; }
 
-    std::string resolve(const std::string& dotted) const {
-        std::string head = dotted.substr(0, dotted.find('.'));
-        std::string rest = dotted.size() > head.size() ? dotted.substr(head.size()) : "";
-        if (auto it = alias_.find(head); it != alias_.end()) return it->second + rest;
+    // Rewrites a dotted name through the imports, in place: sp.run with
+    // `import subprocess as sp` becomes subprocess.run.
+    void resolve(std::string& dotted) const {
+        std::string_view head = std::string_view(dotted).substr(0, dotted.find('.'));
+        if (auto it = alias_.find(head); it != alias_.end()) {
+            dotted.replace(0, head.size(), it->second);
+            return;
+        }
         // from os import *  makes every os name a bare name.
-        for (const auto& m : star_)
-            if (shell_out_calls().count(m + "." + dotted) || setuid_calls().count(m + "." + dotted))
-                return m + "." + dotted;
-        return dotted;
+        for (const auto& m : star_) {
+            std::string qualified = m + "." + dotted;
+            if (shell_out_calls().count(qualified) || setuid_calls().count(qualified)) {
+                dotted = std::move(qualified);
+                return;
+            }
+        }
     }
 
     void import_module(const std::string& module, const Token& at) {
@@ -187,7 +194,8 @@ private:
             return;
         if (line_start(i) && w_.is(i, "while")) loop(i);
         std::size_t end = 0;
-        std::string name = resolve(w_.dotted(i, end));
+        std::string name = w_.dotted(i, end);
+        resolve(name);
         if (w_.is(end, "(")) call(name, i, end);
         else attribute(name, i, end);
     }
@@ -225,9 +233,9 @@ private:
 
     // One hash lookup classifies a call; most calls (print, len, df.groupby)
     // are Other and cost nothing more.
-    static CallKind classify(const std::string& name) {
-        static const std::unordered_map<std::string, CallKind> table = [] {
-            std::unordered_map<std::string, CallKind> t;
+    static CallKind classify(std::string_view name) {
+        static const std::unordered_map<std::string_view, CallKind> table = [] {
+            std::unordered_map<std::string_view, CallKind> t;
             for (const auto& n : shell_out_calls()) t[n] = CallKind::ShellOut;
             for (const auto& n : dynamic_code_calls()) t[n] = CallKind::DynamicCode;
             for (const auto& n : setuid_calls()) t[n] = CallKind::Setuid;
@@ -282,13 +290,13 @@ private:
         if (name.rfind("ctypes.", 0) == 0 && (name.find("CDLL") != std::string::npos || name.find("cdll") != std::string::npos))
             return out_.add("py.ctypes", "T001", Severity::High, at, name + "() loads a native library",
                             "Use Python's standard library; native calls bypass the validator.");
-        static const std::unordered_set<std::string> syscalls = {"mount", "umount", "umount2", "unshare",
+        static const std::unordered_set<std::string_view> syscalls = {"mount", "umount", "umount2", "unshare",
                                                                  "setns", "ptrace", "pivot_root", "syscall",
                                                                  "init_module", "finit_module"};
-        std::string last = last_component(name);
+        std::string_view last = last_component(name);
         if (syscalls.count(last))
             out_.add("py.raw-syscall", "T001", Severity::Critical, at,
-                     "calls " + last + "() through ctypes (kernel attack surface)",
+                     "calls " + std::string(last) + "() through ctypes (kernel attack surface)",
                      "Do not call kernel interfaces directly; the sandbox denies them.");
     }
 
@@ -485,7 +493,7 @@ private:
     const std::vector<Token>& t_;
     Walk w_;
     Findings& out_;
-    std::map<std::string, std::string> alias_;
+    std::map<std::string, std::string, std::less<>> alias_;
     std::set<std::string> star_;
     bool ctypes_ = false;
     const Token* net_ = nullptr;
