@@ -2,6 +2,8 @@
 // they share. Not part of the public interface (security/validator.hpp).
 #pragma once
 
+#include <bitset>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +41,38 @@ private:
     const Policy& policy_;
     int depth_;
     std::vector<Finding> list_;
+};
+
+// Import bindings of one file: local name -> the module or member it stands
+// for. Nearly every lookup is for a name that is not bound; a filter on the
+// name's first byte and length answers most of those without a search.
+class AliasTable {
+public:
+    // Binds `local`, replacing any earlier binding (a later import wins).
+    void set(std::string_view local, std::string target) {
+        might_hold_.set(slot(local));
+        auto it = map_.find(local);
+        if (it == map_.end()) map_.emplace(std::string(local), std::move(target));
+        else it->second = std::move(target);
+    }
+    // Binds `local` unless it is bound already.
+    void add(std::string_view local, std::string target) {
+        if (find(local)) return;
+        set(local, std::move(target));
+    }
+    const std::string* find(std::string_view local) const {
+        if (!might_hold_.test(slot(local))) return nullptr;
+        auto it = map_.find(local);
+        return it == map_.end() ? nullptr : &it->second;
+    }
+
+private:
+    static std::size_t slot(std::string_view s) {
+        unsigned first = s.empty() ? 0 : static_cast<unsigned char>(s[0]);
+        return (first * 8 + s.size()) % 256;
+    }
+    std::bitset<256> might_hold_;
+    std::map<std::string, std::string, std::less<>> map_;
 };
 
 void rules_python(const std::vector<Token>& tokens, Findings& out);

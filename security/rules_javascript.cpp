@@ -41,7 +41,7 @@ public:
 
 private:
     // const x = require(...) / import x from '...' / import {exec as e} from '...'
-    void bind(std::string_view local, std::string target) { alias_[std::string(local)] = std::move(target); }
+    void bind(std::string_view local, std::string target) { alias_.set(local, std::move(target)); }
 
     static std::string member(std::string_view module, std::string_view name) {
         std::string s(module);
@@ -54,9 +54,9 @@ private:
     // is not bound (no copy), else the rewritten name, built in `buffer`.
     const std::string& resolve(const std::string& dotted, std::string& buffer) const {
         std::string_view head = std::string_view(dotted).substr(0, dotted.find('.'));
-        auto it = alias_.find(head);
-        if (it == alias_.end()) return dotted;
-        buffer = it->second;
+        const std::string* target = alias_.find(head);
+        if (!target) return dotted;
+        buffer = *target;
         buffer.append(dotted, head.size());
         return buffer;
     }
@@ -261,7 +261,7 @@ private:
     const std::vector<Token>& t_;
     Walk w_;
     Findings& out_;
-    std::map<std::string, std::string, std::less<>> alias_;
+    AliasTable alias_;
     const Token* net_ = nullptr;
     const Token* shell_ = nullptr;
 };

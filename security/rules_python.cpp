@@ -107,8 +107,8 @@ private:
     // `import subprocess as sp` becomes subprocess.run.
     void resolve(std::string& dotted) const {
         std::string_view head = std::string_view(dotted).substr(0, dotted.find('.'));
-        if (auto it = alias_.find(head); it != alias_.end()) {
-            dotted.replace(0, head.size(), it->second);
+        if (const std::string* target = alias_.find(head)) {
+            dotted.replace(0, head.size(), *target);
             return;
         }
         // from os import *  makes every os name a bare name.
@@ -147,7 +147,7 @@ private:
                     target = module;
                     e += 2;
                 }
-                alias_[local] = target;
+                alias_.set(local, target);
                 import_module(module, t_[k]);
                 k = e;
             }
@@ -169,7 +169,7 @@ private:
                 local = t_[k + 2].text;
                 k += 2;
             }
-            alias_[local] = module + "." + name;
+            alias_.set(local, module + "." + name);
             import_module(module + "." + name, t_[k]);
         }
     }
@@ -194,13 +194,27 @@ private:
             return;
         if (line_start(i) && w_.is(i, "while")) loop(i);
         std::size_t end = 0;
-        std::string name = w_.dotted(i, end);
-        resolve(name);
+        std::string buffer;
+        std::string_view name = qualified_name(i, end, buffer);
         if (w_.is(end, "(")) call(name, i, end);
         else attribute(name, i, end);
     }
 
-    void attribute(const std::string& name, std::size_t i, std::size_t end) {
+    // The dotted name starting at token i, resolved through the imports;
+    // `end` is set past it. Most names are one identifier that is not an
+    // alias: then the view is the token's text and no string is built.
+    std::string_view qualified_name(std::size_t i, std::size_t& end, std::string& buffer) const {
+        if (!w_.dot_follows(i) && star_.empty()) {
+            end = i + 1;
+            const std::string* target = alias_.find(t_[i].text);
+            return target ? std::string_view(*target) : t_[i].text;
+        }
+        buffer = w_.dotted(i, end);
+        resolve(buffer);
+        return buffer;
+    }
+
+    void attribute(std::string_view name, std::size_t i, std::size_t end) {
         if (name.rfind("os.environ", 0) != 0) return;
         // os.environ as a whole (printed, copied, iterated) is an environment
         // dump; os.environ['X'] and os.environ.get('X') read one variable.
@@ -209,7 +223,7 @@ private:
                          name == "os.environ.copy");
         if ((whole && !w_.is(end, "[")) || iterated)
             out_.add("py.env-dump", "T005", Severity::Medium, t_[i],
-                     "reads the whole environment (" + name + "), which may hold secrets",
+                     "reads the whole environment (" + std::string(name) + "), which may hold secrets",
                      "Read only the variables you need with os.environ.get('NAME').");
     }
 
@@ -254,23 +268,23 @@ private:
         return it == table.end() ? CallKind::Other : it->second;
     }
 
-    void call(const std::string& name, std::size_t i, std::size_t open) {
+    void call(std::string_view name, std::size_t i, std::size_t open) {
         const Token& at = t_[i];
         switch (classify(name)) {
             case CallKind::EnvIter: return attribute(name, i, open);
-            case CallKind::ShellOut: return shell_out(name, at, open);
-            case CallKind::DynamicCode: return dynamic_code(name, at, open, w_.close_of(open));
-            case CallKind::DynamicImport: return dynamic_import(name, at, open);
+            case CallKind::ShellOut: return shell_out(std::string(name), at, open);
+            case CallKind::DynamicCode: return dynamic_code(std::string(name), at, open, w_.close_of(open));
+            case CallKind::DynamicImport: return dynamic_import(std::string(name), at, open);
             case CallKind::Getattr: return getattr_call(at, open);
             case CallKind::Setuid:
-                return out_.add("py.setuid", "T004", Severity::High, at, name + "() changes the process's user or groups",
+                return out_.add("py.setuid", "T004", Severity::High, at, std::string(name) + "() changes the process's user or groups",
                                 "Code runs as an unprivileged user in the sandbox; do not change ids.");
             case CallKind::Kernel:
-                return out_.add("py.kernel-call", "T001", Severity::High, at, name + "() touches namespaces or devices",
+                return out_.add("py.kernel-call", "T001", Severity::High, at, std::string(name) + "() touches namespaces or devices",
                                 "Do not manipulate namespaces, roots or device nodes; the sandbox denies it.");
             case CallKind::Fork:
                 fork_ = &at;
-                return out_.add("py.fork", "T003", Severity::Medium, at, name + "() creates processes",
+                return out_.add("py.fork", "T003", Severity::Medium, at, std::string(name) + "() creates processes",
                                 "Use a bounded multiprocessing.Pool, or no processes at all.");
             case CallKind::Dup2:
                 dup2_ = &at;
@@ -281,14 +295,15 @@ private:
             case CallKind::Other: break;
         }
         if (ctypes_) ctypes_call(name, at);
-        if (!net_ && name.find('.') != std::string::npos &&
+        if (!net_ && name.find('.') != std::string_view::npos &&
             (in_module(name, network_modules()) || name == "urllib.urlopen" || name == "urllib.urlretrieve"))
-            network(at, "calls " + name + "()");
+            network(at, "calls " + std::string(name) + "()");
     }
 
-    void ctypes_call(const std::string& name, const Token& at) {
-        if (name.rfind("ctypes.", 0) == 0 && (name.find("CDLL") != std::string::npos || name.find("cdll") != std::string::npos))
-            return out_.add("py.ctypes", "T001", Severity::High, at, name + "() loads a native library",
+    void ctypes_call(std::string_view name, const Token& at) {
+        if (name.rfind("ctypes.", 0) == 0 &&
+            (name.find("CDLL") != std::string_view::npos || name.find("cdll") != std::string_view::npos))
+            return out_.add("py.ctypes", "T001", Severity::High, at, std::string(name) + "() loads a native library",
                             "Use Python's standard library; native calls bypass the validator.");
         static const std::unordered_set<std::string_view> syscalls = {"mount", "umount", "umount2", "unshare",
                                                                  "setns", "ptrace", "pivot_root", "syscall",
@@ -355,7 +370,7 @@ private:
         std::string root = module->substr(0, module->find('.'));
         import_module(*module, at);
         if (dangerous_modules().count(root)) {
-            alias_.emplace("__dyn__" + std::to_string(at.line), *module);
+            alias_.add("__dyn__" + std::to_string(at.line), *module);
             return out_.add("py.dynamic-import", "T002", pieces > 1 ? Severity::Critical : Severity::High, at,
                             name + "('" + *module + "')" + (pieces > 1 ? " with an obfuscated name" : ""),
                             "Import modules with a plain import statement.");
@@ -493,7 +508,7 @@ private:
     const std::vector<Token>& t_;
     Walk w_;
     Findings& out_;
-    std::map<std::string, std::string, std::less<>> alias_;
+    AliasTable alias_;
     std::set<std::string> star_;
     bool ctypes_ = false;
     const Token* net_ = nullptr;

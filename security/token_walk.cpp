@@ -22,9 +22,7 @@ std::size_t Walk::close_of(std::size_t open) const {
 std::string Walk::dotted(std::size_t i, std::size_t& end) const {
     std::string name(t_[i].text);
     end = i + 1;
-    while (end + 1 < t_.size() && t_[end].kind == TokenKind::Operator &&
-           (t_[end].text == "." || t_[end].text == "?.") &&
-           t_[end + 1].kind == TokenKind::Identifier) {
+    while (dot_follows(end - 1)) {
         name += '.';
         name += t_[end + 1].text;
         end += 2;

@@ -17,9 +17,16 @@ public:
 
     std::size_t size() const { return t_.size(); }
     const Token& operator[](std::size_t i) const { return t_[i]; }
-    bool is(std::size_t i, std::string_view op) const {
+    // Inlined everywhere: the rules call it with literals, whose length is
+    // then known and the comparison needs no call to memcmp.
+    [[gnu::always_inline]] bool is(std::size_t i, std::string_view op) const {
         return i < t_.size() && (t_[i].kind == TokenKind::Operator || t_[i].kind == TokenKind::Identifier) &&
                t_[i].text == op;
+    }
+    // True when a '.' or '?.' and a name follow token i: a dotted name goes on.
+    bool dot_follows(std::size_t i) const {
+        return i + 2 < t_.size() && t_[i + 1].kind == TokenKind::Operator &&
+               (t_[i + 1].text == "." || t_[i + 1].text == "?.") && t_[i + 2].kind == TokenKind::Identifier;
     }
     bool kind(std::size_t i, TokenKind k) const { return i < t_.size() && t_[i].kind == k; }
     // Index of the bracket closing the one at `open`, or size() if none.
