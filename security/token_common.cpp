@@ -107,6 +107,14 @@ bool decode_escape(Cursor& c, std::string& out, bool octal) {
     return true;
 }
 
+void shift_from(std::vector<Token>& out, std::size_t first, int line, int column) {
+    for (std::size_t i = first; i < out.size(); ++i) {
+        Token& t = out[i];
+        if (t.line == 1) t.column += column - 1;
+        t.line += line - 1;
+    }
+}
+
 void append_shifted(std::vector<Token>& out, const std::vector<Token>& inner, int line, int column) {
     for (Token t : inner) {
         if (t.line == 1) t.column += column - 1;

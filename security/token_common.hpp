@@ -1,7 +1,9 @@
 // Internal helpers shared by the three tokenizers.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -33,6 +35,8 @@ public:
     void skip(std::size_t n) {
         for (std::size_t i = 0; i < n && !done(); ++i) get();
     }
+    // Moves forward to `to` over bytes known to hold no newline.
+    void skip_within_line(std::size_t to) { pos_ = to < src_.size() ? to : src_.size(); }
     // Moves forward to `to` (at most the end), counting the lines passed.
     void advance_to(std::size_t to) {
         if (to > src_.size()) to = src_.size();
@@ -60,12 +64,39 @@ private:
     int line_ = 1;
 };
 
-inline bool is_ident_start(char c) {
-    unsigned char u = static_cast<unsigned char>(c);
-    return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '_' || u >= 0x80;
+// Byte classes, one table lookup per byte in the tokenizers' inner loops.
+enum CharClass : std::uint8_t {
+    kIdentStart = 1,    // letters, '_', and every non-ASCII byte (UTF-8 names)
+    kIdentChar = 2,     // kIdentStart and digits
+    kDigit = 4,
+    kJsIdentChar = 8,   // kIdentChar and '$'
+};
+
+inline constexpr std::array<std::uint8_t, 256> kCharClasses = [] {
+    std::array<std::uint8_t, 256> t{};
+    for (int u = 0; u < 256; ++u) {
+        bool start = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '_' || u >= 0x80;
+        bool digit = u >= '0' && u <= '9';
+        std::uint8_t k = 0;
+        if (start) k |= kIdentStart;
+        if (start || digit) k |= kIdentChar;
+        if (digit) k |= kDigit;
+        if (start || digit || u == '$') k |= kJsIdentChar;
+        t[static_cast<std::size_t>(u)] = k;
+    }
+    return t;
+}();
+
+inline bool has_class(char c, std::uint8_t cls) { return (kCharClasses[static_cast<unsigned char>(c)] & cls) != 0; }
+inline bool is_ident_start(char c) { return has_class(c, kIdentStart); }
+inline bool is_ident_char(char c) { return has_class(c, kIdentChar); }
+inline bool is_digit(char c) { return has_class(c, kDigit); }
+
+// Index of the first byte at or after `from` not in class `cls`.
+inline std::size_t span_of(std::string_view src, std::size_t from, std::uint8_t cls) {
+    while (from < src.size() && has_class(src[from], cls)) ++from;
+    return from;
 }
-inline bool is_ident_char(char c) { return is_ident_start(c) || (c >= '0' && c <= '9'); }
-inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 inline int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -85,6 +116,10 @@ bool decode_escape(Cursor& c, std::string& out, bool octal);
 // Appends tokens of an embedded expression (f-string / template `${}`) to
 // `out`, shifting their positions to where the expression starts.
 void append_shifted(std::vector<Token>& out, const std::vector<Token>& inner, int line, int column);
+
+// The same for tokens already appended to `out` from index `first` on: an
+// embedded expression tokenized in place.
+void shift_from(std::vector<Token>& out, std::size_t first, int line, int column);
 
 // Only strings and shell words keep a value: it is what the rules read
 // instead of the text for those kinds.

@@ -3,6 +3,7 @@
 // emitted right after the template. A '/' starts a regular expression when
 // the previous token cannot end an expression, the usual heuristic; regex
 // bodies are Other tokens so their text never reads as a path or a call.
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -19,11 +20,12 @@ constexpr int kMaxNesting = 8;
 void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena);
 
 bool is_js_ident_start(char ch) { return detail::is_ident_start(ch) || ch == '$'; }
-bool is_js_ident_char(char ch) { return detail::is_ident_char(ch) || ch == '$'; }
+bool is_js_ident_char(char ch) { return detail::has_class(ch, detail::kJsIdentChar); }
 
-// True when a '/' after `prev` begins a regex rather than a division.
-bool regex_allowed(const std::vector<Token>& out) {
-    if (out.empty()) return true;
+// True when a '/' after the last token begins a regex rather than a
+// division. Tokens before `first` belong to an enclosing template.
+bool regex_allowed(const std::vector<Token>& out, std::size_t first) {
+    if (out.size() == first) return true;
     const Token& p = out.back();
     switch (p.kind) {
         case TokenKind::Number:
@@ -48,10 +50,14 @@ struct Lexer {
     Cursor c;
     int depth;
     std::vector<Token>& out;
+    const std::size_t first;  // tokens before this index belong to the caller
     TextArena& arena;
 
-    Lexer(std::string_view code, int d, std::vector<Token>& o, TextArena& a) : c(code), depth(d), out(o), arena(a) {
-        out.reserve(out.size() + code.size() / 3 + 16);
+    // Embedded expressions append to their caller's vector and reserve
+    // nothing: reserving exact sizes again and again would copy it each time.
+    Lexer(std::string_view code, int d, std::vector<Token>& o, TextArena& a)
+        : c(code), depth(d), out(o), first(o.size()), arena(a) {
+        if (depth == 0) out.reserve(out.size() + code.size() / 3 + 16);
     }
 
     // Length of a literal body with nothing to decode, stopping at any of
@@ -124,8 +130,11 @@ struct Lexer {
     void template_literal(int line, int col, std::size_t start) {
         c.get();  // `
         if (plain_template(line, col, start)) return;
+        // The string token goes first and is filled in once its end is
+        // known; the tokens of ${...} expressions are appended after it.
+        const std::size_t at = out.size();
+        out.emplace_back();
         std::string value;
-        std::vector<Token> embedded;
         bool interpolated = false;
         while (!c.done() && c.peek() != '`') {
             if (c.peek() == '\\') {
@@ -139,9 +148,9 @@ struct Lexer {
                 std::string_view expr = template_expr();
                 interpolated = true;
                 if (depth < kMaxNesting) {
-                    std::vector<Token> inner;
-                    tokenize(expr, depth + 1, inner, arena);
-                    detail::append_shifted(embedded, inner, el, ec);
+                    const std::size_t inner = out.size();
+                    tokenize(expr, depth + 1, out, arena);
+                    detail::shift_from(out, inner, el, ec);
                 }
                 continue;
             }
@@ -150,8 +159,7 @@ struct Lexer {
         if (!c.done()) c.get();
         Token t = detail::make_token(TokenKind::String, c.slice(start), arena.store(value), line, col);
         t.interpolated = interpolated;
-        out.push_back(t);
-        out.insert(out.end(), embedded.begin(), embedded.end());
+        out[at] = t;
     }
 
     // A template with no escape and no ${...}: its value is its body. The
@@ -189,29 +197,41 @@ struct Lexer {
         out.push_back(detail::make_token(TokenKind::Other, c.slice(start), {}, line, col));
     }
 
+    // Moves to the end of the line (or of the input), not past the newline.
+    void skip_to_line_end() {
+        c.skip_within_line(std::min(c.source().find('\n', c.pos()), c.source().size()));
+    }
+
     void run() {
+        const std::string_view code = c.source();
         while (!c.done()) {
             const char ch = c.peek();
-            const int line = c.line(), col = c.col();
             const std::size_t start = c.pos();
-            if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+            if (ch == ' ' || ch == '\t' || ch == '\r') {
+                c.skip_within_line(start + 1);
+                continue;
+            }
+            if (ch == '\n') {
                 c.get();
-            } else if (ch == '/' && c.peek(1) == '/') {
-                while (!c.done() && c.peek() != '\n') c.get();
+                continue;
+            }
+            const int line = c.line(), col = c.col();
+            if (ch == '/' && c.peek(1) == '/') {
+                skip_to_line_end();
             } else if (ch == '/' && c.peek(1) == '*') {
                 c.skip(2);
-                while (!c.done() && !c.starts_with("*/")) c.get();
+                c.advance_to(std::min(code.find("*/", c.pos()), code.size()));
                 c.skip(2);
             } else if (ch == '#' && c.peek(1) == '!' && start == 0) {
-                while (!c.done() && c.peek() != '\n') c.get();
+                skip_to_line_end();
             } else if (ch == '"' || ch == '\'') {
                 quoted_string(line, col, start);
             } else if (ch == '`') {
                 template_literal(line, col, start);
-            } else if (ch == '/' && regex_allowed(out)) {
+            } else if (ch == '/' && regex_allowed(out, first)) {
                 regex(line, col, start);
             } else if (is_js_ident_start(ch)) {
-                while (!c.done() && is_js_ident_char(c.peek())) c.get();
+                c.skip_within_line(detail::span_of(code, start, detail::kJsIdentChar));
                 out.push_back(detail::make_token(TokenKind::Identifier, c.slice(start), {}, line, col));
             } else if (detail::is_digit(ch) || (ch == '.' && detail::is_digit(c.peek(1)))) {
                 while (!c.done() && (is_js_ident_char(c.peek()) || c.peek() == '.')) c.get();

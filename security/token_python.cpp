@@ -1,6 +1,7 @@
 // Python tokenizer: enough of the lexical grammar to tell code from strings
 // and comments. Indentation is kept as the column of each logical line's
 // first token, which the rules use to find loop bodies.
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -113,9 +114,9 @@ std::string decode_body(Cursor& c, char q, bool triple, bool raw, bool fmt, int 
             std::string_view expr = read_fstring_expr(c, triple ? 0 : q);
             interpolated = true;
             if (depth < kMaxNesting) {
-                std::vector<Token> inner;
-                tokenize(expr, depth + 1, inner, arena);
-                detail::append_shifted(embedded, inner, el, ec);
+                const std::size_t first = embedded.size();
+                tokenize(expr, depth + 1, embedded, arena);
+                detail::shift_from(embedded, first, el, ec);
             }
             continue;
         }
@@ -138,13 +139,15 @@ void read_string(Cursor& c, std::string_view prefix, int line, int col, std::siz
         out.push_back(detail::make_token(TokenKind::String, c.slice(start), value, line, col));
         return;
     }
+    // The string token goes first and is filled in once its end is known;
+    // the tokens of f-string expressions are appended after it as they are read.
+    const std::size_t at = out.size();
+    out.emplace_back();
     bool interpolated = false;
-    std::vector<Token> embedded;
-    std::string value = decode_body(c, q, triple, raw, fmt, depth, interpolated, embedded, arena);
+    std::string value = decode_body(c, q, triple, raw, fmt, depth, interpolated, out, arena);
     Token tok = detail::make_token(TokenKind::String, c.slice(start), arena.store(value), line, col);
     tok.interpolated = interpolated;
-    out.push_back(tok);
-    out.insert(out.end(), embedded.begin(), embedded.end());
+    out[at] = tok;
 }
 
 // Digits, letters (0x, 1e5, 3j), '_', '.', and a sign right after an exponent.
@@ -160,8 +163,10 @@ void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextAre
     Cursor c(code);
     // One allocation up front: growing a vector of tokens past the mmap
     // threshold re-faults fresh pages on every call (measured: most of the
-    // tokenizer's time on 10 KB inputs).
-    out.reserve(first + code.size() / 3 + 16);
+    // tokenizer's time on 10 KB inputs). Not for embedded expressions, which
+    // append to their caller's vector: reserving exact sizes there again and
+    // again would copy it each time.
+    if (depth == 0) out.reserve(first + code.size() / 3 + 16);
     int brackets = 0;
     auto push_newline = [&](int line, int col) {
         if (out.size() > first && out.back().kind != TokenKind::Newline)
@@ -169,21 +174,23 @@ void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextAre
     };
     while (!c.done()) {
         const char ch = c.peek();
-        const int line = c.line(), col = c.col();
         const std::size_t start = c.pos();
+        if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f') {
+            c.skip_within_line(start + 1);
+            continue;
+        }
+        const int line = c.line(), col = c.col();
         if (ch == '\n') {
             c.get();
             if (brackets == 0) push_newline(line, col);
-        } else if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f') {
-            c.get();
         } else if (ch == '\\' && (c.peek(1) == '\n' || (c.peek(1) == '\r' && c.peek(2) == '\n'))) {
             c.skip(c.peek(1) == '\r' ? 3 : 2);
         } else if (ch == '#') {
-            while (!c.done() && c.peek() != '\n') c.get();
+            c.skip_within_line(std::min(code.find('\n', start), code.size()));
         } else if (ch == '"' || ch == '\'') {
             read_string(c, "", line, col, start, depth, out, arena);
         } else if (detail::is_ident_start(ch)) {
-            while (!c.done() && detail::is_ident_char(c.peek())) c.get();
+            c.skip_within_line(detail::span_of(code, start, detail::kIdentChar));
             std::string_view word = c.slice(start);
             if ((c.peek() == '"' || c.peek() == '\'') && is_string_prefix(word)) {
                 read_string(c, word, line, col, start, depth, out, arena);
