@@ -70,6 +70,8 @@ enum CharClass : std::uint8_t {
     kIdentChar = 2,     // kIdentStart and digits
     kDigit = 4,
     kJsIdentChar = 8,   // kIdentChar and '$'
+    kShellMeta = 16,    // ends a shell word: blanks, newline, | & ; ( ) < >
+    kShellPlain = 32,   // a shell word byte with nothing to decode: not meta, quote, $, ` or backslash
 };
 
 inline constexpr std::array<std::uint8_t, 256> kCharClasses = [] {
@@ -82,6 +84,11 @@ inline constexpr std::array<std::uint8_t, 256> kCharClasses = [] {
         if (start || digit) k |= kIdentChar;
         if (digit) k |= kDigit;
         if (start || digit || u == '$') k |= kJsIdentChar;
+        constexpr std::string_view kMeta = " \t\n\r|&;()<>";
+        constexpr std::string_view kDecoded = "'\"$`\\";
+        const char c = static_cast<char>(u);
+        if (kMeta.find(c) != std::string_view::npos) k |= kShellMeta;
+        else if (kDecoded.find(c) == std::string_view::npos) k |= kShellPlain;
         t[static_cast<std::size_t>(u)] = k;
     }
     return t;

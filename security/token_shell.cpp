@@ -5,6 +5,7 @@
 // ($x, ${x}, $(...), `...`) mark the word dynamic; the commands inside a
 // command substitution are tokenized too and emitted as commands of their
 // own after the command that contains them.
+#include <algorithm>
 #include <string>
 
 #include "security/token_common.hpp"
@@ -19,15 +20,7 @@ constexpr int kMaxNesting = 8;
 
 void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena);
 
-bool is_meta(char ch) {
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '|' || ch == '&' || ch == ';' ||
-           ch == '(' || ch == ')' || ch == '<' || ch == '>';
-}
-
-// Bytes that end a plain word or need decoding in one.
-bool is_plain_word_char(char ch) {
-    return !is_meta(ch) && ch != '\'' && ch != '"' && ch != '$' && ch != '`' && ch != '\\';
-}
+bool is_meta(char ch) { return detail::has_class(ch, detail::kShellMeta); }
 
 struct Lexer {
     Cursor c;
@@ -176,10 +169,9 @@ struct Lexer {
         // Most words (ls, -la, /workspace/out) have nothing to decode: the
         // value is the text.
         std::string_view src = c.source();
-        std::size_t plain_end = start;
-        while (plain_end < src.size() && is_plain_word_char(src[plain_end])) ++plain_end;
+        const std::size_t plain_end = detail::span_of(src, start, detail::kShellPlain);
         if (plain_end == src.size() || is_meta(src[plain_end])) {
-            c.advance_to(plain_end);
+            c.skip_within_line(plain_end);
             tok.text = tok.value = c.slice(start);
             if (!tok.text.empty()) out.push_back(tok);
             return;
@@ -294,6 +286,10 @@ struct Lexer {
     void run() {
         while (!c.done()) {
             char ch = c.peek();
+            if (ch == ' ' || ch == '\t' || ch == '\r') {
+                c.skip_within_line(c.pos() + 1);
+                continue;
+            }
             int line = c.line(), col = c.col();
             if (ch == '\n') {
                 flush_pending(line, col);
@@ -301,12 +297,10 @@ struct Lexer {
                 if (!heredoc_delims.empty()) heredoc_bodies();
                 if (out.empty() || out.back().kind != TokenKind::Newline)
                     out.push_back(detail::make_token(TokenKind::Newline, "\n", "\n", line, col));
-            } else if (ch == ' ' || ch == '\t' || ch == '\r') {
-                c.get();
             } else if (ch == '\\' && c.peek(1) == '\n') {
                 c.skip(2);
             } else if (ch == '#') {
-                while (!c.done() && c.peek() != '\n') c.get();
+                c.skip_within_line(std::min(c.source().find('\n', c.pos()), c.source().size()));
             } else if (is_meta(ch)) {
                 op();
             } else {
