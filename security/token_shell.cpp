@@ -261,7 +261,7 @@ struct Lexer {
         const std::size_t start = c.pos();
         std::size_t len = 1;
         for (auto o : kOps) {
-            if (c.starts_with(o)) {
+            if (c.peek() == o[0] && c.peek(1) == o[1] && c.starts_with(o)) {
                 len = o.size();
                 break;
             }

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <map>
 
 #include "common/text.hpp"
@@ -32,6 +34,24 @@ Level finding_level(Severity s, bool mitigated) {
     return Level::Critical;
 }
 
+// True when every byte is ASCII and none is NUL: then the input is valid
+// UTF-8 text without asking the full decoder. Eight bytes per step.
+bool is_plain_ascii(std::string_view code) {
+    constexpr std::uint64_t kHigh = 0x8080808080808080ull, kOnes = 0x0101010101010101ull;
+    std::size_t i = 0;
+    for (; i + 8 <= code.size(); i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, code.data() + i, 8);
+        // A high bit set, or a zero byte (the classic has-zero-byte test).
+        if ((w & kHigh) != 0 || ((w - kOnes) & ~w & kHigh) != 0) return false;
+    }
+    for (; i < code.size(); ++i) {
+        auto u = static_cast<unsigned char>(code[i]);
+        if (u == 0 || u >= 0x80) return false;
+    }
+    return true;
+}
+
 // Input the tokenizers should not be asked to read, or that is not text.
 // Returns the finding, if any, and whether analysis should still run.
 std::optional<Finding> input_finding(std::string_view code, const Policy& policy, bool& analyse) {
@@ -48,6 +68,7 @@ std::optional<Finding> input_finding(std::string_view code, const Policy& policy
                         std::to_string(policy.max_code_bytes),
                     "Send smaller code; put data in workspace files instead of inlining it.");
     }
+    if (is_plain_ascii(code)) return std::nullopt;  // most code: skips the two scans below
     if (code.find('\0') != std::string_view::npos)
         return make("input.binary", "code contains NUL bytes (binary input)",
                     "Send source text; put binary data in workspace files.");
