@@ -3,10 +3,13 @@
 #pragma once
 
 #include <bitset>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "security/policy.hpp"
@@ -43,14 +46,64 @@ private:
     std::vector<Finding> list_;
 };
 
+// A 256-bit filter on a name's first byte and length. Nearly every name the
+// rules look up is in none of their tables; the filter answers most of those
+// lookups without hashing or comparing.
+class NameFilter {
+public:
+    void add(std::string_view name) { bits_.set(slot(name)); }
+    bool might_hold(std::string_view name) const { return bits_.test(slot(name)); }
+
+private:
+    static std::size_t slot(std::string_view s) {
+        unsigned first = s.empty() ? 0 : static_cast<unsigned char>(s[0]);
+        return (first * 8 + s.size()) % 256;
+    }
+    std::bitset<256> bits_;
+};
+
+// A fixed set of names whose storage outlives it (string literals).
+class NameSet {
+public:
+    NameSet(std::initializer_list<std::string_view> names) : set_(names) {
+        for (std::string_view n : names) filter_.add(n);
+    }
+    bool contains(std::string_view name) const { return filter_.might_hold(name) && set_.count(name) > 0; }
+    std::size_t count(std::string_view name) const { return contains(name) ? 1 : 0; }
+    auto begin() const { return set_.begin(); }
+    auto end() const { return set_.end(); }
+
+private:
+    NameFilter filter_;
+    std::unordered_set<std::string_view> set_;
+};
+
+// A fixed map from names (string literals) to values, filtered the same way.
+template <class T>
+class NameMap {
+public:
+    void add(std::string_view name, T value) {
+        filter_.add(name);
+        map_.emplace(name, std::move(value));
+    }
+    const T* find(std::string_view name) const {
+        if (!filter_.might_hold(name)) return nullptr;
+        auto it = map_.find(name);
+        return it == map_.end() ? nullptr : &it->second;
+    }
+
+private:
+    NameFilter filter_;
+    std::unordered_map<std::string_view, T> map_;
+};
+
 // Import bindings of one file: local name -> the module or member it stands
-// for. Nearly every lookup is for a name that is not bound; a filter on the
-// name's first byte and length answers most of those without a search.
+// for, filtered like NameSet.
 class AliasTable {
 public:
     // Binds `local`, replacing any earlier binding (a later import wins).
     void set(std::string_view local, std::string target) {
-        might_hold_.set(slot(local));
+        filter_.add(local);
         auto it = map_.find(local);
         if (it == map_.end()) map_.emplace(std::string(local), std::move(target));
         else it->second = std::move(target);
@@ -61,17 +114,13 @@ public:
         set(local, std::move(target));
     }
     const std::string* find(std::string_view local) const {
-        if (!might_hold_.test(slot(local))) return nullptr;
+        if (!filter_.might_hold(local)) return nullptr;
         auto it = map_.find(local);
         return it == map_.end() ? nullptr : &it->second;
     }
 
 private:
-    static std::size_t slot(std::string_view s) {
-        unsigned first = s.empty() ? 0 : static_cast<unsigned char>(s[0]);
-        return (first * 8 + s.size()) % 256;
-    }
-    std::bitset<256> might_hold_;
+    NameFilter filter_;
     std::map<std::string, std::string, std::less<>> map_;
 };
 

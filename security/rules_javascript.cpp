@@ -21,8 +21,8 @@ constexpr const char* kNetHint = "The sandbox has no network; read inputs from f
 
 std::string strip_node(std::string m) { return m.rfind("node:", 0) == 0 ? m.substr(5) : m; }
 
-const std::unordered_set<std::string_view>& network_modules() {
-    static const std::unordered_set<std::string_view> s = {"net", "dgram", "http", "https", "http2", "tls", "dns", "axios",
+const NameSet& network_modules() {
+    static const NameSet s = {"net", "dgram", "http", "https", "http2", "tls", "dns", "axios",
                                             "node-fetch", "ws", "request", "got", "undici", "socket.io-client"};
     return s;
 }
@@ -51,13 +51,13 @@ private:
     }
 
     // The dotted name through the bindings: `dotted` itself when its head
-    // is not bound (no copy), else the rewritten name, built in `buffer`.
-    const std::string& resolve(const std::string& dotted, std::string& buffer) const {
-        std::string_view head = std::string_view(dotted).substr(0, dotted.find('.'));
+    // is not bound, else the rewritten name, built in `buffer`.
+    std::string_view resolve(std::string_view dotted, std::string& buffer) const {
+        std::string_view head = dotted.substr(0, dotted.find('.'));
         const std::string* target = alias_.find(head);
         if (!target) return dotted;
         buffer = *target;
-        buffer.append(dotted, head.size());
+        buffer += dotted.substr(head.size());
         return buffer;
     }
 
@@ -136,16 +136,16 @@ private:
         if (tk.text == "import" && !w_.is(i + 1, "(") && !w_.is(i + 1, ".")) return import_statement(i);
         if ((tk.text == "while" || tk.text == "for") && w_.is(i + 1, "(")) loop(i);
         std::size_t end = 0;
-        std::string raw = w_.dotted(i, end);
-        std::string buffer;
-        const std::string& name = resolve(raw, buffer);
+        std::string raw_buffer, buffer;
+        std::string_view raw = w_.dotted(i, end, raw_buffer);
+        std::string_view name = resolve(raw, buffer);
         if (w_.is(end, "(")) return call(raw, name, i, end);
         if (name == "process.env" && !w_.is(end, "[") && !w_.is(end, ".") && !w_.is(end, "?."))
             out_.add("js.env-dump", "T005", Severity::Medium, tk, "uses the whole process.env, which may hold secrets",
                      "Read only the variables you need: process.env.NAME.");
     }
 
-    void call(const std::string& raw, const std::string& name, std::size_t i, std::size_t open) {
+    void call(std::string_view raw, std::string_view name, std::size_t i, std::size_t open) {
         const Token& at = t_[i];
         std::size_t close = w_.close_of(open);
         if (raw == "require" || raw == "import") {
@@ -153,11 +153,13 @@ private:
             auto m = w_.fold(open + 1, nullptr, &pieces);
             if (!m)
                 return out_.add("js.dynamic-require", "T002", Severity::High, at,
-                                raw + "() of a module name computed at run time", "Load modules by literal name.");
+                                std::string(raw) + "() of a module name computed at run time",
+                                "Load modules by literal name.");
             module_used(*m, at);
             if (pieces > 1 && (strip_node(*m) == "child_process" || network_modules().count(strip_node(*m))))
                 out_.add("js.obfuscated-require", "T002", Severity::Critical, at,
-                         raw + "() with an obfuscated module name: " + *m, "Load modules by literal name.");
+                         std::string(raw) + "() with an obfuscated module name: " + *m,
+                         "Load modules by literal name.");
             bind_left(i, strip_node(*m));
             return;
         }
@@ -166,23 +168,24 @@ private:
             return dynamic_code(name, at, open, close);
         if (name == "setTimeout" || name == "setInterval" || name == "setImmediate") {
             if (w_.kind(open + 1, TokenKind::String))
-                out_.add("js.dynamic-code", "T002", Severity::High, at, name + "() with a code string", kEvalHint);
+                out_.add("js.dynamic-code", "T002", Severity::High, at, std::string(name) + "() with a code string",
+                         kEvalHint);
             return;
         }
-        if (name.rfind("vm.", 0) == 0 && name.find("run") != std::string::npos)
-            return out_.add("js.dynamic-code", "T002", Severity::High, at, name + "() runs code built at run time",
-                            kEvalHint);
+        if (name.rfind("vm.", 0) == 0 && name.find("run") != std::string_view::npos)
+            return out_.add("js.dynamic-code", "T002", Severity::High, at,
+                            std::string(name) + "() runs code built at run time", kEvalHint);
         if (name.rfind("child_process", 0) == 0) return child_process(name, at, open);
         if (name == "process.binding" || name == "process.dlopen" || name == "process._linkedBinding")
             return out_.add("js.native-binding", "T001", Severity::High, at,
-                            name + "() reaches native internals", "Use Node's public modules.");
+                            std::string(name) + "() reaches native internals", "Use Node's public modules.");
         if (name == "process.setuid" || name == "process.setgid" || name == "process.seteuid" ||
             name == "process.setegid" || name == "process.setgroups")
-            return out_.add("js.setuid", "T004", Severity::High, at, name + "() changes the process's ids",
+            return out_.add("js.setuid", "T004", Severity::High, at, std::string(name) + "() changes the process's ids",
                             "Code runs as an unprivileged user; do not change ids.");
         if (name == "fetch" || name == "XMLHttpRequest" || name == "WebSocket" || name == "EventSource") {
             net_ = &at;
-            return out_.add("js.network", "T005", Severity::Medium, at, name + "() opens a network connection",
+            return out_.add("js.network", "T005", Severity::Medium, at, std::string(name) + "() opens a network connection",
                             kNetHint);
         }
         if (name == "JSON.stringify" && w_.is(open + 1, "process") && w_.is(open + 2, ".") && w_.is(open + 3, "env") &&
@@ -190,19 +193,19 @@ private:
             return;  // reported by the process.env rule itself
     }
 
-    void child_process(const std::string& name, const Token& at, std::size_t open) {
+    void child_process(std::string_view name, const Token& at, std::size_t open) {
         shell_ = &at;
-        std::string fn = name.substr(name.rfind('.') + 1);
+        std::string_view fn = name.substr(name.rfind('.') + 1);
         auto cmd = w_.fold(open + 1);
         if (cmd && (fn == "exec" || fn == "execSync" || fn == "spawn" || fn == "spawnSync" || fn == "execFile" ||
                     fn == "execFileSync"))
             out_.analyze_nested(Language::Shell, *cmd, at);
         out_.add("js.shell-out", "T002", Severity::High, at,
-                 name + "() runs " + (cmd ? "'" + cmd->substr(0, 80) + "'" : std::string("a command built at run time")),
+                 std::string(name) + "() runs " + (cmd ? "'" + cmd->substr(0, 80) + "'" : std::string("a command built at run time")),
                  kShellHint);
     }
 
-    void dynamic_code(const std::string& name, const Token& at, std::size_t open, std::size_t close) {
+    void dynamic_code(std::string_view name, const Token& at, std::size_t open, std::size_t close) {
         for (std::size_t k = open + 1; k < close; ++k) {
             std::string_view s = t_[k].text;
             bool base64_arg = w_.kind(k, TokenKind::String) && t_[k].value == "base64";
@@ -212,11 +215,13 @@ private:
                         if (auto raw = base64_decode(t_[m].value); raw && raw->size() > 3 && is_valid_utf8(*raw))
                             out_.analyze_nested(Language::JavaScript, *raw, t_[m]);
                 return out_.add("js.decoded-exec", "T002", Severity::Critical, at,
-                                name + "() of a decoded payload (obfuscated code execution)", kEvalHint);
+                                std::string(name) + "() of a decoded payload (obfuscated code execution)",
+                                kEvalHint);
             }
         }
         if (auto code = w_.fold(open + 1)) out_.analyze_nested(Language::JavaScript, *code, at);
-        out_.add("js.dynamic-code", "T002", Severity::High, at, name + "() executes code built at run time", kEvalHint);
+        out_.add("js.dynamic-code", "T002", Severity::High, at, std::string(name) + "() executes code built at run time",
+                 kEvalHint);
     }
 
     // globalThis['ev'+'al'], this['require'], process['binding'].

@@ -22,8 +22,8 @@ constexpr const char* kEvalHint =
     "Do not execute code built at run time; write the code directly (ast.literal_eval parses data safely).";
 constexpr const char* kNetHint = "The sandbox has no network; read inputs from files in /workspace.";
 
-const std::unordered_set<std::string_view>& shell_out_calls() {
-    static const std::unordered_set<std::string_view> s = {
+const NameSet& shell_out_calls() {
+    static const NameSet s = {
         "os.system", "os.popen", "os.popen2", "os.popen3", "os.popen4", "os.execv", "os.execve", "os.execvp",
         "os.execvpe", "os.execl", "os.execle", "os.execlp", "os.execlpe", "os.spawnv", "os.spawnve", "os.spawnvp",
         "os.spawnvpe", "os.spawnl", "os.spawnle", "os.spawnlp", "os.spawnlpe", "os.posix_spawn", "os.posix_spawnp",
@@ -34,15 +34,15 @@ const std::unordered_set<std::string_view>& shell_out_calls() {
     return s;
 }
 
-const std::unordered_set<std::string_view>& dynamic_code_calls() {
-    static const std::unordered_set<std::string_view> s = {"eval", "exec", "compile", "execfile", "builtins.eval", "builtins.exec",
+const NameSet& dynamic_code_calls() {
+    static const NameSet s = {"eval", "exec", "compile", "execfile", "builtins.eval", "builtins.exec",
                                             "builtins.compile", "code.interact", "runpy.run_path",
                                             "runpy.run_module"};
     return s;
 }
 
-const std::unordered_set<std::string_view>& network_modules() {
-    static const std::unordered_set<std::string_view> s = {
+const NameSet& network_modules() {
+    static const NameSet s = {
         "socket", "requests", "urllib.request", "urllib3", "http.client", "http.server", "socketserver",
         "ftplib", "smtplib", "telnetlib", "paramiko", "httpx", "aiohttp", "websocket", "websockets",
         "xmlrpc.client", "xmlrpc.server", "poplib", "imaplib", "nntplib", "pycurl", "scapy", "asyncssh",
@@ -50,34 +50,34 @@ const std::unordered_set<std::string_view>& network_modules() {
     return s;
 }
 
-const std::unordered_set<std::string_view>& dangerous_modules() {
-    static const std::unordered_set<std::string_view> s = {"os", "subprocess", "pty", "socket", "ctypes", "builtins", "importlib",
+const NameSet& dangerous_modules() {
+    static const NameSet s = {"os", "subprocess", "pty", "socket", "ctypes", "builtins", "importlib",
                                             "commands", "pexpect", "posix", "shutil", "sys", "code", "runpy"};
     return s;
 }
 
-const std::unordered_set<std::string_view>& decoders() {
-    static const std::unordered_set<std::string_view> s = {"b64decode", "b32decode", "b16decode", "b85decode", "a85decode",
+const NameSet& decoders() {
+    static const NameSet s = {"b64decode", "b32decode", "b16decode", "b85decode", "a85decode",
                                             "decodebytes", "decodestring", "unhexlify", "fromhex", "decompress",
                                             "loads", "rot13", "urlsafe_b64decode", "decode"};
     return s;
 }
 
-const std::unordered_set<std::string_view>& setuid_calls() {
-    static const std::unordered_set<std::string_view> s = {"os.setuid", "os.setgid", "os.seteuid", "os.setegid", "os.setreuid",
+const NameSet& setuid_calls() {
+    static const NameSet s = {"os.setuid", "os.setgid", "os.seteuid", "os.setegid", "os.setreuid",
                                             "os.setregid", "os.setresuid", "os.setresgid", "os.setgroups"};
     return s;
 }
 
-const std::unordered_set<std::string_view>& kernel_calls() {
-    static const std::unordered_set<std::string_view> s = {"os.chroot", "os.unshare", "os.setns", "os.mknod", "os.pivot_root",
+const NameSet& kernel_calls() {
+    static const NameSet s = {"os.chroot", "os.unshare", "os.setns", "os.mknod", "os.pivot_root",
                                             "os.mount"};
     return s;
 }
 
 // "urllib.request.urlopen" is in module "urllib.request": check each dotted
 // prefix against the set instead of each module against the name.
-bool in_module(std::string_view qualified, const std::unordered_set<std::string_view>& modules) {
+bool in_module(std::string_view qualified, const NameSet& modules) {
     for (std::size_t dot = qualified.find('.'); dot != std::string_view::npos; dot = qualified.find('.', dot + 1))
         if (modules.count(qualified.substr(0, dot))) return true;
     return modules.count(qualified) > 0;
@@ -103,22 +103,24 @@ public:
 private:
     bool line_start(std::size_t i) const { return i == 0 || t_[i - 1].kind == TokenKind::Newline; }
 
-    // Rewrites a dotted name through the imports, in place: sp.run with
-    // `import subprocess as sp` becomes subprocess.run.
-    void resolve(std::string& dotted) const {
-        std::string_view head = std::string_view(dotted).substr(0, dotted.find('.'));
+    // A dotted name through the imports: sp.run with `import subprocess as
+    // sp` is subprocess.run. Either `dotted` itself or the rewritten name,
+    // kept in `buffer` (which `dotted` may view).
+    std::string_view resolve(std::string_view dotted, std::string& buffer) const {
+        std::string_view head = dotted.substr(0, dotted.find('.'));
         if (const std::string* target = alias_.find(head)) {
-            dotted.replace(0, head.size(), *target);
-            return;
+            buffer = *target + std::string(dotted.substr(head.size()));
+            return buffer;
         }
         // from os import *  makes every os name a bare name.
         for (const auto& m : star_) {
-            std::string qualified = m + "." + dotted;
+            std::string qualified = m + "." + std::string(dotted);
             if (shell_out_calls().count(qualified) || setuid_calls().count(qualified)) {
-                dotted = std::move(qualified);
-                return;
+                buffer = std::move(qualified);
+                return buffer;
             }
         }
+        return dotted;
     }
 
     void import_module(const std::string& module, const Token& at) {
@@ -133,13 +135,14 @@ private:
     // import a.b as c, d  |  from a import b as c, *
     void imports(std::size_t i) {
         std::size_t e = 0;
+        std::string buffer;
         if (w_.is(i, "import")) {
             for (std::size_t k = i + 1; k < w_.size() && !w_.kind(k, TokenKind::Newline);) {
                 if (!w_.kind(k, TokenKind::Identifier)) {
                     ++k;
                     continue;
                 }
-                std::string module = w_.dotted(k, e);
+                std::string module(w_.dotted(k, e, buffer));
                 std::string local = module.substr(0, module.find('.'));
                 std::string target = local;
                 if (w_.is(e, "as") && w_.kind(e + 1, TokenKind::Identifier)) {
@@ -157,7 +160,7 @@ private:
         std::size_t k = i + 1;
         while (w_.is(k, ".")) ++k;  // relative import: local package, not a stdlib module
         if (!w_.kind(k, TokenKind::Identifier)) return;
-        std::string module = w_.dotted(k, e);
+        std::string module(w_.dotted(k, e, buffer));
         if (k != i + 1) module = "." + module;
         if (!w_.is(e, "import")) return;
         import_module(module, t_[k]);
@@ -209,9 +212,7 @@ private:
             const std::string* target = alias_.find(t_[i].text);
             return target ? std::string_view(*target) : t_[i].text;
         }
-        buffer = w_.dotted(i, end);
-        resolve(buffer);
-        return buffer;
+        return resolve(w_.dotted(i, end, buffer), buffer);
     }
 
     void attribute(std::string_view name, std::size_t i, std::size_t end) {
@@ -264,6 +265,12 @@ private:
             for (const char* n : {"os.chmod", "os.fchmod", "os.lchmod"}) t[n] = CallKind::Chmod;
             return t;
         }();
+        static const NameFilter filter = [] {
+            NameFilter f;
+            for (const auto& [n, kind] : table) f.add(n);
+            return f;
+        }();
+        if (!filter.might_hold(name)) return CallKind::Other;
         auto it = table.find(name);
         return it == table.end() ? CallKind::Other : it->second;
     }
@@ -305,7 +312,7 @@ private:
             (name.find("CDLL") != std::string_view::npos || name.find("cdll") != std::string_view::npos))
             return out_.add("py.ctypes", "T001", Severity::High, at, std::string(name) + "() loads a native library",
                             "Use Python's standard library; native calls bypass the validator.");
-        static const std::unordered_set<std::string_view> syscalls = {"mount", "umount", "umount2", "unshare",
+        static const NameSet syscalls = {"mount", "umount", "umount2", "unshare",
                                                                  "setns", "ptrace", "pivot_root", "syscall",
                                                                  "init_module", "finit_module"};
         std::string_view last = last_component(name);

@@ -81,7 +81,7 @@ bool is_option_or_number(std::string_view v) {
 
 // Words that run the next word as the command.
 bool is_wrapper(std::string_view name) {
-    static const std::unordered_set<std::string_view> w = {"env", "nohup", "exec", "command", "builtin", "time", "nice",
+    static const NameSet w = {"env", "nohup", "exec", "command", "builtin", "time", "nice",
                                             "ionice", "stdbuf", "setsid", "xargs", "timeout", "then", "do",
                                             "else", "elif", "if", "while", "until", "!", "{", "busybox"};
     return w.count(name) > 0;
@@ -251,20 +251,19 @@ private:
     // Every command name rule_by_name looks at, so that any other command
     // (ls, sort, awk...) is done after one hash lookup.
     static const NameRule* find_name_rule(std::string_view name) {
-        static const std::unordered_map<std::string_view, NameRule> table = [] {
-            std::unordered_map<std::string_view, NameRule> t;
-            for (const auto& [n, what] : kernel_commands()) t.emplace(n, NameRule{NameKind::Kernel, what});
-            for (const auto& [n, what] : privilege_commands()) t.emplace(n, NameRule{NameKind::Privilege, what});
-            for (std::string_view n : network_clients()) t.emplace(n, NameRule{NameKind::Network});
+        static const NameMap<NameRule> table = [] {
+            NameMap<NameRule> t;
+            for (const auto& [n, what] : kernel_commands()) t.add(n, NameRule{NameKind::Kernel, what});
+            for (const auto& [n, what] : privilege_commands()) t.add(n, NameRule{NameKind::Privilege, what});
+            for (std::string_view n : network_clients()) t.add(n, NameRule{NameKind::Network});
             for (std::string_view n : {"chmod", "chown", "sh", "bash", "dash", "zsh", "ksh", "ash", "busybox",
                                        "eval", "source", ".", "python", "python3", "perl", "ruby", "node", "php",
                                        "env", "printenv", "export", "set", "declare", "rm", "mke2fs", "wipefs",
                                        "fdisk", "parted", "sfdisk", "dd", "shred", "yes", "fallocate", "truncate"})
-                t.emplace(n, NameRule{NameKind::Other});
+                t.add(n, NameRule{NameKind::Other});
             return t;
         }();
-        auto it = table.find(name);
-        return it == table.end() ? nullptr : &it->second;
+        return table.find(name);
     }
 
     using Described = std::pair<std::string_view, const char*>;

@@ -19,15 +19,29 @@ std::size_t Walk::close_of(std::size_t open) const {
     return t_.size();
 }
 
-std::string Walk::dotted(std::size_t i, std::size_t& end) const {
-    std::string name(t_[i].text);
+std::string_view Walk::dotted(std::size_t i, std::size_t& end, std::string& buffer) const {
     end = i + 1;
+    // Contiguous while every '.' and name starts where the previous token ends.
+    bool contiguous = true;
     while (dot_follows(end - 1)) {
-        name += '.';
-        name += t_[end + 1].text;
+        const Token& prev = t_[end - 1];
+        const Token& dot = t_[end];
+        const Token& name = t_[end + 1];
+        contiguous = contiguous && dot.text == "." && dot.text.data() == prev.text.data() + prev.text.size() &&
+                     name.text.data() == dot.text.data() + 1;
         end += 2;
     }
-    return name;
+    const std::string_view first = t_[i].text;
+    if (contiguous) {
+        const std::string_view last = t_[end - 1].text;
+        return std::string_view(first.data(), static_cast<std::size_t>(last.data() + last.size() - first.data()));
+    }
+    buffer.assign(first);
+    for (std::size_t k = i + 2; k < end; k += 2) {
+        buffer += '.';
+        buffer += t_[k].text;
+    }
+    return buffer;
 }
 
 namespace {

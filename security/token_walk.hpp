@@ -31,8 +31,10 @@ public:
     bool kind(std::size_t i, TokenKind k) const { return i < t_.size() && t_[i].kind == k; }
     // Index of the bracket closing the one at `open`, or size() if none.
     std::size_t close_of(std::size_t open) const;
-    // Dotted name a.b.c starting at i; `end` is set past it.
-    std::string dotted(std::size_t i, std::size_t& end) const;
+    // Dotted name a.b.c starting at i; `end` is set past it. A view of the
+    // source when the name is written without gaps (a.b.c), else built in
+    // `buffer` (a . b, a?.b).
+    std::string_view dotted(std::size_t i, std::size_t& end, std::string& buffer) const;
     // Folds a constant string expression starting at i: literals, '+',
     // adjacent literals, chr(N), parentheses, ''.join([...]) and [::-1].
     // Nothing when any part is not constant. `pieces` counts the literal
