@@ -263,7 +263,7 @@ private:
                      "infinite loop that keeps growing data in memory", "Bound the loop; stream data instead.");
     }
 
-    const std::vector<Token>& t_;
+    std::span<const Token> t_;  // its size is stored, not computed from two pointers
     Walk w_;
     Findings& out_;
     AliasTable alias_;

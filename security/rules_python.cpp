@@ -512,7 +512,7 @@ private:
                      "Do not give remote parties a shell; the sandbox has no network.");
     }
 
-    const std::vector<Token>& t_;
+    std::span<const Token> t_;  // its size is stored, not computed from two pointers
     Walk w_;
     Findings& out_;
     AliasTable alias_;

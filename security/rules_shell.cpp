@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <span>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -523,7 +524,7 @@ private:
         }
     }
 
-    const std::vector<Token>& t_;
+    std::span<const Token> t_;  // its size is stored, not computed from two pointers
     Findings& out_;
 };
 

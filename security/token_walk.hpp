@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,7 +45,7 @@ public:
 private:
     std::optional<std::string> fold_term(std::size_t i, std::size_t& end, int& pieces, int depth) const;
     std::optional<std::string> fold_expr(std::size_t i, std::size_t& end, int& pieces, int depth) const;
-    const std::vector<Token>& t_;
+    std::span<const Token> t_;  // its size is stored, not computed from two pointers
 };
 
 }  // namespace kiln::security::detail
