@@ -202,7 +202,8 @@ struct Lexer {
         c.skip_within_line(std::min(c.source().find('\n', c.pos()), c.source().size()));
     }
 
-    void run() {
+    // Flattened like the Python tokenizer's loop: per-token helpers inlined.
+    [[gnu::flatten]] void run() {
         const std::string_view code = c.source();
         while (!c.done()) {
             const char ch = c.peek();

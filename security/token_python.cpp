@@ -158,7 +158,10 @@ void read_number(Cursor& c) {
     }
 }
 
-void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena) {
+// Flattened: the helpers called per token (make_token, vector appends, the
+// cursor) are inlined, which the compiler does not do on its own for the
+// vector append; about a tenth of the tokenizer's instructions.
+[[gnu::flatten]] void tokenize(std::string_view code, int depth, std::vector<Token>& out, TextArena& arena) {
     const std::size_t first = out.size();  // tokens before ours belong to the caller
     Cursor c(code);
     // One allocation up front: growing a vector of tokens past the mmap

@@ -283,7 +283,8 @@ struct Lexer {
         if (heredoc) heredoc_start();
     }
 
-    void run() {
+    // Flattened like the Python tokenizer's loop: per-token helpers inlined.
+    [[gnu::flatten]] void run() {
         while (!c.done()) {
             char ch = c.peek();
             if (ch == ' ' || ch == '\t' || ch == '\r') {
