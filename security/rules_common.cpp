@@ -69,35 +69,6 @@ constexpr std::array<PathRule, 38> kPathRules{{
     {"/environ", Match::Suffix, "cred.proc-environ", "T005", Severity::High, "another process's environment", kCredHint},
 }};
 
-// The set of byte values in a string. A pattern can only occur in a value
-// that holds every byte of the pattern: one pass over the value rules most
-// patterns out without searching for them.
-class ByteSet {
-public:
-    constexpr ByteSet() = default;
-    constexpr explicit ByteSet(std::string_view s) {
-        for (char c : s) add(c);
-    }
-    constexpr void add(char c) {
-        auto u = static_cast<unsigned char>(c);
-        bits_[u >> 6] |= std::uint64_t{1} << (u & 63);
-    }
-    constexpr bool contains_all(const ByteSet& other) const {
-        for (std::size_t i = 0; i < bits_.size(); ++i)
-            if ((other.bits_[i] & ~bits_[i]) != 0) return false;
-        return true;
-    }
-
-private:
-    std::array<std::uint64_t, 4> bits_{};
-};
-
-constexpr std::array<ByteSet, kPathRules.size()> kPathRuleBytes = [] {
-    std::array<ByteSet, kPathRules.size()> out{};
-    for (std::size_t i = 0; i < kPathRules.size(); ++i) out[i] = ByteSet(kPathRules[i].pattern);
-    return out;
-}();
-
 // How rarely a byte appears in code, roughly: path punctuation is
 // everywhere, letters go by English frequency, anything else is rare.
 constexpr int rarity(char c) {
@@ -107,19 +78,44 @@ constexpr int rarity(char c) {
     return at == std::string_view::npos ? 27 : static_cast<int>(at) + 1;
 }
 
-// For each byte, the rules whose rarest pattern byte it is, as a mask of
-// rule indexes. A value can only match the rules keyed by one of its own
-// bytes; the rarest byte keeps that candidate set small.
-static_assert(kPathRules.size() <= 64, "rule masks are 64 bits");
-constexpr std::array<std::uint64_t, 256> kRulesByKeyByte = [] {
-    std::array<std::uint64_t, 256> out{};
-    for (std::size_t i = 0; i < kPathRules.size(); ++i) {
-        char key = kPathRules[i].pattern[0];
-        for (char c : kPathRules[i].pattern)
-            if (rarity(c) > rarity(key)) key = c;
-        out[static_cast<unsigned char>(key)] |= std::uint64_t{1} << i;
+// Adjacent byte pairs, hashed into a small table.
+constexpr std::size_t kBigramSlots = 1024;
+constexpr std::size_t bigram_slot(char a, char b) {
+    return ((static_cast<std::size_t>(static_cast<unsigned char>(a)) << 5) ^ static_cast<unsigned char>(b)) %
+           kBigramSlots;
+}
+
+// The rarest pair of adjacent bytes in a pattern (the first on ties), other
+// than the pair at `except` (npos for none). A pattern has at least two
+// distinct pairs or else repeats its only one.
+constexpr std::size_t rarest_bigram(std::string_view p, std::size_t except) {
+    std::size_t best = std::string_view::npos;
+    auto score = [&](std::size_t i) { return rarity(p[i]) + rarity(p[i + 1]); };
+    for (std::size_t i = 0; i + 1 < p.size(); ++i) {
+        if (except != std::string_view::npos && p.substr(i, 2) == p.substr(except, 2)) continue;
+        if (best == std::string_view::npos || score(i) > score(best)) best = i;
     }
-    return out;
+    return best == std::string_view::npos ? except : best;
+}
+
+// For each bigram slot, the rules (as a mask of rule indexes) whose rarest
+// byte pair, or second rarest, hashes there. A value can only match a rule
+// when it holds both pairs: one pass over the value, two table lookups per
+// byte, leaves very few rules to search for (none for most values).
+struct KeyTables {
+    std::array<std::uint64_t, kBigramSlots> rarest{}, second{};
+};
+static_assert(kPathRules.size() <= 64, "rule masks are 64 bits");
+constexpr KeyTables kRuleKeys = [] {
+    KeyTables t;
+    for (std::size_t i = 0; i < kPathRules.size(); ++i) {
+        const std::string_view p = kPathRules[i].pattern;
+        const std::size_t first = rarest_bigram(p, std::string_view::npos);
+        const std::size_t second = rarest_bigram(p, first);
+        t.rarest[bigram_slot(p[first], p[first + 1])] |= std::uint64_t{1} << i;
+        t.second[bigram_slot(p[second], p[second + 1])] |= std::uint64_t{1} << i;
+    }
+    return t;
 }();
 
 bool matches(const PathRule& r, std::string_view v) {
@@ -167,16 +163,16 @@ void check_sensitive_string(const Token& tok, std::string_view value, Findings& 
     if (value.empty() || value.size() > 4096) return;
     // This runs on every string and word: one pass over the value finds the
     // few rules it could match, in rule order, before any pattern search.
-    ByteSet bytes;
-    std::uint64_t candidates = 0;
-    for (char c : value) {
-        bytes.add(c);
-        candidates |= kRulesByKeyByte[static_cast<unsigned char>(c)];
+    std::uint64_t with_rarest = 0, with_second = 0;
+    for (std::size_t k = 1; k < value.size(); ++k) {
+        const std::size_t slot = bigram_slot(value[k - 1], value[k]);
+        with_rarest |= kRuleKeys.rarest[slot];
+        with_second |= kRuleKeys.second[slot];
     }
-    for (; candidates != 0; candidates &= candidates - 1) {
+    for (std::uint64_t candidates = with_rarest & with_second; candidates != 0; candidates &= candidates - 1) {
         const auto i = static_cast<std::size_t>(std::countr_zero(candidates));
         const PathRule& r = kPathRules[i];
-        if (!bytes.contains_all(kPathRuleBytes[i]) || !matches(r, value)) continue;
+        if (!matches(r, value)) continue;
         if (std::string_view(r.rule) == "cred.proc-environ" && !is_proc_environ(value)) continue;
         out.add(r.rule, r.threat, r.severity, tok, std::string(r.message) + ": " + std::string(value.substr(0, 120)),
                 r.hint);
