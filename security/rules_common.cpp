@@ -199,11 +199,12 @@ void Findings::add(std::string rule, std::string threat, Severity severity, cons
 
 void Findings::add_at(std::string rule, std::string threat, Severity severity, int line, int column,
                       std::string message, std::string hint, std::vector<std::string> controls) {
-    for (const auto& f : list_)
-        if (f.rule == rule && f.line == line && f.column == column) return;
     // A pathological input could produce a finding per token; past this
     // many, more findings add nothing to the decision and cost memory.
+    // (Checked first: a full list is the case where the scan below is longest.)
     if (list_.size() >= 200) return;
+    for (const auto& f : list_)
+        if (f.line == line && f.column == column && f.rule == rule) return;
     if (controls.empty()) {
         if (const auto* t = threat_model::catalogue().find_threat(threat)) controls = t->controls;
     }
