@@ -68,12 +68,15 @@ public:
     NameSet(std::initializer_list<std::string_view> names) : set_(names) {
         for (std::string_view n : names) filter_.add(n);
     }
-    bool contains(std::string_view name) const { return filter_.might_hold(name) && set_.count(name) > 0; }
+    bool contains(std::string_view name) const { return filter_.might_hold(name) && search(name); }
     std::size_t count(std::string_view name) const { return contains(name) ? 1 : 0; }
     auto begin() const { return set_.begin(); }
     auto end() const { return set_.end(); }
 
 private:
+    // Out of line: the filter above is the part worth inlining.
+    [[gnu::noinline]] bool search(std::string_view name) const { return set_.count(name) > 0; }
+
     NameFilter filter_;
     std::unordered_set<std::string_view> set_;
 };
@@ -86,13 +89,14 @@ public:
         filter_.add(name);
         map_.emplace(name, std::move(value));
     }
-    const T* find(std::string_view name) const {
-        if (!filter_.might_hold(name)) return nullptr;
+    const T* find(std::string_view name) const { return filter_.might_hold(name) ? search(name) : nullptr; }
+
+private:
+    [[gnu::noinline]] const T* search(std::string_view name) const {
         auto it = map_.find(name);
         return it == map_.end() ? nullptr : &it->second;
     }
 
-private:
     NameFilter filter_;
     std::unordered_map<std::string_view, T> map_;
 };
@@ -114,12 +118,15 @@ public:
         set(local, std::move(target));
     }
     const std::string* find(std::string_view local) const {
-        if (!filter_.might_hold(local)) return nullptr;
+        return filter_.might_hold(local) ? search(local) : nullptr;
+    }
+
+private:
+    [[gnu::noinline]] const std::string* search(std::string_view local) const {
         auto it = map_.find(local);
         return it == map_.end() ? nullptr : &it->second;
     }
 
-private:
     NameFilter filter_;
     std::map<std::string, std::string, std::less<>> map_;
 };
