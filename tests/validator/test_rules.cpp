@@ -254,3 +254,65 @@ TEST_CASE("ctypes reached through from-imports") {
     CHECK(has_rule(run(Py, "from ctypes import CDLL\nCDLL('libc.so.6')"), "py.ctypes"));
     CHECK_FALSE(has_rule(run(Py, "import json\nfs.mount('/x')"), "py.raw-syscall"));
 }
+
+// The path rules look for their patterns only in values that hold the
+// pattern's two rarest byte pairs (rules_common.cpp). Every pattern, alone or
+// inside a longer path, must still reach its rule in every language.
+TEST_CASE("path rules: every pattern is found, alone or inside a path, in each language") {
+    struct PathCase {
+        const char* value;
+        const char* rule;
+    };
+    const PathCase cases[] = {
+        {"/dev/tcp/10.0.0.1/4444", "net.dev-tcp"},
+        {"/dev/udp/10.0.0.1/53", "net.dev-tcp"},
+        {"/var/run/docker.sock", "host.container-socket"},
+        {"/run/containerd/containerd.sock", "host.container-socket"},
+        {"/proc/sysrq-trigger", "kernel.proc-sysrq"},
+        {"/proc/kcore", "kernel.memory-device"},
+        {"/dev/mem", "kernel.memory-device"},
+        {"/dev/kmem", "kernel.memory-device"},
+        {"/dev/port", "kernel.memory-device"},
+        {"/sys/fs/cgroup/rdma/release_agent", "kernel.cgroup-release-agent"},
+        {"/proc/sys/kernel/core_pattern", "kernel.core-pattern"},
+        {"/proc/1/root/etc/passwd", "host.proc-pid1"},
+        {"/proc/1/ns/net", "host.proc-pid1"},
+        {"/proc/sys/net/ipv4/ip_forward", "kernel.proc-sys"},
+        {"/sys/kernel/debug", "kernel.sysfs"},
+        {"/lib/modules/6.1.0/kernel", "kernel.modules"},
+        {"/dev/sda1", "host.block-device"},
+        {"/dev/nvme0n1", "host.block-device"},
+        {"/dev/vda", "host.block-device"},
+        {"/dev/xvda", "host.block-device"},
+        {"/etc/sudoers.d/agent", "priv.sudoers"},
+        {"/etc/shadow", "cred.shadow"},
+        {"/etc/gshadow", "cred.shadow"},
+        {"/home/u/.ssh/authorized_keys", "cred.ssh"},
+        {".ssh", "cred.ssh"},
+        {"backup/id_rsa", "cred.ssh"},
+        {"keys/id_ed25519.pub", "cred.ssh"},
+        {"id_ecdsa", "cred.ssh"},
+        {"/root/.aws/credentials", "cred.cloud"},
+        {".aws", "cred.cloud"},
+        {"/home/u/.config/gcloud/credentials.db", "cred.cloud"},
+        {"/home/u/.kube/config", "cred.cloud"},
+        {"/root/.docker/config.json", "cred.cloud"},
+        {"/home/u/.netrc", "cred.file"},
+        {"/home/u/.git-credentials", "cred.file"},
+        {".env", "cred.dotenv"},
+        {"/app/.env", "cred.dotenv"},
+        {"/proc/self/environ", "cred.proc-environ"},
+    };
+    for (const auto& c : cases) {
+        const std::string v = c.value;
+        CHECK_MESSAGE(has_rule(run(Py, "data = open('" + v + "').read()"), c.rule), v);
+        CHECK_MESSAGE(has_rule(run(Sh, "cat " + v + " > out.txt"), c.rule), v);
+        CHECK_MESSAGE(has_rule(run(Js, "const d = fs.readFileSync('" + v + "');"), c.rule), v);
+    }
+    // Near misses stay quiet; a Contains pattern inside a longer name still counts.
+    for (const char* v : {"/workspace/shadow.csv", "/workspace/.environment", "/workspace/docs/sock.txt"}) {
+        auto fs = run(Py, "data = open('" + std::string(v) + "').read()");
+        CHECK_MESSAGE(fs.empty(), v << ": " << rules_of(fs));
+    }
+    CHECK(has_rule(run(Py, "data = open('/workspace/core_patterns.md').read()"), "kernel.core-pattern"));
+}
