@@ -147,7 +147,6 @@ private:
 
     void call(std::string_view raw, std::string_view name, std::size_t i, std::size_t open) {
         const Token& at = t_[i];
-        std::size_t close = w_.close_of(open);
         if (raw == "require" || raw == "import") {
             int pieces = 0;
             auto m = w_.fold(open + 1, nullptr, &pieces);
@@ -165,7 +164,7 @@ private:
         }
         if (name == "eval" || name == "Function" || name == "globalThis.eval" || name == "window.eval" ||
             (raw == "Function" && i > 0 && w_.is(i - 1, "new")))
-            return dynamic_code(name, at, open, close);
+            return dynamic_code(name, at, open, w_.close_of(open));
         if (name == "setTimeout" || name == "setInterval" || name == "setImmediate") {
             if (w_.kind(open + 1, TokenKind::String))
                 out_.add("js.dynamic-code", "T002", Severity::High, at, std::string(name) + "() with a code string",
