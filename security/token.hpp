@@ -10,10 +10,10 @@
 //
 // Tokens do not own their text: it is a view into the source handed to the
 // tokenizer, which must outlive the TokenList. A decoded value is a view
-// into the source too when decoding changed nothing (most strings and
-// words), and otherwise into storage owned by the TokenList. Copying a
-// token is therefore cheap, and tokenizing allocates a few blocks instead
-// of a string per token.
+// into the source too when the literal holds nothing to decode (most
+// strings and words), and otherwise into storage owned by the TokenList.
+// Copying a token is therefore cheap, and tokenizing allocates a few blocks
+// instead of a string per token.
 #pragma once
 
 #include <cstddef>
