@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,11 @@ public:
     virtual ~Group() = default;
     // Moves a process in; called before the jailed child is released.
     virtual Status add(pid_t pid) = 0;
+    // Calls `spawn` (a clone; it returns the child's pid, or -1 with errno
+    // set) and returns the child, which is in this group from its first
+    // instruction. By default: spawn, then add(). If the group cannot take
+    // the child, the child is killed and reaped before the error returns.
+    virtual Result<pid_t> spawn_inside(const std::function<pid_t()>& spawn);
     virtual Stats stats() const = 0;
     // Kills every process left in the group and waits until it is empty.
     virtual void kill_all() = 0;
@@ -65,6 +71,8 @@ Status write_text(const std::string& path, const std::string& text);
 // Waits for a (possibly just emptied) cgroup directory to be removable.
 Status remove_dir(const std::string& path);
 bool pid_alive(pid_t pid);
+// Kills and reaps a child that will not be used.
+void discard_child(pid_t pid);
 void kill_procs_in(const std::string& procs_file);
 // Removes <kiln_dir>/<pid> subtrees whose server pid is gone.
 void reap_stale_in(const std::string& kiln_dir);

@@ -2,8 +2,8 @@
 //
 // run() prepares everything in the parent (mount list, id maps, seccomp
 // BPF, rlimits, Landlock rules, argv/env), clones the jail's init into new
-// user, pid, mount, net, ipc and uts namespaces, writes its id maps, moves
-// it into the run's cgroup, releases it, then feeds stdin and drains
+// user, pid, mount, net, ipc and uts namespaces and into the run's cgroup,
+// writes its id maps, releases it, then feeds stdin and drains
 // stdout/stderr until it exits, the deadline passes or the caller cancels.
 // The jail's processes all live in its pid namespace, so killing the init
 // kills them all; the cgroup is emptied and removed before run() returns.
@@ -173,18 +173,27 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
         if (!g) return g.error().wrap("creating the run's cgroup");
         group_ = std::move(*g);
     }
-    pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, kNamespaces | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
-    if (pid < 0) return sys_error("clone", "new user, pid, mount, net, ipc and uts namespaces");
-    if (pid == 0) jail_main(plan);
+    auto clone_jail = [&plan]() -> pid_t {
+        pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, kNamespaces | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+        if (pid == 0) jail_main(plan);
+        return pid;
+    };
+    // With a cgroup, the child starts inside it, before its first step.
+    pid_t pid = -1;
+    if (group_) {
+        auto spawned = group_->spawn_inside(clone_jail);
+        if (!spawned) return spawned.error().wrap("starting the jail in its cgroup (new user, pid, mount, net, ipc and uts namespaces)");
+        pid = *spawned;
+    } else {
+        pid = clone_jail();
+        if (pid < 0) return sys_error("clone", "new user, pid, mount, net, ipc and uts namespaces");
+    }
     child_ = std::make_unique<ChildGuard>(pid);
     for (UniqueFd* fd : {&stdin_.read, &stdout_.write, &stderr_.write, &sync_.read, &error_.write, &status_.write})
         fd->reset();
     pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     if (!pidfd_) return sys_error("pidfd_open");
     if (Status st = user::write_maps(pid, plan.user); !st) return st.error().wrap("writing the jail's id maps");
-    if (group_) {
-        if (Status st = group_->add(pid); !st) return st.error().wrap("moving the jail into its cgroup");
-    }
     // Release the child: its ids are mapped and its limits apply from its first step.
     if (::write(sync_.write.get(), "g", 1) != 1) return sys_error("write", "sync pipe");
     sync_.write.reset();

@@ -124,6 +124,30 @@ TEST_CASE("many runs at once from different threads") {
     leaks.verify();
 }
 
+namespace {
+std::string thread_cgroups() {
+    std::ifstream in("/proc/thread-self/cgroup");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+}  // namespace
+
+// On cgroup v1 the spawning thread steps into the run's group to clone the
+// jail there (cgroup_v1.cpp); it must always come back, or the server's
+// later work would be charged to, and killed with, a finished run.
+TEST_CASE("a thread that started jails is back in the server's own cgroups") {
+    LeakCheck leaks;
+    std::string before = thread_cgroups();
+    REQUIRE(!before.empty());
+    auto ok = runtime().run(probe_spec({"report"}), {});
+    REQUIRE(ok);
+    CHECK(thread_cgroups() == before);
+    auto spec = probe_spec({"report"});
+    spec.argv = {"/nonexistent/program"};  // fails inside the jail, after the clone
+    (void)runtime().run(spec, {});
+    CHECK(thread_cgroups() == before);
+    leaks.verify();
+}
+
 TEST_CASE("workspace files written in the jail belong to the host ids of capabilities()") {
     TempDir ws;
     const auto& caps = runtime().capabilities();
