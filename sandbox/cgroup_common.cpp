@@ -1,4 +1,6 @@
 #include <fcntl.h>
+#include <linux/sched.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,8 +49,17 @@ Status remove_dir(const std::string& path) {
     return sys_error("rmdir " + path, "cgroup still busy");
 }
 
-Result<pid_t> Group::spawn_inside(const std::function<pid_t()>& spawn) {
-    pid_t pid = spawn();
+pid_t clone_process(unsigned long flags, int cgroup_fd) {
+    if (cgroup_fd < 0) return static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr));
+    clone_args args{};
+    args.flags = (flags & ~0xffUL) | CLONE_INTO_CGROUP;
+    args.exit_signal = flags & 0xff;
+    args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
+    return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+}
+
+Result<pid_t> Group::spawn_inside(const SpawnFn& spawn) {
+    pid_t pid = spawn(-1);
     if (pid < 0) return sys_error("clone");
     if (Status st = add(pid); !st) {
         discard_child(pid);

@@ -103,12 +103,12 @@ public:
     // run's setup. A thread that moves itself (writes "0" to `tasks`) takes
     // no such lock. So the calling thread steps into the group, clones (the
     // child inherits the thread's groups) and steps back out.
-    Result<pid_t> spawn_inside(const std::function<pid_t()>& spawn) override {
+    Result<pid_t> spawn_inside(const SpawnFn& spawn) override {
         if (Status st = move_this_thread(dirs_); !st) {
             (void)move_this_thread(home_);
             return st.error().wrap("moving the spawning thread into the run's cgroup");
         }
-        pid_t pid = spawn();
+        pid_t pid = spawn(-1);
         int clone_errno = errno;
         Status back = move_this_thread(home_);
         if (pid < 0) {

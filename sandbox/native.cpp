@@ -173,8 +173,8 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
         if (!g) return g.error().wrap("creating the run's cgroup");
         group_ = std::move(*g);
     }
-    auto clone_jail = [&plan]() -> pid_t {
-        pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, kNamespaces | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+    auto clone_jail = [&plan](int cgroup_fd) -> pid_t {
+        pid_t pid = cgroup::clone_process(kNamespaces | SIGCHLD, cgroup_fd);
         if (pid == 0) jail_main(plan);
         return pid;
     };
@@ -185,7 +185,7 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
         if (!spawned) return spawned.error().wrap("starting the jail in its cgroup (new user, pid, mount, net, ipc and uts namespaces)");
         pid = *spawned;
     } else {
-        pid = clone_jail();
+        pid = clone_jail(-1);
         if (pid < 0) return sys_error("clone", "new user, pid, mount, net, ipc and uts namespaces");
     }
     child_ = std::make_unique<ChildGuard>(pid);
