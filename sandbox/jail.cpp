@@ -160,6 +160,11 @@ bool setup(const JailPlan& plan, ChildError& e) noexcept {
     if (!user::enter(plan.user, e)) return false;
     // Set after the id change, which clears it: the jail dies with the server thread.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return fail(e, "prctl PR_SET_PDEATHSIG");
+    // This process, the jail's init, is a copy of the server's memory (audit
+    // keys included). Not dumpable: the program, same uid, cannot open
+    // /proc/1/mem, environ or maps. The id change clears the flag only when
+    // the host uid changes, which it does not when Kiln runs rootless (C012).
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return fail(e, "prctl PR_SET_DUMPABLE");
     // Fresh tmpfs root, read-only binds, /proc, /dev, /tmp, /workspace, pivot_root (C002, C012).
     if (!mount::enter(plan.mounts, bind_fds, e)) return false;
     if (::sethostname("kiln", 4) != 0) return fail(e, "sethostname");
