@@ -98,9 +98,9 @@ TEST_CASE("filling /tmp stops at its size") {
     leaks.verify();
 }
 
-// pid 1 of the jail is Kiln's init, a copy of the server's memory (with the
-// audit log's keys, say). The program runs as the same jail uid, so only the
-// init's non-dumpable state (set by its id change) and seccomp keep it out.
+// pid 1 of the jail is kiln-init, which holds the pipe the server reads the
+// program's exit status from. The program runs as the same jail uid, so only
+// kiln-init being not dumpable (and seccomp: no ptrace) keeps it out.
 TEST_CASE("the program cannot read the init's memory, environment or maps (C001 C012)") {
     LeakCheck leaks;
     auto r = run_ok(probe_spec({"read", "/proc/1/mem", "/proc/1/environ", "/proc/1/maps", "/proc/1/stack",
