@@ -68,6 +68,22 @@ private:
 
 int jail_entry(void* plan) { jail_main(*static_cast<const JailPlan*>(plan)); }
 
+// AddressSanitizer keeps shadow memory for the whole address space: a
+// CLONE_VM child's instrumented frames would write into the server's shadow,
+// and a reused stack's stale shadow makes false reports in the child. In
+// sanitizer builds the setup child gets a copy of the memory instead.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSetupSharesMemory = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSetupSharesMemory = false;
+#else
+constexpr bool kSetupSharesMemory = true;
+#endif
+#else
+constexpr bool kSetupSharesMemory = true;
+#endif
+
 struct Pipe {
     UniqueFd read, write;
 };
@@ -210,10 +226,12 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
     // that in wait_for_setup(). It starts with every signal blocked, so
     // neither it nor we see EINTR while errno is shared. A v2 group needs
     // clone3 (CLONE_INTO_CGROUP), which glibc cannot start on a new stack:
-    // that child gets a copy instead.
-    if (Status st = stack_.allocate(); !st) return st;
+    // that child gets a copy instead, as in sanitizer builds.
+    if (kSetupSharesMemory) {
+        if (Status st = stack_.allocate(); !st) return st;
+    }
     auto clone_jail = [&](int cgroup_fd) -> pid_t {
-        if (cgroup_fd >= 0) {
+        if (cgroup_fd >= 0 || !kSetupSharesMemory) {
             pid_t pid = cgroup::clone_process(kNamespaces | SIGCHLD, cgroup_fd);
             if (pid == 0) jail_main(plan);
             return pid;
