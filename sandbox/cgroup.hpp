@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,14 @@ public:
     virtual ~Group() = default;
     // Moves a process in; called before the jailed child is released.
     virtual Status add(pid_t pid) = 0;
+    // Calls `spawn` (a clone; it returns the child's pid, or -1 with errno
+    // set) and returns the child, which is in this group from its first
+    // instruction. `spawn` gets a v2 group's directory fd to clone into
+    // (clone_process), or -1. By default: spawn, then add(). If the group
+    // cannot take the child, the child is killed and reaped before the error
+    // returns.
+    using SpawnFn = std::function<pid_t(int cgroup_fd)>;
+    virtual Result<pid_t> spawn_inside(const SpawnFn& spawn);
     virtual Stats stats() const = 0;
     // Kills every process left in the group and waits until it is empty.
     virtual void kill_all() = 0;
@@ -65,6 +74,12 @@ Status write_text(const std::string& path, const std::string& text);
 // Waits for a (possibly just emptied) cgroup directory to be removable.
 Status remove_dir(const std::string& path);
 bool pid_alive(pid_t pid);
+// A fork-like clone with `flags` (CLONE_NEW* and the exit signal). With a
+// cgroup_fd (a v2 group's directory) it is clone3 with CLONE_INTO_CGROUP,
+// so the child starts in that group. Returns 0 in the child, like fork.
+pid_t clone_process(unsigned long flags, int cgroup_fd);
+// Kills and reaps a child that will not be used.
+void discard_child(pid_t pid);
 void kill_procs_in(const std::string& procs_file);
 // Removes <kiln_dir>/<pid> subtrees whose server pid is gone.
 void reap_stale_in(const std::string& kiln_dir);

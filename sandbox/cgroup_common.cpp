@@ -1,5 +1,8 @@
 #include <fcntl.h>
+#include <linux/sched.h>
+#include <sys/syscall.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -46,6 +49,31 @@ Status remove_dir(const std::string& path) {
     return sys_error("rmdir " + path, "cgroup still busy");
 }
 
+pid_t clone_process(unsigned long flags, int cgroup_fd) {
+    if (cgroup_fd < 0) return static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr));
+    clone_args args{};
+    args.flags = (flags & ~0xffUL) | CLONE_INTO_CGROUP;
+    args.exit_signal = flags & 0xff;
+    args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
+    return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+}
+
+Result<pid_t> Group::spawn_inside(const SpawnFn& spawn) {
+    pid_t pid = spawn(-1);
+    if (pid < 0) return sys_error("clone");
+    if (Status st = add(pid); !st) {
+        discard_child(pid);
+        return st.error();
+    }
+    return pid;
+}
+
+void discard_child(pid_t pid) {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) {
+    }
+}
+
 bool pid_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 void kill_procs_in(const std::string& procs_file) {
@@ -54,7 +82,10 @@ void kill_procs_in(const std::string& procs_file) {
         if (!text || text->empty()) return;
         std::istringstream in(*text);
         pid_t pid = 0;
-        while (in >> pid) ::kill(pid, SIGKILL);
+        // A server thread passes through run groups (spawn_inside, v1): the
+        // server must never be among the processes it kills.
+        while (in >> pid)
+            if (pid != ::getpid()) ::kill(pid, SIGKILL);
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
 }

@@ -57,23 +57,73 @@ std::map<std::string, Hierarchy> find_hierarchies() {
     return found;
 }
 
+std::string own_dir(const Hierarchy& h) { return h.mount + (h.own_path == "/" ? "" : h.own_path); }
+
 std::string parent_of_server(const Hierarchy& h) {
     // Prefer our own cgroup (limits of the server's container then apply to
     // the jails too); fall back to the root when it is not writable.
-    std::string own = h.mount + (h.own_path == "/" ? "" : h.own_path);
+    std::string own = own_dir(h);
     if (::access(own.c_str(), W_OK) == 0) return own + "/kiln";
     return h.mount + "/kiln";
 }
 
+// Directories per controller; co-mounted controllers (cpu,cpuacct) share one.
+using Dirs = std::map<std::string, std::string>;
+
+Dirs unique_dirs(const Dirs& dirs) {
+    Dirs out;
+    for (const auto& [ctrl, dir] : dirs)
+        if (std::none_of(out.begin(), out.end(), [&](const auto& kv) { return kv.second == dir; })) out[ctrl] = dir;
+    return out;
+}
+
+// Moves the calling thread, and only it, into `dirs`.
+Status move_this_thread(const Dirs& dirs) {
+    for (const auto& [ctrl, dir] : unique_dirs(dirs))
+        if (Status st = write_text(dir + "/tasks", "0"); !st) return st;
+    return {};
+}
+
 class V1Group final : public Group {
 public:
-    explicit V1Group(std::map<std::string, std::string> dirs) : dirs_(std::move(dirs)) {}
+    // `home`: the server's own groups, where a thread returns after spawning.
+    // The pids limit is written one higher until then (see spawn_inside).
+    V1Group(Dirs dirs, Dirs home, std::uint32_t pids) : dirs_(std::move(dirs)), home_(std::move(home)), pids_(pids) {}
     ~V1Group() override { (void)remove(); }
 
     Status add(pid_t pid) override {
-        for (const auto& [ctrl, dir] : unique_dirs())
+        for (const auto& [ctrl, dir] : unique_dirs(dirs_))
             if (Status st = write_text(dir + "/cgroup.procs", std::to_string(pid)); !st) return st;
-        return {};
+        return set_pids_limit();
+    }
+
+    // Moving a process into a v1 group by pid write-locks the kernel's global
+    // cgroup_threadgroup_rwsem, which waits for an RCU grace period whenever
+    // no migration happened just before: 5-15 ms on an idle host, most of a
+    // run's setup. A thread that moves itself (writes "0" to `tasks`) takes
+    // no such lock. So the calling thread steps into the group, clones (the
+    // child inherits the thread's groups) and steps back out.
+    Result<pid_t> spawn_inside(const SpawnFn& spawn) override {
+        if (Status st = move_this_thread(dirs_); !st) {
+            (void)move_this_thread(home_);
+            return st.error().wrap("moving the spawning thread into the run's cgroup");
+        }
+        pid_t pid = spawn(-1);
+        int clone_errno = errno;
+        Status back = move_this_thread(home_);
+        if (pid < 0) {
+            errno = clone_errno;
+            return sys_error("clone");
+        }
+        if (!back) {
+            discard_child(pid);
+            return back.error().wrap("moving the spawning thread back to the server's cgroup");
+        }
+        if (Status st = set_pids_limit(); !st) {
+            discard_child(pid);
+            return st.error();
+        }
+        return pid;
     }
 
     Stats stats() const override {
@@ -95,36 +145,30 @@ public:
     }
 
     void kill_all() override {
-        for (const auto& [ctrl, dir] : unique_dirs()) kill_procs_in(dir + "/cgroup.procs");
+        for (const auto& [ctrl, dir] : unique_dirs(dirs_)) kill_procs_in(dir + "/cgroup.procs");
     }
 
     Status remove() override {
         if (removed_) return {};
         kill_all();
         Status result;
-        for (const auto& [ctrl, dir] : unique_dirs())
+        for (const auto& [ctrl, dir] : unique_dirs(dirs_))
             if (Status st = remove_dir(dir); !st && result) result = st;
         removed_ = true;
         return result;
     }
 
 private:
-    // Co-mounted controllers (cpu,cpuacct) share one directory.
-    std::map<std::string, std::string> unique_dirs() const {
-        std::map<std::string, std::string> out;
-        for (const auto& [ctrl, dir] : dirs_)
-            if (std::none_of(out.begin(), out.end(), [&](const auto& kv) { return kv.second == dir; }))
-                out[ctrl] = dir;
-        return out;
-    }
+    Status set_pids_limit() { return write_text(dirs_.at("pids") + "/pids.max", std::to_string(pids_)); }
 
-    std::map<std::string, std::string> dirs_;
+    Dirs dirs_, home_;
+    std::uint32_t pids_;
     bool removed_ = false;
 };
 
 class V1Manager final : public Manager {
 public:
-    explicit V1Manager(std::map<std::string, std::string> server_dirs) : server_dirs_(std::move(server_dirs)) {}
+    V1Manager(Dirs server_dirs, Dirs home_dirs) : server_dirs_(std::move(server_dirs)), home_dirs_(std::move(home_dirs)) {}
     ~V1Manager() override {
         std::set<std::string> done;
         for (const auto& [ctrl, dir] : server_dirs_)
@@ -141,7 +185,7 @@ public:
             if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + dir);
             dirs[ctrl] = dir;
         }
-        auto group = std::make_unique<V1Group>(dirs);
+        auto group = std::make_unique<V1Group>(dirs, home_dirs_, static_cast<std::uint32_t>(limits.pids));
         if (Status st = apply_limits(dirs, limits); !st) return st.error();
         return std::unique_ptr<Group>(std::move(group));
     }
@@ -154,14 +198,15 @@ private:
         // memory+swap equal to memory: no swap at all. Absent without swap accounting.
         if (::access((mem + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0)
             if (Status st = write_text(mem + "/memory.memsw.limit_in_bytes", bytes); !st) return st;
-        if (Status st = write_text(dirs.at("pids") + "/pids.max", std::to_string(limits.pids)); !st) return st;
+        // One more until the spawning thread has left (V1Group::spawn_inside).
+        if (Status st = write_text(dirs.at("pids") + "/pids.max", std::to_string(limits.pids + 1)); !st) return st;
         const std::string& cpu = dirs.at("cpu");
         long quota = std::max(1000L, std::lround(limits.cpus * 100000.0));
         if (Status st = write_text(cpu + "/cpu.cfs_period_us", "100000"); !st) return st;
         return write_text(cpu + "/cpu.cfs_quota_us", std::to_string(quota));
     }
 
-    std::map<std::string, std::string> server_dirs_;
+    Dirs server_dirs_, home_dirs_;
 };
 
 }  // namespace
@@ -171,8 +216,9 @@ Result<std::unique_ptr<Manager>> open_v1() {
     for (const char* c : {"memory", "pids", "cpu", "cpuacct"})
         if (!hierarchies.count(c))
             return make_error("cgroup v1", std::string("no '") + c + "' hierarchy mounted", ENOENT);
-    std::map<std::string, std::string> server_dirs;
+    Dirs server_dirs, home_dirs;
     for (const auto& [ctrl, h] : hierarchies) {
+        home_dirs[ctrl] = own_dir(h);
         std::string parent = parent_of_server(h);
         if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
             return sys_error("mkdir " + parent, "cgroup v1 " + ctrl + " is not writable (run as root, or use a delegated cgroup v2)");
@@ -180,7 +226,7 @@ Result<std::unique_ptr<Manager>> open_v1() {
         if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + dir);
         server_dirs[ctrl] = dir;
     }
-    return std::unique_ptr<Manager>(new V1Manager(std::move(server_dirs)));
+    return std::unique_ptr<Manager>(new V1Manager(std::move(server_dirs), std::move(home_dirs)));
 }
 
 namespace {

@@ -6,6 +6,7 @@
 // controllers for its children. When the server's own group is such a group,
 // the server moves itself into a leaf "kiln-server" beside the jails'
 // subtree, the way nsjail does, and then enables the controllers.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/unique_fd.hpp"
 #include "sandbox/cgroup.hpp"
 
 namespace kiln::sandbox::cgroup {
@@ -66,6 +68,18 @@ public:
     ~V2Group() override { (void)remove(); }
 
     Status add(pid_t pid) override { return write_text(dir_ + "/cgroup.procs", std::to_string(pid)); }
+
+    // clone3(CLONE_INTO_CGROUP): the child is born in the group, so no
+    // migration and none of its global locking (see cgroup_v1.cpp). Kernels
+    // before 5.7 lack it; they get the plain clone and add().
+    Result<pid_t> spawn_inside(const SpawnFn& spawn) override {
+        UniqueFd dir(::open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!dir) return sys_error("open " + dir_);
+        pid_t pid = spawn(dir.get());
+        if (pid >= 0) return pid;
+        if (errno != ENOSYS && errno != E2BIG) return sys_error("clone3", "CLONE_INTO_CGROUP " + dir_);
+        return Group::spawn_inside(spawn);
+    }
 
     Stats stats() const override {
         Stats s;

@@ -7,7 +7,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandbox/net.hpp"
@@ -15,136 +14,84 @@
 namespace kiln::sandbox {
 
 void JailPlan::seal() {
-    argv.clear();
+    std::string dirs;
+    for (const auto& d : path_dirs) dirs += (dirs.empty() ? "" : ":") + d;
+    init_argv_storage = {"kiln-init", cwd, dirs, "--"};
+    init_argv_storage.insert(init_argv_storage.end(), argv_storage.begin(), argv_storage.end());
+    init_argv.clear();
     envp.clear();
-    for (auto& a : argv_storage) argv.push_back(a.data());
-    argv.push_back(nullptr);
+    for (auto& a : init_argv_storage) init_argv.push_back(a.data());
+    init_argv.push_back(nullptr);
     for (auto& v : env_storage) envp.push_back(v.data());
     envp.push_back(nullptr);
 }
 
 namespace {
 
-pid_t g_program = 0;  // per process: the init's copy, for the signal handler
+static_assert(sizeof(ChildError) == sizeof(kiln_child_error), "kiln-init sends the same error record");
 
 [[noreturn]] void report_and_exit(const ChildError& e) noexcept {
-    write_all(kFdError, &e, sizeof e);
+    write_all(KILN_FD_SETUP_ERROR, &e, sizeof e);
     ::_exit(127);
 }
 
-// Moves the parent's descriptors to 0..5 and closes everything else the
-// server had open (C012): other runs' pipes, the audit log, sockets.
+// What survives the exec of kiln-init: stdio, its error and status pipes.
+bool survives_exec(int fd) noexcept {
+    return fd <= KILN_FD_STDERR || fd == KILN_FD_EXEC_ERROR || fd == KILN_FD_STATUS;
+}
+
+// Moves the parent's descriptors to their fixed numbers and closes
+// everything else the server had open (C012): other runs' pipes, the audit
+// log, sockets.
 bool arrange_fds(const JailPlan& plan) noexcept {
     int high[kChildFdCount];
     for (int i = 0; i < kChildFdCount; ++i) {
-        high[i] = ::fcntl(plan.fds[i], F_DUPFD_CLOEXEC, 64);
-        if (high[i] < 0) return false;
+        high[i] = plan.fds[i] < 0 ? -1 : ::fcntl(plan.fds[i], F_DUPFD_CLOEXEC, 64);
+        if (plan.fds[i] >= 0 && high[i] < 0) return false;
     }
     for (int i = 0; i < kChildFdCount; ++i) {
-        int flags = i >= kFdSync ? O_CLOEXEC : 0;
-        if (::dup3(high[i], i, flags) < 0) return false;
+        if (high[i] < 0) continue;
+        if (::dup3(high[i], i, survives_exec(i) ? 0 : O_CLOEXEC) < 0) return false;
     }
     return ::syscall(SYS_close_range, kChildFdCount, ~0U, 0) == 0;
+}
+
+// Puts a descriptor the setup created at its fixed number (kept over exec).
+bool place_fd(int fd, int target, ChildError& e) noexcept {
+    if (fd == target) return ::fcntl(fd, F_SETFD, 0) == 0 || fail(e, "fcntl", "F_SETFD");
+    if (::dup3(fd, target, 0) < 0) return fail(e, "dup3");
+    ::close(fd);
+    return true;
 }
 
 bool wait_for_parent() noexcept {
     char go = 0;
     for (;;) {
-        ssize_t n = ::read(kFdSync, &go, 1);
+        ssize_t n = ::read(KILN_FD_SYNC, &go, 1);
         if (n < 0 && errno == EINTR) continue;
         return n == 1;
     }
 }
 
-void forward_signal(int sig) {
-    if (g_program > 0) ::kill(g_program, sig);
-}
-
-bool reset_signals() noexcept {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // EINVAL for KILL/STOP: fine
-    sigset_t none;
-    sigemptyset(&none);
-    return ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(unsigned long) * 1) == 0;
-}
-
-// execvpe without allocation: tries each PATH directory in turn.
-[[noreturn]] void exec_program(const JailPlan& plan) noexcept {
-    ChildError e;
-    const char* file = plan.argv[0];
-    bool has_slash = false;
-    for (const char* p = file; *p; ++p) has_slash |= *p == '/';
-    if (has_slash) {
-        ::execve(file, plan.argv.data(), plan.envp.data());
-        fail(e, "execve", file);
-        report_and_exit(e);
+// A seccomp filter for kiln-init, as raw BPF in a memfd (C006).
+bool filter_to_fd(const seccomp::Program& program, int target, ChildError& e) noexcept {
+    int fd = static_cast<int>(::syscall(SYS_memfd_create, "kiln-bpf", 0));
+    if (fd < 0) return fail(e, "memfd_create", "seccomp filter");
+    if (!write_all(fd, program.filter.data(), program.filter.size() * sizeof(sock_filter))) {
+        fail(e, "write", "seccomp filter");
+        ::close(fd);
+        return false;
     }
-    int saved = ENOENT;
-    char path[4096];
-    for (const auto& dir : plan.path_dirs) {
-        std::size_t n = 0;
-        for (const char* s = dir.c_str(); *s && n < sizeof path - 2; ++s) path[n++] = *s;
-        path[n++] = '/';
-        for (const char* s = file; *s && n < sizeof path - 1; ++s) path[n++] = *s;
-        path[n] = '\0';
-        ::execve(path, plan.argv.data(), plan.envp.data());
-        if (errno != ENOENT && errno != ENOTDIR) saved = errno;
-    }
-    errno = saved;
-    fail(e, "execve", file);
-    report_and_exit(e);
-}
-
-[[noreturn]] void run_program(const JailPlan& plan) noexcept {
-    ChildError e;
-    if (!reset_signals()) {
-        fail(e, "rt_sigprocmask");
-        report_and_exit(e);
-    }
-    if (::chdir(plan.cwd.c_str()) != 0) {
-        fail(e, "chdir", plan.cwd.c_str());
-        report_and_exit(e);
-    }
-    ::close(kFdSync);
-    ::close(kFdStatus);
-    // Seccomp last: after it, even the setup's own calls would be refused.
-    if (!seccomp::enter(*plan.seccomp, e)) report_and_exit(e);
-    exec_program(plan);
-}
-
-// pid 1 of the jail: reaps orphans until the program exits.
-[[noreturn]] void run_init(pid_t program, const JailPlan& plan) noexcept {
-    g_program = program;
-    struct sigaction fwd {};
-    fwd.sa_handler = forward_signal;
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) ::sigaction(sig, &fwd, nullptr);
-    ::close(kFdError);  // only the program reports from here
-    ::close(kFdSync);
-    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    for (int fd : {kFdStdin, kFdStdout, kFdStderr}) {
-        if (null >= 0) ::dup3(null, fd, 0);
-        else ::close(fd);
-    }
-    if (null >= 0) ::close(null);
-    ChildError ignored;
-    seccomp::enter(*plan.init_seccomp, ignored);
-    for (;;) {
-        int status = 0;
-        pid_t pid = static_cast<pid_t>(::syscall(SYS_wait4, -1, &status, 0, nullptr));
-        if (pid < 0 && errno == EINTR) continue;
-        if (pid < 0) ::_exit(126);
-        if (pid == program) {
-            write_all(kFdStatus, &status, sizeof status);
-            ::_exit(0);  // the kernel now kills the rest of the pid namespace
-        }
-    }
+    return place_fd(fd, target, e);
 }
 
 // The setup sequence, in order. Each step names the control it serves.
 bool setup(const JailPlan& plan, ChildError& e) noexcept {
     int bind_fds[mount::kMaxBinds];
-    // The jail sees its own cgroup as "/" (C012); the parent has moved us in.
+    // The filters kiln-init installs, written before RLIMIT_FSIZE applies (C006).
+    if (!filter_to_fd(*plan.init_seccomp, KILN_FD_INIT_BPF, e)) return false;
+    if (!filter_to_fd(*plan.seccomp, KILN_FD_PROGRAM_BPF, e)) return false;
+    // The jail sees its own cgroup as "/" (C012); it was born in it.
     if (::unshare(CLONE_NEWCGROUP) != 0) return fail(e, "unshare", "CLONE_NEWCGROUP");
     // Opened while still holding the server's host ids (C002).
     if (!mount::open_sources(plan.mounts, bind_fds, e)) return false;
@@ -161,8 +108,11 @@ bool setup(const JailPlan& plan, ChildError& e) noexcept {
     if (!rlimits::enter(plan.rlimits, e)) return false;
     // As nobody without any capability from here on; no_new_privs (C001, C009).
     if (!caps::drop_all(plan.caps, e)) return false;
-    // LSM ruleset over the finished tree (C010); needs no_new_privs.
-    if (!landlock::enter(plan.landlock, e)) return false;
+    // LSM ruleset over the finished tree (C010), built here where the paths
+    // resolve; kiln-init restricts itself to it after its exec.
+    int ruleset = -1;
+    if (!landlock::build_ruleset(plan.landlock, ruleset, e)) return false;
+    if (ruleset >= 0 && !place_fd(ruleset, KILN_FD_LANDLOCK, e)) return false;
     return true;
 }
 
@@ -173,15 +123,12 @@ void jail_main(const JailPlan& plan) noexcept {
     if (!wait_for_parent()) ::_exit(125);  // the parent gave up: no one to report to
     ChildError e;
     if (!setup(plan, e)) report_and_exit(e);
-    // A plain fork-like clone: libc's fork() would run atfork handlers that
-    // take locks another server thread may have held at our clone.
-    pid_t program = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
-    if (program < 0) {
-        fail(e, "clone", "program");
-        report_and_exit(e);
-    }
-    if (program == 0) run_program(plan);  // seccomp (C006) is its last step
-    run_init(program, plan);
+    // kiln-init from the descriptor the server opened: its path is not in
+    // the jail. The exec ends the sharing of the server's memory, closes
+    // the setup error pipe (the parent's signal to go on) and the sync pipe.
+    ::syscall(SYS_execveat, KILN_FD_INIT_EXE, "", plan.init_argv.data(), plan.envp.data(), AT_EMPTY_PATH);
+    fail(e, "execveat", "kiln-init");
+    report_and_exit(e);
 }
 
 }  // namespace kiln::sandbox

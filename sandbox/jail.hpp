@@ -1,17 +1,22 @@
-// The jail's setup process: everything between clone() and execve().
+// The jail's setup process: everything between clone() and kiln-init.
 //
-// jail_main() runs in the cloned child (pid 1 of the new pid namespace). It
-// reads only the JailPlan the parent prepared and makes raw system calls
-// (see child.hpp for why). It becomes the jail's init: after setup it
-// forks the program, reaps orphans, forwards termination signals and, when
-// the program exits, reports its wait status and exits, which makes the
-// kernel kill everything left in the pid namespace.
+// jail_main() runs in the cloned child (pid 1 of the new pid namespace).
+// It usually shares the server's memory (a CLONE_VM clone: no copy of the
+// server's address space), so until it execs it reads only the JailPlan
+// the parent prepared and makes raw system calls (see child.hpp), while the
+// parent thread waits. Its last step execs kiln-init (kiln_init.c), which
+// applies Landlock, starts the program under seccomp and stays as the
+// namespace's init: from then on no process of the jail holds a copy of
+// the server's memory.
 #pragma once
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "sandbox/caps.hpp"
+#include "sandbox/init_protocol.h"
 #include "sandbox/landlock.hpp"
 #include "sandbox/mount.hpp"
 #include "sandbox/rlimits.hpp"
@@ -20,16 +25,10 @@
 
 namespace kiln::sandbox {
 
-// The child's fixed descriptors, moved into place first thing.
-enum ChildFd : int {
-    kFdStdin = 0,
-    kFdStdout = 1,
-    kFdStderr = 2,
-    kFdSync = 3,    // parent -> child: one byte once uid maps and cgroups are set
-    kFdError = 4,   // child -> parent: a ChildError; EOF at execve means success
-    kFdStatus = 5,  // init -> parent: the program's wait status
-    kChildFdCount = 6,
-};
+// The child's fixed descriptors (init_protocol.h): the parent supplies
+// stdio, sync, the two error pipes, status and kiln-init's executable; the
+// setup creates the Landlock ruleset and the seccomp filters' memfds.
+constexpr int kChildFdCount = KILN_FD_COUNT;
 
 struct JailPlan {
     user::Plan user;
@@ -40,12 +39,17 @@ struct JailPlan {
     const seccomp::Program* init_seccomp = nullptr;  // the init's own filter
     const seccomp::Program* seccomp = nullptr;       // the program's filter
     std::vector<std::string> argv_storage, env_storage, path_dirs;
-    std::vector<char*> argv, envp;  // null-terminated views of the storage
     std::string cwd;
-    // Parent-side descriptors that become kFdStdin..kFdStatus in the child.
-    int fds[kChildFdCount] = {-1, -1, -1, -1, -1, -1};
+    // kiln-init's argv (CWD PATH_DIRS -- PROGRAM ARGS..., null-terminated)
+    // and the program's environment, views of init_argv_storage/env_storage.
+    std::vector<std::string> init_argv_storage;
+    std::vector<char*> init_argv, envp;
+    // Parent-side descriptors that become the child's fixed ones; -1 for
+    // those the child creates itself.
+    int fds[kChildFdCount];
 
-    void seal();  // fills argv/envp from the storage
+    JailPlan() { std::fill(std::begin(fds), std::end(fds), -1); }
+    void seal();  // builds init_argv and envp from argv, cwd, path_dirs, env
 };
 
 [[noreturn]] void jail_main(const JailPlan& plan) noexcept;

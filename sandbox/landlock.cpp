@@ -60,7 +60,8 @@ Plan prepare(int abi, const std::vector<std::string>& writable_dirs) {
     return p;
 }
 
-bool enter(const Plan& plan, ChildError& e) noexcept {
+bool build_ruleset(const Plan& plan, int& ruleset_fd, ChildError& e) noexcept {
+    ruleset_fd = -1;
     if (plan.abi <= 0) return true;
     RulesetAttr attr{plan.handled_fs, 0, plan.scoped};
     std::size_t size = plan.abi >= 6 ? sizeof attr : 2 * sizeof(std::uint64_t);
@@ -81,9 +82,7 @@ bool enter(const Plan& plan, ChildError& e) noexcept {
             return fail(e, "landlock_add_rule", r.path.c_str());
         }
     }
-    long rc = ::syscall(SYS_landlock_restrict_self, ruleset, 0);
-    ::close(ruleset);
-    if (rc != 0) return fail(e, "landlock_restrict_self");
+    ruleset_fd = ruleset;
     return true;
 }
 

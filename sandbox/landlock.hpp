@@ -4,7 +4,8 @@
 //
 // Rules name inodes, and the jail's /tmp exists only after the mounts are
 // built, so the whole ruleset is made in the child, after pivot_root, from
-// paths and access masks the parent computed.
+// paths and access masks the parent computed; kiln-init, pid 1, calls
+// landlock_restrict_self on it (kiln_init.c), and the program inherits it.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,8 @@ struct Plan {
 };
 
 Plan prepare(int abi, const std::vector<std::string>& writable_dirs);
-bool enter(const Plan& plan, ChildError& e) noexcept;
+// Builds the ruleset (in the jail, after pivot_root); ruleset_fd stays -1
+// when the kernel has no Landlock. kiln-init restricts itself to it.
+bool build_ruleset(const Plan& plan, int& ruleset_fd, ChildError& e) noexcept;
 
 }  // namespace kiln::sandbox::landlock

@@ -2,8 +2,8 @@
 //
 // run() prepares everything in the parent (mount list, id maps, seccomp
 // BPF, rlimits, Landlock rules, argv/env), clones the jail's init into new
-// user, pid, mount, net, ipc and uts namespaces, writes its id maps, moves
-// it into the run's cgroup, releases it, then feeds stdin and drains
+// user, pid, mount, net, ipc and uts namespaces and into the run's cgroup,
+// writes its id maps, releases it, then feeds stdin and drains
 // stdout/stderr until it exits, the deadline passes or the caller cancels.
 // The jail's processes all live in its pid namespace, so killing the init
 // kills them all; the cgroup is emptied and removed before run() returns.
@@ -12,6 +12,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -20,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <pthread.h>
 #include <mutex>
 #include <sstream>
 
@@ -39,6 +42,47 @@ using std::chrono::milliseconds;
 constexpr unsigned long kNamespaces =
     CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
 constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// The setup child's stack while it shares our memory (CLONE_VM), with a
+// guard page below it. Freed only after the child has exec'd or died.
+class ChildStack {
+public:
+    static constexpr std::size_t kSize = 256 * 1024, kGuard = 4096;
+    ChildStack() = default;
+    ChildStack(const ChildStack&) = delete;
+    ChildStack& operator=(const ChildStack&) = delete;
+    ~ChildStack() {
+        if (base_ != MAP_FAILED) ::munmap(base_, kSize + kGuard);
+    }
+    Status allocate() {
+        base_ = ::mmap(nullptr, kSize + kGuard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (base_ == MAP_FAILED) return sys_error("mmap", "the jail setup's stack");
+        if (::mprotect(base_, kGuard, PROT_NONE) != 0) return sys_error("mprotect", "stack guard page");
+        return {};
+    }
+    void* top() const { return static_cast<char*>(base_) + kSize + kGuard; }
+
+private:
+    void* base_ = MAP_FAILED;
+};
+
+int jail_entry(void* plan) { jail_main(*static_cast<const JailPlan*>(plan)); }
+
+// AddressSanitizer keeps shadow memory for the whole address space: a
+// CLONE_VM child's instrumented frames would write into the server's shadow,
+// and a reused stack's stale shadow makes false reports in the child. In
+// sanitizer builds the setup child gets a copy of the memory instead.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSetupSharesMemory = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSetupSharesMemory = false;
+#else
+constexpr bool kSetupSharesMemory = true;
+#endif
+#else
+constexpr bool kSetupSharesMemory = true;
+#endif
 
 struct Pipe {
     UniqueFd read, write;
@@ -136,12 +180,14 @@ private:
                                    spec_.limits.output_cap_bytes, false};
     }
     std::optional<Error> child_error();
+    Status wait_for_setup();
     void finish(ExecResult& r, int init_status, const rusage& usage);
 
     const SandboxSpec& spec_;
     const RunHooks& hooks_;
     ExecResult result_;
-    Pipe stdin_, stdout_, stderr_, sync_, error_, status_;
+    Pipe stdin_, stdout_, stderr_, sync_, setup_, error_, status_;
+    ChildStack stack_;  // before child_: the child is reaped before its stack goes
     UniqueFd pidfd_, stop_fd_;
     std::unique_ptr<cgroup::Group> group_;
     std::unique_ptr<ChildGuard> child_;
@@ -152,17 +198,18 @@ private:
 };
 
 Status Run::make_pipes(JailPlan& plan) {
-    for (Pipe* p : {&stdin_, &stdout_, &stderr_, &sync_, &error_, &status_}) {
+    for (Pipe* p : {&stdin_, &stdout_, &stderr_, &sync_, &setup_, &error_, &status_}) {
         auto made = make_pipe();
         if (!made) return made.error();
         *p = std::move(*made);
     }
-    plan.fds[kFdStdin] = stdin_.read.get();
-    plan.fds[kFdStdout] = stdout_.write.get();
-    plan.fds[kFdStderr] = stderr_.write.get();
-    plan.fds[kFdSync] = sync_.read.get();
-    plan.fds[kFdError] = error_.write.get();
-    plan.fds[kFdStatus] = status_.write.get();
+    plan.fds[KILN_FD_STDIN] = stdin_.read.get();
+    plan.fds[KILN_FD_STDOUT] = stdout_.write.get();
+    plan.fds[KILN_FD_STDERR] = stderr_.write.get();
+    plan.fds[KILN_FD_SYNC] = sync_.read.get();
+    plan.fds[KILN_FD_SETUP_ERROR] = setup_.write.get();
+    plan.fds[KILN_FD_EXEC_ERROR] = error_.write.get();
+    plan.fds[KILN_FD_STATUS] = status_.write.get();
     return {};
 }
 
@@ -173,21 +220,52 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
         if (!g) return g.error().wrap("creating the run's cgroup");
         group_ = std::move(*g);
     }
-    pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, kNamespaces | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
-    if (pid < 0) return sys_error("clone", "new user, pid, mount, net, ipc and uts namespaces");
-    if (pid == 0) jail_main(plan);
+    // The setup child shares our memory (no copy of the server's address
+    // space to make and tear down, no copy-on-write faults in the server
+    // while the jail runs) until it execs kiln-init; this thread waits for
+    // that in wait_for_setup(). It starts with every signal blocked, so
+    // neither it nor we see EINTR while errno is shared. A v2 group needs
+    // clone3 (CLONE_INTO_CGROUP), which glibc cannot start on a new stack:
+    // that child gets a copy instead, as in sanitizer builds.
+    if (kSetupSharesMemory) {
+        if (Status st = stack_.allocate(); !st) return st;
+    }
+    auto clone_jail = [&](int cgroup_fd) -> pid_t {
+        if (cgroup_fd >= 0 || !kSetupSharesMemory) {
+            pid_t pid = cgroup::clone_process(kNamespaces | SIGCHLD, cgroup_fd);
+            if (pid == 0) jail_main(plan);
+            return pid;
+        }
+        return ::clone(jail_entry, stack_.top(), static_cast<int>(kNamespaces | CLONE_VM | SIGCHLD), &plan);
+    };
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    struct RestoreMask {
+        sigset_t mask;
+        ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+    } restore{old};
+    // With a cgroup, the child starts inside it, before its first step.
+    pid_t pid = -1;
+    if (group_) {
+        auto spawned = group_->spawn_inside(clone_jail);
+        if (!spawned) return spawned.error().wrap("starting the jail in its cgroup (new user, pid, mount, net, ipc and uts namespaces)");
+        pid = *spawned;
+    } else {
+        pid = clone_jail(-1);
+        if (pid < 0) return sys_error("clone", "new user, pid, mount, net, ipc and uts namespaces");
+    }
     child_ = std::make_unique<ChildGuard>(pid);
-    for (UniqueFd* fd : {&stdin_.read, &stdout_.write, &stderr_.write, &sync_.read, &error_.write, &status_.write})
+    for (UniqueFd* fd :
+         {&stdin_.read, &stdout_.write, &stderr_.write, &sync_.read, &setup_.write, &error_.write, &status_.write})
         fd->reset();
     pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     if (!pidfd_) return sys_error("pidfd_open");
     if (Status st = user::write_maps(pid, plan.user); !st) return st.error().wrap("writing the jail's id maps");
-    if (group_) {
-        if (Status st = group_->add(pid); !st) return st.error().wrap("moving the jail into its cgroup");
-    }
     // Release the child: its ids are mapped and its limits apply from its first step.
     if (::write(sync_.write.get(), "g", 1) != 1) return sys_error("write", "sync pipe");
     sync_.write.reset();
+    if (Status st = wait_for_setup(); !st) return st;
     for (int fd : {stdout_.read.get(), stderr_.read.get(), stdin_.write.get()})
         ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     if (spec_.stdin_data.empty()) stdin_.write.reset();
@@ -238,6 +316,25 @@ std::optional<Error> Run::child_error() {
         return make_error(e.step, "jail setup failed in the child", e.err);
     }
     return std::nullopt;
+}
+
+// Until the setup child execs kiln-init it may share our memory, errno
+// included: block on its error pipe, with signals blocked (no EINTR), and
+// decide from the byte count alone. EOF: kiln-init runs; a record: setup
+// failed at the step it names.
+Status Run::wait_for_setup() {
+    ChildError e;
+    std::size_t got = 0;
+    for (int failures = 0; got < sizeof e && failures < 100;) {
+        ssize_t n = ::read(setup_.read.get(), reinterpret_cast<char*>(&e) + got, sizeof e - got);
+        if (n == 0) break;
+        if (n < 0) ++failures;
+        else got += static_cast<std::size_t>(n);
+    }
+    setup_.read.reset();
+    if (got != sizeof e) return {};
+    e.step[sizeof e.step - 1] = '\0';
+    return make_error(e.step, "jail setup failed in the child", e.err);
 }
 
 // The main loop: output, stdin, the init's exit, the deadline, cancellation.
@@ -361,7 +458,7 @@ public:
     const HostCapabilities& capabilities() const override { return caps_; }
     Result<ExecResult> run(const SandboxSpec& spec, const RunHooks& hooks) override;
 
-    Status init(bool probe);
+    Status init(const NativeOptions& options);
 
 private:
     Result<JailPlan> plan_for(const SandboxSpec& spec) const;
@@ -373,8 +470,26 @@ private:
     seccomp::Program default_filter_, strict_filter_;
     caps::Plan caps_plan_;
     int landlock_abi_ = 0;
+    UniqueFd init_exe_;  // kiln-init, O_PATH: exec'd by every jail's setup
     std::atomic<unsigned long> next_run_{0};
 };
+
+// kiln-init's path: the option, $KILN_INIT, the build tree's, the installed one.
+Result<std::string> find_kiln_init(const std::string& configured) {
+    std::vector<std::string> tried;
+    auto candidates = configured.empty()
+                          ? std::vector<std::string>{env_value("KILN_INIT", ""), KILN_INIT_BUILD_PATH, KILN_INIT_INSTALL_PATH}
+                          : std::vector<std::string>{configured};
+    for (const auto& path : candidates) {
+        if (path.empty()) continue;
+        if (::access(path.c_str(), X_OK) == 0) return path;
+        tried.push_back(path);
+    }
+    std::string list;
+    for (const auto& t : tried) list += (list.empty() ? "" : ", ") + t;
+    return make_error("kiln-init", "the jail's init program is missing (tried " + list +
+                                       "); rebuild Kiln (ninja builds sandbox/kiln-init) or set KILN_INIT", ENOENT);
+}
 
 Result<JailPlan> NativeRuntime::plan_for(const SandboxSpec& spec) const {
     if (spec.argv.empty() || spec.argv[0].empty()) return make_error("sandbox spec", "argv is empty", EINVAL);
@@ -388,6 +503,7 @@ Result<JailPlan> NativeRuntime::plan_for(const SandboxSpec& spec) const {
     plan.rlimits = rlimits::prepare(spec.limits, !cgroups_);
     plan.landlock = landlock::prepare(landlock_abi_, plan.mounts.writable_dirs);
     plan.init_seccomp = &strict_filter_;
+    plan.fds[KILN_FD_INIT_EXE] = init_exe_.get();
     switch (spec.seccomp) {
         case SeccompProfile::Default: plan.seccomp = &default_filter_; break;
         case SeccompProfile::Strict: plan.seccomp = &strict_filter_; break;
@@ -435,8 +551,17 @@ void NativeRuntime::describe_controls(bool ok, const std::string& why) {
     add("C012", ok, ok ? "mounts from the allowlist only; server fds closed; environment from an allowlist" : why);
 }
 
-Status NativeRuntime::init(bool probe_host) {
+Status NativeRuntime::init(const NativeOptions& options) {
     caps_.rootless = ::geteuid() != 0;
+    auto init_path = find_kiln_init(options.init_path);
+    if (!init_path) return init_path.error();
+    init_exe_.reset(::open(init_path->c_str(), O_PATH | O_CLOEXEC));
+    if (!init_exe_) return sys_error("open " + *init_path, "kiln-init");
+    // Every jail's setup shares this process's memory until it execs
+    // kiln-init, and as root its id change marks that memory not dumpable
+    // (the kernel's rule for a uid change). Set it now, so the server does
+    // not change on its first run; no one but root may read or trace it.
+    if (!caps_.rootless && ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return sys_error("prctl", "PR_SET_DUMPABLE");
     // A root server maps the jail to nobody; a rootless one can only map itself.
     caps_.host_uid = caps_.rootless ? ::geteuid() : 65534;
     caps_.host_gid = caps_.rootless ? ::getegid() : 65534;
@@ -462,7 +587,7 @@ Status NativeRuntime::init(bool probe_host) {
     if (!cgroups_) caps_.notes.push_back("no usable cgroup: " + cgroup_error_);
     if (caps_.rootless) caps_.notes.push_back("rootless: supplementary groups cannot be dropped; they show as nogroup inside");
 
-    if (!probe_host) {
+    if (!options.probe) {
         describe_controls(true, "");
         caps_.notes.push_back("controls not probed at start (NativeOptions.probe=false): each run reports its own failures");
         return {};
@@ -484,7 +609,7 @@ Status NativeRuntime::init(bool probe_host) {
 
 Result<std::unique_ptr<Runtime>> make_native_runtime(const NativeOptions& options) {
     auto rt = std::make_unique<NativeRuntime>();
-    if (Status st = rt->init(options.probe); !st) return st.error();
+    if (Status st = rt->init(options); !st) return st.error();
     return std::unique_ptr<Runtime>(std::move(rt));
 }
 

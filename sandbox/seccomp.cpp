@@ -132,11 +132,4 @@ Result<Program> build(SeccompProfile profile) {
     return export_bpf(ctx.get());
 }
 
-bool enter(const Program& program, ChildError& e) noexcept {
-    sock_fprog prog{static_cast<unsigned short>(program.filter.size()),
-                    const_cast<sock_filter*>(program.filter.data())};
-    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return fail(e, "seccomp", "SET_MODE_FILTER");
-    return true;
-}
-
 }  // namespace kiln::sandbox::seccomp

@@ -1,8 +1,9 @@
 // Seccomp (C006, T001, T002), installed last, just before execve.
 //
 // The filter is compiled with libseccomp in the parent, once per profile,
-// and exported as raw BPF: the child installs it with one seccomp(2) call
-// and never touches libseccomp (which allocates). Denied calls fail with
+// and exported as raw BPF: the jail's setup hands it to kiln-init in a
+// memfd, and kiln-init installs it in the program with one seccomp(2) call,
+// last before execve (kiln_init.c). Denied calls fail with
 // EPERM instead of killing, so programs fail cleanly; clone3 fails with
 // ENOSYS because its flags cannot be inspected and libc then falls back to
 // clone, whose flags can.
@@ -23,6 +24,5 @@ struct Program {
 };
 
 Result<Program> build(SeccompProfile profile);
-bool enter(const Program& program, ChildError& e) noexcept;
 
 }  // namespace kiln::sandbox::seccomp

@@ -5,6 +5,8 @@
 //
 //   bench_runtime [runs] [command...]      e.g. bench_runtime 200 /bin/true
 //   bench_runtime --concurrent K           server RSS per concurrent run (K jails sleeping 1 s)
+//   KILN_BENCH_GAP_MS=50 bench_runtime ... idle this long between runs, as an
+//                                          agent's calls are (cold kernel caches)
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -97,7 +99,10 @@ int main(int argc, char** argv) {
     kiln::sandbox::SandboxSpec spec;
     spec.argv = cmd;
     std::vector<double> wall, setup, run, teardown, bare;
+    const char* gap_env = std::getenv("KILN_BENCH_GAP_MS");
+    int gap_ms = gap_env ? std::atoi(gap_env) : 0;
     for (int i = 0; i < runs; ++i) {
+        if (gap_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
         auto t0 = Clock::now();
         auto r = (*rt)->run(spec, {});
         double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -112,7 +117,7 @@ int main(int argc, char** argv) {
         bare.push_back(bare_run_ms(cmd));
     }
     double w = median(wall), b = median(bare);
-    std::printf("runs=%d command=%s\n", runs, cmd[0].c_str());
+    std::printf("runs=%d command=%s gap=%d ms\n", runs, cmd[0].c_str(), gap_ms);
     std::printf("jail wall median %.3f ms (setup %.3f, run %.3f, teardown %.3f)\n", w, median(setup), median(run),
                 median(teardown));
     std::printf("bare wall median %.3f ms\n", b);

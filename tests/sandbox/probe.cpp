@@ -137,6 +137,23 @@ int exists(int argc, char** argv) {
     return 0;
 }
 
+// "read PATH ERRNO BYTES" for each path: 0 and the bytes read when readable.
+int read_paths(int argc, char** argv) {
+    for (int i = 2; i < argc; ++i) {
+        char buf[4096];
+        int fd = open(argv[i], O_RDONLY);
+        int e = fd < 0 ? errno : 0;
+        ssize_t n = 0;
+        if (fd >= 0) {
+            n = read(fd, buf, sizeof buf);
+            if (n < 0) e = errno;
+            close(fd);
+        }
+        printf("read %s %d %zd\n", argv[i], e, n < 0 ? 0 : n);
+    }
+    return 0;
+}
+
 int write_path(const char* path) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int e = fd < 0 ? errno : 0;
@@ -267,6 +284,7 @@ int main(int argc, char** argv) {
     if (!strcmp(cmd, "syscalls")) return syscalls();
     if (!strcmp(cmd, "mounts")) return mounts();
     if (!strcmp(cmd, "exists")) return exists(argc, argv);
+    if (!strcmp(cmd, "read")) return read_paths(argc, argv);
     if (!strcmp(cmd, "write")) return write_path(arg);
     if (!strcmp(cmd, "connect-tcp")) return connect_tcp(atoi(arg));
     if (!strcmp(cmd, "connect-abstract")) return connect_abstract(arg);

@@ -98,6 +98,21 @@ TEST_CASE("filling /tmp stops at its size") {
     leaks.verify();
 }
 
+// pid 1 of the jail is kiln-init, which holds the pipe the server reads the
+// program's exit status from. The program runs as the same jail uid, so only
+// kiln-init being not dumpable (and seccomp: no ptrace) keeps it out.
+TEST_CASE("the program cannot read the init's memory, environment or maps (C001 C012)") {
+    LeakCheck leaks;
+    auto r = run_ok(probe_spec({"read", "/proc/1/mem", "/proc/1/environ", "/proc/1/maps", "/proc/1/stack",
+                                "/proc/self/status"}));
+    CHECK(r.stdout_data.find("read /proc/1/mem 13 0\n") != std::string::npos);
+    CHECK(r.stdout_data.find("read /proc/1/environ 13 0\n") != std::string::npos);
+    CHECK(r.stdout_data.find("read /proc/1/maps 13 0\n") != std::string::npos);
+    CHECK(r.stdout_data.find("read /proc/1/stack 13 0\n") != std::string::npos);
+    CHECK(r.stdout_data.find("read /proc/self/status 0 ") != std::string::npos);  // the probe itself works
+    leaks.verify();
+}
+
 TEST_CASE("setuid(0), mount, unshare, ptrace, bpf, keyctl, io_uring all refused") {
     auto r = run_ok(probe_spec({"syscalls"}));
     for (const char* name : {"mount", "unshare", "ptrace", "bpf", "keyctl", "io_uring_setup"})

@@ -1,9 +1,11 @@
 // The runtime's contract: stdin, hooks, cancellation, errors, concurrency,
 // workspace ownership, leftovers, and the cgroup v2 module.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -124,6 +126,30 @@ TEST_CASE("many runs at once from different threads") {
     leaks.verify();
 }
 
+namespace {
+std::string thread_cgroups() {
+    std::ifstream in("/proc/thread-self/cgroup");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+}  // namespace
+
+// On cgroup v1 the spawning thread steps into the run's group to clone the
+// jail there (cgroup_v1.cpp); it must always come back, or the server's
+// later work would be charged to, and killed with, a finished run.
+TEST_CASE("a thread that started jails is back in the server's own cgroups") {
+    LeakCheck leaks;
+    std::string before = thread_cgroups();
+    REQUIRE(!before.empty());
+    auto ok = runtime().run(probe_spec({"report"}), {});
+    REQUIRE(ok);
+    CHECK(thread_cgroups() == before);
+    auto spec = probe_spec({"report"});
+    spec.argv = {"/nonexistent/program"};  // fails inside the jail, after the clone
+    (void)runtime().run(spec, {});
+    CHECK(thread_cgroups() == before);
+    leaks.verify();
+}
+
 TEST_CASE("workspace files written in the jail belong to the host ids of capabilities()") {
     TempDir ws;
     const auto& caps = runtime().capabilities();
@@ -209,6 +235,27 @@ TEST_CASE("cgroup v2 module: create, join, kill, remove on a controller-less hie
     CHECK((*group)->remove().ok());
     CHECK(count_descendants(::getpid()) == 0);
     CHECK(!std::filesystem::exists((*mgr)->root() + "/run-v2-test"));
+
+    // spawn_inside: clone3(CLONE_INTO_CGROUP), the child is in the group
+    // from its first instruction (it checks before doing anything else).
+    auto born = (*mgr)->create("run-v2-spawn", Limits{});
+    REQUIRE(born.ok());
+    auto spawned = (*born)->spawn_inside([](int cgroup_fd) {
+        pid_t pid = cgroup::clone_process(SIGCHLD, cgroup_fd);
+        if (pid == 0) {
+            char buf[4096];
+            int fd = ::open("/proc/self/cgroup", O_RDONLY);
+            ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof buf - 1) : -1;
+            buf[n > 0 ? n : 0] = '\0';
+            ::_exit(std::strstr(buf, "/run-v2-spawn\n") ? 0 : 3);
+        }
+        return pid;
+    });
+    REQUIRE_MESSAGE(spawned.ok(), (spawned.ok() ? "" : spawned.error().what()));
+    REQUIRE(::waitpid(*spawned, &status, 0) == *spawned);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK((*born)->remove().ok());
 }
 
 TEST_CASE("cgroup v2 limits (only on hosts whose v2 hierarchy offers memory and pids)") {

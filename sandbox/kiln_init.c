@@ -1,0 +1,211 @@
+/* kiln-init: pid 1 of every jail.
+ *
+ * The jail's setup process (sandbox/jail.cpp) builds the namespaces, mounts,
+ * ids and limits while it shares the server's memory, then execs this small
+ * static program, so that nothing inside the jail holds a copy of the
+ * server's memory (audit keys, other sessions' data). kiln-init finishes
+ * the confinement that must outlive that exec, starts the program, and
+ * stays as the pid namespace's init:
+ *
+ *   1. not dumpable: the program runs as the same uid and must not open
+ *      /proc/1/mem or write our status pipe through it;
+ *   2. Landlock restrict_self on the ruleset the setup built (C010);
+ *   3. the program starts vfork-style (no copy of our memory), resets its
+ *      signals, enters its working directory, installs its seccomp filter
+ *      (C006) last and execs; a failure goes back to the server as an error
+ *      record on KILN_FD_EXEC_ERROR, whose EOF otherwise says "started";
+ *   4. kiln-init installs its own, stricter filter, forwards termination
+ *      signals, reaps orphans, and when the program exits writes its wait
+ *      status on KILN_FD_STATUS and exits, which kills the whole namespace.
+ *
+ * See init_protocol.h for the descriptors and arguments. C, static, and no
+ * allocation: it runs in any rootfs and costs one small exec. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox/init_protocol.h"
+
+extern char** environ;
+
+static pid_t g_program;
+static alignas(16) char g_program_stack[64 * 1024];
+static struct sock_filter g_init_insns[BPF_MAXINSNS];
+static struct sock_filter g_program_insns[BPF_MAXINSNS];
+
+struct program_args {
+    const char* cwd;
+    const char* path_dirs;
+    char** argv;
+    struct sock_fprog filter;
+};
+
+static void write_all(int fd, const void* data, size_t len) {
+    const char* p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Sends errno and "step arg" to the server, then exits. */
+static _Noreturn void report(const char* step, const char* arg) {
+    struct kiln_child_error e;
+    memset(&e, 0, sizeof e);
+    e.err = errno;
+    size_t i = 0;
+    for (const char* s = step; *s && i + 1 < sizeof e.step; ++s) e.step[i++] = *s;
+    if (arg && i + 2 < sizeof e.step) {
+        e.step[i++] = ' ';
+        for (const char* s = arg; *s && i + 1 < sizeof e.step; ++s) e.step[i++] = *s;
+    }
+    write_all(KILN_FD_EXEC_ERROR, &e, sizeof e);
+    _exit(127);
+}
+
+/* Reads a raw sock_filter array the setup left in a memfd. */
+static void read_filter(int fd, struct sock_filter* insns, struct sock_fprog* prog, const char* which) {
+    size_t got = 0, cap = sizeof(struct sock_filter) * BPF_MAXINSNS;
+    for (;;) {
+        ssize_t n = pread(fd, (char*)insns + got, cap - got, (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) report("read seccomp filter", which);
+        if (n == 0 || got + (size_t)n == cap) {
+            got += (size_t)n;
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (got == 0 || got % sizeof(struct sock_filter) != 0) {
+        errno = EINVAL;
+        report("read seccomp filter", which);
+    }
+    prog->len = (unsigned short)(got / sizeof(struct sock_filter));
+    prog->filter = insns;
+    close(fd);
+}
+
+static int install_filter(const struct sock_fprog* prog) {
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog);
+}
+
+/* execvpe over the given directories, without allocation. */
+static _Noreturn void exec_program(const struct program_args* a) {
+    const char* file = a->argv[0];
+    if (strchr(file, '/')) {
+        execve(file, a->argv, environ);
+        report("execve", file);
+    }
+    int saved = ENOENT;
+    char path[4096];
+    const char* dir = a->path_dirs;
+    while (*dir) {
+        size_t len = strcspn(dir, ":");
+        size_t flen = strlen(file);
+        if (len > 0 && len + 1 + flen < sizeof path) {
+            memcpy(path, dir, len);
+            path[len] = '/';
+            memcpy(path + len + 1, file, flen + 1);
+            execve(path, a->argv, environ);
+            if (errno != ENOENT && errno != ENOTDIR) saved = errno;
+        }
+        dir += len;
+        if (*dir == ':') ++dir;
+    }
+    errno = saved;
+    report("execve", file);
+}
+
+/* The program, on its own stack in our memory until its execve. */
+static int program_main(void* arg) {
+    const struct program_args* a = arg;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, NULL); /* EINVAL for KILL/STOP: fine */
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) report("sigprocmask", NULL);
+    if (chdir(a->cwd) != 0) report("chdir", a->cwd);
+    /* Seccomp last: after it, even these calls could be refused. */
+    if (install_filter(&a->filter) != 0) report("seccomp", "SET_MODE_FILTER");
+    exec_program(a);
+}
+
+static void forward_signal(int sig) {
+    if (g_program > 0) kill(g_program, sig);
+}
+
+static void stdio_to_dev_null(void) {
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd <= 2; ++fd) {
+        if (null >= 0) dup3(null, fd, 0);
+        else close(fd);
+    }
+    if (null >= 0) close(null);
+}
+
+static _Noreturn void reap_until_program_exits(void) {
+    for (;;) {
+        int status = 0;
+        pid_t pid = (pid_t)syscall(SYS_wait4, -1, &status, 0, NULL);
+        if (pid < 0 && errno == EINTR) continue;
+        if (pid < 0) _exit(126);
+        if (pid == g_program) {
+            write_all(KILN_FD_STATUS, &status, sizeof status);
+            _exit(0); /* the kernel now kills the rest of the pid namespace */
+        }
+    }
+}
+
+int main(int argc, char** argv) {
+    if (argc < 5 || strcmp(argv[3], "--") != 0) {
+        errno = EINVAL;
+        report("kiln-init", "usage: kiln-init CWD PATH_DIRS -- PROGRAM ARGS...");
+    }
+    /* 1. Nobody in the jail may read or write our memory through /proc. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) report("prctl", "PR_SET_DUMPABLE");
+    /* The program gets neither our status pipe nor, once it runs, the error pipe. */
+    if (fcntl(KILN_FD_EXEC_ERROR, F_SETFD, FD_CLOEXEC) != 0) report("fcntl", "exec error pipe");
+    if (fcntl(KILN_FD_STATUS, F_SETFD, FD_CLOEXEC) != 0) report("fcntl", "status pipe");
+    /* 2. Landlock, when the kernel has it (the setup leaves the fd closed otherwise). */
+    if (fcntl(KILN_FD_LANDLOCK, F_GETFD) >= 0) {
+        if (syscall(SYS_landlock_restrict_self, KILN_FD_LANDLOCK, 0) != 0) report("landlock_restrict_self", NULL);
+        close(KILN_FD_LANDLOCK);
+    }
+    struct program_args a = {argv[1], argv[2], argv + 4, {0, NULL}};
+    struct sock_fprog init_filter;
+    read_filter(KILN_FD_INIT_BPF, g_init_insns, &init_filter, "init");
+    read_filter(KILN_FD_PROGRAM_BPF, g_program_insns, &a.filter, "program");
+
+    /* 3. The program; we wait here until it has exec'd (or failed). */
+    g_program = clone(program_main, g_program_stack + sizeof g_program_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    if (g_program < 0) report("clone", "program");
+    close(KILN_FD_EXEC_ERROR); /* the program's copy closed at its execve: the server sees EOF */
+
+    /* 4. Init duties, under a filter that allows no new process. */
+    struct sigaction fwd;
+    memset(&fwd, 0, sizeof fwd);
+    fwd.sa_handler = forward_signal;
+    int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; ++i) sigaction(forwarded[i], &fwd, NULL);
+    sigset_t none; /* the setup started with every signal blocked */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    stdio_to_dev_null();
+    install_filter(&init_filter); /* best effort: the program already runs under its own */
+    reap_until_program_exits();
+}
