@@ -474,12 +474,13 @@ private:
     std::atomic<unsigned long> next_run_{0};
 };
 
-// kiln-init's path: the option, $KILN_INIT, the build tree's, the installed one.
+// kiln-init's path: the option or $KILN_INIT when given (and then only
+// that), else the build tree's, else the installed one.
 Result<std::string> find_kiln_init(const std::string& configured) {
     std::vector<std::string> tried;
-    auto candidates = configured.empty()
-                          ? std::vector<std::string>{env_value("KILN_INIT", ""), KILN_INIT_BUILD_PATH, KILN_INIT_INSTALL_PATH}
-                          : std::vector<std::string>{configured};
+    std::string chosen = configured.empty() ? env_value("KILN_INIT", "") : configured;
+    auto candidates = chosen.empty() ? std::vector<std::string>{KILN_INIT_BUILD_PATH, KILN_INIT_INSTALL_PATH}
+                                     : std::vector<std::string>{chosen};
     for (const auto& path : candidates) {
         if (path.empty()) continue;
         if (::access(path.c_str(), X_OK) == 0) return path;

@@ -56,6 +56,13 @@ TEST_CASE("kiln run: memory limit exit code 125 when a cgroup enforces it") {
     CHECK_MESSAGE(o.code == 125, o.out);
 }
 
+TEST_CASE("kiln run: a missing kiln-init is a setup failure that says what to do") {
+    auto o = sh("KILN_INIT=/no/such/kiln-init " + kiln_run("-- /bin/true"));
+    CHECK(o.code == 71);
+    CHECK_MESSAGE(o.out.find("tried /no/such/kiln-init") != std::string::npos, o.out);
+    CHECK(o.out.find("set KILN_INIT") != std::string::npos);
+}
+
 TEST_CASE("kiln run: bad flag values name the flag") {
     auto o = sh(kiln_run("--memory lots -- /bin/true"));
     CHECK(o.code == 64);
