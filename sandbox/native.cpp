@@ -319,13 +319,29 @@ std::optional<Error> Run::child_error() {
 }
 
 // Until the setup child execs kiln-init it may share our memory, errno
-// included: block on its error pipe, with signals blocked (no EINTR), and
-// decide from the byte count alone. EOF: kiln-init runs; a record: setup
-// failed at the step it names.
+// included: wait for its error pipe with signals blocked (no EINTR) and
+// decide from return values alone. EOF: kiln-init runs; a record: setup
+// failed at the step it names. A setup that hangs (a dead network
+// filesystem under a bind, say) is killed at the run's deadline or on
+// cancellation, like the program would be; pump() then reports it.
 Status Run::wait_for_setup() {
     ChildError e;
     std::size_t got = 0;
+    const auto deadline = t_start_ + spec_.limits.timeout;
+    bool killed = false;
     for (int failures = 0; got < sizeof e && failures < 100;) {
+        pollfd fds[2] = {{setup_.read.get(), POLLIN, 0}, {killed || !stop_fd_ ? -1 : stop_fd_.get(), POLLIN, 0}};
+        auto left = duration_cast<milliseconds>(deadline - Clock::now()).count();
+        int rc = ::poll(fds, 2, killed ? -1 : static_cast<int>(std::max<long long>(0, left) + 1));
+        if (rc < 0) {
+            ++failures;
+            continue;
+        }
+        if (!killed && (rc == 0 || fds[1].revents)) {
+            child_->kill();  // its exit closes the pipe: EOF below
+            killed = true;
+            continue;
+        }
         ssize_t n = ::read(setup_.read.get(), reinterpret_cast<char*>(&e) + got, sizeof e - got);
         if (n == 0) break;
         if (n < 0) ++failures;
