@@ -5,6 +5,9 @@ Measures, in one run on the same machine:
   * p50/p95 latency of run_code python `print(1)` (request written -> response read)
   * p50/p95 of bare `python3 -c 'print(1)'` (fork+exec+wait from this script)
   * throughput with 8 concurrent run_code calls vs the bare command 8-way
+  * where the sequential calls' time went: the sandbox's own phases (setup,
+    run, teardown, from each call's `execution` audit record) and the rest
+    (protocol, validator, audit, workspace, thread wake-ups)
 
 Usage: bench/tools/run_code_latency.py [--kiln build/cli/kiln] [--runs 200]
 Only the standard library is used.
@@ -77,6 +80,17 @@ def bare():
     subprocess.run(["/usr/bin/python3", "-c", "print(1)"], stdout=subprocess.DEVNULL, check=True)
 
 
+def sandbox_phases(state_dir, count):
+    """The timings of the last `count` execution records in the audit log."""
+    records = []
+    with open(os.path.join(state_dir, "audit.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("event") == "execution" and "timings" in r:
+                records.append(r["timings"])
+    return records[-count:]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kiln", default="build/cli/kiln")
@@ -92,6 +106,7 @@ def main():
             kiln_ms.append(timed(srv.run_print))
             bare_ms.append(timed(bare))
         n = a.runs
+        phases = sandbox_phases(state, a.runs)
         with ThreadPoolExecutor(a.concurrency) as ex:
             t = time.perf_counter(); list(ex.map(lambda _: srv.run_print(), range(n))); kiln_tp = n / (time.perf_counter() - t)
         with ThreadPoolExecutor(a.concurrency) as ex:
@@ -101,6 +116,12 @@ def main():
     print(f"bare python3 -c 'print(1)':         p50 {statistics.median(bare_ms):.2f} ms  p95 {pct(bare_ms, 95):.2f} ms")
     print(f"overhead at p50: {statistics.median(kiln_ms) - statistics.median(bare_ms):.2f} ms  ratio {statistics.median(kiln_ms) / statistics.median(bare_ms):.2f}x")
     print(f"throughput {a.concurrency}-way: kiln {kiln_tp:.1f}/s  bare {bare_tp:.1f}/s  ratio {kiln_tp / bare_tp:.2f}")
+    if len(phases) == len(kiln_ms):
+        total = [p["setup_us"] / 1000 + p["run_us"] / 1000 + p["teardown_us"] / 1000 for p in phases]
+        med = lambda k: statistics.median(p[k] / 1000 for p in phases)
+        print(f"sequential calls, p50 of each part: sandbox setup {med('setup_us'):.2f} ms, run {med('run_us'):.2f} ms, "
+              f"teardown {med('teardown_us'):.2f} ms; outside the sandbox "
+              f"{statistics.median(k - t for k, t in zip(kiln_ms, total)):.2f} ms")
 
 
 if __name__ == "__main__":
