@@ -1,9 +1,10 @@
 // The native runtime: Kiln's own jail, run from the server's threads.
 //
 // run() prepares everything in the parent (mount list, id maps, seccomp
-// BPF, rlimits, Landlock rules, argv/env), clones the jail's init into new
-// user, pid, mount, net, ipc and uts namespaces and into the run's cgroup,
-// writes its id maps, releases it, then feeds stdin and drains
+// BPF, rlimits, Landlock rules, argv/env), clones the jail's setup process
+// into new user, pid, mount, net, ipc and uts namespaces and into the run's
+// cgroup, writes its id maps, releases it, waits until it has exec'd
+// kiln-init (the jail's pid 1), then feeds stdin and drains
 // stdout/stderr until it exits, the deadline passes or the caller cancels.
 // The jail's processes all live in its pid namespace, so killing the init
 // kills them all; the cgroup is emptied and removed before run() returns.
@@ -308,13 +309,16 @@ void Run::feed_stdin() {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
+// A ChildError record from the setup or from kiln-init, as an Error.
+Error setup_failure(ChildError& e) {
+    e.step[sizeof e.step - 1] = '\0';
+    return make_error(e.step, "jail setup failed in the child", e.err);
+}
+
 std::optional<Error> Run::child_error() {
     ChildError e;
     ssize_t n = ::read(error_.read.get(), &e, sizeof e);
-    if (n == static_cast<ssize_t>(sizeof e)) {
-        e.step[sizeof e.step - 1] = '\0';
-        return make_error(e.step, "jail setup failed in the child", e.err);
-    }
+    if (n == static_cast<ssize_t>(sizeof e)) return setup_failure(e);
     return std::nullopt;
 }
 
@@ -349,8 +353,7 @@ Status Run::wait_for_setup() {
     }
     setup_.read.reset();
     if (got != sizeof e) return {};
-    e.step[sizeof e.step - 1] = '\0';
-    return make_error(e.step, "jail setup failed in the child", e.err);
+    return setup_failure(e);
 }
 
 // The main loop: output, stdin, the init's exit, the deadline, cancellation.
