@@ -2,9 +2,10 @@
  * kiln-init (sandbox/kiln_init.c, C): the descriptors kiln-init finds open
  * when the setup process execs it, and the error record both send.
  *
- * kiln-init's argv: kiln-init CWD PATH_DIRS -- PROGRAM ARGS...
+ * kiln-init's argv: kiln-init CWD PATH_DIRS PROFILE -- PROGRAM ARGS...
  * (PATH_DIRS: ':'-separated directories to search for a PROGRAM without a
- * slash); its environment is the program's. */
+ * slash; PROFILE: "default" or "strict", the program's seccomp profile);
+ * its environment is the program's. */
 #ifndef KILN_SANDBOX_INIT_PROTOCOL_H
 #define KILN_SANDBOX_INIT_PROTOCOL_H
 
@@ -17,8 +18,8 @@ enum kiln_init_fd {
     KILN_FD_EXEC_ERROR = 5,  /* kiln-init -> parent: an error record; EOF when the program starts */
     KILN_FD_STATUS = 6,      /* kiln-init -> parent: the program's wait status (an int) */
     KILN_FD_LANDLOCK = 7,    /* the Landlock ruleset to restrict to, or closed */
-    KILN_FD_INIT_BPF = 8,    /* kiln-init's own seccomp filter, raw sock_filter array */
-    KILN_FD_PROGRAM_BPF = 9, /* the program's seccomp filter */
+    KILN_FD_BASE_BPF = 8,    /* seccomp filter for all (sealed memfd, raw sock_filter array) */
+    KILN_FD_EXTRA_BPF = 9,   /* stacked on it: no new process; kiln-init's, and strict programs' */
     KILN_FD_INIT_EXE = 10,   /* kiln-init itself, for execveat (setup only) */
     KILN_FD_COUNT = 11,
 };

@@ -16,7 +16,7 @@ namespace kiln::sandbox {
 void JailPlan::seal() {
     std::string dirs;
     for (const auto& d : path_dirs) dirs += (dirs.empty() ? "" : ":") + d;
-    init_argv_storage = {"kiln-init", cwd, dirs, "--"};
+    init_argv_storage = {"kiln-init", cwd, dirs, seccomp == SeccompProfile::Strict ? "strict" : "default", "--"};
     init_argv_storage.insert(init_argv_storage.end(), argv_storage.begin(), argv_storage.end());
     init_argv.clear();
     envp.clear();
@@ -35,9 +35,11 @@ static_assert(sizeof(ChildError) == sizeof(kiln_child_error), "kiln-init sends t
     ::_exit(127);
 }
 
-// What survives the exec of kiln-init: stdio, its error and status pipes.
+// What survives the exec of kiln-init: stdio, its error and status pipes,
+// the seccomp filters.
 bool survives_exec(int fd) noexcept {
-    return fd <= KILN_FD_STDERR || fd == KILN_FD_EXEC_ERROR || fd == KILN_FD_STATUS;
+    return fd <= KILN_FD_STDERR || fd == KILN_FD_EXEC_ERROR || fd == KILN_FD_STATUS || fd == KILN_FD_BASE_BPF ||
+           fd == KILN_FD_EXTRA_BPF;
 }
 
 // Moves the parent's descriptors to their fixed numbers and closes
@@ -73,24 +75,9 @@ bool wait_for_parent() noexcept {
     }
 }
 
-// A seccomp filter for kiln-init, as raw BPF in a memfd (C006).
-bool filter_to_fd(const seccomp::Program& program, int target, ChildError& e) noexcept {
-    int fd = static_cast<int>(::syscall(SYS_memfd_create, "kiln-bpf", 0));
-    if (fd < 0) return fail(e, "memfd_create", "seccomp filter");
-    if (!write_all(fd, program.filter.data(), program.filter.size() * sizeof(sock_filter))) {
-        fail(e, "write", "seccomp filter");
-        ::close(fd);
-        return false;
-    }
-    return place_fd(fd, target, e);
-}
-
 // The setup sequence, in order. Each step names the control it serves.
 bool setup(const JailPlan& plan, ChildError& e) noexcept {
     int bind_fds[mount::kMaxBinds];
-    // The filters kiln-init installs, written before RLIMIT_FSIZE applies (C006).
-    if (!filter_to_fd(*plan.init_seccomp, KILN_FD_INIT_BPF, e)) return false;
-    if (!filter_to_fd(*plan.seccomp, KILN_FD_PROGRAM_BPF, e)) return false;
     // The jail sees its own cgroup as "/" (C012); it was born in it.
     if (::unshare(CLONE_NEWCGROUP) != 0) return fail(e, "unshare", "CLONE_NEWCGROUP");
     // Opened while still holding the server's host ids (C002).

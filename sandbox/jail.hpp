@@ -20,14 +20,14 @@
 #include "sandbox/landlock.hpp"
 #include "sandbox/mount.hpp"
 #include "sandbox/rlimits.hpp"
-#include "sandbox/seccomp.hpp"
+#include "sandbox/runtime.hpp"
 #include "sandbox/user.hpp"
 
 namespace kiln::sandbox {
 
 // The child's fixed descriptors (init_protocol.h): the parent supplies
-// stdio, sync, the two error pipes, status and kiln-init's executable; the
-// setup creates the Landlock ruleset and the seccomp filters' memfds.
+// stdio, sync, the two error pipes, status, the seccomp filters' sealed
+// memfds and kiln-init's executable; the setup creates the Landlock ruleset.
 constexpr int kChildFdCount = KILN_FD_COUNT;
 
 struct JailPlan {
@@ -36,11 +36,10 @@ struct JailPlan {
     caps::Plan caps;
     rlimits::Plan rlimits;
     landlock::Plan landlock;
-    const seccomp::Program* init_seccomp = nullptr;  // the init's own filter
-    const seccomp::Program* seccomp = nullptr;       // the program's filter
+    SeccompProfile seccomp = SeccompProfile::Default;  // kiln-init stacks the filters for it
     std::vector<std::string> argv_storage, env_storage, path_dirs;
     std::string cwd;
-    // kiln-init's argv (CWD PATH_DIRS -- PROGRAM ARGS..., null-terminated)
+    // kiln-init's argv (CWD PATH_DIRS PROFILE -- PROGRAM ARGS..., null-terminated)
     // and the program's environment, views of init_argv_storage/env_storage.
     std::vector<std::string> init_argv_storage;
     std::vector<char*> init_argv, envp;

@@ -10,13 +10,17 @@
  *   1. not dumpable: the program runs as the same uid and must not open
  *      /proc/1/mem or write our status pipe through it;
  *   2. Landlock restrict_self on the ruleset the setup built (C010);
- *   3. the program starts vfork-style (no copy of our memory), resets its
- *      signals, enters its working directory, installs its seccomp filter
- *      (C006) last and execs; a failure goes back to the server as an error
- *      record on KILN_FD_EXEC_ERROR, whose EOF otherwise says "started";
- *   4. kiln-init installs its own, stricter filter, forwards termination
- *      signals, reaps orphans, and when the program exits writes its wait
- *      status on KILN_FD_STATUS and exits, which kills the whole namespace.
+ *   3. the base seccomp filter (C006) on itself, which the program
+ *      inherits: the kernel checks and compiles it once per run;
+ *   4. the program starts vfork-style (no copy of our memory), resets its
+ *      signals, enters its working directory, under the strict profile
+ *      stacks the no-new-process filter last, and execs; a failure goes
+ *      back to the server as an error record on KILN_FD_EXEC_ERROR, whose
+ *      EOF otherwise says "started";
+ *   5. kiln-init stacks the no-new-process filter on itself, forwards
+ *      termination signals, reaps orphans, and when the program exits
+ *      writes its wait status on KILN_FD_STATUS and exits, which kills the
+ *      whole namespace.
  *
  * See init_protocol.h for the descriptors and arguments. C, static, and no
  * allocation: it runs in any rootfs and costs one small exec. */
@@ -40,14 +44,14 @@ extern char** environ;
 
 static pid_t g_program;
 static alignas(16) char g_program_stack[64 * 1024];
-static struct sock_filter g_init_insns[BPF_MAXINSNS];
-static struct sock_filter g_program_insns[BPF_MAXINSNS];
+static struct sock_filter g_base_insns[BPF_MAXINSNS];
+static struct sock_filter g_extra_insns[BPF_MAXINSNS];
 
 struct program_args {
     const char* cwd;
     const char* path_dirs;
     char** argv;
-    struct sock_fprog filter;
+    const struct sock_fprog* strict_filter; /* NULL under the default profile */
 };
 
 static void write_all(int fd, const void* data, size_t len) {
@@ -141,7 +145,7 @@ static int program_main(void* arg) {
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) report("sigprocmask", NULL);
     if (chdir(a->cwd) != 0) report("chdir", a->cwd);
     /* Seccomp last: after it, even these calls could be refused. */
-    if (install_filter(&a->filter) != 0) report("seccomp", "SET_MODE_FILTER");
+    if (a->strict_filter && install_filter(a->strict_filter) != 0) report("seccomp", "no-new-process filter");
     exec_program(a);
 }
 
@@ -172,9 +176,9 @@ static _Noreturn void reap_until_program_exits(void) {
 }
 
 int main(int argc, char** argv) {
-    if (argc < 5 || strcmp(argv[3], "--") != 0) {
+    if (argc < 6 || strcmp(argv[4], "--") != 0 || (strcmp(argv[3], "default") != 0 && strcmp(argv[3], "strict") != 0)) {
         errno = EINVAL;
-        report("kiln-init", "usage: kiln-init CWD PATH_DIRS -- PROGRAM ARGS...");
+        report("kiln-init", "usage: kiln-init CWD PATH_DIRS default|strict -- PROGRAM ARGS...");
     }
     /* 1. Nobody in the jail may read or write our memory through /proc. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) report("prctl", "PR_SET_DUMPABLE");
@@ -186,17 +190,22 @@ int main(int argc, char** argv) {
         if (syscall(SYS_landlock_restrict_self, KILN_FD_LANDLOCK, 0) != 0) report("landlock_restrict_self", NULL);
         close(KILN_FD_LANDLOCK);
     }
-    struct program_args a = {argv[1], argv[2], argv + 4, {0, NULL}};
-    struct sock_fprog init_filter;
-    read_filter(KILN_FD_INIT_BPF, g_init_insns, &init_filter, "init");
-    read_filter(KILN_FD_PROGRAM_BPF, g_program_insns, &a.filter, "program");
+    struct sock_fprog base_filter, extra_filter;
+    read_filter(KILN_FD_BASE_BPF, g_base_insns, &base_filter, "base");
+    read_filter(KILN_FD_EXTRA_BPF, g_extra_insns, &extra_filter, "no-new-process");
+    struct program_args a = {argv[1], argv[2], argv + 5, strcmp(argv[3], "strict") == 0 ? &extra_filter : NULL};
 
-    /* 3. The program; we wait here until it has exec'd (or failed). */
+    /* 3. The base filter, for us and (inherited) the program. */
+    if (install_filter(&base_filter) != 0) report("seccomp", "base filter");
+
+    /* 4. The program; we wait here until it has exec'd (or failed). */
     g_program = clone(program_main, g_program_stack + sizeof g_program_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
     if (g_program < 0) report("clone", "program");
     close(KILN_FD_EXEC_ERROR); /* the program's copy closed at its execve: the server sees EOF */
 
-    /* 4. Init duties, under a filter that allows no new process. */
+    /* 5. Init duties, under a filter that allows no new process, stacked
+     * as soon as the program has exec'd (it does not inherit it then). */
+    install_filter(&extra_filter); /* best effort: the program already runs under its own */
     struct sigaction fwd;
     memset(&fwd, 0, sizeof fwd);
     fwd.sa_handler = forward_signal;
@@ -206,6 +215,5 @@ int main(int argc, char** argv) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     stdio_to_dev_null();
-    install_filter(&init_filter); /* best effort: the program already runs under its own */
     reap_until_program_exits();
 }

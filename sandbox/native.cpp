@@ -31,6 +31,7 @@
 #include "sandbox/cgroup.hpp"
 #include "sandbox/jail.hpp"
 #include "sandbox/runtime.hpp"
+#include "sandbox/seccomp.hpp"
 
 namespace kiln::sandbox {
 namespace {
@@ -486,7 +487,7 @@ private:
     HostCapabilities caps_;
     std::unique_ptr<cgroup::Manager> cgroups_;
     std::string cgroup_error_;
-    seccomp::Program default_filter_, strict_filter_;
+    UniqueFd base_filter_, no_new_process_filter_;  // sealed memfds (seccomp.hpp), shared by every jail
     caps::Plan caps_plan_;
     int landlock_abi_ = 0;
     UniqueFd init_exe_;  // kiln-init, O_PATH: exec'd by every jail's setup
@@ -522,12 +523,10 @@ Result<JailPlan> NativeRuntime::plan_for(const SandboxSpec& spec) const {
     plan.caps = caps_plan_;
     plan.rlimits = rlimits::prepare(spec.limits, !cgroups_);
     plan.landlock = landlock::prepare(landlock_abi_, plan.mounts.writable_dirs);
-    plan.init_seccomp = &strict_filter_;
+    plan.seccomp = spec.seccomp;
+    plan.fds[KILN_FD_BASE_BPF] = base_filter_.get();
+    plan.fds[KILN_FD_EXTRA_BPF] = no_new_process_filter_.get();
     plan.fds[KILN_FD_INIT_EXE] = init_exe_.get();
-    switch (spec.seccomp) {
-        case SeccompProfile::Default: plan.seccomp = &default_filter_; break;
-        case SeccompProfile::Strict: plan.seccomp = &strict_filter_; break;
-    }
     if (Status st = build_env(spec, plan); !st) return st.error();
     plan.argv_storage = spec.argv;
     plan.cwd = spec.cwd.empty() ? "/" : spec.cwd;
@@ -586,12 +585,12 @@ Status NativeRuntime::init(const NativeOptions& options) {
     caps_.host_uid = caps_.rootless ? ::geteuid() : 65534;
     caps_.host_gid = caps_.rootless ? ::getegid() : 65534;
     caps_plan_ = caps::prepare();
-    auto def = seccomp::build(SeccompProfile::Default);
-    if (!def) return def.error().wrap("building the default seccomp profile");
-    auto strict = seccomp::build(SeccompProfile::Strict);
-    if (!strict) return strict.error().wrap("building the strict seccomp profile");
-    default_filter_ = std::move(*def);
-    strict_filter_ = std::move(*strict);
+    auto base = seccomp::compile(seccomp::Filter::Base);
+    if (!base) return base.error().wrap("building the base seccomp filter");
+    auto no_new_process = seccomp::compile(seccomp::Filter::NoNewProcess);
+    if (!no_new_process) return no_new_process.error().wrap("building the no-new-process seccomp filter");
+    base_filter_ = std::move(*base);
+    no_new_process_filter_ = std::move(*no_new_process);
     landlock_abi_ = landlock::probe_abi();
     caps_.lsm = landlock_abi_ > 0 ? "landlock (ABI " + std::to_string(landlock_abi_) + ")" : "none";
 

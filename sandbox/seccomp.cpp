@@ -8,7 +8,6 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -82,12 +81,10 @@ Status add_common_rules(void* ctx) {
     return {};
 }
 
-Status add_strict_rules(void* ctx) {
+Status add_no_new_process_rules(void* ctx) {
     for (const char* name : {"socket", "socketpair", "fork", "vfork"}) {
         int nr = seccomp_syscall_resolve_name(name);
         if (nr == __NR_SCMP_ERROR) continue;
-        // Replaces nothing: a rule with conditions and one without on the same
-        // call merge into the unconditional one.
         int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
         if (rc != 0) return make_error("seccomp_rule_add", name, -rc);
     }
@@ -96,23 +93,18 @@ Status add_strict_rules(void* ctx) {
     return deny(ctx, "clone", EPERM, 1, &arg);
 }
 
-Result<Program> export_bpf(void* ctx) {
-    UniqueFd mem(::memfd_create("kiln-seccomp", MFD_CLOEXEC));
+Result<UniqueFd> export_sealed(void* ctx) {
+    UniqueFd mem(::memfd_create("kiln-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     if (!mem) return sys_error("memfd_create", "for the seccomp program");
     if (int rc = seccomp_export_bpf(ctx, mem.get()); rc != 0) return make_error("seccomp_export_bpf", "", -rc);
-    struct stat st {};
-    if (::fstat(mem.get(), &st) != 0) return sys_error("fstat", "seccomp memfd");
-    Program p;
-    p.filter.resize(static_cast<std::size_t>(st.st_size) / sizeof(sock_filter));
-    if (::pread(mem.get(), p.filter.data(), p.filter.size() * sizeof(sock_filter), 0) !=
-        static_cast<ssize_t>(p.filter.size() * sizeof(sock_filter)))
-        return sys_error("pread", "seccomp memfd");
-    return p;
+    if (::fcntl(mem.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
+        return sys_error("fcntl F_ADD_SEALS", "seccomp memfd");
+    return mem;
 }
 
 }  // namespace
 
-Result<Program> build(SeccompProfile profile) {
+Result<UniqueFd> compile(Filter which) {
     Ctx ctx(seccomp_init(SCMP_ACT_ALLOW));
     if (!ctx) return make_error("seccomp_init", "libseccomp could not allocate a filter", ENOMEM);
     // 32-bit and x32 entry points have different syscall numbers and would
@@ -122,14 +114,9 @@ Result<Program> build(SeccompProfile profile) {
     // The parent's no_new_privs is set by the child itself (caps::drop_all).
     if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_NNP, 0); rc != 0)
         return make_error("seccomp_attr_set", "SCMP_FLTATR_CTL_NNP", -rc);
-    if (Status st = add_common_rules(ctx.get()); !st) return st.error();
-    switch (profile) {
-        case SeccompProfile::Default: break;
-        case SeccompProfile::Strict:
-            if (Status st = add_strict_rules(ctx.get()); !st) return st.error();
-            break;
-    }
-    return export_bpf(ctx.get());
+    Status rules = which == Filter::Base ? add_common_rules(ctx.get()) : add_no_new_process_rules(ctx.get());
+    if (!rules) return rules.error();
+    return export_sealed(ctx.get());
 }
 
 }  // namespace kiln::sandbox::seccomp

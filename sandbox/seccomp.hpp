@@ -1,12 +1,17 @@
 // Seccomp (C006, T001, T002), installed last, just before execve.
 //
-// The filter is compiled with libseccomp in the parent, once per profile,
-// and exported as raw BPF: the jail's setup hands it to kiln-init in a
-// memfd, and kiln-init installs it in the program with one seccomp(2) call,
-// last before execve (kiln_init.c). Denied calls fail with
-// EPERM instead of killing, so programs fail cleanly; clone3 fails with
-// ENOSYS because its flags cannot be inspected and libc then falls back to
-// clone, whose flags can.
+// Two filters are compiled with libseccomp in the parent, once, and kept
+// as raw BPF in sealed memfds that every jail's setup passes to kiln-init:
+//   - the base filter, the default profile's deny list. kiln-init installs
+//     it on itself before it starts the program, which inherits it: one
+//     filter for the kernel to check and JIT-compile per run, not two.
+//   - the no-new-process filter (no sockets, no fork, no clone without
+//     CLONE_THREAD), stacked on the base. The strict profile's program
+//     installs it last before execve; kiln-init installs it on itself once
+//     the program runs. Stacked filters all apply, so strict = base + this.
+// Denied calls fail with EPERM instead of killing, so programs fail
+// cleanly; clone3 fails with ENOSYS because its flags cannot be inspected
+// and libc then falls back to clone, whose flags can.
 #pragma once
 
 #include <linux/filter.h>
@@ -14,15 +19,19 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "common/unique_fd.hpp"
 #include "sandbox/child.hpp"
 #include "sandbox/runtime.hpp"
 
 namespace kiln::sandbox::seccomp {
 
-struct Program {
-    std::vector<sock_filter> filter;
+enum class Filter {
+    Base,          // every jailed process: the default profile
+    NoNewProcess,  // stacked on Base: the strict profile, and kiln-init itself
 };
 
-Result<Program> build(SeccompProfile profile);
+// The filter as raw sock_filter instructions in a sealed memfd (no write,
+// grow, shrink or further seals): read-only for every jail it is given to.
+Result<UniqueFd> compile(Filter which);
 
 }  // namespace kiln::sandbox::seccomp

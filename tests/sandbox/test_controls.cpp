@@ -104,6 +104,21 @@ TEST_CASE("seccomp strict profile: no sockets, no new processes (C006)") {
     CHECK(parse(run_ok(spec).stdout_data)["fork"] == "0");
 }
 
+// The base filter is installed once, by kiln-init, and inherited; the
+// no-new-process filter is stacked on kiln-init itself, and on the program
+// only under the strict profile.
+TEST_CASE("seccomp filters: the program inherits the base filter, pid 1 may not start processes (C006)") {
+    auto spec = probe_spec({});
+    // kiln-init stacks its filter just after the program's exec: wait for it (up to 5 s).
+    spec.argv = {"/bin/sh", "-c",
+                 "for i in $(seq 500); do grep -q 'Seccomp_filters:.2' /proc/1/status && break; sleep 0.01; done;"
+                 "grep -h ^Seccomp_filters /proc/1/status /proc/self/status"};
+    CHECK(run_ok(spec).stdout_data == "Seccomp_filters:\t2\nSeccomp_filters:\t1\n");
+    spec.seccomp = SeccompProfile::Strict;  // no fork: grep itself is the program
+    spec.argv = {"/bin/grep", "-h", "^Seccomp_filters", "/proc/self/status"};
+    CHECK(run_ok(spec).stdout_data == "Seccomp_filters:\t2\n");
+}
+
 TEST_CASE("filesystem: read-only root, writable /tmp and /workspace only (C002 C012)") {
     LeakCheck leaks;
     TempDir ws;
