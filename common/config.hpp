@@ -64,6 +64,10 @@ struct WorkspaceConfig {
     unsigned max_sessions = 64;
     unsigned max_runs_per_session = 4;
     unsigned max_runs_total = 16;
+    // "session": a root server gives each session one loopback-only network
+    // namespace that its runs share (as they share the workspace); "run": a
+    // fresh one per run. Rootless servers always use one per run.
+    std::string network = "session";
 };
 
 struct Config {

@@ -90,7 +90,7 @@ bool setup(const JailPlan& plan, ChildError& e) noexcept {
     if (!mount::enter(plan.mounts, bind_fds, e)) return false;
     if (::sethostname("kiln", 4) != 0) return fail(e, "sethostname");
     // Loopback only (C003).
-    if (!net::enter(e)) return false;
+    if (plan.fresh_network && !net::enter(e)) return false;
     // Backstop limits (C007).
     if (!rlimits::enter(plan.rlimits, e)) return false;
     // As nobody without any capability from here on; no_new_privs (C001, C009).

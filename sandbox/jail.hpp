@@ -37,6 +37,7 @@ struct JailPlan {
     rlimits::Plan rlimits;
     landlock::Plan landlock;
     SeccompProfile seccomp = SeccompProfile::Default;  // kiln-init stacks the filters for it
+    bool fresh_network = true;  // false: the jail joined a shared namespace, whose loopback is up
     std::vector<std::string> argv_storage, env_storage, path_dirs;
     std::string cwd;
     // kiln-init's argv (CWD PATH_DIRS PROFILE -- PROGRAM ARGS..., null-terminated)

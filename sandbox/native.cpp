@@ -30,6 +30,7 @@
 #include "common/unique_fd.hpp"
 #include "sandbox/cgroup.hpp"
 #include "sandbox/jail.hpp"
+#include "sandbox/net.hpp"
 #include "sandbox/runtime.hpp"
 #include "sandbox/seccomp.hpp"
 
@@ -232,14 +233,21 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
     if (kSetupSharesMemory) {
         if (Status st = stack_.allocate(); !st) return st;
     }
+    const unsigned long namespaces = plan.fresh_network ? kNamespaces : kNamespaces & ~CLONE_NEWNET;
     auto clone_jail = [&](int cgroup_fd) -> pid_t {
         if (cgroup_fd >= 0 || !kSetupSharesMemory) {
-            pid_t pid = cgroup::clone_process(kNamespaces | SIGCHLD, cgroup_fd);
+            pid_t pid = cgroup::clone_process(namespaces | SIGCHLD, cgroup_fd);
             if (pid == 0) jail_main(plan);
             return pid;
         }
-        return ::clone(jail_entry, stack_.top(), static_cast<int>(kNamespaces | CLONE_VM | SIGCHLD), &plan);
+        return ::clone(jail_entry, stack_.top(), static_cast<int>(namespaces | CLONE_VM | SIGCHLD), &plan);
     };
+    // A shared network namespace is joined by this thread for the clone
+    // only; the child inherits it (net.hpp).
+    net::ThreadIn in_network;
+    if (!plan.fresh_network) {
+        if (Status st = in_network.join(spec_.network_fd); !st) return st;
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -258,6 +266,7 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
         if (pid < 0) return sys_error("clone", "new user, pid, mount, net, ipc and uts namespaces");
     }
     child_ = std::make_unique<ChildGuard>(pid);
+    if (Status st = in_network.leave(); !st) return st;
     for (UniqueFd* fd :
          {&stdin_.read, &stdout_.write, &stderr_.write, &sync_.read, &setup_.write, &error_.write, &status_.write})
         fd->reset();
@@ -523,6 +532,9 @@ Result<JailPlan> NativeRuntime::plan_for(const SandboxSpec& spec) const {
     plan.caps = caps_plan_;
     plan.rlimits = rlimits::prepare(spec.limits, !cgroups_);
     plan.landlock = landlock::prepare(landlock_abi_, plan.mounts.writable_dirs);
+    if (spec.network_fd >= 0 && caps_.rootless)
+        return make_error("sandbox spec", "network_fd: a shared network namespace needs a root server", EINVAL);
+    plan.fresh_network = spec.network_fd < 0;
     plan.seccomp = spec.seccomp;
     plan.fds[KILN_FD_BASE_BPF] = base_filter_.get();
     plan.fds[KILN_FD_EXTRA_BPF] = no_new_process_filter_.get();

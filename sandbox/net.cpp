@@ -1,9 +1,13 @@
 #include "sandbox/net.hpp"
 
+#include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <thread>
 
 namespace kiln::sandbox::net {
 
@@ -21,6 +25,47 @@ bool enter(ChildError& e) noexcept {
     if (!ok) fail(e, "ioctl SIOCSIFFLAGS", "lo up");
     ::close(fd);
     return ok;
+}
+
+namespace {
+
+UniqueFd open_thread_netns() { return UniqueFd(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)); }
+
+// Runs on a thread of its own that ends right after: unshare() moves only
+// that thread, and the descriptor keeps the namespace alive.
+Result<UniqueFd> make_on_this_thread() {
+    if (::unshare(CLONE_NEWNET) != 0) return sys_error("unshare", "CLONE_NEWNET (a shared network namespace needs root)");
+    UniqueFd fd = open_thread_netns();
+    if (!fd) return sys_error("open", "/proc/thread-self/ns/net");
+    ChildError e;
+    if (!enter(e)) return make_error(e.step, "bringing up loopback in a new network namespace", e.err);
+    return fd;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Namespace>> Namespace::create() {
+    Result<UniqueFd> made = make_error("network namespace", "not made", EINVAL);
+    std::thread([&made] { made = make_on_this_thread(); }).join();
+    if (!made) return made.error();
+    return std::unique_ptr<Namespace>(new Namespace(std::move(*made)));
+}
+
+Status ThreadIn::join(int target_fd) {
+    home_ = open_thread_netns();
+    if (!home_) return sys_error("open", "/proc/thread-self/ns/net");
+    if (::setns(target_fd, CLONE_NEWNET) != 0) {
+        home_.reset();
+        return sys_error("setns", "the session's network namespace");
+    }
+    return {};
+}
+
+Status ThreadIn::leave() {
+    if (!home_) return {};
+    UniqueFd home = std::move(home_);
+    if (::setns(home.get(), CLONE_NEWNET) != 0) return sys_error("setns", "back to the server's network namespace");
+    return {};
 }
 
 }  // namespace kiln::sandbox::net

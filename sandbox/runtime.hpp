@@ -56,6 +56,9 @@ struct SandboxSpec {
     std::vector<BindMount> mounts;
     Limits limits;
     NetworkMode network = NetworkMode::None;
+    // A loopback-only network namespace to join (net::Namespace::fd(), a
+    // root server only) instead of a fresh one per run; -1: a fresh one.
+    int network_fd = -1;
     unsigned uid = 65534, gid = 65534;  // ids inside the jail
     SeccompProfile seccomp = SeccompProfile::Default;
 };

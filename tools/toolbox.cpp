@@ -58,6 +58,7 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     ws.max_sessions = config.workspace.max_sessions;
     ws.owner_uid = box->runtime_->capabilities().host_uid;
     ws.owner_gid = box->runtime_->capabilities().host_gid;
+    ws.session_network = config.workspace.network == "session" && !box->runtime_->capabilities().rootless;
     box->workspaces_ = std::make_unique<WorkspaceManager>(ws);
     if (Status st = box->workspaces_->remove_leftovers(); !st)
         return Error(st.error()).wrap("prepare workspaces under " + ws.root_dir);

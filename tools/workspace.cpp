@@ -53,11 +53,12 @@ bool is_mountpoint(const std::string& path) {
 
 }  // namespace
 
-Workspace::Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota)
+Workspace::Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota, bool session_network)
     : path_(std::move(path)),
       dir_fd_(std::move(dir_fd)),
       ram_backed_(ram_backed),
       quota_(quota),
+      session_network_(session_network),
       last_used_(std::chrono::steady_clock::now()) {}
 
 Workspace::~Workspace() {
@@ -74,6 +75,22 @@ std::chrono::steady_clock::time_point Workspace::last_used() const {
 void Workspace::touch() {
     std::lock_guard lock(mutex_);
     last_used_ = std::chrono::steady_clock::now();
+}
+
+int Workspace::network_fd() {
+    std::lock_guard lock(mutex_);
+    if (!session_network_) return -1;
+    if (!network_) {
+        auto made = sandbox::net::Namespace::create();
+        if (!made) {
+            spdlog::warn("workspace {}: no session network namespace, each run makes its own: {}", path_,
+                         made.error().what());
+            session_network_ = false;
+            return -1;
+        }
+        network_ = std::move(*made);
+    }
+    return network_->fd();
 }
 
 Status Workspace::reset() {
@@ -170,7 +187,8 @@ Result<std::shared_ptr<Workspace>> WorkspaceManager::create(const std::string& s
         (void)destroy_workspace_dir(path);
         return e;
     }
-    return std::make_shared<Workspace>(path, UniqueFd(fd), ram_backed, ram_backed ? options_.size_bytes : 0);
+    return std::make_shared<Workspace>(path, UniqueFd(fd), ram_backed, ram_backed ? options_.size_bytes : 0,
+                                       options_.session_network);
 }
 
 Result<std::shared_ptr<Workspace>> WorkspaceManager::acquire(const std::string& session_id) {

@@ -20,6 +20,7 @@
 
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
+#include "sandbox/net.hpp"
 
 namespace kiln::tools {
 
@@ -30,11 +31,14 @@ struct WorkspaceOptions {
     unsigned max_sessions = 64;
     uid_t owner_uid = 0;  // host ids the jail's user maps to
     gid_t owner_gid = 0;
+    // One loopback-only network namespace per session, shared by its runs
+    // (root servers; sandbox/net.hpp). false: each run makes its own.
+    bool session_network = false;
 };
 
 class Workspace {
 public:
-    Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota);
+    Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota, bool session_network);
     ~Workspace();
     Workspace(const Workspace&) = delete;
     Workspace& operator=(const Workspace&) = delete;
@@ -49,11 +53,18 @@ public:
     // Removes every file; the workspace stays usable.
     Status reset();
 
+    // The session's network namespace for SandboxSpec::network_fd, made at
+    // the first run; -1 when runs make their own (not a session network, or
+    // it could not be made: logged once, and runs still get a private one).
+    int network_fd();
+
 private:
     std::string path_;
     UniqueFd dir_fd_;
     bool ram_backed_;
     std::uint64_t quota_;
+    bool session_network_;
+    std::unique_ptr<sandbox::net::Namespace> network_;
     mutable std::mutex mutex_;
     std::chrono::steady_clock::time_point last_used_;
 };

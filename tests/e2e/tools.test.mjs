@@ -196,6 +196,34 @@ test('two sessions cannot see each other\'s files', async () => {
   } finally { await other.close(); }
 });
 
+test('runs of one session share a loopback (root server); another session never reaches it', async () => {
+  const other = await connect({ name: 'e2e-net-other' });
+  try {
+    const port = 47000 + Math.floor(Math.random() * 1000);
+    const listening = client.callTool({ name: 'run_code', arguments: { language: 'python', timeout_seconds: 30, code:
+      `import socket\ns = socket.socket(); s.bind(('127.0.0.1', ${port})); s.listen(1)\n` +
+      `open('/workspace/listening', 'w').close()\ns.settimeout(10)\n` +
+      `try:\n    s.accept(); print('accepted')\nexcept OSError:\n    print('nobody came')\n` } });
+    let ready = false;
+    for (let i = 0; i < 300 && !ready; i++) {
+      ready = !(await client.callTool({ name: 'read_file', arguments: { path: 'listening' } })).isError;
+      if (!ready) await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(ready, 'the listener never started');
+    const dial = `import socket\ntry:\n    socket.create_connection(('127.0.0.1', ${port}), 2); print('connected')\n` +
+      `except OSError as e:\n    print('refused')\n`;
+    let r = await other.callTool({ name: 'run_code', arguments: { language: 'python', code: dial } });
+    assert.equal(r.structuredContent.stdout, 'refused\n');
+    r = await client.callTool({ name: 'run_code', arguments: { language: 'python', code: dial } });
+    // A root server shares the namespace within a session; a rootless one makes one per run.
+    const shared = process.getuid() === 0;
+    assert.equal(r.structuredContent.stdout, shared ? 'connected\n' : 'refused\n');
+    r = await listening;
+    assert.equal(r.structuredContent.stdout, shared ? 'accepted\n' : 'nobody came\n');
+    await client.callTool({ name: 'delete_file', arguments: { path: 'listening' } });
+  } finally { await other.close(); }
+});
+
 test('bad input names the field and the allowed range', async () => {
   let r = await client.callTool({ name: 'run_code', arguments: { language: 'cobol', code: 'x' } });
   assert.equal(r.isError, true);

@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
+#include <thread>
 #include <cstring>
 #include <set>
 #include <sstream>
 
+#include "sandbox/net.hpp"
 #include "tests/sandbox/harness.hpp"
 
 using namespace kiln::sandbox;
@@ -207,6 +210,82 @@ TEST_CASE("network: the host's loopback and abstract sockets are unreachable (C0
     ::close(tcp);
     ::close(unix_fd);
     leaks.verify();
+}
+
+// A port nothing on the host listens on: binding it on the host works.
+int free_host_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+TEST_CASE("network: runs joining one shared namespace share its loopback; other jails and the host do not (C003)") {
+    KILN_ONLY_IF(is_root(), "a shared network namespace needs a root server");
+    LeakCheck leaks;
+    auto ns = net::Namespace::create();
+    REQUIRE_MESSAGE(ns.ok(), (ns.ok() ? "" : ns.error().what()));
+    TempDir ws;
+    const auto& caps = runtime().capabilities();
+    REQUIRE(::chown(ws.path().c_str(), caps.host_uid, caps.host_gid) == 0);
+    const std::string port = std::to_string(free_host_port());
+
+    // A: listens on the shared loopback, says so in the workspace, serves one client.
+    SandboxSpec server = probe_spec({});
+    server.workspace_dir = ws.path();
+    server.network_fd = (*ns)->fd();
+    server.argv = {"/usr/bin/python3", "-c",
+                   "import socket\n"
+                   "s = socket.socket(); s.bind(('127.0.0.1', " + port + ")); s.listen(1)\n"
+                   "open('/workspace/ready', 'w').close()\n"
+                   "s.settimeout(15); c, _ = s.accept(); print('accepted')\n"};
+    std::optional<kiln::Result<ExecResult>> served;
+    std::thread serving([&] { served = runtime().run(server, {}); });
+    for (int i = 0; i < 1500 && !std::ifstream(ws.path() + "/ready").good(); ++i) ::usleep(10'000);
+    REQUIRE(std::ifstream(ws.path() + "/ready").good());
+
+    // Another jail in its own namespace, and the host, find nothing there.
+    CHECK(parse(run_ok(probe_spec({"connect-tcp", port})).stdout_data)["connect"] == std::to_string(ECONNREFUSED));
+    int host = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(std::stoi(port)));
+    CHECK(::connect(host, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0);
+    ::close(host);
+
+    // B: joins the same namespace and reaches A.
+    SandboxSpec client = probe_spec({"connect-tcp", port});
+    client.network_fd = (*ns)->fd();
+    CHECK(parse(run_ok(client).stdout_data)["connect"] == "0");
+    serving.join();
+    REQUIRE(served->ok());
+    CHECK((*served)->stdout_data == "accepted\n");
+
+    // Nobody in a jail can reconfigure it: lo stays up (SIOCSIFFLAGS fails).
+    SandboxSpec down = probe_spec({});
+    down.network_fd = (*ns)->fd();
+    down.argv = {"/usr/bin/python3", "-c",
+                 "import socket, fcntl, struct\n"
+                 "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                 "try:\n    fcntl.ioctl(s, 0x8914, struct.pack('16sH14x', b'lo', 0)); print('down')\n"
+                 "except OSError as e:\n    print('errno', e.errno)\n"};
+    CHECK(run_ok(down).stdout_data == "errno 1\n");
+    leaks.verify();
+}
+
+TEST_CASE("a shared network namespace is refused to a rootless server, with the reason") {
+    KILN_ONLY_IF(!is_root(), "applies to a rootless server");
+    SandboxSpec spec = probe_spec({"report"});
+    spec.network_fd = 0;
+    auto r = runtime().run(spec, {});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("needs a root server") != std::string::npos);
 }
 
 TEST_CASE("Landlock confines the program even where mounts would allow (C010)") {
