@@ -17,6 +17,7 @@ APT_PACKAGES=(
   libyaml-cpp-dev doctest-dev libcli11-dev libssl-dev
   python3 util-linux iproute2 passwd
   clang libclang-rt-14-dev
+  musl-tools
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
