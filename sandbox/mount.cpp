@@ -162,6 +162,41 @@ bool safe_target(const std::string& t) {
     return true;
 }
 
+// Below a path the jail mounts something on: /proc, /dev, /tmp, /workspace
+// and every bind target, or the host binds /usr, /bin, /etc...
+bool under_a_mount(const Plan& plan, const std::string& root, const std::string& path) {
+    for (const Op& op : plan.ops) {
+        if (op.kind != OpKind::Bind && op.kind != OpKind::Tmpfs && op.kind != OpKind::Proc) continue;
+        if (op.target == root) continue;  // the root tmpfs itself
+        std::string mounted = op.target.substr(root.size());
+        if (path == mounted || path.rfind(mounted + "/", 0) == 0) return true;
+    }
+    return false;
+}
+
+// The root tmpfs's size: room for the synthetic /etc and the mountpoints,
+// plus the spec's files.
+std::string root_tmpfs_options(const SandboxSpec& spec) {
+    std::uint64_t bytes = 1ull << 20;
+    for (const auto& f : spec.files) bytes += (f.contents.size() + 4095) / 4096 * 4096 + 4096;
+    return "size=" + std::to_string(bytes) + ",nr_inodes=4096,mode=0755";
+}
+
+Status add_files(Builder& b, const SandboxSpec& spec) {
+    for (const auto& f : spec.files) {
+        if (!safe_target(f.path) || f.path.rfind('/') == 0)
+            return make_error("file " + f.path, "must be an absolute path in a directory, without '.', '..' or '//' (e.g. /kiln/main.py)",
+                              EINVAL);
+        if (under_a_mount(b.plan, b.root, f.path))
+            return make_error("file " + f.path, "is under a mounted directory; pick a directory of its own such as /kiln",
+                              EINVAL);
+        for (std::size_t pos = f.path.find('/', 1); pos != std::string::npos; pos = f.path.find('/', pos + 1))
+            b.dir(f.path.substr(0, pos));
+        b.file(f.path, f.contents);
+    }
+    return {};
+}
+
 Status add_extra_mounts(Builder& b, const SandboxSpec& spec) {
     for (const auto& m : spec.mounts) {
         if (!safe_target(m.target))
@@ -191,7 +226,7 @@ Result<Plan> prepare(const SandboxSpec& spec) {
     // bind source is opened before, so nothing the tmpfs hides is needed.
     b.plan.staging = "/tmp";
     b.root = b.plan.staging;
-    b.plan.ops.push_back({OpKind::Tmpfs, b.root, {}, "size=1m,nr_inodes=4096,mode=0755", MS_NOSUID | MS_NODEV});
+    b.plan.ops.push_back({OpKind::Tmpfs, b.root, {}, root_tmpfs_options(spec), MS_NOSUID | MS_NODEV});
     b.plan.read_only_after.push_back("/");
 
     if (!spec.rootfs.empty()) {
@@ -220,6 +255,7 @@ Result<Plan> prepare(const SandboxSpec& spec) {
         b.plan.writable_dirs.push_back("/workspace");
     }
     if (Status st = add_extra_mounts(b, spec); !st) return st.error();
+    if (Status st = add_files(b, spec); !st) return st.error();
     return std::move(b.plan);
 }
 

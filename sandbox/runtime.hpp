@@ -43,6 +43,14 @@ struct BindMount {
     bool writable = false;
 };
 
+// A file created in the jail's own root tmpfs, read-only once the root is
+// finished: how run_code hands the program text to the interpreter without
+// a file on the host (nothing to write, bind or clean up outside the jail).
+struct JailFile {
+    std::string path;  // absolute, in a directory of its own (not /proc, /dev, /tmp, /workspace, a bind)
+    std::string contents;
+};
+
 struct SandboxSpec {
     std::vector<std::string> argv;
     // "K=V" entries added on top of the allowlist PATH HOME LANG TERM.
@@ -54,6 +62,7 @@ struct SandboxSpec {
     std::string workspace_dir;
     std::string rootfs;  // empty: read-only binds of the host's /usr, /bin, /lib...
     std::vector<BindMount> mounts;
+    std::vector<JailFile> files;
     Limits limits;
     NetworkMode network = NetworkMode::None;
     // A loopback-only network namespace to join (net::Namespace::fd(), a

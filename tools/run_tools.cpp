@@ -354,34 +354,15 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     spec.limits.output_cap_bytes = config_.sandbox.output_cap_bytes;
 
     // The code reaches the interpreter as a file, never through a shell
-    // string: a private read-only directory bound at /kiln in the jail.
-    std::string run_dir;
+    // string: /kiln/main.<ext>, made in the jail's own read-only root, so
+    // nothing is written on the host for it.
     if (req.tool == "run_command") {
         spec.argv = {"/bin/sh", "-c", req.code};
     } else {
-        std::string dir = config_.server.state_dir + "/runs";
-        ::mkdir(dir.c_str(), 0711);
-        std::string t = dir + "/XXXXXX";
-        std::vector<char> buf(t.begin(), t.end());
-        buf.push_back('\0');
-        if (!::mkdtemp(buf.data()))
-            return ToolResult::error(req.tool + ": " + sys_error("create code dir " + dir).what(), empty_run(decision_label, a, decision_id));
-        run_dir = buf.data();
-        ::chmod(run_dir.c_str(), 0755);
-        int dfd = ::open(run_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        UniqueFd dguard(dfd);
-        std::string name = "main." + interp->extension;
-        if (Status st = wsfs::write_file(dfd, name, req.code, {}); !st)
-            return ToolResult::error(req.tool + ": " + st.error().what(), empty_run(decision_label, a, decision_id));
-        spec.mounts.push_back({run_dir, "/kiln", false});
-        spec.argv = {interp->path, "/kiln/" + name};
+        std::string path = "/kiln/main." + interp->extension;
+        spec.files.push_back({path, req.code});
+        spec.argv = {interp->path, path};
     }
-    struct RunDirGuard {
-        std::string path;
-        ~RunDirGuard() {
-            if (!path.empty()) (void)destroy_workspace_dir(path);
-        }
-    } run_dir_guard{run_dir};
 
     // 4. Run.
     sandbox::RunHooks hooks;

@@ -108,6 +108,34 @@ TEST_CASE("setup failures are structured errors, not results") {
     leaks.verify();
 }
 
+TEST_CASE("files of the spec are in the jail's root, read-only, and nowhere on the host") {
+    LeakCheck leaks;
+    SandboxSpec spec;
+    std::string big(300'000, 'k');  // larger than the root's fixed room, to prove it grows
+    spec.files = {{"/kiln/main.py", "print('hi')\n"}, {"/kiln/data/big.txt", big}};
+    spec.argv = {"/bin/sh", "-c",
+                 "cat /kiln/main.py; wc -c < /kiln/data/big.txt; ls -ln /kiln/main.py | cut -d' ' -f1;"
+                 "echo x >> /kiln/main.py 2>/dev/null && echo writable || echo read-only"};
+    auto r = run_ok(spec);
+    CHECK(r.stdout_data == "print('hi')\n300000\n-rw-r--r--\nread-only\n");
+    CHECK(!std::filesystem::exists("/kiln"));
+    leaks.verify();
+}
+
+TEST_CASE("a spec file outside a directory of its own is refused with the reason") {
+    for (const char* path : {"main.py", "/main.py", "/kiln/../etc/x", "/proc/x", "/dev/x", "/tmp/x", "/workspace/x",
+                             "/usr/x", "/etc/ssl/x"}) {
+        SandboxSpec spec;
+        spec.argv = {"/bin/true"};
+        spec.workspace_dir = "/tmp";
+        spec.files = {{path, "x"}};
+        auto r = runtime().run(spec, {});
+        REQUIRE_MESSAGE(!r.ok(), path << " was accepted");
+        CHECK(r.error().err == EINVAL);
+        CHECK_MESSAGE(r.error().what().find(path) != std::string::npos, r.error().what());
+    }
+}
+
 TEST_CASE("many runs at once from different threads") {
     LeakCheck leaks;
     std::atomic<int> good{0};
