@@ -597,9 +597,9 @@ Status NativeRuntime::init(const NativeOptions& options) {
     caps_.host_uid = caps_.rootless ? ::geteuid() : 65534;
     caps_.host_gid = caps_.rootless ? ::getegid() : 65534;
     caps_plan_ = caps::prepare();
-    auto base = seccomp::compile(seccomp::Filter::Base);
+    auto base = seccomp::sealed(seccomp::Filter::Base);
     if (!base) return base.error().wrap("building the base seccomp filter");
-    auto no_new_process = seccomp::compile(seccomp::Filter::NoNewProcess);
+    auto no_new_process = seccomp::sealed(seccomp::Filter::NoNewProcess);
     if (!no_new_process) return no_new_process.error().wrap("building the no-new-process seccomp filter");
     base_filter_ = std::move(*base);
     no_new_process_filter_ = std::move(*no_new_process);

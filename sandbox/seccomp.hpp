@@ -1,7 +1,7 @@
 // Seccomp (C006, T001, T002), installed last, just before execve.
 //
-// Two filters are compiled with libseccomp in the parent, once, and kept
-// as raw BPF in sealed memfds that every jail's setup passes to kiln-init:
+// Two filters, compiled with libseccomp when Kiln is built (seccomp_rules.hpp),
+// are put once into sealed memfds that every jail's setup passes to kiln-init:
 //   - the base filter, the default profile's deny list. kiln-init installs
 //     it on itself before it starts the program, which inherits it: one
 //     filter for the kernel to check and JIT-compile per run, not two.
@@ -14,14 +14,8 @@
 // and libc then falls back to clone, whose flags can.
 #pragma once
 
-#include <linux/filter.h>
-
-#include <vector>
-
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
-#include "sandbox/child.hpp"
-#include "sandbox/runtime.hpp"
 
 namespace kiln::sandbox::seccomp {
 
@@ -32,6 +26,6 @@ enum class Filter {
 
 // The filter as raw sock_filter instructions in a sealed memfd (no write,
 // grow, shrink or further seals): read-only for every jail it is given to.
-Result<UniqueFd> compile(Filter which);
+Result<UniqueFd> sealed(Filter which);
 
 }  // namespace kiln::sandbox::seccomp
