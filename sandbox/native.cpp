@@ -569,7 +569,9 @@ void NativeRuntime::describe_controls(bool ok, const std::string& why) {
     std::string ids = std::to_string(caps_.host_uid) + ":" + std::to_string(caps_.host_gid);
     add("C001", ok, ok ? "user namespace; jail uid/gid map to host " + ids : why);
     add("C002", ok, ok ? "tmpfs root with read-only binds, pivot_root, root remounted read-only" : why);
-    add("C003", ok, ok ? "own network namespace, loopback only" : why);
+    add("C003", ok, ok ? (caps_.rootless ? "own network namespace per run, loopback only"
+                                          : "own network namespace per run, or one per session (workspace.network), loopback only")
+                       : why);
     add("C006", ok, ok ? "seccomp BPF (default and strict profiles), denied calls fail with EPERM" : why);
     if (cgroups_)
         add("C007", ok, "cgroup " + cgroups_->kind() + " memory (no swap), pids, cpu at " + cgroups_->root() + "; rlimits");
