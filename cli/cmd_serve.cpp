@@ -1,6 +1,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/cli.hpp"
+#include "common/libcrypto.hpp"
 #include "server/stdio_transport.hpp"
 #include "tools/toolbox.hpp"
 
@@ -30,6 +31,12 @@ Command register_serve(CLI::App& app) {
                 if (f->test_tools) ctx.config.server.test_tools = true;
                 spdlog::set_level(spdlog::level::from_str(ctx.config.server.log_level));
 
+                // The audit log hashes every record: a missing libcrypto must
+                // stop the server now, not at its first tool call.
+                if (Status st = crypto::load(); !st) {
+                    spdlog::error("cannot start: {}", st.error().what());
+                    return int(kExitFailure);
+                }
                 // Before Toolbox starts any thread (see block_termination_signals).
                 UniqueFd stop_fd = server::block_termination_signals();
                 auto toolbox = tools::Toolbox::create(ctx.config);

@@ -1,6 +1,6 @@
 #include "common/hash.hpp"
 
-#include <openssl/evp.h>
+#include "common/libcrypto.hpp"
 
 #include <array>
 
@@ -9,7 +9,8 @@ namespace kiln {
 std::string sha256_hex(std::string_view data) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr);
+    const crypto::LibCrypto& c = crypto::lib();
+    c.EVP_Digest(data.data(), data.size(), md.data(), &len, c.EVP_sha256(), nullptr);
     static const char* hex = "0123456789abcdef";
     std::string out;
     out.reserve(len * 2);

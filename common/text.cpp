@@ -1,9 +1,9 @@
 #include "common/text.hpp"
 
-#include <openssl/evp.h>
-
 #include <cctype>
 #include <vector>
+
+#include "common/libcrypto.hpp"
 
 namespace kiln {
 
@@ -35,7 +35,7 @@ bool is_valid_utf8(std::string_view s) {
 
 std::string base64_encode(std::string_view data) {
     std::string out(4 * ((data.size() + 2) / 3), '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+    int n = crypto::lib().EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                             reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
     out.resize(static_cast<std::size_t>(n));
     return out;
@@ -54,7 +54,7 @@ std::optional<std::string> base64_decode(std::string_view text) {
         if (!ok) return std::nullopt;
     }
     std::string out(clean.size() / 4 * 3, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+    int n = crypto::lib().EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                             reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
     if (n < 0) return std::nullopt;
     // EVP_DecodeBlock counts padding as data; drop those bytes.

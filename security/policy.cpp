@@ -2,18 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "common/units.hpp"
-
-namespace kiln::embedded {
-extern const std::string_view preset_permissive_yaml;
-extern const std::string_view preset_balanced_yaml;
-extern const std::string_view preset_strict_yaml;
-extern const std::string_view preset_paranoid_yaml;
-}  // namespace kiln::embedded
 
 namespace kiln::security {
 
@@ -144,14 +135,6 @@ Status check_consistency(const Policy& p, const std::string& origin) {
     return {};
 }
 
-std::string_view preset_text(const std::string& name) {
-    if (name == "permissive") return embedded::preset_permissive_yaml;
-    if (name == "balanced") return embedded::preset_balanced_yaml;
-    if (name == "strict") return embedded::preset_strict_yaml;
-    if (name == "paranoid") return embedded::preset_paranoid_yaml;
-    return {};
-}
-
 }  // namespace
 
 std::vector<std::string> preset_names() { return {"permissive", "balanced", "strict", "paranoid"}; }
@@ -173,23 +156,6 @@ Status apply_policy_yaml(Policy& policy, std::string_view yaml_text, const std::
     if (Status st = check_consistency(next, "policy " + origin); !st) return st;
     policy = std::move(next);
     return {};
-}
-
-Result<Policy> load_policy(const PolicyConfig& config) {
-    std::string_view text = preset_text(config.preset);
-    if (text.empty())
-        return make_error("load policy", "unknown preset '" + config.preset +
-                                             "' (use permissive, balanced, strict or paranoid; key policy.preset)");
-    Policy policy;
-    if (Status st = apply_policy_yaml(policy, text, "preset " + config.preset); !st) return st.error();
-    if (config.file.empty()) return policy;
-
-    std::ifstream in(config.file);
-    if (!in) return sys_error("open policy file " + config.file, "check the path in policy.file");
-    std::stringstream buf;
-    buf << in.rdbuf();
-    if (Status st = apply_policy_yaml(policy, buf.str(), config.file); !st) return st.error();
-    return policy;
 }
 
 const char* to_string(Decision d) {

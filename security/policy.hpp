@@ -24,6 +24,8 @@ namespace kiln::security {
 
 enum class Decision { Allow, Ask, Deny };
 
+// A new field also goes into to_json() and security/policy_gen.cpp, which
+// writes the built-in presets out as C++ (security/presets.hpp).
 struct Policy {
     std::string name = "balanced";
 

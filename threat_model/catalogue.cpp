@@ -3,13 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
-
-namespace kiln::embedded {
-extern const std::string_view catalogue_yaml;
-}
 
 namespace kiln::threat_model {
 
@@ -104,20 +98,6 @@ Result<Catalogue> parse_catalogue(std::string_view yaml_text) {
     } catch (const YAML::Exception& e) {
         return make_error("parse catalogue", "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
-}
-
-const Catalogue& catalogue() {
-    static const Catalogue cat = [] {
-        auto parsed = parse_catalogue(embedded::catalogue_yaml);
-        if (!parsed) {
-            // Only a broken build gets here (the threat_model test parses the
-            // same text); scoring with an empty model would allow everything.
-            std::fprintf(stderr, "kiln: embedded threat model is invalid: %s\n", parsed.error().what().c_str());
-            std::abort();
-        }
-        return std::move(*parsed);
-    }();
-    return cat;
 }
 
 int weight(Level l) {

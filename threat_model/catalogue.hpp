@@ -1,10 +1,11 @@
 // The threat model as data: threats T001-T005 and controls C001-C013.
 //
-// threat_model/catalogue.yaml is the source of truth; meson embeds it into
-// the binary (catalogue_data.cpp) so `kiln` works from any directory. This
-// module parses it once and implements the risk arithmetic the issue
-// specifies, so no other code hard-codes an impact, a probability or which
-// control mitigates what.
+// threat_model/catalogue.yaml is the source of truth; at build time
+// catalogue_gen parses it and generates catalogue_data.cpp, which builds the
+// same Catalogue into the binary, so `kiln` works from any directory and
+// parses no YAML for it at run time. This module holds the parser and
+// implements the risk arithmetic the issue specifies, so no other code
+// hard-codes an impact, a probability or which control mitigates what.
 #pragma once
 
 #include <set>
@@ -45,9 +46,9 @@ struct Catalogue {
 // Parses a catalogue; every threat's controls must exist in the same file.
 Result<Catalogue> parse_catalogue(std::string_view yaml_text);
 
-// The embedded catalogue, parsed on first use. The build guarantees it is
-// valid (a test parses it); a broken catalogue is a programming error and
-// aborts at first use rather than silently scoring nothing.
+// The catalogue built into the binary (generated from catalogue.yaml by
+// catalogue_gen with parse_catalogue(), so an invalid catalogue fails the
+// build rather than scoring nothing at run time).
 const Catalogue& catalogue();
 
 // Result of scoring one threat for one run.

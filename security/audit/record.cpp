@@ -1,7 +1,5 @@
 #include "security/audit/record.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include <array>
@@ -10,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/libcrypto.hpp"
 #include "common/units.hpp"
 
 namespace kiln::audit {
@@ -74,21 +73,23 @@ std::string canonical_bytes(nlohmann::json record) {
 }
 
 std::string chain_hash(std::string_view prev_hash, std::string_view canonical) {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    const crypto::LibCrypto& c = crypto::lib();
+    EVP_MD_CTX* ctx = c.EVP_MD_CTX_new();
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int len = 0;
-    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-    EVP_DigestUpdate(ctx, prev_hash.data(), prev_hash.size());
-    EVP_DigestUpdate(ctx, canonical.data(), canonical.size());
-    EVP_DigestFinal_ex(ctx, md.data(), &len);
-    EVP_MD_CTX_free(ctx);
+    c.EVP_DigestInit_ex(ctx, c.EVP_sha256(), nullptr);
+    c.EVP_DigestUpdate(ctx, prev_hash.data(), prev_hash.size());
+    c.EVP_DigestUpdate(ctx, canonical.data(), canonical.size());
+    c.EVP_DigestFinal_ex(ctx, md.data(), &len);
+    c.EVP_MD_CTX_free(ctx);
     return to_hex(md.data(), len);
 }
 
 std::string hmac_hex(std::string_view key, std::string_view hash) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int len = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+    const crypto::LibCrypto& c = crypto::lib();
+    c.HMAC(c.EVP_sha256(), key.data(), static_cast<int>(key.size()),
          reinterpret_cast<const unsigned char*>(hash.data()), hash.size(), md.data(), &len);
     return to_hex(md.data(), len);
 }

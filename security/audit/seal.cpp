@@ -1,10 +1,8 @@
 #include "security/audit/seal.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
 #include <memory>
 
+#include "common/libcrypto.hpp"
 #include "common/text.hpp"
 
 namespace kiln::audit {
@@ -13,7 +11,7 @@ namespace {
 constexpr int kIvBytes = 12;   // the GCM standard nonce size
 constexpr int kTagBytes = 16;
 
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&::EVP_CIPHER_CTX_free)>;
 
 const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 unsigned char* bytes(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
@@ -28,19 +26,21 @@ std::string seal_aad(std::uint64_t seq) { return "kiln-audit:" + std::to_string(
 
 Result<nlohmann::json> seal(std::string_view key, std::string_view plaintext, std::string_view aad) {
     if (key.size() != 32) return make_error("seal code", "the seal key must be 32 bytes");
+    if (Status st = crypto::load(); !st) return st.error().wrap("seal code");
+    const crypto::LibCrypto& c = crypto::lib();
     std::string iv(kIvBytes, '\0');
-    if (RAND_bytes(bytes(iv), kIvBytes) != 1) return crypto_error("seal code: random IV");
-    CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+    if (c.RAND_bytes(bytes(iv), kIvBytes) != 1) return crypto_error("seal code: random IV");
+    CipherCtx ctx(c.EVP_CIPHER_CTX_new(), c.EVP_CIPHER_CTX_free);
     std::string ct(plaintext.size() + 16, '\0');
     std::string tag(kTagBytes, '\0');
     int len = 0, total = 0;
-    if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key), bytes(iv)) != 1 ||
-        EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) != 1 ||
-        EVP_EncryptUpdate(ctx.get(), bytes(ct), &len, bytes(plaintext), static_cast<int>(plaintext.size())) != 1)
+    if (!ctx || c.EVP_EncryptInit_ex(ctx.get(), c.EVP_aes_256_gcm(), nullptr, bytes(key), bytes(iv)) != 1 ||
+        c.EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) != 1 ||
+        c.EVP_EncryptUpdate(ctx.get(), bytes(ct), &len, bytes(plaintext), static_cast<int>(plaintext.size())) != 1)
         return crypto_error("seal code");
     total = len;
-    if (EVP_EncryptFinal_ex(ctx.get(), bytes(ct) + total, &len) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, tag.data()) != 1)
+    if (c.EVP_EncryptFinal_ex(ctx.get(), bytes(ct) + total, &len) != 1 ||
+        c.EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, tag.data()) != 1)
         return crypto_error("seal code: final");
     ct.resize(static_cast<std::size_t>(total + len));
     return nlohmann::json{{"alg", "AES-256-GCM"}, {"iv", base64_encode(iv)}, {"ct", base64_encode(ct)},
@@ -56,16 +56,18 @@ Result<std::string> unseal(std::string_view key, const nlohmann::json& sealed, s
     auto tag = base64_decode(sealed.value("tag", ""));
     if (!iv || !ct || !tag || iv->size() != kIvBytes || tag->size() != kTagBytes)
         return make_error("unseal code", "code_sealed has a malformed iv, ct or tag");
-    CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+    if (Status st = crypto::load(); !st) return st.error().wrap("unseal code");
+    const crypto::LibCrypto& c = crypto::lib();
+    CipherCtx ctx(c.EVP_CIPHER_CTX_new(), c.EVP_CIPHER_CTX_free);
     std::string pt(ct->size() + 16, '\0');
     int len = 0, total = 0;
-    if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key), bytes(*iv)) != 1 ||
-        EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) != 1 ||
-        EVP_DecryptUpdate(ctx.get(), bytes(pt), &len, bytes(*ct), static_cast<int>(ct->size())) != 1)
+    if (!ctx || c.EVP_DecryptInit_ex(ctx.get(), c.EVP_aes_256_gcm(), nullptr, bytes(key), bytes(*iv)) != 1 ||
+        c.EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) != 1 ||
+        c.EVP_DecryptUpdate(ctx.get(), bytes(pt), &len, bytes(*ct), static_cast<int>(ct->size())) != 1)
         return crypto_error("unseal code");
     total = len;
-    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag->data()) != 1 ||
-        EVP_DecryptFinal_ex(ctx.get(), bytes(pt) + total, &len) != 1)
+    if (c.EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag->data()) != 1 ||
+        c.EVP_DecryptFinal_ex(ctx.get(), bytes(pt) + total, &len) != 1)
         return make_error("unseal code", "authentication failed: wrong seal key, or the sealed code or its seq was altered");
     pt.resize(static_cast<std::size_t>(total + len));
     return pt;

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "threat_model/catalogue.hpp"
 
 using namespace kiln::threat_model;
@@ -39,6 +42,36 @@ TEST_CASE("embedded catalogue has the issue's threats and controls, exactly") {
         REQUIRE(ctl != nullptr);
         CHECK(ctl->name == names[i]);
         CHECK_FALSE(ctl->how_verified.empty());
+    }
+}
+
+// kiln carries the catalogue as generated C++ (catalogue_gen); it must hold
+// exactly what parsing the YAML gives, text included, byte for byte.
+TEST_CASE("the built-in catalogue is what parsing threat_model/catalogue.yaml gives") {
+    std::ifstream in(KILN_CATALOGUE_YAML, std::ios::binary);
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = parse_catalogue(text.str());
+    REQUIRE(parsed.ok());
+    const Catalogue& built = catalogue();
+    REQUIRE(built.threats.size() == parsed->threats.size());
+    for (std::size_t i = 0; i < built.threats.size(); ++i) {
+        const Threat &b = built.threats[i], &p = parsed->threats[i];
+        CHECK(b.id == p.id);
+        CHECK(b.name == p.name);
+        CHECK(b.description == p.description);
+        CHECK(b.impact == p.impact);
+        CHECK(b.probability == p.probability);
+        CHECK(b.controls == p.controls);
+    }
+    REQUIRE(built.controls.size() == parsed->controls.size());
+    for (std::size_t i = 0; i < built.controls.size(); ++i) {
+        const Control &b = built.controls[i], &p = parsed->controls[i];
+        CHECK(b.id == p.id);
+        CHECK(b.name == p.name);
+        CHECK(b.description == p.description);
+        CHECK(b.how_verified == p.how_verified);
     }
 }
 

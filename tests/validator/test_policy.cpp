@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <unistd.h>
 
 #include "tests/validator/helpers.hpp"
@@ -23,6 +24,21 @@ std::string temp_file(const std::string& text) {
     return path;
 }
 }  // namespace
+
+// kiln carries the presets as generated C++ (security/policy_gen); each must
+// be exactly what applying its YAML to a default Policy gives.
+TEST_CASE("the built-in presets are what their YAML files give") {
+    for (const auto& name : preset_names()) {
+        CAPTURE(name);
+        std::ifstream in(std::string(KILN_PRESETS_DIR) + "/" + name + ".yaml", std::ios::binary);
+        REQUIRE(in);
+        std::stringstream text;
+        text << in.rdbuf();
+        Policy parsed;
+        REQUIRE(apply_policy_yaml(parsed, text.str(), "preset " + name).ok());
+        CHECK(preset(name).to_json() == parsed.to_json());
+    }
+}
 
 TEST_CASE("presets encode the issue's thresholds") {
     Policy permissive = preset("permissive"), balanced = preset("balanced"), strict = preset("strict"),
