@@ -600,9 +600,9 @@ Status NativeRuntime::init(const NativeOptions& options) {
     caps_.host_gid = caps_.rootless ? ::getegid() : 65534;
     caps_plan_ = caps::prepare();
     auto base = seccomp::sealed(seccomp::Filter::Base);
-    if (!base) return base.error().wrap("building the base seccomp filter");
+    if (!base) return base.error().wrap("loading the base seccomp filter");
     auto no_new_process = seccomp::sealed(seccomp::Filter::NoNewProcess);
-    if (!no_new_process) return no_new_process.error().wrap("building the no-new-process seccomp filter");
+    if (!no_new_process) return no_new_process.error().wrap("loading the no-new-process seccomp filter");
     base_filter_ = std::move(*base);
     no_new_process_filter_ = std::move(*no_new_process);
     landlock_abi_ = landlock::probe_abi();
