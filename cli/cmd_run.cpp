@@ -169,7 +169,11 @@ int run_action(Context& ctx, const RunFlags& f) {
         return kExitUsage;
     }
     std::string verdict;
-    auto runtime = sandbox::make_native_runtime({ctx.config.server.state_dir, false});
+    sandbox::NativeOptions native;
+    native.state_dir = ctx.config.server.state_dir;
+    native.probe = false;       // its one run fails just as loudly
+    native.single_run = true;   // and that run is all this runtime does
+    auto runtime = sandbox::make_native_runtime(native);
     if (!runtime) {
         std::cerr << "kiln run: " << runtime.error().what() << "\n";
         return kExitJailFailed;

@@ -168,7 +168,8 @@ private:
 
 class V1Manager final : public Manager {
 public:
-    V1Manager(Dirs server_dirs, Dirs home_dirs) : server_dirs_(std::move(server_dirs)), home_dirs_(std::move(home_dirs)) {}
+    V1Manager(Dirs server_dirs, Dirs home_dirs, bool single_run)
+        : server_dirs_(std::move(server_dirs)), home_dirs_(std::move(home_dirs)), single_run_(single_run) {}
     ~V1Manager() override {
         std::set<std::string> done;
         for (const auto& [ctrl, dir] : server_dirs_)
@@ -179,6 +180,7 @@ public:
     std::string root() const override { return server_dirs_.at("memory"); }
 
     Result<std::unique_ptr<Group>> create(const std::string& run_id, const Limits& limits) override {
+        if (single_run_) return create_in_subtree(limits);
         std::map<std::string, std::string> dirs;
         for (const auto& [ctrl, base] : server_dirs_) {
             std::string dir = base + "/" + run_id;
@@ -191,6 +193,14 @@ public:
     }
 
 private:
+    Result<std::unique_ptr<Group>> create_in_subtree(const Limits& limits) {
+        if (used_) return make_error("cgroup v1", "this manager runs a single run and has had it", EBUSY);
+        used_ = true;
+        auto group = std::make_unique<V1Group>(server_dirs_, home_dirs_, static_cast<std::uint32_t>(limits.pids));
+        if (Status st = apply_limits(server_dirs_, limits); !st) return st.error();
+        return std::unique_ptr<Group>(std::move(group));
+    }
+
     static Status apply_limits(const std::map<std::string, std::string>& dirs, const Limits& limits) {
         const std::string& mem = dirs.at("memory");
         std::string bytes = std::to_string(limits.memory_bytes);
@@ -207,11 +217,12 @@ private:
     }
 
     Dirs server_dirs_, home_dirs_;
+    bool single_run_, used_ = false;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Manager>> open_v1() {
+Result<std::unique_ptr<Manager>> open_v1(bool single_run) {
     auto hierarchies = find_hierarchies();
     for (const char* c : {"memory", "pids", "cpu", "cpuacct"})
         if (!hierarchies.count(c))
@@ -226,7 +237,7 @@ Result<std::unique_ptr<Manager>> open_v1() {
         if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + dir);
         server_dirs[ctrl] = dir;
     }
-    return std::unique_ptr<Manager>(new V1Manager(std::move(server_dirs), std::move(home_dirs)));
+    return std::unique_ptr<Manager>(new V1Manager(std::move(server_dirs), std::move(home_dirs), single_run));
 }
 
 namespace {

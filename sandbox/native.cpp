@@ -585,6 +585,8 @@ void NativeRuntime::describe_controls(bool ok, const std::string& why) {
 }
 
 Status NativeRuntime::init(const NativeOptions& options) {
+    if (options.single_run && options.probe)
+        return make_error("native runtime", "single_run needs probe=false: the probe would be the one run", EINVAL);
     caps_.rootless = ::geteuid() != 0;
     auto init_path = find_kiln_init(options.init_path);
     if (!init_path) return init_path.error();
@@ -612,7 +614,7 @@ Status NativeRuntime::init(const NativeOptions& options) {
     if (v2) {
         cgroups_ = std::move(*v2);
     } else {
-        auto v1 = cgroup::open_v1();
+        auto v1 = cgroup::open_v1(options.single_run);
         if (v1) cgroups_ = std::move(*v1);
         else cgroup_error_ = "v2: " + v2.error().what() + "; v1: " + v1.error().what();
     }

@@ -138,6 +138,9 @@ struct NativeOptions {
     // Run one trivial jail at creation to prove the controls work here. A
     // one-shot caller (kiln run) turns it off: its own run fails just as loudly.
     bool probe = true;
+    // One run only (kiln run): on cgroup v1 that run's group is the
+    // process's own kiln/<pid> subtree instead of a directory inside it.
+    bool single_run = false;
     // kiln-init, the jail's pid 1 (sandbox/kiln_init.c). Empty: $KILN_INIT,
     // else the build tree's, else the installed one (see find_kiln_init).
     std::string init_path;

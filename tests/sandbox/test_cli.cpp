@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "tests/sandbox/harness.hpp"
 
@@ -54,6 +55,27 @@ TEST_CASE("kiln run: memory limit exit code 125 when a cgroup enforces it") {
     KILN_ONLY_IF(is_root(), "a rootless kiln run has rlimits only: the allocation fails instead");
     auto o = sh(kiln_run("--memory 32M -- /usr/bin/python3 -c 'x = bytearray(200 << 20)'"));
     CHECK_MESSAGE(o.code == 125, o.out);
+}
+
+// kiln run's one run uses its kiln/<pid> subtree as the run's group (cgroup
+// v1, NativeOptions::single_run): whatever the run ends in, nothing stays.
+TEST_CASE("kiln run leaves no cgroup directory behind, whatever the run ends in") {
+    KILN_ONLY_IF(is_root(), "a rootless kiln run creates no cgroup");
+    auto kiln_dirs = [] {
+        std::set<std::string> found;
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator("/sys/fs/cgroup/pids/kiln", ec))
+            if (e.is_directory(ec)) found.insert(e.path().filename().string());
+        found.erase(std::to_string(::getpid()));  // this test process's own runtime
+        return found;
+    };
+    KILN_ONLY_IF(std::filesystem::exists("/sys/fs/cgroup/pids/kiln"), "no cgroup v1 pids hierarchy");
+    auto before = kiln_dirs();
+    CHECK(sh(kiln_run("-- /bin/true")).code == 0);
+    CHECK(sh(kiln_run("--timeout 300ms -- /bin/sh -c 'sleep 10 & sleep 10'")).code == 124);
+    CHECK(sh(kiln_run("--memory 32M -- /usr/bin/python3 -c 'x = bytearray(200 << 20)'")).code == 125);
+    CHECK(sh(kiln_run("-- /no/such/thing")).code == 127);
+    CHECK(kiln_dirs() == before);
 }
 
 TEST_CASE("kiln run: a missing kiln-init is a setup failure that says what to do") {
