@@ -558,6 +558,11 @@ Result<ExecResult> NativeRuntime::run(const SandboxSpec& spec, const RunHooks& h
         result->notes.push_back("memory limit by RLIMIT_AS only and no CPU quota: no usable cgroup (" + cgroup_error_ + ")");
         result->notes.push_back("pids limit by RLIMIT_NPROC only: no usable cgroup");
         result->notes.push_back("peak_memory_bytes is the largest single process's RSS, not the jail's total");
+        // Without cpuacct the figure is the init's wait4() rusage, which
+        // loses the processes the kernel kills with it (measured: a 1 s spin
+        // killed at the timeout shows 1 ms).
+        if (result->timed_out || result->cancelled)
+            result->notes.push_back("cpu_ms is too low: it counts only processes that ended before the jail was killed");
     }
     return result;
 }
