@@ -9,6 +9,8 @@
 #ifndef KILN_SANDBOX_INIT_PROTOCOL_H
 #define KILN_SANDBOX_INIT_PROTOCOL_H
 
+#include <signal.h>
+
 enum kiln_init_fd {
     KILN_FD_STDIN = 0,
     KILN_FD_STDOUT = 1,
@@ -23,6 +25,11 @@ enum kiln_init_fd {
     KILN_FD_INIT_EXE = 10,   /* kiln-init itself, for execveat (setup only) */
     KILN_FD_COUNT = 11,
 };
+
+/* Sent by the server to kiln-init at the deadline or on cancellation, once
+ * the program runs: kiln-init kills and reaps every process of the jail,
+ * reports the program's status and exits (SIGKILL follows if it does not). */
+#define KILN_SIGNAL_END SIGUSR1
 
 /* Sent when a step fails: errno and "step argument" (NUL-terminated). */
 struct kiln_child_error {

@@ -162,17 +162,33 @@ static void stdio_to_dev_null(void) {
     if (null >= 0) close(null);
 }
 
+/* The server's KILN_SIGNAL_END (deadline, cancellation): end the jail
+ * here rather than be killed, so that every process is reaped by us. */
+static void end_jail(int sig) {
+    (void)sig;
+    kill(-1, SIGKILL); /* in a pid namespace's init: everyone but us */
+}
+
+/* When the program exits, what is left of the jail is killed and every
+ * process reaped by us, not by the kernel after our exit: the CPU time of
+ * what we reap is in our rusage, the server's only CPU figure when it has
+ * no cgroup (rootless), and the kernel's reaping would drop it. */
 static _Noreturn void reap_until_program_exits(void) {
+    int program_status = 0;
     for (;;) {
         int status = 0;
-        pid_t pid = (pid_t)syscall(SYS_wait4, -1, &status, 0, NULL);
+        pid_t pid = (pid_t)syscall(SYS_wait4, -1, &status, __WALL, NULL);
         if (pid < 0 && errno == EINTR) continue;
+        if (pid < 0 && errno == ECHILD && g_program == 0) break;
         if (pid < 0) _exit(126);
         if (pid == g_program) {
-            write_all(KILN_FD_STATUS, &status, sizeof status);
-            _exit(0); /* the kernel now kills the rest of the pid namespace */
+            program_status = status;
+            g_program = 0;
+            kill(-1, SIGKILL);
         }
     }
+    write_all(KILN_FD_STATUS, &program_status, sizeof program_status);
+    _exit(0);
 }
 
 int main(int argc, char** argv) {
@@ -211,6 +227,10 @@ int main(int argc, char** argv) {
     fwd.sa_handler = forward_signal;
     int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; ++i) sigaction(forwarded[i], &fwd, NULL);
+    struct sigaction end;
+    memset(&end, 0, sizeof end);
+    end.sa_handler = end_jail;
+    sigaction(KILN_SIGNAL_END, &end, NULL);
     sigset_t none; /* the setup started with every signal blocked */
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

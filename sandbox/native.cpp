@@ -184,6 +184,7 @@ private:
     }
     std::optional<Error> child_error();
     Status wait_for_setup();
+    void end_jail();
     void finish(ExecResult& r, int init_status, const rusage& usage);
 
     const SandboxSpec& spec_;
@@ -196,6 +197,7 @@ private:
     std::unique_ptr<ChildGuard> child_;
     std::size_t stdin_sent_ = 0;
     bool error_eof_ = false;
+    bool killed_init_ = false;  // end_jail() had to SIGKILL kiln-init
     std::optional<Error> setup_error_;
     Clock::time_point t_start_, t_exec_, t_exit_;
 };
@@ -366,6 +368,20 @@ Status Run::wait_for_setup() {
     return setup_failure(e);
 }
 
+// At the deadline or on cancellation. Once the program runs, kiln-init ends
+// the jail itself on KILN_SIGNAL_END: it kills and reaps every process, so
+// their CPU time is in its rusage (the only CPU figure without a cgroup;
+// processes the kernel kills along with a killed init are not in it). If it
+// has not exited within 200 ms, or the program has not started, SIGKILL.
+void Run::end_jail() {
+    if (error_eof_ && ::kill(child_->pid(), KILN_SIGNAL_END) == 0) {
+        pollfd exited{pidfd_.get(), POLLIN, 0};
+        if (::poll(&exited, 1, 200) == 1) return;
+    }
+    killed_init_ = true;
+    child_->kill();
+}
+
 // The main loop: output, stdin, the init's exit, the deadline, cancellation.
 Status Run::pump() {
     Capture out = capture(false), err = capture(true);
@@ -382,7 +398,7 @@ Status Run::pump() {
         auto now = Clock::now();
         if (now >= deadline) {
             result_.timed_out = true;
-            child_->kill();
+            end_jail();
             return {};
         }
         auto wake = std::min(deadline, hooks_.on_progress ? next_progress : deadline);
@@ -403,7 +419,7 @@ Status Run::pump() {
         }
         if (fds[5].revents) {
             result_.cancelled = true;
-            child_->kill();
+            end_jail();
             return {};
         }
         if (fds[4].revents) return {};
@@ -446,6 +462,9 @@ void Run::finish(ExecResult& r, int init_status, const rusage& usage) {
         if (s.have_cpu) r.cpu = duration_cast<milliseconds>(s.cpu);
         if (s.peak_memory_bytes) r.peak_memory_bytes = s.peak_memory_bytes;
         r.oom_killed = s.oom_killed;
+    } else if (killed_init_) {
+        // The rusage lacks the processes the kernel killed along with the init.
+        r.notes.push_back("cpu_ms is too low: it counts only processes that ended before the jail was killed");
     }
 }
 
@@ -558,11 +577,7 @@ Result<ExecResult> NativeRuntime::run(const SandboxSpec& spec, const RunHooks& h
         result->notes.push_back("memory limit by RLIMIT_AS only and no CPU quota: no usable cgroup (" + cgroup_error_ + ")");
         result->notes.push_back("pids limit by RLIMIT_NPROC only: no usable cgroup");
         result->notes.push_back("peak_memory_bytes is the largest single process's RSS, not the jail's total");
-        // Without cpuacct the figure is the init's wait4() rusage, which
-        // loses the processes the kernel kills with it (measured: a 1 s spin
-        // killed at the timeout shows 1 ms).
-        if (result->timed_out || result->cancelled)
-            result->notes.push_back("cpu_ms is too low: it counts only processes that ended before the jail was killed");
+
     }
     return result;
 }
