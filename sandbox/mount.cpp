@@ -79,6 +79,11 @@ struct Builder {
 
     std::string at(const std::string& path) const { return root + path; }
     void dir(const std::string& path) { plan.ops.push_back({OpKind::Dir, at(path)}); }
+    // The intermediate directories of an absolute path, in the root tmpfs.
+    void parents(const std::string& path) {
+        for (std::size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1))
+            dir(path.substr(0, pos));
+    }
     void file(const std::string& path, std::string contents) {
         plan.ops.push_back({OpKind::File, at(path), std::move(contents)});
     }
@@ -190,8 +195,7 @@ Status add_files(Builder& b, const SandboxSpec& spec) {
         if (under_a_mount(b.plan, b.root, f.path))
             return make_error("file " + f.path, "is under a mounted directory; pick a directory of its own such as /kiln",
                               EINVAL);
-        for (std::size_t pos = f.path.find('/', 1); pos != std::string::npos; pos = f.path.find('/', pos + 1))
-            b.dir(f.path.substr(0, pos));
+        b.parents(f.path);
         b.file(f.path, f.contents);
     }
     return {};
@@ -206,9 +210,7 @@ Status add_extra_mounts(Builder& b, const SandboxSpec& spec) {
             return make_error("mount " + m.target, "binds over /proc or /dev are not allowed", EINVAL);
         struct stat st {};
         if (::stat(m.source.c_str(), &st) != 0) return sys_error("stat " + m.source, "bind source");
-        // Intermediate directories of the target, created in the root tmpfs.
-        for (std::size_t pos = m.target.find('/', 1); pos != std::string::npos; pos = m.target.find('/', pos + 1))
-            b.dir(m.target.substr(0, pos));
+        b.parents(m.target);
         unsigned long long attr = kAttrNosuid | kAttrNodev | (m.writable ? 0 : kAttrRdonly);
         b.bind(m.source, m.target, attr, S_ISDIR(st.st_mode));
         if (m.writable && S_ISDIR(st.st_mode)) b.plan.writable_dirs.push_back(m.target);
