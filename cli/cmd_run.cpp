@@ -10,8 +10,10 @@
 #include <iostream>
 #include <sstream>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.hpp"
+#include "sandbox/net.hpp"
 #include "sandbox/runtime.hpp"
 #include "security/policy.hpp"
 #include "security/validator.hpp"
@@ -161,7 +163,25 @@ nlohmann::json to_json(const sandbox::ExecResult& r, const std::string& verdict)
     return j;
 }
 
+// As root, the jail's network namespace is made on a second thread while
+// this one parses flags and opens the runtime, instead of inside the
+// jail's clone(); the run is its only user, as with a fresh one. Rootless,
+// or when making it fails, the jail makes its own.
+std::future<Result<std::unique_ptr<sandbox::net::Namespace>>> start_network() {
+    if (::geteuid() != 0) return {};
+    return sandbox::net::Namespace::start();
+}
+
+std::unique_ptr<sandbox::net::Namespace> finish_network(
+    std::future<Result<std::unique_ptr<sandbox::net::Namespace>>>& pending, bool rootless) {
+    if (!pending.valid()) return nullptr;
+    auto made = pending.get();
+    if (!made || rootless) return nullptr;
+    return std::move(*made);
+}
+
 int run_action(Context& ctx, const RunFlags& f) {
+    auto pending_network = start_network();
     if (!apply_flags(ctx, f)) return kExitUsage;
     auto spec = spec_from(ctx, f);
     if (!spec) {
@@ -179,6 +199,8 @@ int run_action(Context& ctx, const RunFlags& f) {
         return kExitJailFailed;
     }
     if (!validate_before_run(ctx, f.command, (*runtime)->capabilities(), verdict)) return kExitRefused;
+    auto network = finish_network(pending_network, (*runtime)->capabilities().rootless);
+    if (network) spec->network_fd = network->fd();
     sandbox::RunHooks hooks;
     if (!f.json) {
         hooks.on_output = [](std::string_view chunk, bool is_stderr) {

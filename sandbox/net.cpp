@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <thread>
 
 namespace kiln::sandbox::net {
 
@@ -44,11 +43,16 @@ Result<UniqueFd> make_on_this_thread() {
 
 }  // namespace
 
-Result<std::unique_ptr<Namespace>> Namespace::create() {
-    Result<UniqueFd> made = make_error("network namespace", "not made", EINVAL);
-    std::thread([&made] { made = make_on_this_thread(); }).join();
-    if (!made) return made.error();
-    return std::unique_ptr<Namespace>(new Namespace(std::move(*made)));
+Result<std::unique_ptr<Namespace>> Namespace::create() { return start().get(); }
+
+std::future<Result<std::unique_ptr<Namespace>>> Namespace::start() {
+    // std::launch::async: a new thread per call, so the unshare() never
+    // touches a pooled thread that something else would run on later.
+    return std::async(std::launch::async, []() -> Result<std::unique_ptr<Namespace>> {
+        auto made = make_on_this_thread();
+        if (!made) return made.error();
+        return std::unique_ptr<Namespace>(new Namespace(std::move(*made)));
+    });
 }
 
 Status ThreadIn::join(int target_fd) {
