@@ -171,6 +171,7 @@ public:
     V1Manager(Dirs server_dirs, Dirs home_dirs, bool single_run)
         : server_dirs_(std::move(server_dirs)), home_dirs_(std::move(home_dirs)), single_run_(single_run) {}
     ~V1Manager() override {
+        if (single_run_ && used_) return;  // the run's group was the subtree and removed itself
         std::set<std::string> done;
         for (const auto& [ctrl, dir] : server_dirs_)
             if (done.insert(dir).second) ::rmdir(dir.c_str());
@@ -231,10 +232,15 @@ Result<std::unique_ptr<Manager>> open_v1(bool single_run) {
     for (const auto& [ctrl, h] : hierarchies) {
         home_dirs[ctrl] = own_dir(h);
         std::string parent = parent_of_server(h);
-        if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
-            return sys_error("mkdir " + parent, "cgroup v1 " + ctrl + " is not writable (run as root, or use a delegated cgroup v2)");
         std::string dir = parent + "/" + std::to_string(::getpid());
-        if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + dir);
+        // kiln/ usually exists already: try the server's own directory first.
+        bool made = ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
+        if (!made && errno == ENOENT) {
+            if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
+                return sys_error("mkdir " + parent, "cgroup v1 " + ctrl + " is not writable (run as root, or use a delegated cgroup v2)");
+            made = ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
+        }
+        if (!made) return sys_error("mkdir " + dir, "cgroup v1 " + ctrl + " is not writable (run as root, or use a delegated cgroup v2)");
         server_dirs[ctrl] = dir;
     }
     return std::unique_ptr<Manager>(new V1Manager(std::move(server_dirs), std::move(home_dirs), single_run));

@@ -1,7 +1,10 @@
 // kiln run end to end: exit codes, --json, flag errors, and the rootless
 // mode (the whole jail as an ordinary user, via setpriv).
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,6 +79,34 @@ TEST_CASE("kiln run leaves no cgroup directory behind, whatever the run ends in"
     CHECK(sh(kiln_run("--memory 32M -- /usr/bin/python3 -c 'x = bytearray(200 << 20)'")).code == 125);
     CHECK(sh(kiln_run("-- /no/such/thing")).code == 127);
     CHECK(kiln_dirs() == before);
+}
+
+// As root, kiln run's network namespace is made on a second thread while
+// flags are parsed (cmd_run.cpp, start_network) and the jail joins it; as
+// a plain user the jail's clone() makes it. Either way the jail has a
+// working loopback of its own and cannot reach the host's.
+TEST_CASE("kiln run: the jail has its own working loopback; the host's is unreachable (C003)") {
+    int host = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(host, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(host, 4) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(host, reinterpret_cast<sockaddr*>(&a), &len);
+    std::string port = std::to_string(ntohs(a.sin_port));
+
+    auto reach_host = sh(kiln_run("-- /usr/bin/python3 -c 'import socket; "
+                                  "print(\"connect\", socket.socket().connect_ex((\"127.0.0.1\", " + port + ")))'"));
+    CHECK_MESSAGE(reach_host.out == "connect " + std::to_string(ECONNREFUSED) + "\n", reach_host.out);
+    CHECK(::accept(host, nullptr, nullptr) < 0);
+    ::close(host);
+
+    auto own = sh(kiln_run("-- /usr/bin/python3 -c '"
+                           "import socket; s = socket.create_server((\"127.0.0.1\", 0)); "
+                           "c = socket.create_connection(s.getsockname()); a, _ = s.accept(); "
+                           "c.sendall(b\"ok\"); print(a.recv(2).decode())'"));
+    CHECK_MESSAGE(own.out == "ok\n", own.out);
 }
 
 TEST_CASE("kiln run: a missing kiln-init is a setup failure that says what to do") {
