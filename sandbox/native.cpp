@@ -42,8 +42,9 @@ using std::chrono::duration_cast;
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
-constexpr unsigned long kNamespaces =
-    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+// The network namespace is not among them: a fresh one is made by the
+// child itself (jail.cpp, jail_main), while this thread writes its id maps.
+constexpr unsigned long kNamespaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // The setup child's stack while it shares our memory (CLONE_VM), with a
@@ -235,14 +236,13 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
     if (kSetupSharesMemory) {
         if (Status st = stack_.allocate(); !st) return st;
     }
-    const unsigned long namespaces = plan.fresh_network ? kNamespaces : kNamespaces & ~CLONE_NEWNET;
     auto clone_jail = [&](int cgroup_fd) -> pid_t {
         if (cgroup_fd >= 0 || !kSetupSharesMemory) {
-            pid_t pid = cgroup::clone_process(namespaces | SIGCHLD, cgroup_fd);
+            pid_t pid = cgroup::clone_process(kNamespaces | SIGCHLD, cgroup_fd);
             if (pid == 0) jail_main(plan);
             return pid;
         }
-        return ::clone(jail_entry, stack_.top(), static_cast<int>(namespaces | CLONE_VM | SIGCHLD), &plan);
+        return ::clone(jail_entry, stack_.top(), static_cast<int>(kNamespaces | CLONE_VM | SIGCHLD), &plan);
     };
     // A shared network namespace is joined by this thread for the clone
     // only; the child inherits it (net.hpp).
@@ -261,11 +261,11 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
     pid_t pid = -1;
     if (group_) {
         auto spawned = group_->spawn_inside(clone_jail);
-        if (!spawned) return spawned.error().wrap("starting the jail in its cgroup (new user, pid, mount, net, ipc and uts namespaces)");
+        if (!spawned) return spawned.error().wrap("starting the jail in its cgroup (new user, pid, mount, ipc and uts namespaces)");
         pid = *spawned;
     } else {
         pid = clone_jail(-1);
-        if (pid < 0) return sys_error("clone", "new user, pid, mount, net, ipc and uts namespaces");
+        if (pid < 0) return sys_error("clone", "new user, pid, mount, ipc and uts namespaces");
     }
     child_ = std::make_unique<ChildGuard>(pid);
     if (Status st = in_network.leave(); !st) return st;
