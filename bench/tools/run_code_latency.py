@@ -4,12 +4,13 @@
 Measures, in one run on the same machine:
   * p50/p95 latency of run_code python `print(1)` (request written -> response read)
   * p50/p95 of bare `python3 -c 'print(1)'` (fork+exec+wait from this script)
-  * throughput with 8 concurrent run_code calls vs the bare command 8-way
+  * throughput with 8 concurrent run_code calls vs the bare command 8-way,
+    in alternating rounds (--rounds), median ratio
   * where the sequential calls' time went: the sandbox's own phases (setup,
     run, teardown, from each call's `execution` audit record) and the rest
     (protocol, validator, audit, workspace, thread wake-ups)
 
-Usage: bench/tools/run_code_latency.py [--kiln build/cli/kiln] [--runs 200]
+Usage: bench/tools/run_code_latency.py [--kiln build/cli/kiln] [--runs 200] [--rounds 3]
 Only the standard library is used.
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, threading, time
@@ -70,6 +71,14 @@ class Server:
         self.p.wait()
 
 
+def throughput(fn, n, concurrency):
+    """Calls per second with `concurrency` calls in flight until n are done."""
+    with ThreadPoolExecutor(concurrency) as ex:
+        t = time.perf_counter()
+        list(ex.map(lambda _: fn(), range(n)))
+        return n / (time.perf_counter() - t)
+
+
 def timed(fn):
     t = time.perf_counter()
     fn()
@@ -96,6 +105,7 @@ def main():
     ap.add_argument("--kiln", default="build/cli/kiln")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating kiln/bare throughput rounds (default 3)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="kiln-bench-") as state:
         srv = Server(os.path.abspath(a.kiln), state)
@@ -107,15 +117,21 @@ def main():
             bare_ms.append(timed(bare))
         n = a.runs
         phases = sandbox_phases(state, a.runs)
-        with ThreadPoolExecutor(a.concurrency) as ex:
-            t = time.perf_counter(); list(ex.map(lambda _: srv.run_print(), range(n))); kiln_tp = n / (time.perf_counter() - t)
-        with ThreadPoolExecutor(a.concurrency) as ex:
-            t = time.perf_counter(); list(ex.map(lambda _: bare(), range(n))); bare_tp = n / (time.perf_counter() - t)
+        # Throughput in alternating blocks: on a shared VM the machine's speed
+        # drifts by 10-20% within a minute, and alternating puts kiln and bare
+        # side by side in each round; each round gives one ratio.
+        kiln_tps, bare_tps, ratios = [], [], []
+        for _ in range(a.rounds):
+            kiln_tps.append(throughput(srv.run_print, n, a.concurrency))
+            bare_tps.append(throughput(bare, n, a.concurrency))
+            ratios.append(kiln_tps[-1] / bare_tps[-1])
         srv.close()
     print(f"run_code python print(1) via stdio: p50 {statistics.median(kiln_ms):.2f} ms  p95 {pct(kiln_ms, 95):.2f} ms  (n={n})")
     print(f"bare python3 -c 'print(1)':         p50 {statistics.median(bare_ms):.2f} ms  p95 {pct(bare_ms, 95):.2f} ms")
     print(f"overhead at p50: {statistics.median(kiln_ms) - statistics.median(bare_ms):.2f} ms  ratio {statistics.median(kiln_ms) / statistics.median(bare_ms):.2f}x")
-    print(f"throughput {a.concurrency}-way: kiln {kiln_tp:.1f}/s  bare {bare_tp:.1f}/s  ratio {kiln_tp / bare_tp:.2f}")
+    print(f"throughput {a.concurrency}-way, median of {a.rounds} alternating rounds: kiln {statistics.median(kiln_tps):.1f}/s  "
+          f"bare {statistics.median(bare_tps):.1f}/s  ratio {statistics.median(ratios):.2f} "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
     if len(phases) == len(kiln_ms):
         total = [p["setup_us"] / 1000 + p["run_us"] / 1000 + p["teardown_us"] / 1000 for p in phases]
         med = lambda k: statistics.median(p[k] / 1000 for p in phases)
