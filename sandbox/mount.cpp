@@ -140,9 +140,11 @@ void add_etc(Builder& b, const SandboxSpec& spec) {
         b.mirror(name, name);
 }
 
+// /dev is a directory of the root tmpfs, read-only with it: the device
+// binds sit on empty files there, and no tmpfs of its own is mounted and
+// torn down per run.
 void add_dev(Builder& b) {
     b.dir("/dev");
-    b.tmpfs("/dev", "size=64k,nr_inodes=64,mode=0755", MS_NOSUID | MS_NOEXEC);
     // Device binds keep the host devtmpfs flags: a nodev flag would make
     // /dev/null unopenable.
     for (const char* name : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"})
@@ -151,7 +153,6 @@ void add_dev(Builder& b) {
     b.symlink("/dev/stdin", "/proc/self/fd/0");
     b.symlink("/dev/stdout", "/proc/self/fd/1");
     b.symlink("/dev/stderr", "/proc/self/fd/2");
-    b.plan.read_only_after.push_back("/dev");
 }
 
 bool safe_target(const std::string& t) {
@@ -167,9 +168,11 @@ bool safe_target(const std::string& t) {
     return true;
 }
 
-// Below a path the jail mounts something on: /proc, /dev, /tmp, /workspace
-// and every bind target, or the host binds /usr, /bin, /etc...
+// Below a path the jail mounts something on: /proc, /tmp, /workspace and
+// every bind target, or the host binds /usr, /bin, /etc...; or in /dev,
+// which is the jail's device directory although no tmpfs of its own.
 bool under_a_mount(const Plan& plan, const std::string& root, const std::string& path) {
+    if (path.rfind("/dev/", 0) == 0) return true;
     for (const Op& op : plan.ops) {
         if (op.kind != OpKind::Bind && op.kind != OpKind::Tmpfs && op.kind != OpKind::Proc) continue;
         if (op.target == root) continue;  // the root tmpfs itself

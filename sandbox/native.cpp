@@ -2,8 +2,9 @@
 //
 // run() prepares everything in the parent (mount list, id maps, seccomp
 // BPF, rlimits, Landlock rules, argv/env), clones the jail's setup process
-// into new user, pid, mount, net, ipc and uts namespaces and into the run's
-// cgroup, writes its id maps, releases it, waits until it has exec'd
+// into new user, pid, mount, ipc and uts namespaces (it makes or is given
+// its network namespace) and into the run's cgroup, writes its id maps,
+// releases it, waits until it has exec'd
 // kiln-init (the jail's pid 1), then feeds stdin and drains
 // stdout/stderr until it exits, the deadline passes or the caller cancels.
 // The jail's processes all live in its pid namespace, so killing the init
