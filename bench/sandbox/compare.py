@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""`kiln run -- /bin/true` of two or more builds side by side, in alternating
+rounds, against the bare command and bubblewrap, plus `kiln version` (the
+process's own start and exit).
+
+    python3 bench/sandbox/compare.py BUILD_DIR [BUILD_DIR...] [--rounds 5] [--runs 60]
+
+Each round times every command `--runs` times (wall clock, fork to wait) and
+keeps the median; the table gives the median of the rounds and every
+round's figure. Alternating rounds put the builds side by side while this
+VM's speed drifts. Build the baseline in a second clone of the repository.
+Standard library only; run as root for the cgroup-enforcing configuration."""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import time
+
+# Bubblewrap with every namespace Kiln's jail has and a comparable tree; it
+# sets no cgroup, seccomp filter or Landlock rule (as in run.py).
+BWRAP = ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
+         "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+         "--symlink", "usr/sbin", "/sbin", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+
+
+def median_ms(argv, runs):
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("builds", nargs="+", help="build directories (each with cli/kiln)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=60)
+    a = ap.parse_args()
+
+    commands = {"bare /bin/true": ["/bin/true"]}
+    for b in a.builds:
+        commands[f"kiln run ({b})"] = [os.path.join(b, "cli", "kiln"), "run", "--validation", "off", "--", "/bin/true"]
+    if shutil.which("bwrap"):
+        commands["bwrap --unshare-all"] = BWRAP + ["/bin/true"]
+    for b in a.builds:
+        commands[f"kiln version ({b})"] = [os.path.join(b, "cli", "kiln"), "version"]
+
+    print(f"rounds={a.rounds} runs={a.runs} uid={os.geteuid()} load={os.getloadavg()[0]:.2f}")
+    rounds = {name: [] for name in commands}
+    for _ in range(a.rounds):
+        for name, argv in commands.items():
+            rounds[name].append(median_ms(argv, a.runs))
+    bare = statistics.median(rounds["bare /bin/true"])
+    for name, values in rounds.items():
+        m = statistics.median(values)
+        print(f"{name:40s} {m:6.2f} ms  over bare {m - bare:5.2f} ms  rounds "
+              + ", ".join(f"{v:.2f}" for v in values))
+
+
+if __name__ == "__main__":
+    main()
