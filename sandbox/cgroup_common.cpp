@@ -30,6 +30,13 @@ Result<std::string> read_text(const std::string& path) {
     return out;
 }
 
+HostView HostView::read() {
+    HostView v;
+    if (auto m = read_text("/proc/self/mounts")) v.mounts = std::move(*m);
+    if (auto c = read_text("/proc/self/cgroup")) v.own_cgroups = std::move(*c);
+    return v;
+}
+
 Status write_text(const std::string& path, const std::string& text) {
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
     if (!fd) return sys_error("open " + path);

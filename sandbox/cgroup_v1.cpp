@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -31,16 +30,16 @@ bool has_option(const std::string& options, const std::string& name) {
 }
 
 // controller name -> hierarchy, from /proc/self/mounts and /proc/self/cgroup.
-std::map<std::string, Hierarchy> find_hierarchies() {
+std::map<std::string, Hierarchy> find_hierarchies(const HostView& host) {
     std::map<std::string, Hierarchy> found;
     std::map<std::string, std::string> own;  // controller list -> path
-    std::ifstream cg("/proc/self/cgroup");
+    std::istringstream cg(host.own_cgroups);
     for (std::string line; std::getline(cg, line);) {
         auto a = line.find(':'), b = line.find(':', a + 1);
         if (a == std::string::npos || b == std::string::npos) continue;
         own[line.substr(a + 1, b - a - 1)] = line.substr(b + 1);
     }
-    std::ifstream mounts("/proc/self/mounts");
+    std::istringstream mounts(host.mounts);
     for (std::string line; std::getline(mounts, line);) {
         std::istringstream in(line);
         std::string dev, dir, type, options;
@@ -223,8 +222,8 @@ private:
 
 }  // namespace
 
-Result<std::unique_ptr<Manager>> open_v1(bool single_run) {
-    auto hierarchies = find_hierarchies();
+Result<std::unique_ptr<Manager>> open_v1(const HostView& host, bool single_run) {
+    auto hierarchies = find_hierarchies(host);
     for (const char* c : {"memory", "pids", "cpu", "cpuacct"})
         if (!hierarchies.count(c))
             return make_error("cgroup v1", std::string("no '") + c + "' hierarchy mounted", ENOENT);
@@ -280,7 +279,7 @@ void reap_stale_in(const std::string& kiln_dir) {
 }
 
 Status reap_stale_v1() {
-    for (const auto& [ctrl, h] : find_hierarchies()) reap_stale_in(parent_of_server(h));
+    for (const auto& [ctrl, h] : find_hierarchies(HostView::read())) reap_stale_in(parent_of_server(h));
     return {};
 }
 

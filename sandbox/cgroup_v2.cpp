@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -22,8 +21,8 @@
 namespace kiln::sandbox::cgroup {
 namespace {
 
-std::string find_v2_mount() {
-    std::ifstream mounts("/proc/self/mounts");
+std::string find_v2_mount(const HostView& host) {
+    std::istringstream mounts(host.mounts);
     std::string fallback;
     for (std::string line; std::getline(mounts, line);) {
         std::istringstream in(line);
@@ -36,8 +35,8 @@ std::string find_v2_mount() {
     return fallback;
 }
 
-std::string own_v2_path() {
-    std::ifstream cg("/proc/self/cgroup");
+std::string own_v2_path(const HostView& host) {
+    std::istringstream cg(host.own_cgroups);
     for (std::string line; std::getline(cg, line);)
         if (line.rfind("0::", 0) == 0) return line.substr(3);
     return "/";
@@ -185,10 +184,15 @@ Status prepare_base(const std::string& base, const std::vector<std::string>& con
 Result<std::unique_ptr<Manager>> open_v2_at(const std::string& base_dir, std::vector<std::string> controllers) {
     auto available = read_text(base_dir + "/cgroup.controllers");
     if (!available) return available.error().wrap("cgroup v2 at " + base_dir);
+    return open_v2_at(base_dir, std::move(controllers), *available);
+}
+
+Result<std::unique_ptr<Manager>> open_v2_at(const std::string& base_dir, std::vector<std::string> controllers,
+                                            const std::string& available) {
     for (const auto& c : controllers)
-        if (!contains(words(*available), c))
+        if (!contains(words(available), c))
             return make_error("cgroup v2 " + base_dir, "controller '" + c + "' is not available here (cgroup.controllers: '" +
-                                  *available + "'); it may be bound to a v1 hierarchy", ENOTSUP);
+                                  available + "'); it may be bound to a v1 hierarchy", ENOTSUP);
     if (::access((base_dir + "/cgroup.procs").c_str(), W_OK) != 0)
         return sys_error("cgroup v2 " + base_dir, "not writable: run as root or ask systemd for a delegated subtree (Delegate=yes)");
     if (Status st = prepare_base(base_dir, controllers); !st) return st.error();
@@ -201,22 +205,23 @@ Result<std::unique_ptr<Manager>> open_v2_at(const std::string& base_dir, std::ve
     return std::unique_ptr<Manager>(new V2Manager(server, std::move(controllers)));
 }
 
-Result<std::unique_ptr<Manager>> open_v2() {
-    std::string mount = find_v2_mount();
+Result<std::unique_ptr<Manager>> open_v2(const HostView& host) {
+    std::string mount = find_v2_mount(host);
     if (mount.empty()) return make_error("cgroup v2", "no cgroup2 hierarchy mounted", ENOENT);
-    std::string own = own_v2_path();
+    std::string own = own_v2_path(host);
     std::string base = mount + (own == "/" ? "" : own);
     auto available = read_text(base + "/cgroup.controllers");
     if (!available) return available.error().wrap("cgroup v2");
     std::vector<std::string> wanted = {"memory", "pids"};
     if (contains(words(*available), "cpu")) wanted.push_back("cpu");
-    return open_v2_at(base, wanted);
+    return open_v2_at(base, wanted, *available);
 }
 
 Status reap_stale_v2() {
-    std::string mount = find_v2_mount();
+    HostView host = HostView::read();
+    std::string mount = find_v2_mount(host);
     if (mount.empty()) return {};
-    std::string own = own_v2_path();
+    std::string own = own_v2_path(host);
     reap_stale_in(mount + (own == "/" ? "" : own) + "/kiln");
     if (own != "/") reap_stale_in(mount + "/kiln");
     return {};

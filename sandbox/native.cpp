@@ -631,11 +631,12 @@ Status NativeRuntime::init(const NativeOptions& options) {
     landlock_abi_ = landlock::probe_abi();
     caps_.lsm = landlock_abi_ > 0 ? "landlock (ABI " + std::to_string(landlock_abi_) + ")" : "none";
 
-    auto v2 = cgroup::open_v2();
+    const auto host = cgroup::HostView::read();
+    auto v2 = cgroup::open_v2(host);
     if (v2) {
         cgroups_ = std::move(*v2);
     } else {
-        auto v1 = cgroup::open_v1(options.single_run);
+        auto v1 = cgroup::open_v1(host, options.single_run);
         if (v1) cgroups_ = std::move(*v1);
         else cgroup_error_ = "v2: " + v2.error().what() + "; v1: " + v1.error().what();
     }
