@@ -166,7 +166,7 @@ nlohmann::json to_json(const sandbox::ExecResult& r, const std::string& verdict)
     return j;
 }
 
-// As root, the jail's network namespace (about 0.8 ms of kernel work) is
+// As root, the jail's network namespace (about 0.6 ms of kernel work) is
 // made on a second thread, started as soon as `run` is registered, while
 // this one parses flags, loads the configuration and opens the runtime;
 // the run is its only user, as with a fresh one made by clone(). Rootless,

@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 namespace kiln::sandbox::net {
 
 bool enter(ChildError& e) noexcept {

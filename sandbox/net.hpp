@@ -30,7 +30,7 @@ public:
     // (a root server); the calling thread's own namespace does not change.
     static Result<std::unique_ptr<Namespace>> create();
     // The same, made on a thread of its own while the caller goes on: the
-    // kernel's setup_net takes about 0.5 ms, which a one-shot `kiln run`
+    // kernel's setup_net takes about 0.6 ms, which a one-shot `kiln run`
     // overlaps with its flag parsing and cgroup setup.
     static std::future<Result<std::unique_ptr<Namespace>>> start();
     int fd() const { return fd_.get(); }
