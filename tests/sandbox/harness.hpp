@@ -78,4 +78,19 @@ private:
     std::string path_;
 };
 
+// A TCP socket listening on the host's 127.0.0.1 at a port the kernel
+// picks; non-blocking, so accept() tells at once whether anyone connected.
+class HostListener {
+public:
+    HostListener();
+    ~HostListener();
+    HostListener(const HostListener&) = delete;
+    HostListener& operator=(const HostListener&) = delete;
+    int fd() const { return fd_; }
+    int port() const { return port_; }
+
+private:
+    int fd_ = -1, port_ = 0;
+};
+
 }  // namespace kiln::sandbox::test

@@ -1,7 +1,5 @@
 // kiln run end to end: exit codes, --json, flag errors, and the rootless
 // mode (the whole jail as an ordinary user, via setpriv).
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -86,21 +84,13 @@ TEST_CASE("kiln run leaves no cgroup directory behind, whatever the run ends in"
 // a plain user the jail's clone() makes it. Either way the jail has a
 // working loopback of its own and cannot reach the host's.
 TEST_CASE("kiln run: the jail has its own working loopback; the host's is unreachable (C003)") {
-    int host = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(host, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(host, 4) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(host, reinterpret_cast<sockaddr*>(&a), &len);
-    std::string port = std::to_string(ntohs(a.sin_port));
+    HostListener host;
+    std::string port = std::to_string(host.port());
 
     auto reach_host = sh(kiln_run("-- /usr/bin/python3 -c 'import socket; "
                                   "print(\"connect\", socket.socket().connect_ex((\"127.0.0.1\", " + port + ")))'"));
     CHECK_MESSAGE(reach_host.out == "connect " + std::to_string(ECONNREFUSED) + "\n", reach_host.out);
-    CHECK(::accept(host, nullptr, nullptr) < 0);
-    ::close(host);
+    CHECK(::accept(host.fd(), nullptr, nullptr) < 0);
 
     auto own = sh(kiln_run("-- /usr/bin/python3 -c '"
                            "import socket; s = socket.create_server((\"127.0.0.1\", 0)); "

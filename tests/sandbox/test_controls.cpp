@@ -182,15 +182,8 @@ TEST_CASE("host files planted in /etc and the home directory are invisible (C012
 
 TEST_CASE("network: the host's loopback and abstract sockets are unreachable (C003)") {
     LeakCheck leaks;
-    int tcp = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(tcp, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(tcp, 4) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(tcp, reinterpret_cast<sockaddr*>(&a), &len);
-    int port = ntohs(a.sin_port);
+    HostListener tcp;
+    int port = tcp.port();
 
     std::string name = "kiln-test-" + std::to_string(::getpid());
     int unix_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -205,9 +198,8 @@ TEST_CASE("network: the host's loopback and abstract sockets are unreachable (C0
     auto r2 = run_ok(probe_spec({"connect-abstract", name}));
     CHECK(parse(r1.stdout_data)["connect"] != "0");
     CHECK(parse(r2.stdout_data)["connect"] != "0");
-    CHECK(::accept(tcp, nullptr, nullptr) < 0);
+    CHECK(::accept(tcp.fd(), nullptr, nullptr) < 0);
     CHECK(::accept(unix_fd, nullptr, nullptr) < 0);
-    ::close(tcp);
     ::close(unix_fd);
     leaks.verify();
 }
