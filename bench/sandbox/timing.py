@@ -1,0 +1,22 @@
+"""What run.py and compare.py share: wall-clock medians of a command, and
+the bubblewrap command line used as the reference. Standard library only."""
+import statistics
+import subprocess
+import time
+
+# The reference the issue names: bubblewrap with every namespace Kiln's jail
+# has (network included) and a comparable tree: /usr read-only, fresh
+# /proc, /dev and /tmp. It sets no cgroup, seccomp filter or Landlock rule.
+BWRAP = ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
+         "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+         "--symlink", "usr/sbin", "/sbin", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+
+
+def median_ms(argv, runs):
+    """Median wall time of `runs` runs of argv, fork to wait, in ms."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
