@@ -232,14 +232,14 @@ Result<std::unique_ptr<Manager>> open_v1(const HostView& host, bool single_run) 
         home_dirs[ctrl] = own_dir(h);
         std::string parent = parent_of_server(h);
         std::string dir = parent + "/" + std::to_string(::getpid());
+        const std::string why = "cgroup v1 " + ctrl + " is not writable (run as root, or use a delegated cgroup v2)";
+        auto make = [](const std::string& path) { return ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST; };
         // kiln/ usually exists already: try the server's own directory first.
-        bool made = ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
-        if (!made && errno == ENOENT) {
-            if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
-                return sys_error("mkdir " + parent, "cgroup v1 " + ctrl + " is not writable (run as root, or use a delegated cgroup v2)");
-            made = ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
+        if (!make(dir)) {
+            if (errno != ENOENT) return sys_error("mkdir " + dir, why);
+            if (!make(parent)) return sys_error("mkdir " + parent, why);
+            if (!make(dir)) return sys_error("mkdir " + dir, why);
         }
-        if (!made) return sys_error("mkdir " + dir, "cgroup v1 " + ctrl + " is not writable (run as root, or use a delegated cgroup v2)");
         server_dirs[ctrl] = dir;
     }
     return std::unique_ptr<Manager>(new V1Manager(std::move(server_dirs), std::move(home_dirs), single_run));

@@ -76,6 +76,9 @@ bool pivot(const Plan& plan, ChildError& e) noexcept {
 struct Builder {
     Plan plan;
     std::string root;
+    // Directories of the root tmpfs that belong to the jail although nothing
+    // is mounted on them (/dev): the spec's files may not go there either.
+    std::vector<std::string> reserved;
 
     std::string at(const std::string& path) const { return root + path; }
     void dir(const std::string& path) { plan.ops.push_back({OpKind::Dir, at(path)}); }
@@ -145,6 +148,7 @@ void add_etc(Builder& b, const SandboxSpec& spec) {
 // torn down per run.
 void add_dev(Builder& b) {
     b.dir("/dev");
+    b.reserved.push_back("/dev");
     // Device binds keep the host devtmpfs flags: a nodev flag would make
     // /dev/null unopenable.
     for (const char* name : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"})
@@ -168,16 +172,20 @@ bool safe_target(const std::string& t) {
     return true;
 }
 
+bool is_under(const std::string& path, const std::string& dir) {
+    return path == dir || path.rfind(dir + "/", 0) == 0;
+}
+
 // Below a path the jail mounts something on: /proc, /tmp, /workspace and
-// every bind target, or the host binds /usr, /bin, /etc...; or in /dev,
-// which is the jail's device directory although no tmpfs of its own.
-bool under_a_mount(const Plan& plan, const std::string& root, const std::string& path) {
-    if (path.rfind("/dev/", 0) == 0) return true;
-    for (const Op& op : plan.ops) {
+// every bind target, or the host binds /usr, /bin, /etc...; or below a
+// reserved directory (/dev).
+bool under_a_mount(const Builder& b, const std::string& path) {
+    for (const auto& dir : b.reserved)
+        if (is_under(path, dir)) return true;
+    for (const Op& op : b.plan.ops) {
         if (op.kind != OpKind::Bind && op.kind != OpKind::Tmpfs && op.kind != OpKind::Proc) continue;
-        if (op.target == root) continue;  // the root tmpfs itself
-        std::string mounted = op.target.substr(root.size());
-        if (path == mounted || path.rfind(mounted + "/", 0) == 0) return true;
+        if (op.target == b.root) continue;  // the root tmpfs itself
+        if (is_under(path, op.target.substr(b.root.size()))) return true;
     }
     return false;
 }
@@ -195,7 +203,7 @@ Status add_files(Builder& b, const SandboxSpec& spec) {
         if (!safe_target(f.path) || f.path.rfind('/') == 0)
             return make_error("file " + f.path, "must be an absolute path in a directory, without '.', '..' or '//' (e.g. /kiln/main.py)",
                               EINVAL);
-        if (under_a_mount(b.plan, b.root, f.path))
+        if (under_a_mount(b, f.path))
             return make_error("file " + f.path, "is under a mounted directory; pick a directory of its own such as /kiln",
                               EINVAL);
         b.parents(f.path);
