@@ -33,13 +33,20 @@ public:
     virtual ~Group() = default;
     // Moves a process in; called before the jailed child is released.
     virtual Status add(pid_t pid) = 0;
+    // How a child gets into the group before its first step that matters:
+    // a v2 group's directory to clone into (clone_process), or v1 `tasks`
+    // files the child writes "0" to first thing (join_self); neither: the
+    // parent add()s it after the clone.
+    struct Entry {
+        static constexpr int kMaxTasksFds = 4;  // memory, pids, cpu, cpuacct
+        int cgroup_fd = -1;
+        int tasks_fds[kMaxTasksFds] = {-1, -1, -1, -1};
+    };
     // Calls `spawn` (a clone; it returns the child's pid, or -1 with errno
-    // set) and returns the child, which is in this group from its first
-    // instruction. `spawn` gets a v2 group's directory fd to clone into
-    // (clone_process), or -1. By default: spawn, then add(). If the group
-    // cannot take the child, the child is killed and reaped before the error
-    // returns.
-    using SpawnFn = std::function<pid_t(int cgroup_fd)>;
+    // set) and returns the child, which enters this group as `entry` says.
+    // By default: spawn, then add(). If the group cannot take the child,
+    // the child is killed and reaped before the error returns.
+    using SpawnFn = std::function<pid_t(const Entry& entry)>;
     virtual Result<pid_t> spawn_inside(const SpawnFn& spawn);
     virtual Stats stats() const = 0;
     // Kills every process left in the group and waits until it is empty.
@@ -94,6 +101,10 @@ bool pid_alive(pid_t pid);
 // cgroup_fd (a v2 group's directory) it is clone3 with CLONE_INTO_CGROUP,
 // so the child starts in that group. Returns 0 in the child, like fork.
 pid_t clone_process(unsigned long flags, int cgroup_fd);
+// In the child: moves the calling process into the v1 groups of `entry`
+// (a thread moving itself takes no global lock; see cgroup_v1.cpp).
+// Allocation-free; false with errno set on the first failure.
+bool join_self(const Group::Entry& entry) noexcept;
 // Kills and reaps a child that will not be used.
 void discard_child(pid_t pid);
 void kill_procs_in(const std::string& procs_file);

@@ -66,13 +66,19 @@ pid_t clone_process(unsigned long flags, int cgroup_fd) {
 }
 
 Result<pid_t> Group::spawn_inside(const SpawnFn& spawn) {
-    pid_t pid = spawn(-1);
+    pid_t pid = spawn(Entry{});
     if (pid < 0) return sys_error("clone");
     if (Status st = add(pid); !st) {
         discard_child(pid);
         return st.error();
     }
     return pid;
+}
+
+bool join_self(const Group::Entry& entry) noexcept {
+    for (int fd : entry.tasks_fds)
+        if (fd >= 0 && ::write(fd, "0", 1) != 1) return false;
+    return true;
 }
 
 void discard_child(pid_t pid) {
@@ -89,8 +95,7 @@ void kill_procs_in(const std::string& procs_file) {
         if (!text || text->empty()) return;
         std::istringstream in(*text);
         pid_t pid = 0;
-        // A server thread passes through run groups (spawn_inside, v1): the
-        // server must never be among the processes it kills.
+        // Never the server itself, whatever a group's file says.
         while (in >> pid)
             if (pid != ::getpid()) ::kill(pid, SIGKILL);
         std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -1,6 +1,7 @@
 // cgroup v1: one hierarchy per controller (memory, pids, cpu, cpuacct,
 // possibly co-mounted). Each run gets a directory in every hierarchy.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/unique_fd.hpp"
 #include "sandbox/cgroup.hpp"
 
 namespace kiln::sandbox::cgroup {
@@ -76,52 +78,38 @@ Dirs unique_dirs(const Dirs& dirs) {
     return out;
 }
 
-// Moves the calling thread, and only it, into `dirs`.
-Status move_this_thread(const Dirs& dirs) {
-    for (const auto& [ctrl, dir] : unique_dirs(dirs))
-        if (Status st = write_text(dir + "/tasks", "0"); !st) return st;
-    return {};
-}
-
 class V1Group final : public Group {
 public:
-    // `home`: the server's own groups, where a thread returns after spawning.
-    // The pids limit is written one higher until then (see spawn_inside).
-    V1Group(Dirs dirs, Dirs home, std::uint32_t pids) : dirs_(std::move(dirs)), home_(std::move(home)), pids_(pids) {}
+    explicit V1Group(Dirs dirs) : dirs_(std::move(dirs)) {}
     ~V1Group() override { (void)remove(); }
 
     Status add(pid_t pid) override {
         for (const auto& [ctrl, dir] : unique_dirs(dirs_))
             if (Status st = write_text(dir + "/cgroup.procs", std::to_string(pid)); !st) return st;
-        return set_pids_limit();
+        return {};
     }
 
     // Moving a process into a v1 group by pid write-locks the kernel's global
     // cgroup_threadgroup_rwsem, which waits for an RCU grace period whenever
     // no migration happened just before: 5-15 ms on an idle host, most of a
     // run's setup. A thread that moves itself (writes "0" to `tasks`) takes
-    // no such lock. So the calling thread steps into the group, clones (the
-    // child inherits the thread's groups) and steps back out.
+    // no such lock. So the child moves itself, first thing after the clone
+    // (join_self), through `tasks` files opened here: before it forks, execs
+    // or allocates anything of its own. The server's threads never enter a
+    // run's group, and the pids limit counts only the jail.
     Result<pid_t> spawn_inside(const SpawnFn& spawn) override {
-        if (Status st = move_this_thread(dirs_); !st) {
-            (void)move_this_thread(home_);
-            return st.error().wrap("moving the spawning thread into the run's cgroup");
+        Entry entry;
+        std::vector<UniqueFd> tasks;
+        for (const auto& [ctrl, dir] : unique_dirs(dirs_)) {
+            if (tasks.size() == Entry::kMaxTasksFds)
+                return make_error("cgroup v1", "more hierarchies than a child can join", E2BIG);
+            UniqueFd fd(::open((dir + "/tasks").c_str(), O_WRONLY | O_CLOEXEC));
+            if (!fd) return sys_error("open " + dir + "/tasks");
+            entry.tasks_fds[tasks.size()] = fd.get();
+            tasks.push_back(std::move(fd));
         }
-        pid_t pid = spawn(-1);
-        int clone_errno = errno;
-        Status back = move_this_thread(home_);
-        if (pid < 0) {
-            errno = clone_errno;
-            return sys_error("clone");
-        }
-        if (!back) {
-            discard_child(pid);
-            return back.error().wrap("moving the spawning thread back to the server's cgroup");
-        }
-        if (Status st = set_pids_limit(); !st) {
-            discard_child(pid);
-            return st.error();
-        }
+        pid_t pid = spawn(entry);
+        if (pid < 0) return sys_error("clone");
         return pid;
     }
 
@@ -147,28 +135,31 @@ public:
         for (const auto& [ctrl, dir] : unique_dirs(dirs_)) kill_procs_in(dir + "/cgroup.procs");
     }
 
+    // A group usually is empty by now (the jail's init has been reaped, and
+    // its pid namespace with it): rmdir alone then, and only a busy group is
+    // searched for processes to kill.
     Status remove() override {
         if (removed_) return {};
-        kill_all();
         Status result;
-        for (const auto& [ctrl, dir] : unique_dirs(dirs_))
+        bool killed = false;
+        for (const auto& [ctrl, dir] : unique_dirs(dirs_)) {
+            if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) continue;
+            if (!killed) kill_all();
+            killed = true;
             if (Status st = remove_dir(dir); !st && result) result = st;
+        }
         removed_ = true;
         return result;
     }
 
 private:
-    Status set_pids_limit() { return write_text(dirs_.at("pids") + "/pids.max", std::to_string(pids_)); }
-
-    Dirs dirs_, home_;
-    std::uint32_t pids_;
+    Dirs dirs_;
     bool removed_ = false;
 };
 
 class V1Manager final : public Manager {
 public:
-    V1Manager(Dirs server_dirs, Dirs home_dirs, bool single_run)
-        : server_dirs_(std::move(server_dirs)), home_dirs_(std::move(home_dirs)), single_run_(single_run) {}
+    V1Manager(Dirs server_dirs, bool single_run) : server_dirs_(std::move(server_dirs)), single_run_(single_run) {}
     ~V1Manager() override {
         if (single_run_ && used_) return;  // the run's group was the subtree and removed itself
         std::set<std::string> done;
@@ -187,7 +178,7 @@ public:
             if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + dir);
             dirs[ctrl] = dir;
         }
-        auto group = std::make_unique<V1Group>(dirs, home_dirs_, static_cast<std::uint32_t>(limits.pids));
+        auto group = std::make_unique<V1Group>(dirs);
         if (Status st = apply_limits(dirs, limits); !st) return st.error();
         return std::unique_ptr<Group>(std::move(group));
     }
@@ -196,7 +187,7 @@ private:
     Result<std::unique_ptr<Group>> create_in_subtree(const Limits& limits) {
         if (used_) return make_error("cgroup v1", "this manager runs a single run and has had it", EBUSY);
         used_ = true;
-        auto group = std::make_unique<V1Group>(server_dirs_, home_dirs_, static_cast<std::uint32_t>(limits.pids));
+        auto group = std::make_unique<V1Group>(server_dirs_);
         if (Status st = apply_limits(server_dirs_, limits); !st) return st.error();
         return std::unique_ptr<Group>(std::move(group));
     }
@@ -208,15 +199,14 @@ private:
         // memory+swap equal to memory: no swap at all. Absent without swap accounting.
         if (::access((mem + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0)
             if (Status st = write_text(mem + "/memory.memsw.limit_in_bytes", bytes); !st) return st;
-        // One more until the spawning thread has left (V1Group::spawn_inside).
-        if (Status st = write_text(dirs.at("pids") + "/pids.max", std::to_string(limits.pids + 1)); !st) return st;
+        if (Status st = write_text(dirs.at("pids") + "/pids.max", std::to_string(limits.pids)); !st) return st;
         const std::string& cpu = dirs.at("cpu");
         long quota = std::max(1000L, std::lround(limits.cpus * 100000.0));
         if (Status st = write_text(cpu + "/cpu.cfs_period_us", "100000"); !st) return st;
         return write_text(cpu + "/cpu.cfs_quota_us", std::to_string(quota));
     }
 
-    Dirs server_dirs_, home_dirs_;
+    Dirs server_dirs_;
     bool single_run_, used_ = false;
 };
 
@@ -227,9 +217,8 @@ Result<std::unique_ptr<Manager>> open_v1(const HostView& host, bool single_run) 
     for (const char* c : {"memory", "pids", "cpu", "cpuacct"})
         if (!hierarchies.count(c))
             return make_error("cgroup v1", std::string("no '") + c + "' hierarchy mounted", ENOENT);
-    Dirs server_dirs, home_dirs;
+    Dirs server_dirs;
     for (const auto& [ctrl, h] : hierarchies) {
-        home_dirs[ctrl] = own_dir(h);
         std::string parent = parent_of_server(h);
         std::string dir = parent + "/" + std::to_string(::getpid());
         const std::string why = "cgroup v1 " + ctrl + " is not writable (run as root, or use a delegated cgroup v2)";
@@ -242,7 +231,7 @@ Result<std::unique_ptr<Manager>> open_v1(const HostView& host, bool single_run) 
         }
         server_dirs[ctrl] = dir;
     }
-    return std::unique_ptr<Manager>(new V1Manager(std::move(server_dirs), std::move(home_dirs), single_run));
+    return std::unique_ptr<Manager>(new V1Manager(std::move(server_dirs), single_run));
 }
 
 namespace {

@@ -74,7 +74,9 @@ public:
     Result<pid_t> spawn_inside(const SpawnFn& spawn) override {
         UniqueFd dir(::open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!dir) return sys_error("open " + dir_);
-        pid_t pid = spawn(dir.get());
+        Entry entry;
+        entry.cgroup_fd = dir.get();
+        pid_t pid = spawn(entry);
         if (pid >= 0) return pid;
         if (errno != ENOSYS && errno != E2BIG) return sys_error("clone3", "CLONE_INTO_CGROUP " + dir_);
         return Group::spawn_inside(spawn);

@@ -106,8 +106,12 @@ bool setup(const JailPlan& plan, ChildError& e) noexcept {
 }  // namespace
 
 void jail_main(const JailPlan& plan) noexcept {
-    if (!arrange_fds(plan)) ::_exit(125);
     ChildError e;
+    // Into the run's cgroups before anything else (C007), while the tasks
+    // files are still open: everything from here on counts there.
+    bool joined = cgroup::join_self(plan.cgroup_entry) || fail(e, "write", "cgroup v1 tasks (joining the run's group)");
+    if (!arrange_fds(plan)) ::_exit(125);
+    if (!joined) report_and_exit(e);
     // A fresh network namespace (C003) is made before the wait, not by the
     // clone: the kernel takes about 0.6 ms to set one up, and here that
     // overlaps with the parent writing the id maps. The new user namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sandbox/caps.hpp"
+#include "sandbox/cgroup.hpp"
 #include "sandbox/init_protocol.h"
 #include "sandbox/landlock.hpp"
 #include "sandbox/mount.hpp"
@@ -47,6 +48,8 @@ struct JailPlan {
     // Parent-side descriptors that become the child's fixed ones; -1 for
     // those the child creates itself.
     int fds[kChildFdCount];
+    // The run's cgroup v1 `tasks` files, which the child joins first of all.
+    cgroup::Group::Entry cgroup_entry;
 
     JailPlan() { std::fill(std::begin(fds), std::end(fds), -1); }
     void seal();  // builds init_argv and envp from argv, cwd, path_dirs, env

@@ -237,9 +237,10 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
     if (kSetupSharesMemory) {
         if (Status st = stack_.allocate(); !st) return st;
     }
-    auto clone_jail = [&](int cgroup_fd) -> pid_t {
-        if (cgroup_fd >= 0 || !kSetupSharesMemory) {
-            pid_t pid = cgroup::clone_process(kNamespaces | SIGCHLD, cgroup_fd);
+    auto clone_jail = [&](const cgroup::Group::Entry& entry) -> pid_t {
+        plan.cgroup_entry = entry;
+        if (entry.cgroup_fd >= 0 || !kSetupSharesMemory) {
+            pid_t pid = cgroup::clone_process(kNamespaces | SIGCHLD, entry.cgroup_fd);
             if (pid == 0) jail_main(plan);
             return pid;
         }
@@ -265,7 +266,7 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
         if (!spawned) return spawned.error().wrap("starting the jail in its cgroup (new user, pid, mount, ipc and uts namespaces)");
         pid = *spawned;
     } else {
-        pid = clone_jail(-1);
+        pid = clone_jail(cgroup::Group::Entry{});
         if (pid < 0) return sys_error("clone", "new user, pid, mount, ipc and uts namespaces");
     }
     child_ = std::make_unique<ChildGuard>(pid);

@@ -161,10 +161,10 @@ std::string thread_cgroups() {
 }
 }  // namespace
 
-// On cgroup v1 the spawning thread steps into the run's group to clone the
-// jail there (cgroup_v1.cpp); it must always come back, or the server's
-// later work would be charged to, and killed with, a finished run.
-TEST_CASE("a thread that started jails is back in the server's own cgroups") {
+// On cgroup v1 the jail's child moves itself into the run's group
+// (cgroup_v1.cpp); the thread that cloned it must stay where it was, or the
+// server's later work would be charged to, and killed with, a finished run.
+TEST_CASE("a thread that started jails is still in the server's own cgroups") {
     LeakCheck leaks;
     std::string before = thread_cgroups();
     REQUIRE(!before.empty());
@@ -223,6 +223,46 @@ TEST_CASE("reap_leftovers removes the cgroups of a crashed server") {
     CHECK(!std::filesystem::exists(stale));
 }
 
+TEST_CASE("cgroup v1 module: the child joins its run's groups itself, the spawning thread never does") {
+    KILN_ONLY_IF(is_root(), "needs root: a rootless server has no cgroup v1 subtree");
+    auto mgr = cgroup::open_v1(cgroup::HostView::read());
+    KILN_REQUIRE_HOST(mgr.ok(), (mgr.ok() ? "" : mgr.error().what()));
+    auto group = (*mgr)->create("run-v1-spawn", Limits{});
+    REQUIRE(group.ok());
+    std::string before = thread_cgroups();
+    // The child joins (as the jail's setup does first thing), then checks
+    // that each hierarchy of memory, pids, cpu and cpuacct lists it in the
+    // run's group.
+    auto spawned = (*group)->spawn_inside([](const cgroup::Group::Entry& entry) {
+        pid_t pid = cgroup::clone_process(SIGCHLD, entry.cgroup_fd);
+        if (pid == 0) {
+            if (!cgroup::join_self(entry)) ::_exit(2);
+            std::ifstream in("/proc/self/cgroup");
+            int limited = 0, inside = 0;
+            for (std::string line; std::getline(in, line);) {
+                auto a = line.find(':'), b = line.find(':', a + 1);
+                std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
+                bool relevant = false;
+                for (const char* c : {",memory,", ",pids,", ",cpu,", ",cpuacct,"})
+                    relevant = relevant || controllers.find(c) != std::string::npos;
+                if (!relevant) continue;
+                ++limited;
+                if (line.size() > 13 && line.compare(line.size() - 13, 13, "/run-v1-spawn") == 0) ++inside;
+            }
+            ::_exit(limited > 0 && inside == limited ? 0 : 3);
+        }
+        return pid;
+    });
+    REQUIRE_MESSAGE(spawned.ok(), (spawned.ok() ? "" : spawned.error().what()));
+    int status = 0;
+    REQUIRE(::waitpid(*spawned, &status, 0) == *spawned);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(thread_cgroups() == before);
+    CHECK((*group)->remove().ok());
+    CHECK(!std::filesystem::exists((*mgr)->root() + "/run-v1-spawn"));
+}
+
 TEST_CASE("cgroup v2 module: create, join, kill, remove on a controller-less hierarchy") {
     // This host's only v2 hierarchy (/sys/fs/cgroup/unified) has no
     // controllers (they are bound to v1), which still exercises the v2 group
@@ -268,8 +308,8 @@ TEST_CASE("cgroup v2 module: create, join, kill, remove on a controller-less hie
     // from its first instruction (it checks before doing anything else).
     auto born = (*mgr)->create("run-v2-spawn", Limits{});
     REQUIRE(born.ok());
-    auto spawned = (*born)->spawn_inside([](int cgroup_fd) {
-        pid_t pid = cgroup::clone_process(SIGCHLD, cgroup_fd);
+    auto spawned = (*born)->spawn_inside([](const cgroup::Group::Entry& entry) {
+        pid_t pid = cgroup::clone_process(SIGCHLD, entry.cgroup_fd);
         if (pid == 0) {
             char buf[4096];
             int fd = ::open("/proc/self/cgroup", O_RDONLY);
