@@ -6,6 +6,9 @@ Measures, in one run on the same machine:
   * p50/p95 of bare `python3 -c 'print(1)'` (fork+exec+wait from this script)
   * throughput with 8 concurrent run_code calls vs the bare command 8-way,
     in alternating rounds (--rounds), median ratio
+  * the same for bubblewrap running the bare command (when bwrap is
+    installed): the issue's reference jail, with no cgroup, seccomp filter,
+    Landlock ruleset, protocol or audit log, in the same rounds
   * where the sequential calls' time went: the sandbox's own phases (setup,
     run, teardown, from each call's `execution` audit record) and the rest
     (protocol, validator, audit, workspace, thread wake-ups)
@@ -13,8 +16,13 @@ Measures, in one run on the same machine:
 Usage: bench/tools/run_code_latency.py [--kiln build/cli/kiln] [--runs 200] [--rounds 3]
 Only the standard library is used.
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile, threading, time
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
+from timing import BWRAP  # noqa: E402  (bench/sandbox/timing.py)
+
+PRINT_1 = ["/usr/bin/python3", "-c", "print(1)"]
 
 
 def pct(values, p):
@@ -86,7 +94,11 @@ def timed(fn):
 
 
 def bare():
-    subprocess.run(["/usr/bin/python3", "-c", "print(1)"], stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(PRINT_1, stdout=subprocess.DEVNULL, check=True)
+
+
+def bwrap():
+    subprocess.run(BWRAP + PRINT_1, stdout=subprocess.DEVNULL, check=True)
 
 
 def sandbox_phases(state_dir, count):
@@ -120,11 +132,14 @@ def main():
         # Throughput in alternating blocks: on a shared VM the machine's speed
         # drifts by 10-20% within a minute, and alternating puts kiln and bare
         # side by side in each round; each round gives one ratio.
-        kiln_tps, bare_tps, ratios = [], [], []
+        kiln_tps, bare_tps, ratios, bwrap_ratios = [], [], [], []
+        have_bwrap = shutil.which("bwrap") is not None
         for _ in range(a.rounds):
             kiln_tps.append(throughput(srv.run_print, n, a.concurrency))
             bare_tps.append(throughput(bare, n, a.concurrency))
             ratios.append(kiln_tps[-1] / bare_tps[-1])
+            if have_bwrap:
+                bwrap_ratios.append(throughput(bwrap, n, a.concurrency) / bare_tps[-1])
         srv.close()
     print(f"run_code python print(1) via stdio: p50 {statistics.median(kiln_ms):.2f} ms  p95 {pct(kiln_ms, 95):.2f} ms  (n={n})")
     print(f"bare python3 -c 'print(1)':         p50 {statistics.median(bare_ms):.2f} ms  p95 {pct(bare_ms, 95):.2f} ms")
@@ -132,6 +147,9 @@ def main():
     print(f"throughput {a.concurrency}-way, median of {a.rounds} alternating rounds: kiln {statistics.median(kiln_tps):.1f}/s  "
           f"bare {statistics.median(bare_tps):.1f}/s  ratio {statistics.median(ratios):.2f} "
           f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+    if bwrap_ratios:
+        print(f"reference, bubblewrap running the bare command {a.concurrency}-way / bare: ratio "
+              f"{statistics.median(bwrap_ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in bwrap_ratios)})")
     if len(phases) == len(kiln_ms):
         total = [p["setup_us"] / 1000 + p["run_us"] / 1000 + p["teardown_us"] / 1000 for p in phases]
         med = lambda k: statistics.median(p[k] / 1000 for p in phases)
