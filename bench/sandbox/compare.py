@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`kiln run -- /bin/true` of two or more builds side by side, in alternating
-rounds, against the bare command and bubblewrap, plus `kiln version` (the
-process's own start and exit).
+rounds, against the bare command, bubblewrap and jail-floor (the kernel work
+alone, bench/sandbox/jail_floor.c), plus `kiln version` (the process's own
+start and exit).
 
     python3 bench/sandbox/compare.py BUILD_DIR [BUILD_DIR...] [--rounds 5] [--runs 60]
 
@@ -29,6 +30,12 @@ def main():
         commands[f"kiln run ({b})"] = [os.path.join(b, "cli", "kiln"), "run", "--validation", "off", "--", "/bin/true"]
     if shutil.which("bwrap"):
         commands["bwrap --unshare-all"] = BWRAP + ["/bin/true"]
+    # The least kernel work a jail meeting the issue asks for (jail_floor.c),
+    # from the last build that has it; root and cgroup v1 only.
+    floors = [os.path.join(b, "bench", "sandbox", "jail-floor") for b in a.builds]
+    floors = [f for f in floors if os.access(f, os.X_OK)]
+    if floors and os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup/pids"):
+        commands["jail-floor (kernel work only)"] = [floors[-1], "/bin/true"]
     for b in a.builds:
         commands[f"kiln version ({b})"] = [os.path.join(b, "cli", "kiln"), "version"]
 
