@@ -8,7 +8,9 @@ Measures, in one run on the same machine:
     in alternating rounds (--rounds), median ratio
   * the same for bubblewrap running the bare command (when bwrap is
     installed): the issue's reference jail, with no cgroup, seccomp filter,
-    Landlock ruleset, protocol or audit log, in the same rounds
+    Landlock ruleset, protocol or audit log, in the same rounds; and for
+    jail-floor (bench/sandbox/jail_floor.c, built next to kiln; root on a
+    cgroup v1 host): the kernel work alone of a jail meeting the spec
   * where the sequential calls' time went: the sandbox's own phases (setup,
     run, teardown, from each call's `execution` audit record) and the rest
     (protocol, validator, audit, workspace, thread wake-ups)
@@ -101,6 +103,13 @@ def bwrap():
     subprocess.run(BWRAP + PRINT_1, stdout=subprocess.DEVNULL, check=True)
 
 
+def floor_binary(kiln):
+    """build/bench/sandbox/jail-floor beside build/cli/kiln, where it can run."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(kiln))), "bench", "sandbox", "jail-floor")
+    usable = os.access(path, os.X_OK) and os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup/pids")
+    return path if usable else None
+
+
 def sandbox_phases(state_dir, count):
     """The timings of the last `count` execution records in the audit log."""
     records = []
@@ -132,14 +141,18 @@ def main():
         # Throughput in alternating blocks: on a shared VM the machine's speed
         # drifts by 10-20% within a minute, and alternating puts kiln and bare
         # side by side in each round; each round gives one ratio.
-        kiln_tps, bare_tps, ratios, bwrap_ratios = [], [], [], []
+        kiln_tps, bare_tps, ratios, bwrap_ratios, floor_ratios = [], [], [], [], []
         have_bwrap = shutil.which("bwrap") is not None
+        floor = floor_binary(a.kiln)
+        run_floor = lambda: subprocess.run([floor] + PRINT_1, stdout=subprocess.DEVNULL, check=True)
         for _ in range(a.rounds):
             kiln_tps.append(throughput(srv.run_print, n, a.concurrency))
             bare_tps.append(throughput(bare, n, a.concurrency))
             ratios.append(kiln_tps[-1] / bare_tps[-1])
             if have_bwrap:
                 bwrap_ratios.append(throughput(bwrap, n, a.concurrency) / bare_tps[-1])
+            if floor:
+                floor_ratios.append(throughput(run_floor, n, a.concurrency) / bare_tps[-1])
         srv.close()
     print(f"run_code python print(1) via stdio: p50 {statistics.median(kiln_ms):.2f} ms  p95 {pct(kiln_ms, 95):.2f} ms  (n={n})")
     print(f"bare python3 -c 'print(1)':         p50 {statistics.median(bare_ms):.2f} ms  p95 {pct(bare_ms, 95):.2f} ms")
@@ -147,9 +160,10 @@ def main():
     print(f"throughput {a.concurrency}-way, median of {a.rounds} alternating rounds: kiln {statistics.median(kiln_tps):.1f}/s  "
           f"bare {statistics.median(bare_tps):.1f}/s  ratio {statistics.median(ratios):.2f} "
           f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
-    if bwrap_ratios:
-        print(f"reference, bubblewrap running the bare command {a.concurrency}-way / bare: ratio "
-              f"{statistics.median(bwrap_ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in bwrap_ratios)})")
+    for name, values in (("bubblewrap", bwrap_ratios), ("jail-floor", floor_ratios)):
+        if values:
+            print(f"reference, {name} running the bare command {a.concurrency}-way / bare: ratio "
+                  f"{statistics.median(values):.2f} (rounds: {', '.join(f'{r:.2f}' for r in values)})")
     if len(phases) == len(kiln_ms):
         total = [p["setup_us"] / 1000 + p["run_us"] / 1000 + p["teardown_us"] / 1000 for p in phases]
         med = lambda k: statistics.median(p[k] / 1000 for p in phases)
