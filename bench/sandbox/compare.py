@@ -16,7 +16,7 @@ import os
 import shutil
 import statistics
 
-from timing import BWRAP, median_ms
+from timing import BWRAP, jail_floor, median_ms
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,9 +32,8 @@ def main():
         commands["bwrap --unshare-all"] = BWRAP + ["/bin/true"]
     # The least kernel work a jail meeting the issue asks for (jail_floor.c),
     # from the last build that has it; root and cgroup v1 only.
-    floors = [os.path.join(b, "bench", "sandbox", "jail-floor") for b in a.builds]
-    floors = [f for f in floors if os.access(f, os.X_OK)]
-    if floors and os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup/pids"):
+    floors = [f for f in map(jail_floor, a.builds) if f]
+    if floors:
         commands["jail-floor (kernel work only)"] = [floors[-1], "/bin/true"]
     for b in a.builds:
         commands[f"kiln version ({b})"] = [os.path.join(b, "cli", "kiln"), "version"]

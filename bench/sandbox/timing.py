@@ -1,5 +1,6 @@
 """What run.py and compare.py share: wall-clock medians of a command, and
 the bubblewrap command line used as the reference. Standard library only."""
+import os
 import statistics
 import subprocess
 import time
@@ -20,3 +21,11 @@ def median_ms(argv, runs):
         subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
+
+
+def jail_floor(build_dir):
+    """build_dir's jail-floor (jail_floor.c) when it can run here (root, a
+    cgroup v1 pids hierarchy), else None."""
+    path = os.path.join(build_dir, "bench", "sandbox", "jail-floor")
+    usable = os.access(path, os.X_OK) and os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup/pids")
+    return path if usable else None

@@ -22,7 +22,7 @@ import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, thread
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
-from timing import BWRAP  # noqa: E402  (bench/sandbox/timing.py)
+from timing import BWRAP, jail_floor  # noqa: E402  (bench/sandbox/timing.py)
 
 PRINT_1 = ["/usr/bin/python3", "-c", "print(1)"]
 
@@ -103,11 +103,6 @@ def bwrap():
     subprocess.run(BWRAP + PRINT_1, stdout=subprocess.DEVNULL, check=True)
 
 
-def floor_binary(kiln):
-    """build/bench/sandbox/jail-floor beside build/cli/kiln, where it can run."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(kiln))), "bench", "sandbox", "jail-floor")
-    usable = os.access(path, os.X_OK) and os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup/pids")
-    return path if usable else None
 
 
 def sandbox_phases(state_dir, count):
@@ -143,7 +138,7 @@ def main():
         # side by side in each round; each round gives one ratio.
         kiln_tps, bare_tps, ratios, bwrap_ratios, floor_ratios = [], [], [], [], []
         have_bwrap = shutil.which("bwrap") is not None
-        floor = floor_binary(a.kiln)
+        floor = jail_floor(os.path.dirname(os.path.dirname(os.path.abspath(a.kiln))))  # build/cli/kiln -> build
         run_floor = lambda: subprocess.run([floor] + PRINT_1, stdout=subprocess.DEVNULL, check=True)
         for _ in range(a.rounds):
             kiln_tps.append(throughput(srv.run_print, n, a.concurrency))
