@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`kiln run -- /bin/true` of two or more builds side by side, in alternating
-rounds, against the bare command, bubblewrap and jail-floor (the kernel work
-alone, bench/sandbox/jail_floor.c), plus `kiln version` (the process's own
+rounds, against the bare command, bubblewrap and jail-floor (kernel work
+alone, bench/sandbox/jail_floor.c: the least any jail does, and with --spec
+all that the issue's jail must do), plus `kiln version` (the process's own
 start and exit).
 
     python3 bench/sandbox/compare.py BUILD_DIR [BUILD_DIR...] [--rounds 5] [--runs 60]
@@ -30,11 +31,13 @@ def main():
         commands[f"kiln run ({b})"] = [os.path.join(b, "cli", "kiln"), "run", "--validation", "off", "--", "/bin/true"]
     if shutil.which("bwrap"):
         commands["bwrap --unshare-all"] = BWRAP + ["/bin/true"]
-    # The least kernel work a jail meeting the issue asks for (jail_floor.c),
-    # from the last build that has it; root and cgroup v1 only.
+    # Kernel work alone (jail_floor.c), from the last build that has it;
+    # root and cgroup v1 only. --spec makes its own network namespace, as
+    # `kiln run` does.
     floors = [f for f in map(jail_floor, a.builds) if f]
     if floors:
-        commands["jail-floor (kernel work only)"] = [floors[-1], "/bin/true"]
+        commands["jail-floor (least kernel work)"] = [floors[-1], "/bin/true"]
+        commands["jail-floor --spec (the issue's jail)"] = [floors[-1], "--spec", "/bin/true"]
     for b in a.builds:
         commands[f"kiln version ({b})"] = [os.path.join(b, "cli", "kiln"), "version"]
 

@@ -1,35 +1,75 @@
 /* jail-floor: a lower bound for what any jail meeting issue #3 asks of the
- * kernel per run, to set Kiln's numbers against (bench/sandbox/compare.py).
+ * kernel per run, to set Kiln's numbers against (bench/sandbox/compare.py,
+ * bench/tools/run_code_latency.py).
  *
- *     jail-floor PROGRAM [ARGS...]        (root, cgroup v1 host)
+ *     jail-floor [--spec] [--netns FILE] PROGRAM [ARGS...]   (root, cgroup v1 host)
  *
- * It does only the kernel work the issue requires of every run, in the
- * cheapest order, from a static musl binary: a cgroup in each of the
- * memory, pids, cpu and cpuacct hierarchies with its limits, which the
- * child joins itself; new user, pid, mount, ipc, uts and cgroup namespaces
- * (no network namespace: Kiln makes that off the critical path); a tmpfs
- * root with /usr bound read-only, the /bin /lib /lib64 links, a fresh
- * /proc and a /tmp tmpfs, pivot_root and the old root detached; pid 1
- * starts the program as its child, and the groups are removed afterwards.
+ * It does only kernel work, in the cheapest order, from a static musl
+ * binary. Always: a cgroup in each of the memory, pids, cpu and cpuacct
+ * hierarchies with its limits, which the child joins itself; new user,
+ * pid, mount, ipc, uts and cgroup namespaces; a tmpfs root with /usr bound
+ * read-only, the /bin /lib /lib64 links, a fresh /proc and a /tmp tmpfs,
+ * pivot_root and the old root detached; pid 1 starts the program as its
+ * child, and the groups are removed afterwards. Without --spec that is
+ * all: no network namespace, /etc, /dev, workspace, capabilities,
+ * no_new_privs, rlimits, seccomp or Landlock. So Kiln can approach this
+ * figure, never reach it. Not a sandbox: the program keeps every
+ * capability of its user namespace.
  *
- * It leaves out what Kiln does besides: /etc and /dev, a workspace,
- * capabilities, no_new_privs, rlimits, seccomp, Landlock, the network
- * namespace, validation, output capture, statistics, error reporting.
- * So Kiln can approach this figure, never reach it. Not a sandbox: the
- * program keeps every capability of its user namespace. */
+ * --spec adds the rest of what the issue's jail must do in the kernel, the
+ * way Kiln does it: the network namespace (a new one with loopback up, or
+ * with --netns the given one joined, as a session's runs share one in the
+ * server); the /etc files and binds and the /dev binds and links of Kiln's
+ * tree (sandbox/mount.cpp); /workspace bound from a directory of the
+ * host; the hostname; the supplementary groups dropped and the ids
+ * switched; rlimits; every capability dropped from every set, securebits
+ * locked, no_new_privs; a Landlock ruleset restricting writes to /tmp and
+ * /workspace; a seccomp filter returning EPERM for the issue's list of
+ * calls; stdout and stderr through pipes the parent drains. What Kiln does
+ * besides, in user space, is left out: validation, error reporting,
+ * statistics, the protocol and the audit log. That makes the difference
+ * between Kiln and `--spec` Kiln's own cost, and `--spec` against the bare
+ * program the price of the jail the issue describes. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+
+/* Debian 12's uapi headers stop at Landlock ABI 2, and <linux/mount.h>
+ * clashes with glibc's <sys/mount.h> (musl's has none of it): the bits
+ * used here, under names of their own. */
+#define FLOOR_OPEN_TREE_CLONE 1
+#define FLOOR_MOVE_MOUNT_F_EMPTY_PATH 0x4
+#define FLOOR_ATTR_RDONLY 0x1ull
+#define FLOOR_ATTR_NOSUID 0x2ull
+#define FLOOR_ATTR_NODEV 0x4ull
+#define FLOOR_ATTR_NOEXEC 0x8ull
+#define FLOOR_LANDLOCK_TRUNCATE (1ull << 14)
+struct floor_mount_attr {
+    unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
 
 #define NGROUPS 4
 static const char *const kControllers[NGROUPS] = {"memory", "pids", "cpu", "cpuacct"};
@@ -37,6 +77,9 @@ static char group_dirs[NGROUPS][96];
 static int tasks_fds[NGROUPS];
 static int go_pipe[2];
 static char **program;
+static int spec;                /* --spec */
+static const char *netns_file;  /* --spec --netns FILE */
+static int out_pipe[2], err_pipe[2];
 
 static void die(const char *step) {
     fprintf(stderr, "jail-floor: %s: %s\n", step, strerror(errno));
@@ -74,9 +117,109 @@ static void remove_groups(void) {
         if (rmdir(group_dirs[i]) != 0) die(group_dirs[i]);
 }
 
-static void build_root(void) {
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("make / private");
-    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") != 0) die("root tmpfs");
+/* --spec: the host paths bound into the jail, opened before the root
+ * tmpfs hides /tmp (Kiln opens its bind sources the same way). */
+#define WORKSPACE "/tmp/jail-floor-workspace"
+static const char *const kEtcNames[] = {"/etc/ld.so.cache", "/etc/localtime", "/etc/ssl", "/etc/ca-certificates",
+                                        "/etc/alternatives"};
+static const char *const kDevNames[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"};
+#define NSOURCES 12
+static const char *source_paths[NSOURCES];
+static int source_fds[NSOURCES];
+static int nsources;
+
+static void open_sources(void) {
+    if (mkdir(WORKSPACE, 0777) != 0 && errno != EEXIST) die(WORKSPACE);
+    if (chmod(WORKSPACE, 0777) != 0) die(WORKSPACE); /* the jail writes as nobody */
+    const char *all[NSOURCES] = {"/usr", WORKSPACE};
+    int n = 2;
+    for (size_t i = 0; i < sizeof kEtcNames / sizeof *kEtcNames; ++i) all[n++] = kEtcNames[i];
+    for (size_t i = 0; i < sizeof kDevNames / sizeof *kDevNames; ++i) all[n++] = kDevNames[i];
+    for (int i = 0; i < n; ++i) {
+        struct stat st;
+        if (lstat(all[i], &st) != 0 || S_ISLNK(st.st_mode)) continue; /* missing, or a link made below */
+        source_paths[nsources] = all[i];
+        source_fds[nsources] = open(all[i], O_PATH | O_CLOEXEC);
+        if (source_fds[nsources] < 0) die(all[i]);
+        ++nsources;
+    }
+}
+
+/* A read-only (or, for the workspace, writable) bind of an opened source,
+ * by the new mount API as Kiln does it. */
+static void bind_source(const char *source, const char *target, unsigned long long attr) {
+    int i = 0;
+    while (i < nsources && strcmp(source_paths[i], source) != 0) ++i;
+    if (i == nsources) return;
+    struct stat st;
+    if (fstat(source_fds[i], &st) != 0) die(source);
+    if (S_ISDIR(st.st_mode) ? mkdir(target, 0755) != 0 : close(open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)) != 0)
+        die(target);
+    int tree = (int)syscall(SYS_open_tree, source_fds[i], "", FLOOR_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (tree < 0) die("open_tree");
+    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, FLOOR_MOVE_MOUNT_F_EMPTY_PATH) != 0) die("move_mount");
+    close(tree);
+    struct floor_mount_attr ma = {.attr_set = attr};
+    if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &ma, sizeof ma) != 0) die("mount_setattr");
+    close(source_fds[i]);
+}
+
+static void put_file(const char *path, const char *text) {
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, text, strlen(text)) < 0) die(path);
+    close(fd);
+}
+
+/* A host path mirrored: a link stays a link, anything else is bound. */
+static void mirror(const char *path, const char *target, unsigned long long attr) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISLNK(st.st_mode)) {
+        char buf[4096];
+        ssize_t n = readlink(path, buf, sizeof buf - 1);
+        if (n < 0) die(path);
+        buf[n] = 0;
+        if (symlink(buf, target) != 0) die(target);
+        return;
+    }
+    bind_source(path, target, attr);
+}
+
+static void build_spec_tree(void) {
+    const unsigned long long ro = FLOOR_ATTR_RDONLY | FLOOR_ATTR_NOSUID | FLOOR_ATTR_NODEV;
+    char target[256];
+    bind_source("/usr", "/tmp/usr", ro);
+    const char *links[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
+    for (size_t i = 0; i < sizeof links / sizeof *links; ++i) {
+        snprintf(target, sizeof target, "/tmp%s", links[i]);
+        mirror(links[i], target, ro);
+    }
+    if (mkdir("/tmp/etc", 0755) != 0) die("mkdir etc");
+    put_file("/tmp/etc/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:65534:65534:Kiln sandbox:/tmp:/bin/sh\n");
+    put_file("/tmp/etc/group", "root:x:0:\nsandbox:x:65534:\n");
+    put_file("/tmp/etc/hosts", "127.0.0.1 localhost kiln\n::1 localhost\n");
+    put_file("/tmp/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n");
+    for (size_t i = 0; i < sizeof kEtcNames / sizeof *kEtcNames; ++i) {
+        snprintf(target, sizeof target, "/tmp%s", kEtcNames[i]);
+        mirror(kEtcNames[i], target, ro);
+    }
+    if (mkdir("/tmp/proc", 0755) != 0) die("mkdir proc");
+    if (mount("proc", "/tmp/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("mount proc");
+    if (mkdir("/tmp/dev", 0755) != 0) die("mkdir dev");
+    for (size_t i = 0; i < sizeof kDevNames / sizeof *kDevNames; ++i) {
+        snprintf(target, sizeof target, "/tmp%s", kDevNames[i]);
+        bind_source(kDevNames[i], target, FLOOR_ATTR_NOSUID | FLOOR_ATTR_NOEXEC);
+    }
+    if (symlink("/proc/self/fd", "/tmp/dev/fd") != 0 || symlink("/proc/self/fd/0", "/tmp/dev/stdin") != 0 ||
+        symlink("/proc/self/fd/1", "/tmp/dev/stdout") != 0 || symlink("/proc/self/fd/2", "/tmp/dev/stderr") != 0)
+        die("dev links");
+    if (mkdir("/tmp/tmp", 0755) != 0) die("mkdir tmp");
+    if (mount("tmpfs", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777") != 0)
+        die("tmp tmpfs");
+    bind_source(WORKSPACE, "/tmp/workspace", FLOOR_ATTR_NOSUID | FLOOR_ATTR_NODEV);
+}
+
+static void build_minimal_tree(void) {
     if (mkdir("/tmp/usr", 0755) != 0) die("mkdir usr");
     if (mount("/usr", "/tmp/usr", NULL, MS_BIND | MS_REC, NULL) != 0) die("bind /usr");
     if (mount(NULL, "/tmp/usr", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
@@ -89,10 +232,144 @@ static void build_root(void) {
     if (mkdir("/tmp/tmp", 0755) != 0) die("mkdir tmp");
     if (mount("tmpfs", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777") != 0)
         die("tmp tmpfs");
+}
+
+static void build_root(void) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("make / private");
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755") != 0) die("root tmpfs");
+    if (spec)
+        build_spec_tree();
+    else
+        build_minimal_tree();
     if (chdir("/tmp") != 0 || syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root");
     if (umount2(".", MNT_DETACH) != 0 || chdir("/") != 0) die("detach old root");
     if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
         die("root read-only");
+}
+
+/* --spec: everything after the tree, in Kiln's order (sandbox/jail.cpp). */
+static void loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq req;
+    memset(&req, 0, sizeof req);
+    strcpy(req.ifr_name, "lo");
+    if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &req) != 0) die("lo flags");
+    req.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &req) != 0) die("lo up");
+    close(fd);
+}
+
+static void set_rlimits(void) {
+    const struct { int resource; rlim_t value; } limits[] = {
+        {RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 1024}, {RLIMIT_FSIZE, 256 << 20},
+        {RLIMIT_STACK, 8 << 20}, {RLIMIT_NPROC, 65}, {RLIMIT_CPU, 12}};
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; ++i) {
+        struct rlimit cur, lim = {limits[i].value, limits[i].value};
+        if (getrlimit(limits[i].resource, &cur) != 0 || setrlimit(limits[i].resource, &lim) != 0) die("rlimit");
+    }
+}
+
+static void drop_capabilities(void) {
+    for (int cap = 0; cap <= CAP_LAST_CAP; ++cap)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) die("drop bounding set");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) die("clear ambient set");
+    if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                                     SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                                     SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+              0, 0, 0) != 0)
+        die("securebits");
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) != 0) die("capset");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs");
+}
+
+static void landlock_rule(int ruleset, const char *path, unsigned long long access) {
+    struct landlock_path_beneath_attr pb = {.allowed_access = access, .parent_fd = open(path, O_PATH | O_CLOEXEC)};
+    if (pb.parent_fd < 0 || syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) != 0)
+        die("landlock rule");
+    close(pb.parent_fd);
+}
+
+/* Reads anywhere, writes only under /tmp and /workspace (ABI 3 rights). */
+static void restrict_landlock(void) {
+    const unsigned long long read = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+    const unsigned long long all = read | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
+        LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
+        LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |
+        LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM | LANDLOCK_ACCESS_FS_REFER | FLOOR_LANDLOCK_TRUNCATE;
+    struct landlock_ruleset_attr attr = {.handled_access_fs = all};
+    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (ruleset < 0) die("landlock ruleset");
+    landlock_rule(ruleset, "/", read);
+    landlock_rule(ruleset, "/dev", read | LANDLOCK_ACCESS_FS_WRITE_FILE | FLOOR_LANDLOCK_TRUNCATE);
+    const unsigned long long writable = all & ~(LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_BLOCK);
+    landlock_rule(ruleset, "/tmp", writable);
+    landlock_rule(ruleset, "/workspace", writable);
+    if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) die("landlock_restrict_self");
+    close(ruleset);
+}
+
+/* EPERM for the issue's list of calls, clone with namespace flags and
+ * netlink/packet sockets; other ABIs than x86-64 refused. A linear filter
+ * of about the size of Kiln's (which libseccomp builds, sandbox/seccomp_rules.cpp). */
+static void install_seccomp(void) {
+    static const int denied[] = {
+        SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot, SYS_unshare, SYS_setns, SYS_ptrace,
+        SYS_process_vm_readv, SYS_process_vm_writev, SYS_kexec_load, SYS_kexec_file_load, SYS_init_module,
+        SYS_finit_module, SYS_delete_module, SYS_bpf, SYS_perf_event_open, SYS_userfaultfd, SYS_keyctl,
+        SYS_add_key, SYS_request_key, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
+        SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_swapon, SYS_swapoff, SYS_reboot, SYS_acct,
+        SYS_settimeofday, SYS_clock_settime, SYS_iopl, SYS_ioperm, SYS_personality, SYS_fsopen, SYS_fsmount,
+        SYS_fsconfig, SYS_fspick, SYS_open_tree, SYS_move_mount, SYS_mount_setattr, SYS_lookup_dcookie,
+        SYS_vhangup, SYS_quotactl, SYS_syslog, SYS_uselib, SYS_ustat, SYS_sysfs, SYS__sysctl, SYS_nfsservctl};
+    enum { N = sizeof denied / sizeof *denied };
+    struct sock_filter f[N + 20];
+    int i = 0;
+#define STMT(c, k) f[i++] = (struct sock_filter)BPF_STMT(c, k)
+#define JUMP(c, k, t, e) f[i++] = (struct sock_filter)BPF_JUMP(c, k, t, e)
+    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, N + 7, 0); /* x32: EPERM */
+    for (int k = 0; k < N; ++k) JUMP(BPF_JMP | BPF_JEQ | BPF_K, denied[k], N + 6 - k, 0);
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 2);
+    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+    JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
+                                     CLONE_NEWUTS | CLONE_NEWCGROUP, 4, 5);
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 4);
+    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 1, 0);
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_PACKET, 0, 1);
+    STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+    STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+#undef STMT
+#undef JUMP
+    struct sock_fprog prog = {(unsigned short)i, f};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) die("seccomp");
+}
+
+/* The program's stdout and stderr go through pipes the parent drains
+ * onto its own (--spec). */
+static void drain_output(void) {
+    struct pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    char buf[16384];
+    int open_ends = 2;
+    while (open_ends > 0) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) die("poll");
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+            ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            if (n > 0 && write(i + 1, buf, (size_t)n) < 0) die("copy output");
+            if (n <= 0) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_ends;
+            }
+        }
+    }
 }
 
 /* pid 1 of the new pid namespace. */
@@ -100,15 +377,34 @@ static int jail(void *unused) {
     (void)unused;
     for (int i = 0; i < NGROUPS; ++i)
         if (write(tasks_fds[i], "0", 1) != 1) die("join cgroup");
+    if (spec && !netns_file && unshare(CLONE_NEWNET) != 0) die("network namespace");
     char go;
     if (read(go_pipe[0], &go, 1) != 1) _exit(111);  /* id maps written */
-    /* Become the jail's root (host nobody), with the namespace's capabilities. */
-    if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) die("jail ids");
     if (unshare(CLONE_NEWCGROUP) != 0) die("cgroup namespace");
+    if (spec) {
+        /* Kiln's ids: nobody inside is nobody outside; the namespace's
+         * capabilities stay until drop_capabilities(). */
+        open_sources();
+        if (syscall(SYS_setgroups, 0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+            setresuid(65534, 65534, 65534) != 0)
+            die("jail ids");
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("pdeathsig");
+    } else if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) {
+        die("jail ids"); /* the jail's root, host nobody */
+    }
     build_root();
+    if (spec) {
+        if (sethostname("kiln", 4) != 0) die("hostname");
+        if (!netns_file) loopback_up();
+        set_rlimits();
+        drop_capabilities();
+        restrict_landlock();
+        install_seccomp();
+    }
     pid_t pid = fork();
     if (pid < 0) die("fork");
     if (pid == 0) {
+        if (spec && (dup2(out_pipe[1], 1) < 0 || dup2(err_pipe[1], 2) < 0)) die("dup2");
         execv(program[0], program);
         die(program[0]);
     }
@@ -117,25 +413,48 @@ static int jail(void *unused) {
     _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
+static void usage(void) {
+    fprintf(stderr, "usage: jail-floor [--spec] [--netns FILE] /ABSOLUTE/PROGRAM [ARGS...]  (root, cgroup v1 host)\n");
+    exit(2);
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2 || argv[1][0] != '/') {
-        fprintf(stderr, "usage: jail-floor /ABSOLUTE/PROGRAM [ARGS...]  (root, cgroup v1 host)\n");
-        return 2;
+    int arg = 1;
+    for (; arg < argc && argv[arg][0] == '-'; ++arg) {
+        if (strcmp(argv[arg], "--spec") == 0)
+            spec = 1;
+        else if (strcmp(argv[arg], "--netns") == 0 && arg + 1 < argc)
+            netns_file = argv[++arg];
+        else
+            usage();
     }
-    program = argv + 1;
+    if (arg == argc || argv[arg][0] != '/' || (netns_file && !spec)) usage();
+    program = argv + arg;
     make_groups();
     if (pipe2(go_pipe, O_CLOEXEC) != 0) die("pipe");
+    if (spec && (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)) die("pipe");
+    if (netns_file) {
+        /* The shared namespace, inherited by the clone (as the server does). */
+        int ns = open(netns_file, O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) die(netns_file);
+        close(ns);
+    }
     static char stack[64 * 1024] __attribute__((aligned(16)));
     int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
     pid_t child = clone(jail, stack + sizeof stack, flags, NULL);
     if (child < 0) die("clone");
     char path[64];
-    /* Root in the jail is nobody on the host. */
+    const char *map = spec ? "65534 65534 1\n" : "0 65534 1\n"; /* nobody on the host either way */
     snprintf(path, sizeof path, "/proc/%d/uid_map", (int)child);
-    write_text(path, "0 65534 1\n");
+    write_text(path, map);
     snprintf(path, sizeof path, "/proc/%d/gid_map", (int)child);
-    write_text(path, "0 65534 1\n");
+    write_text(path, map);
     if (write(go_pipe[1], "g", 1) != 1) die("release the jail");
+    if (spec) {
+        close(out_pipe[1]);
+        close(err_pipe[1]);
+        drain_output();
+    }
     int status = 0;
     if (waitpid(child, &status, 0) != child) die("waitpid");
     remove_groups();

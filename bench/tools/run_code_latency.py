@@ -10,7 +10,9 @@ Measures, in one run on the same machine:
     installed): the issue's reference jail, with no cgroup, seccomp filter,
     Landlock ruleset, protocol or audit log, in the same rounds; and for
     jail-floor (bench/sandbox/jail_floor.c, built next to kiln; root on a
-    cgroup v1 host): the kernel work alone of a jail meeting the spec
+    cgroup v1 host): the least kernel work of any jail, and with --spec all
+    the kernel work of the jail the issue asks for, joining one network
+    namespace for every run as a session's runs do
   * where the sequential calls' time went: the sandbox's own phases (setup,
     run, teardown, from each call's `execution` audit record) and the rest
     (protocol, validator, audit, workspace, thread wake-ups)
@@ -136,10 +138,15 @@ def main():
         # Throughput in alternating blocks: on a shared VM the machine's speed
         # drifts by 10-20% within a minute, and alternating puts kiln and bare
         # side by side in each round; each round gives one ratio.
-        kiln_tps, bare_tps, ratios, bwrap_ratios, floor_ratios = [], [], [], [], []
+        kiln_tps, bare_tps, ratios, bwrap_ratios, floor_ratios, spec_ratios = [], [], [], [], [], []
         have_bwrap = shutil.which("bwrap") is not None
         floor = jail_floor(os.path.dirname(os.path.dirname(os.path.abspath(a.kiln))))  # build/cli/kiln -> build
         run_floor = lambda: subprocess.run([floor] + PRINT_1, stdout=subprocess.DEVNULL, check=True)
+        # The session's network namespace, held by a sleeping process.
+        netns_holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"]) if floor else None
+        netns = f"/proc/{netns_holder.pid}/ns/net" if floor else None
+        run_spec = lambda: subprocess.run([floor, "--spec", "--netns", netns] + PRINT_1,
+                                          stdout=subprocess.DEVNULL, check=True)
         for _ in range(a.rounds):
             kiln_tps.append(throughput(srv.run_print, n, a.concurrency))
             bare_tps.append(throughput(bare, n, a.concurrency))
@@ -148,6 +155,10 @@ def main():
                 bwrap_ratios.append(throughput(bwrap, n, a.concurrency) / bare_tps[-1])
             if floor:
                 floor_ratios.append(throughput(run_floor, n, a.concurrency) / bare_tps[-1])
+                spec_ratios.append(throughput(run_spec, n, a.concurrency) / bare_tps[-1])
+        if netns_holder:
+            netns_holder.kill()
+            netns_holder.wait()
         srv.close()
     print(f"run_code python print(1) via stdio: p50 {statistics.median(kiln_ms):.2f} ms  p95 {pct(kiln_ms, 95):.2f} ms  (n={n})")
     print(f"bare python3 -c 'print(1)':         p50 {statistics.median(bare_ms):.2f} ms  p95 {pct(bare_ms, 95):.2f} ms")
@@ -155,7 +166,7 @@ def main():
     print(f"throughput {a.concurrency}-way, median of {a.rounds} alternating rounds: kiln {statistics.median(kiln_tps):.1f}/s  "
           f"bare {statistics.median(bare_tps):.1f}/s  ratio {statistics.median(ratios):.2f} "
           f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
-    for name, values in (("bubblewrap", bwrap_ratios), ("jail-floor", floor_ratios)):
+    for name, values in (("bubblewrap", bwrap_ratios), ("jail-floor", floor_ratios), ("jail-floor --spec", spec_ratios)):
         if values:
             print(f"reference, {name} running the bare command {a.concurrency}-way / bare: ratio "
                   f"{statistics.median(values):.2f} (rounds: {', '.join(f'{r:.2f}' for r in values)})")
