@@ -29,3 +29,15 @@ def jail_floor(build_dir):
     path = os.path.join(build_dir, "bench", "sandbox", "jail-floor")
     usable = os.access(path, os.X_OK) and os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup/pids")
     return path if usable else None
+
+
+def netns_holder():
+    """A sleeping process in a network namespace of its own, and the path
+    of that namespace: what jail-floor --spec --netns joins, as a session's
+    runs join one namespace in the server. Kill the process when done."""
+    proc = subprocess.Popen(["unshare", "--net", "sleep", "infinity"])
+    path = f"/proc/{proc.pid}/ns/net"
+    # Until unshare has run, the path is still this process's namespace.
+    while os.readlink(path) == os.readlink("/proc/self/ns/net"):
+        time.sleep(0.001)
+    return proc, path

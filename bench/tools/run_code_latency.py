@@ -24,7 +24,7 @@ import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, thread
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
-from timing import BWRAP, jail_floor  # noqa: E402  (bench/sandbox/timing.py)
+from timing import BWRAP, jail_floor, netns_holder  # noqa: E402  (bench/sandbox/timing.py)
 
 PRINT_1 = ["/usr/bin/python3", "-c", "print(1)"]
 
@@ -143,8 +143,7 @@ def main():
         floor = jail_floor(os.path.dirname(os.path.dirname(os.path.abspath(a.kiln))))  # build/cli/kiln -> build
         run_floor = lambda: subprocess.run([floor] + PRINT_1, stdout=subprocess.DEVNULL, check=True)
         # The session's network namespace, held by a sleeping process.
-        netns_holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"]) if floor else None
-        netns = f"/proc/{netns_holder.pid}/ns/net" if floor else None
+        holder, netns = netns_holder() if floor else (None, None)
         run_spec = lambda: subprocess.run([floor, "--spec", "--netns", netns] + PRINT_1,
                                           stdout=subprocess.DEVNULL, check=True)
         for _ in range(a.rounds):
@@ -156,9 +155,9 @@ def main():
             if floor:
                 floor_ratios.append(throughput(run_floor, n, a.concurrency) / bare_tps[-1])
                 spec_ratios.append(throughput(run_spec, n, a.concurrency) / bare_tps[-1])
-        if netns_holder:
-            netns_holder.kill()
-            netns_holder.wait()
+        if holder:
+            holder.kill()
+            holder.wait()
         srv.close()
     print(f"run_code python print(1) via stdio: p50 {statistics.median(kiln_ms):.2f} ms  p95 {pct(kiln_ms, 95):.2f} ms  (n={n})")
     print(f"bare python3 -c 'print(1)':         p50 {statistics.median(bare_ms):.2f} ms  p95 {pct(bare_ms, 95):.2f} ms")
