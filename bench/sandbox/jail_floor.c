@@ -6,7 +6,8 @@
  *
  * It does only kernel work, in the cheapest order, from a static musl
  * binary. Always: a cgroup in each of the memory, pids, cpu and cpuacct
- * hierarchies with its limits, which the child joins itself; new user,
+ * hierarchies with its limits, below this process's own group as Kiln's
+ * are below the server's, which the child joins itself; new user,
  * pid, mount, ipc, uts and cgroup namespaces; a tmpfs root with /usr bound
  * read-only, the /bin /lib /lib64 links, a fresh /proc and a /tmp tmpfs,
  * pivot_root and the old root detached; pid 1 starts the program as its
@@ -24,8 +25,10 @@
  * host; the hostname; the supplementary groups dropped and the ids
  * switched; rlimits; every capability dropped from every set, securebits
  * locked, no_new_privs; a Landlock ruleset restricting writes to /tmp and
- * /workspace; a seccomp filter returning EPERM for the issue's list of
- * calls; stdout and stderr through pipes the parent drains. What Kiln does
+ * /workspace; Kiln's own two seccomp filters (the base one inherited by
+ * the program, the no-new-process one on pid 1), read from the .bpf files
+ * Kiln's build writes beside its sandbox library; stdout and stderr
+ * through pipes the parent drains. What Kiln does
  * besides, in user space, is left out: validation, error reporting,
  * statistics, the protocol and the audit log. That makes the difference
  * between Kiln and `--spec` Kiln's own cost, and `--spec` against the bare
@@ -42,7 +45,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -53,7 +55,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/securebits.h>
 
@@ -73,7 +74,7 @@ struct floor_mount_attr {
 
 #define NGROUPS 4
 static const char *const kControllers[NGROUPS] = {"memory", "pids", "cpu", "cpuacct"};
-static char group_dirs[NGROUPS][96];
+static char group_dirs[NGROUPS][640];
 static int tasks_fds[NGROUPS];
 static int go_pipe[2];
 static char **program;
@@ -93,17 +94,38 @@ static void write_text(const char *path, const char *text) {
 }
 
 static void group_file(int i, const char *name, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", group_dirs[i], name);
+    char path[1024];
+    snprintf(path, sizeof path, "%.640s/%s", group_dirs[i], name);
     write_text(path, text);
+}
+
+/* This process's own group in a v1 hierarchy ("" for the root), from
+ * /proc/self/cgroup: the runs' groups go below it, as Kiln's go below the
+ * server's (a deeper group costs more per page charged). */
+static void own_group(const char *controller, char *out, size_t size) {
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[1024];
+    out[0] = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        char *list = strchr(line, ':'), *path = list ? strchr(list + 1, ':') : NULL;
+        if (!path) continue;
+        *path++ = 0;
+        path[strcspn(path, "\n")] = 0;
+        for (char *c = strtok(list + 1, ","); c; c = strtok(NULL, ","))
+            if (strcmp(c, controller) == 0) snprintf(out, size, "%s", strcmp(path, "/") == 0 ? "" : path);
+    }
+    if (f) fclose(f);
 }
 
 static void make_groups(void) {
     for (int i = 0; i < NGROUPS; ++i) {
-        snprintf(group_dirs[i], sizeof group_dirs[i], "/sys/fs/cgroup/%s/jail-floor-%d", kControllers[i], (int)getpid());
+        char own[512];
+        own_group(kControllers[i], own, sizeof own);
+        snprintf(group_dirs[i], sizeof group_dirs[i], "/sys/fs/cgroup/%s%s/jail-floor-%d", kControllers[i], own,
+                 (int)getpid());
         if (mkdir(group_dirs[i], 0755) != 0) die(group_dirs[i]);
-        char path[512];
-        snprintf(path, sizeof path, "%s/tasks", group_dirs[i]);
+        char path[1024];
+        snprintf(path, sizeof path, "%.640s/tasks", group_dirs[i]);
         tasks_fds[i] = open(path, O_WRONLY | O_CLOEXEC);
         if (tasks_fds[i] < 0) die(path);
     }
@@ -311,44 +333,34 @@ static void restrict_landlock(void) {
     close(ruleset);
 }
 
-/* EPERM for the issue's list of calls, clone with namespace flags and
- * netlink/packet sockets; other ABIs than x86-64 refused. A linear filter
- * of about the size of Kiln's (which libseccomp builds, sandbox/seccomp_rules.cpp). */
-static void install_seccomp(void) {
-    static const int denied[] = {
-        SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot, SYS_unshare, SYS_setns, SYS_ptrace,
-        SYS_process_vm_readv, SYS_process_vm_writev, SYS_kexec_load, SYS_kexec_file_load, SYS_init_module,
-        SYS_finit_module, SYS_delete_module, SYS_bpf, SYS_perf_event_open, SYS_userfaultfd, SYS_keyctl,
-        SYS_add_key, SYS_request_key, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
-        SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_swapon, SYS_swapoff, SYS_reboot, SYS_acct,
-        SYS_settimeofday, SYS_clock_settime, SYS_iopl, SYS_ioperm, SYS_personality, SYS_fsopen, SYS_fsmount,
-        SYS_fsconfig, SYS_fspick, SYS_open_tree, SYS_move_mount, SYS_mount_setattr, SYS_lookup_dcookie,
-        SYS_vhangup, SYS_quotactl, SYS_syslog, SYS_uselib, SYS_ustat, SYS_sysfs, SYS__sysctl, SYS_nfsservctl};
-    enum { N = sizeof denied / sizeof *denied };
-    struct sock_filter f[N + 20];
-    int i = 0;
-#define STMT(c, k) f[i++] = (struct sock_filter)BPF_STMT(c, k)
-#define JUMP(c, k, t, e) f[i++] = (struct sock_filter)BPF_JUMP(c, k, t, e)
-    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-    JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-    STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, N + 7, 0); /* x32: EPERM */
-    for (int k = 0; k < N; ++k) JUMP(BPF_JMP | BPF_JEQ | BPF_K, denied[k], N + 6 - k, 0);
-    JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 2);
-    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
-    JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
-                                     CLONE_NEWUTS | CLONE_NEWCGROUP, 4, 5);
-    JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 4);
-    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
-    JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 1, 0);
-    JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_PACKET, 0, 1);
-    STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
-    STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-#undef STMT
-#undef JUMP
-    struct sock_fprog prog = {(unsigned short)i, f};
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) die("seccomp");
+/* Kiln's own seccomp filters, as its build writes them for this program
+ * (sandbox/seccomp_gen.cpp): build/sandbox/, two levels up from here. */
+static struct sock_filter base_filter[BPF_MAXINSNS], no_new_process_filter[BPF_MAXINSNS];
+static struct sock_fprog base_prog = {0, base_filter}, no_new_process_prog = {0, no_new_process_filter};
+
+static void load_filter(const char *dir, const char *name, struct sock_fprog *prog) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/../../sandbox/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die(path); /* built with Kiln: ninja -C BUILD sandbox/seccomp-base.bpf */
+    ssize_t n = read(fd, prog->filter, sizeof(struct sock_filter) * BPF_MAXINSNS);
+    if (n <= 0 || n % (ssize_t)sizeof(struct sock_filter) != 0) die(path);
+    prog->len = (unsigned short)(n / (ssize_t)sizeof(struct sock_filter));
+    close(fd);
+}
+
+static void load_filters(void) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) die("/proc/self/exe");
+    exe[n] = 0;
+    *strrchr(exe, '/') = 0;
+    load_filter(exe, "seccomp-base.bpf", &base_prog);
+    load_filter(exe, "seccomp-no-new-process.bpf", &no_new_process_prog);
+}
+
+static void install_filter(const struct sock_fprog *prog) {
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) != 0) die("seccomp");
 }
 
 /* The program's stdout and stderr go through pipes the parent drains
@@ -399,7 +411,7 @@ static int jail(void *unused) {
         set_rlimits();
         drop_capabilities();
         restrict_landlock();
-        install_seccomp();
+        install_filter(&base_prog); /* the program inherits it, as from kiln-init */
     }
     pid_t pid = fork();
     if (pid < 0) die("fork");
@@ -408,6 +420,7 @@ static int jail(void *unused) {
         execv(program[0], program);
         die(program[0]);
     }
+    if (spec) install_filter(&no_new_process_prog); /* on pid 1 itself, as kiln-init does */
     int status = 0;
     if (waitpid(pid, &status, 0) != pid) die("waitpid");
     _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
@@ -430,6 +443,7 @@ int main(int argc, char **argv) {
     }
     if (arg == argc || argv[arg][0] != '/' || (netns_file && !spec)) usage();
     program = argv + arg;
+    if (spec) load_filters();
     make_groups();
     if (pipe2(go_pipe, O_CLOEXEC) != 0) die("pipe");
     if (spec && (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)) die("pipe");

@@ -13,6 +13,9 @@ Measures, in one run on the same machine:
     cgroup v1 host): the least kernel work of any jail, and with --spec all
     the kernel work of the jail the issue asks for, joining one network
     namespace for every run as a session's runs do
+  * CPU per call, sequential, of run_code (the server and its jails), of
+    the bare command and of jail-floor --spec: on saturated cores the
+    8-way ratio is bare CPU over jailed CPU, measured here with less noise
   * where the sequential calls' time went: the sandbox's own phases (setup,
     run, teardown, from each call's `execution` audit record) and the rest
     (protocol, validator, audit, workspace, thread wake-ups)
@@ -20,7 +23,7 @@ Measures, in one run on the same machine:
 Usage: bench/tools/run_code_latency.py [--kiln build/cli/kiln] [--runs 200] [--rounds 3]
 Only the standard library is used.
 """
-import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time
+import argparse, json, os, resource, shutil, statistics, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
@@ -107,6 +110,19 @@ def bwrap():
 
 
 
+def process_cpu_ms(pid):
+    """CPU time of a running process and of the children it has reaped
+    (utime, stime, cutime, cstime of /proc/PID/stat), in ms."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_ms():
+    """CPU time of this script's reaped children, in ms."""
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (u.ru_utime + u.ru_stime) * 1000.0
+
+
 def sandbox_phases(state_dir, count):
     """The timings of the last `count` execution records in the audit log."""
     records = []
@@ -130,10 +146,16 @@ def main():
         for _ in range(10):  # warm up caches on both sides
             srv.run_print(); bare()
         kiln_ms, bare_ms = [], []
+        # CPU per call, which on saturated cores is what the 8-way ratio
+        # measures, with less noise: the server's own and its jails' (the
+        # server is not reaped until the end), and the bare commands'.
+        kiln_cpu0, bare_cpu0 = process_cpu_ms(srv.p.pid), children_cpu_ms()
         for _ in range(a.runs):  # interleaved so machine noise hits both alike
             kiln_ms.append(timed(srv.run_print))
             bare_ms.append(timed(bare))
         n = a.runs
+        kiln_cpu = (process_cpu_ms(srv.p.pid) - kiln_cpu0) / n
+        bare_cpu = (children_cpu_ms() - bare_cpu0) / n
         phases = sandbox_phases(state, a.runs)
         # Throughput in alternating blocks: on a shared VM the machine's speed
         # drifts by 10-20% within a minute, and alternating puts kiln and bare
@@ -146,6 +168,12 @@ def main():
         holder, netns = netns_holder() if floor else (None, None)
         run_spec = lambda: subprocess.run([floor, "--spec", "--netns", netns] + PRINT_1,
                                           stdout=subprocess.DEVNULL, check=True)
+        spec_cpu = None
+        if floor:
+            spec_cpu0 = children_cpu_ms()
+            for _ in range(n):
+                run_spec()
+            spec_cpu = (children_cpu_ms() - spec_cpu0) / n
         for _ in range(a.rounds):
             kiln_tps.append(throughput(srv.run_print, n, a.concurrency))
             bare_tps.append(throughput(bare, n, a.concurrency))
@@ -169,6 +197,10 @@ def main():
         if values:
             print(f"reference, {name} running the bare command {a.concurrency}-way / bare: ratio "
                   f"{statistics.median(values):.2f} (rounds: {', '.join(f'{r:.2f}' for r in values)})")
+    line = f"CPU per call, sequential: bare {bare_cpu:.2f} ms, run_code {kiln_cpu:.2f} ms (+{kiln_cpu - bare_cpu:.2f})"
+    if spec_cpu is not None:
+        line += f", jail-floor --spec {spec_cpu:.2f} ms (+{spec_cpu - bare_cpu:.2f})"
+    print(line + f"; a ratio of 0.8 allows +{bare_cpu / 0.8 - bare_cpu:.2f}")
     if len(phases) == len(kiln_ms):
         total = [p["setup_us"] / 1000 + p["run_us"] / 1000 + p["teardown_us"] / 1000 for p in phases]
         med = lambda k: statistics.median(p[k] / 1000 for p in phases)
