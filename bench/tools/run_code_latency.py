@@ -112,7 +112,9 @@ def bwrap():
 
 def process_cpu_ms(pid):
     """CPU time of a running process and of the children it has reaped
-    (utime, stime, cutime, cstime of /proc/PID/stat), in ms."""
+    (utime, stime, cutime, cstime of /proc/PID/stat), in ms. The fields are
+    in clock ticks (10 ms), so a difference over 200 calls is good to about
+    0.1-0.2 ms per call."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return sum(int(x) for x in fields[11:15]) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
@@ -145,35 +147,36 @@ def main():
         srv = Server(os.path.abspath(a.kiln), state)
         for _ in range(10):  # warm up caches on both sides
             srv.run_print(); bare()
-        kiln_ms, bare_ms = [], []
-        # CPU per call, which on saturated cores is what the 8-way ratio
-        # measures, with less noise: the server's own and its jails' (the
-        # server is not reaped until the end), and the bare commands'.
-        kiln_cpu0, bare_cpu0 = process_cpu_ms(srv.p.pid), children_cpu_ms()
-        for _ in range(a.runs):  # interleaved so machine noise hits both alike
-            kiln_ms.append(timed(srv.run_print))
-            bare_ms.append(timed(bare))
-        n = a.runs
-        kiln_cpu = (process_cpu_ms(srv.p.pid) - kiln_cpu0) / n
-        bare_cpu = (children_cpu_ms() - bare_cpu0) / n
-        phases = sandbox_phases(state, a.runs)
-        # Throughput in alternating blocks: on a shared VM the machine's speed
-        # drifts by 10-20% within a minute, and alternating puts kiln and bare
-        # side by side in each round; each round gives one ratio.
-        kiln_tps, bare_tps, ratios, bwrap_ratios, floor_ratios, spec_ratios = [], [], [], [], [], []
-        have_bwrap = shutil.which("bwrap") is not None
         floor = jail_floor(os.path.dirname(os.path.dirname(os.path.abspath(a.kiln))))  # build/cli/kiln -> build
         run_floor = lambda: subprocess.run([floor] + PRINT_1, stdout=subprocess.DEVNULL, check=True)
         # The session's network namespace, held by a sleeping process.
         holder, netns = netns_holder() if floor else (None, None)
         run_spec = lambda: subprocess.run([floor, "--spec", "--netns", netns] + PRINT_1,
                                           stdout=subprocess.DEVNULL, check=True)
-        spec_cpu = None
-        if floor:
-            spec_cpu0 = children_cpu_ms()
-            for _ in range(n):
+        kiln_ms, bare_ms = [], []
+        # CPU per call, which on saturated cores is what the 8-way ratio
+        # measures, with less noise: the server's own and its jails' (the
+        # server is not reaped until the end), and the bare command's and
+        # the floor's, each from the children's usage around its own calls.
+        kiln_cpu0, bare_cpu, spec_cpu = process_cpu_ms(srv.p.pid), 0.0, 0.0
+        for _ in range(a.runs):  # interleaved so machine noise hits all alike
+            kiln_ms.append(timed(srv.run_print))
+            before = children_cpu_ms()
+            bare_ms.append(timed(bare))
+            bare_cpu += children_cpu_ms() - before
+            if floor:
+                before = children_cpu_ms()
                 run_spec()
-            spec_cpu = (children_cpu_ms() - spec_cpu0) / n
+                spec_cpu += children_cpu_ms() - before
+        n = a.runs
+        kiln_cpu, bare_cpu = (process_cpu_ms(srv.p.pid) - kiln_cpu0) / n, bare_cpu / n
+        spec_cpu = spec_cpu / n if floor else None
+        phases = sandbox_phases(state, a.runs)
+        # Throughput in alternating blocks: on a shared VM the machine's speed
+        # drifts by 10-20% within a minute, and alternating puts kiln and bare
+        # side by side in each round; each round gives one ratio.
+        kiln_tps, bare_tps, ratios, bwrap_ratios, floor_ratios, spec_ratios = [], [], [], [], [], []
+        have_bwrap = shutil.which("bwrap") is not None
         for _ in range(a.rounds):
             kiln_tps.append(throughput(srv.run_print, n, a.concurrency))
             bare_tps.append(throughput(bare, n, a.concurrency))
