@@ -101,7 +101,7 @@ static void group_file(int i, const char *name, const char *text) {
 
 /* This process's own group in a v1 hierarchy ("" for the root), from
  * /proc/self/cgroup: the runs' groups go below it, as Kiln's go below the
- * server's (a deeper group costs more per page charged). */
+ * server's, so that both charge the same chain of ancestor groups. */
 static void own_group(const char *controller, char *out, size_t size) {
     FILE *f = fopen("/proc/self/cgroup", "re");
     char line[1024];

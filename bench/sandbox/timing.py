@@ -38,6 +38,8 @@ def netns_holder():
     proc = subprocess.Popen(["unshare", "--net", "sleep", "infinity"])
     path = f"/proc/{proc.pid}/ns/net"
     # Until unshare has run, the path is still this process's namespace.
-    while os.readlink(path) == os.readlink("/proc/self/ns/net"):
+    while proc.poll() is None and os.readlink(path) == os.readlink("/proc/self/ns/net"):
         time.sleep(0.001)
+    if proc.poll() is not None:
+        raise SystemExit("`unshare --net sleep infinity` failed: a network namespace needs root (or CAP_SYS_ADMIN)")
     return proc, path
