@@ -87,8 +87,9 @@ static void die(const char *step) {
     _exit(111);
 }
 
-static void write_text(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+/* Writes text to path; flags add O_CREAT for the jail's own files. */
+static void write_text(const char *path, const char *text, int flags) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC | flags, 0644);
     if (fd < 0 || write(fd, text, strlen(text)) < 0) die(path);
     close(fd);
 }
@@ -96,7 +97,7 @@ static void write_text(const char *path, const char *text) {
 static void group_file(int i, const char *name, const char *text) {
     char path[1024];
     snprintf(path, sizeof path, "%.640s/%s", group_dirs[i], name);
-    write_text(path, text);
+    write_text(path, text, 0);
 }
 
 /* This process's own group in a v1 hierarchy ("" for the root), from
@@ -137,6 +138,18 @@ static void make_groups(void) {
 static void remove_groups(void) {
     for (int i = 0; i < NGROUPS; ++i)
         if (rmdir(group_dirs[i]) != 0) die(group_dirs[i]);
+}
+
+/* The fresh /proc and the size-limited /tmp every jail has. */
+static void mount_proc(void) {
+    if (mkdir("/tmp/proc", 0755) != 0) die("mkdir proc");
+    if (mount("proc", "/tmp/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("mount proc");
+}
+
+static void mount_tmp(void) {
+    if (mkdir("/tmp/tmp", 0755) != 0) die("mkdir tmp");
+    if (mount("tmpfs", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777") != 0)
+        die("tmp tmpfs");
 }
 
 /* --spec: the host paths bound into the jail, opened before the root
@@ -186,12 +199,6 @@ static void bind_source(const char *source, const char *target, unsigned long lo
     close(source_fds[i]);
 }
 
-static void put_file(const char *path, const char *text) {
-    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, text, strlen(text)) < 0) die(path);
-    close(fd);
-}
-
 /* A host path mirrored: a link stays a link, anything else is bound. */
 static void mirror(const char *path, const char *target, unsigned long long attr) {
     struct stat st;
@@ -217,16 +224,16 @@ static void build_spec_tree(void) {
         mirror(links[i], target, ro);
     }
     if (mkdir("/tmp/etc", 0755) != 0) die("mkdir etc");
-    put_file("/tmp/etc/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:65534:65534:Kiln sandbox:/tmp:/bin/sh\n");
-    put_file("/tmp/etc/group", "root:x:0:\nsandbox:x:65534:\n");
-    put_file("/tmp/etc/hosts", "127.0.0.1 localhost kiln\n::1 localhost\n");
-    put_file("/tmp/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n");
+    write_text("/tmp/etc/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:65534:65534:Kiln sandbox:/tmp:/bin/sh\n",
+               O_CREAT);
+    write_text("/tmp/etc/group", "root:x:0:\nsandbox:x:65534:\n", O_CREAT);
+    write_text("/tmp/etc/hosts", "127.0.0.1 localhost kiln\n::1 localhost\n", O_CREAT);
+    write_text("/tmp/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n", O_CREAT);
     for (size_t i = 0; i < sizeof kEtcNames / sizeof *kEtcNames; ++i) {
         snprintf(target, sizeof target, "/tmp%s", kEtcNames[i]);
         mirror(kEtcNames[i], target, ro);
     }
-    if (mkdir("/tmp/proc", 0755) != 0) die("mkdir proc");
-    if (mount("proc", "/tmp/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("mount proc");
+    mount_proc();
     if (mkdir("/tmp/dev", 0755) != 0) die("mkdir dev");
     for (size_t i = 0; i < sizeof kDevNames / sizeof *kDevNames; ++i) {
         snprintf(target, sizeof target, "/tmp%s", kDevNames[i]);
@@ -235,9 +242,7 @@ static void build_spec_tree(void) {
     if (symlink("/proc/self/fd", "/tmp/dev/fd") != 0 || symlink("/proc/self/fd/0", "/tmp/dev/stdin") != 0 ||
         symlink("/proc/self/fd/1", "/tmp/dev/stdout") != 0 || symlink("/proc/self/fd/2", "/tmp/dev/stderr") != 0)
         die("dev links");
-    if (mkdir("/tmp/tmp", 0755) != 0) die("mkdir tmp");
-    if (mount("tmpfs", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777") != 0)
-        die("tmp tmpfs");
+    mount_tmp();
     bind_source(WORKSPACE, "/tmp/workspace", FLOOR_ATTR_NOSUID | FLOOR_ATTR_NODEV);
 }
 
@@ -249,11 +254,8 @@ static void build_minimal_tree(void) {
     if (symlink("usr/bin", "/tmp/bin") != 0 || symlink("usr/lib", "/tmp/lib") != 0 ||
         symlink("usr/lib64", "/tmp/lib64") != 0)
         die("symlinks");
-    if (mkdir("/tmp/proc", 0755) != 0) die("mkdir proc");
-    if (mount("proc", "/tmp/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("mount proc");
-    if (mkdir("/tmp/tmp", 0755) != 0) die("mkdir tmp");
-    if (mount("tmpfs", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777") != 0)
-        die("tmp tmpfs");
+    mount_proc();
+    mount_tmp();
 }
 
 static void build_root(void) {
@@ -460,9 +462,9 @@ int main(int argc, char **argv) {
     char path[64];
     const char *map = spec ? "65534 65534 1\n" : "0 65534 1\n"; /* nobody on the host either way */
     snprintf(path, sizeof path, "/proc/%d/uid_map", (int)child);
-    write_text(path, map);
+    write_text(path, map, 0);
     snprintf(path, sizeof path, "/proc/%d/gid_map", (int)child);
-    write_text(path, map);
+    write_text(path, map, 0);
     if (write(go_pipe[1], "g", 1) != 1) die("release the jail");
     if (spec) {
         close(out_pipe[1]);

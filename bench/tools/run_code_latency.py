@@ -125,6 +125,13 @@ def children_cpu_ms():
     return (u.ru_utime + u.ru_stime) * 1000.0
 
 
+def child_cpu_of(fn):
+    """CPU time, in ms, of the children fn starts and reaps."""
+    before = children_cpu_ms()
+    fn()
+    return children_cpu_ms() - before
+
+
 def sandbox_phases(state_dir, count):
     """The timings of the last `count` execution records in the audit log."""
     records = []
@@ -161,13 +168,9 @@ def main():
         kiln_cpu0, bare_cpu, spec_cpu = process_cpu_ms(srv.p.pid), 0.0, 0.0
         for _ in range(a.runs):  # interleaved so machine noise hits all alike
             kiln_ms.append(timed(srv.run_print))
-            before = children_cpu_ms()
-            bare_ms.append(timed(bare))
-            bare_cpu += children_cpu_ms() - before
+            bare_cpu += child_cpu_of(lambda: bare_ms.append(timed(bare)))
             if floor:
-                before = children_cpu_ms()
-                run_spec()
-                spec_cpu += children_cpu_ms() - before
+                spec_cpu += child_cpu_of(run_spec)
         n = a.runs
         kiln_cpu, bare_cpu = (process_cpu_ms(srv.p.pid) - kiln_cpu0) / n, bare_cpu / n
         spec_cpu = spec_cpu / n if floor else None
