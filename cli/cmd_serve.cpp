@@ -2,6 +2,7 @@
 
 #include "cli/cli.hpp"
 #include "common/libcrypto.hpp"
+#include "sandbox/user.hpp"
 #include "server/stdio_transport.hpp"
 #include "tools/toolbox.hpp"
 
@@ -36,6 +37,13 @@ Command register_serve(CLI::App& app) {
                 if (Status st = crypto::load(); !st) {
                     spdlog::error("cannot start: {}", st.error().what());
                     return int(kExitFailure);
+                }
+                // A rootless server mounts its workspaces (tmpfs with a quota) in
+                // namespaces of its own; they must be made while it has one thread.
+                if (::geteuid() != 0) {
+                    if (Status st = sandbox::user::own_namespaces_for_rootless_server(); !st)
+                        spdlog::warn("no namespaces of its own for this rootless server, so workspaces have no quota: {}",
+                                     st.error().what());
                 }
                 // Before Toolbox starts any thread (see block_termination_signals).
                 UniqueFd stop_fd = server::block_termination_signals();

@@ -163,6 +163,7 @@ const std::vector<Key>& schema() {
         size_key("audit.rotate_bytes", "rotate the log past this size (0: never)", &Config::audit, &AuditConfig::rotate_bytes, 0, 1024 * GiB),
         size_key("audit.code_max_bytes", "bytes of code kept in a record", &Config::audit, &AuditConfig::code_max_bytes, 0, 16 * MiB),
         size_key("workspace.size", "tmpfs quota of each session's workspace", &Config::workspace, &WorkspaceConfig::size_bytes, 1 * MiB, 64 * GiB),
+        uint_key("workspace.max_files", "files, directories and links a workspace may hold (its inodes: they cost kernel memory, not size)", &Config::workspace, &WorkspaceConfig::max_files, 64, 16'000'000),
         duration_key("workspace.idle_ttl", "idle time after which a workspace is destroyed", &Config::workspace, &WorkspaceConfig::idle_ttl, milliseconds(1000), milliseconds(7 * 86'400'000LL)),
         uint_key("workspace.max_sessions", "sessions with a workspace at once", &Config::workspace, &WorkspaceConfig::max_sessions, 1, 100'000),
         uint_key("workspace.max_runs_per_session", "concurrent runs per session", &Config::workspace, &WorkspaceConfig::max_runs_per_session, 1, 1024),

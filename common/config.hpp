@@ -60,6 +60,9 @@ struct AuditConfig {
 
 struct WorkspaceConfig {
     std::uint64_t size_bytes = 512ull << 20;
+    // Files, directories and links a workspace may hold (tmpfs nr_inodes):
+    // an inode costs kernel memory but no bytes of size_bytes.
+    unsigned max_files = 65536;
     std::chrono::milliseconds idle_ttl{30 * 60 * 1000};
     unsigned max_sessions = 64;
     unsigned max_runs_per_session = 4;

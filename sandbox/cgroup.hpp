@@ -23,6 +23,7 @@ namespace kiln::sandbox::cgroup {
 
 struct Stats {
     std::uint64_t peak_memory_bytes = 0;
+    std::uint64_t memory_bytes = 0;  // charged now (what the group's processes left included)
     std::chrono::microseconds cpu{};
     bool have_cpu = false;
     bool oom_killed = false;
@@ -60,7 +61,11 @@ public:
     virtual ~Manager() = default;
     virtual std::string kind() const = 0;  // "v1" or "v2"
     virtual std::string root() const = 0;  // this server's subtree, for messages
+    // run_id may name a parent made by create_parent: "<parent>/<run>".
     virtual Result<std::unique_ptr<Group>> create(const std::string& run_id, const Limits& limits) = 0;
+    // A group above runs (a session's) whose memory limit covers them all
+    // and whatever they leave charged to it when their own groups go.
+    virtual Result<std::unique_ptr<Group>> create_parent(const std::string& name, std::uint64_t memory_bytes) = 0;
 };
 
 // Where the hierarchies are mounted and where this process sits in them:

@@ -117,6 +117,7 @@ public:
         Stats s;
         if (auto it = dirs_.find("memory"); it != dirs_.end()) {
             if (auto t = read_text(it->second + "/memory.max_usage_in_bytes")) s.peak_memory_bytes = std::stoull(*t);
+            if (auto t = read_text(it->second + "/memory.usage_in_bytes")) s.memory_bytes = std::stoull(*t);
             if (auto t = read_text(it->second + "/memory.oom_control")) {
                 auto pos = t->find("oom_kill ");
                 if (pos != std::string::npos) s.oom_killed = std::stoull(t->substr(pos + 9)) > 0;
@@ -183,6 +184,19 @@ public:
         return std::unique_ptr<Group>(std::move(group));
     }
 
+    Result<std::unique_ptr<Group>> create_parent(const std::string& name, std::uint64_t memory_bytes) override {
+        if (single_run_) return make_error("cgroup v1", "a single-run manager has no room for a parent group", EINVAL);
+        Dirs dirs;
+        for (const auto& [ctrl, base] : server_dirs_) {
+            std::string dir = base + "/" + name;
+            if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + dir);
+            dirs[ctrl] = dir;
+        }
+        auto group = std::make_unique<V1Group>(dirs);
+        if (Status st = limit_memory(dirs.at("memory"), memory_bytes); !st) return st.error();
+        return std::unique_ptr<Group>(std::move(group));
+    }
+
 private:
     Result<std::unique_ptr<Group>> create_in_subtree(const Limits& limits) {
         if (used_) return make_error("cgroup v1", "this manager runs a single run and has had it", EBUSY);
@@ -192,13 +206,17 @@ private:
         return std::unique_ptr<Group>(std::move(group));
     }
 
-    static Status apply_limits(const std::map<std::string, std::string>& dirs, const Limits& limits) {
-        const std::string& mem = dirs.at("memory");
-        std::string bytes = std::to_string(limits.memory_bytes);
+    static Status limit_memory(const std::string& mem, std::uint64_t memory_bytes) {
+        std::string bytes = std::to_string(memory_bytes);
         if (Status st = write_text(mem + "/memory.limit_in_bytes", bytes); !st) return st;
         // memory+swap equal to memory: no swap at all. Absent without swap accounting.
         if (::access((mem + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0)
             if (Status st = write_text(mem + "/memory.memsw.limit_in_bytes", bytes); !st) return st;
+        return {};
+    }
+
+    static Status apply_limits(const std::map<std::string, std::string>& dirs, const Limits& limits) {
+        if (Status st = limit_memory(dirs.at("memory"), limits.memory_bytes); !st) return st;
         if (Status st = write_text(dirs.at("pids") + "/pids.max", std::to_string(limits.pids)); !st) return st;
         const std::string& cpu = dirs.at("cpu");
         long quota = std::max(1000L, std::lround(limits.cpus * 100000.0));

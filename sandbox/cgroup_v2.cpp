@@ -86,6 +86,7 @@ public:
         Stats s;
         if (contains(controllers_, "memory")) {
             if (auto t = read_text(dir_ + "/memory.peak")) s.peak_memory_bytes = std::stoull(*t);
+            if (auto t = read_text(dir_ + "/memory.current")) s.memory_bytes = std::stoull(*t);
             if (auto t = read_text(dir_ + "/memory.events")) {
                 auto pos = t->find("oom_kill ");
                 if (pos != std::string::npos) s.oom_killed = std::stoull(t->substr(pos + 9)) > 0;
@@ -148,14 +149,28 @@ public:
         return std::unique_ptr<Group>(std::move(group));
     }
 
+    Result<std::unique_ptr<Group>> create_parent(const std::string& name, std::uint64_t memory_bytes) override {
+        std::string dir = server_dir_ + "/" + name;
+        if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + dir);
+        auto group = std::make_unique<V2Group>(dir, controllers_);
+        // Its runs' groups get the same controllers from it.
+        if (Status st = enable_controllers(dir, controllers_); !st) return st.error();
+        if (Status st = limit_memory(dir, memory_bytes); !st) return st.error();
+        return std::unique_ptr<Group>(std::move(group));
+    }
+
 private:
+    Status limit_memory(const std::string& dir, std::uint64_t memory_bytes) const {
+        if (!contains(controllers_, "memory")) return {};
+        if (Status st = write_text(dir + "/memory.max", std::to_string(memory_bytes)); !st) return st;
+        // No swap; the file is absent when the kernel has no swap accounting.
+        if (::access((dir + "/memory.swap.max").c_str(), F_OK) == 0)
+            if (Status st = write_text(dir + "/memory.swap.max", "0"); !st) return st;
+        return {};
+    }
+
     Status apply_limits(const std::string& dir, const Limits& limits) const {
-        if (contains(controllers_, "memory")) {
-            if (Status st = write_text(dir + "/memory.max", std::to_string(limits.memory_bytes)); !st) return st;
-            // No swap; the file is absent when the kernel has no swap accounting.
-            if (::access((dir + "/memory.swap.max").c_str(), F_OK) == 0)
-                if (Status st = write_text(dir + "/memory.swap.max", "0"); !st) return st;
-        }
+        if (Status st = limit_memory(dir, limits.memory_bytes); !st) return st;
         if (contains(controllers_, "pids"))
             if (Status st = write_text(dir + "/pids.max", std::to_string(limits.pids)); !st) return st;
         if (contains(controllers_, "cpu")) {

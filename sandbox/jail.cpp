@@ -84,10 +84,16 @@ bool setup(const JailPlan& plan, ChildError& e) noexcept {
     if (!mount::open_sources(plan.mounts, bind_fds, e)) return false;
     // The jail ids; namespace capabilities are kept until drop_all (C001).
     if (!user::enter(plan.user, e)) return false;
+    // The namespace's maxima, opened while the host's /proc is still there (C007).
+    ucounts::Files budget_fds;
+    if (!ucounts::open_files(*plan.budgets, budget_fds, e)) return false;
     // Set after the id change, which clears it: the jail dies with the server thread.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return fail(e, "prctl PR_SET_PDEATHSIG");
     // Fresh tmpfs root, read-only binds, /proc, /dev, /tmp, /workspace, pivot_root (C002, C012).
     if (!mount::enter(plan.mounts, bind_fds, e)) return false;
+    // This namespace's share of the per-user kernel budgets, now that the
+    // mounts (which need mount namespaces of their own) are made (C007).
+    if (!ucounts::enter(*plan.budgets, budget_fds, e)) return false;
     if (::sethostname("kiln", 4) != 0) return fail(e, "sethostname");
     // Loopback only (C003).
     if (plan.fresh_network && !net::enter(e)) return false;

@@ -22,6 +22,7 @@
 #include "sandbox/mount.hpp"
 #include "sandbox/rlimits.hpp"
 #include "sandbox/runtime.hpp"
+#include "sandbox/ucounts.hpp"
 #include "sandbox/user.hpp"
 
 namespace kiln::sandbox {
@@ -36,6 +37,7 @@ struct JailPlan {
     mount::Plan mounts;
     caps::Plan caps;
     rlimits::Plan rlimits;
+    const ucounts::Plan* budgets = nullptr;  // the runtime's, shared by every run; never null
     landlock::Plan landlock;
     SeccompProfile seccomp = SeccompProfile::Default;  // kiln-init stacks the filters for it
     bool fresh_network = true;  // false: the jail joined a shared namespace, whose loopback is up

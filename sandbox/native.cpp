@@ -502,11 +502,33 @@ Result<ExecResult> Run::execute(JailPlan& plan, cgroup::Manager* cgroups, const 
     return std::move(result_);
 }
 
+// A RunGroup over a cgroup::Group (removed with it), or over nothing when
+// there is no cgroup.
+class NativeRunGroup final : public RunGroup {
+public:
+    NativeRunGroup(std::string name, std::unique_ptr<cgroup::Group> group)
+        : name_(std::move(name)), group_(std::move(group)) {}
+    const std::string& name() const override { return name_; }
+    std::uint64_t memory_bytes() const override { return group_ ? group_->stats().memory_bytes : 0; }
+    bool enforced() const override { return group_ != nullptr; }
+
+private:
+    std::string name_;
+    std::unique_ptr<cgroup::Group> group_;
+};
+
+bool safe_group_name(const std::string& name) {
+    if (name.empty() || name.size() > 128 || name.rfind("run-", 0) == 0) return false;
+    return std::all_of(name.begin(), name.end(),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
+}
+
 class NativeRuntime final : public Runtime {
 public:
     std::string_view name() const override { return "native"; }
     const HostCapabilities& capabilities() const override { return caps_; }
     Result<ExecResult> run(const SandboxSpec& spec, const RunHooks& hooks) override;
+    Result<std::unique_ptr<RunGroup>> make_group(const std::string& name, std::uint64_t memory_limit) override;
 
     Status init(const NativeOptions& options);
 
@@ -519,6 +541,7 @@ private:
     std::string cgroup_error_;
     UniqueFd base_filter_, no_new_process_filter_;  // sealed memfds (seccomp.hpp), shared by every jail
     caps::Plan caps_plan_;
+    ucounts::Plan budgets_;  // each jail's share of the per-user kernel budgets
     int landlock_abi_ = 0;
     UniqueFd init_exe_;  // kiln-init, O_PATH: exec'd by every jail's setup
     std::atomic<unsigned long> next_run_{0};
@@ -551,7 +574,8 @@ Result<JailPlan> NativeRuntime::plan_for(const SandboxSpec& spec) const {
     plan.mounts = std::move(*mounts);
     plan.user = user::prepare(spec.uid, spec.gid, caps_.host_uid, caps_.host_gid, caps_.rootless);
     plan.caps = caps_plan_;
-    plan.rlimits = rlimits::prepare(spec.limits, !cgroups_);
+    plan.rlimits = rlimits::prepare(spec.limits, !cgroups_, budgets_);
+    plan.budgets = &budgets_;
     plan.landlock = landlock::prepare(landlock_abi_, plan.mounts.writable_dirs);
     if (spec.network_fd >= 0 && caps_.rootless)
         return make_error("sandbox spec", "network_fd: a shared network namespace needs a root server", EINVAL);
@@ -572,6 +596,10 @@ Result<ExecResult> NativeRuntime::run(const SandboxSpec& spec, const RunHooks& h
     auto plan = plan_for(spec);
     if (!plan) return plan.error();
     std::string run_id = "run-" + std::to_string(next_run_.fetch_add(1));
+    if (!spec.group.empty()) {
+        if (!safe_group_name(spec.group)) return make_error("sandbox spec", "group: invalid name '" + spec.group + "'", EINVAL);
+        run_id = spec.group + "/" + run_id;
+    }
     Run run(spec, hooks);
     auto result = run.execute(*plan, cgroups_.get(), run_id);
     if (!result) return result;
@@ -582,6 +610,15 @@ Result<ExecResult> NativeRuntime::run(const SandboxSpec& spec, const RunHooks& h
 
     }
     return result;
+}
+
+Result<std::unique_ptr<RunGroup>> NativeRuntime::make_group(const std::string& name, std::uint64_t memory_limit) {
+    if (!safe_group_name(name))
+        return make_error("run group", "invalid name '" + name + "' (letters, digits, - and _; not run-*)", EINVAL);
+    if (!cgroups_) return std::unique_ptr<RunGroup>(new NativeRunGroup(name, nullptr));
+    auto g = cgroups_->create_parent(name, memory_limit);
+    if (!g) return g.error().wrap("creating the cgroup of run group " + name);
+    return std::unique_ptr<RunGroup>(new NativeRunGroup(name, std::move(*g)));
 }
 
 void NativeRuntime::describe_controls(bool ok, const std::string& why) {
@@ -623,6 +660,7 @@ Status NativeRuntime::init(const NativeOptions& options) {
     caps_.host_uid = caps_.rootless ? ::geteuid() : 65534;
     caps_.host_gid = caps_.rootless ? ::getegid() : 65534;
     caps_plan_ = caps::prepare();
+    budgets_ = ucounts::prepare(options.max_runs);
     auto base = seccomp::sealed(seccomp::Filter::Base);
     if (!base) return base.error().wrap("loading the base seccomp filter");
     auto no_new_process = seccomp::sealed(seccomp::Filter::NoNewProcess);

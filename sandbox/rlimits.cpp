@@ -4,7 +4,7 @@
 
 namespace kiln::sandbox::rlimits {
 
-Plan prepare(const Limits& limits, bool memory_by_rlimit) {
+Plan prepare(const Limits& limits, bool memory_by_rlimit, const ucounts::Plan& shares) {
     Plan p;
     auto add = [&](int resource, rlim_t value, const char* name) { p.entries[p.count++] = Entry{resource, value, name}; };
     add(RLIMIT_CORE, 0, "RLIMIT_CORE");
@@ -17,6 +17,11 @@ Plan prepare(const Limits& limits, bool memory_by_rlimit) {
     // CPU seconds: never above what the wall-clock limit allows at the quota.
     auto cpu_seconds = static_cast<rlim_t>(limits.timeout.count() / 1000 * std::max(1.0, limits.cpus)) + 2;
     add(RLIMIT_CPU, cpu_seconds, "RLIMIT_CPU");
+    // Charged per user namespace and to the server's uid above it: the
+    // jail's share, so one jail cannot spend the host user's budget.
+    if (shares.sigpending) add(RLIMIT_SIGPENDING, shares.sigpending, "RLIMIT_SIGPENDING");
+    if (shares.msgqueue_bytes) add(RLIMIT_MSGQUEUE, shares.msgqueue_bytes, "RLIMIT_MSGQUEUE");
+    if (shares.memlock_bytes) add(RLIMIT_MEMLOCK, shares.memlock_bytes, "RLIMIT_MEMLOCK");
     if (memory_by_rlimit) add(RLIMIT_AS, limits.memory_bytes, "RLIMIT_AS");
     return p;
 }

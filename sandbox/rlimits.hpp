@@ -9,6 +9,7 @@
 
 #include "sandbox/child.hpp"
 #include "sandbox/runtime.hpp"
+#include "sandbox/ucounts.hpp"
 
 namespace kiln::sandbox::rlimits {
 
@@ -19,13 +20,14 @@ struct Entry {
 };
 
 struct Plan {
-    std::array<Entry, 8> entries{};
+    std::array<Entry, 12> entries{};
     std::size_t count = 0;
 };
 
 // memory_by_rlimit: no memory cgroup, so RLIMIT_AS stands in (coarse: it
-// counts address space, not resident memory).
-Plan prepare(const Limits& limits, bool memory_by_rlimit);
+// counts address space, not resident memory). `shares` bounds what the jail
+// takes of the server user's ucount-backed budgets (ucounts.hpp).
+Plan prepare(const Limits& limits, bool memory_by_rlimit, const ucounts::Plan& shares);
 bool enter(const Plan& plan, ChildError& e) noexcept;
 
 }  // namespace kiln::sandbox::rlimits

@@ -69,6 +69,9 @@ struct SandboxSpec {
     // root server only) instead of a fresh one per run; -1: a fresh one.
     int network_fd = -1;
     unsigned uid = 65534, gid = 65534;  // ids inside the jail
+    // A RunGroup's name (Runtime::make_group): the run's cgroup is made
+    // inside it. Empty: directly in the server's.
+    std::string group;
     SeccompProfile seccomp = SeccompProfile::Default;
 };
 
@@ -124,6 +127,22 @@ struct HostCapabilities {
     std::set<std::string> in_force() const;
 };
 
+// A session's share of the host: a cgroup above its runs with one memory
+// limit over all of them and over what they leave behind. Kernel memory a
+// run spends on files in its workspace (pages, inodes, dentries) is charged
+// to the run's group and moves up to this one when the run's group goes,
+// so it stays bounded for as long as the files exist. Destroying the
+// RunGroup removes the cgroup (its runs must be over).
+class RunGroup {
+public:
+    virtual ~RunGroup() = default;
+    virtual const std::string& name() const = 0;
+    // Memory charged to the group now; 0 without a memory cgroup.
+    virtual std::uint64_t memory_bytes() const = 0;
+    // false: no cgroup to hold it (rlimits only); nothing is bounded.
+    virtual bool enforced() const = 0;
+};
+
 class Runtime {
 public:
     virtual ~Runtime() = default;
@@ -131,6 +150,9 @@ public:
     virtual const HostCapabilities& capabilities() const = 0;
     // Thread-safe: many runs at once from different threads.
     virtual Result<ExecResult> run(const SandboxSpec& spec, const RunHooks& hooks) = 0;
+    // A group for runs that name it in SandboxSpec::group. name: letters,
+    // digits, '-' and '_' (it becomes a directory).
+    virtual Result<std::unique_ptr<RunGroup>> make_group(const std::string& name, std::uint64_t memory_limit) = 0;
 };
 
 struct NativeOptions {
@@ -144,6 +166,9 @@ struct NativeOptions {
     // kiln-init, the jail's pid 1 (sandbox/kiln_init.c). Empty: $KILN_INIT,
     // else the build tree's, else the installed one (see find_kiln_init).
     std::string init_path;
+    // Runs that may exist at once: each jail gets 1/(2 * max_runs) of the
+    // server user's per-user kernel budgets (sandbox/ucounts.hpp).
+    unsigned max_runs = 16;
 };
 
 // Probes the host once and states honestly what is in force.

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -37,6 +39,23 @@ Status write_maps(pid_t child, const Plan& plan) {
     }
     if (Status st = write_proc_file(child, "uid_map", plan.uid_map); !st) return st;
     return write_proc_file(child, "gid_map", plan.gid_map);
+}
+
+Status own_namespaces_for_rootless_server() {
+    const uid_t uid = ::geteuid();
+    const gid_t gid = ::getegid();
+    if (uid == 0) return make_error("rootless namespaces", "the server is root: it needs none", EINVAL);
+    // unshare(CLONE_NEWUSER) is refused to a process with several threads.
+    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+        return sys_error("unshare", "CLONE_NEWUSER|CLONE_NEWNS (unprivileged user namespaces disabled, or the server "
+                                    "already started a thread)");
+    pid_t self = ::getpid();
+    if (Status st = write_proc_file(self, "setgroups", "deny"); !st) return st;
+    if (Status st = write_proc_file(self, "uid_map", std::to_string(uid) + " " + std::to_string(uid) + " 1\n"); !st) return st;
+    if (Status st = write_proc_file(self, "gid_map", std::to_string(gid) + " " + std::to_string(gid) + " 1\n"); !st) return st;
+    // Nothing mounted here may reach the host's namespaces, nor the other way.
+    if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return sys_error("mount", "/ rprivate");
+    return {};
 }
 
 bool enter(const Plan& plan, ChildError& e) noexcept {

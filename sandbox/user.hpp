@@ -27,4 +27,13 @@ Plan prepare(unsigned jail_uid, unsigned jail_gid, unsigned host_uid, unsigned h
 Status write_maps(pid_t child, const Plan& plan);
 bool enter(const Plan& plan, ChildError& e) noexcept;
 
+// For a rootless server, before it starts any thread: a user namespace of
+// its own, with its uid and gid mapped to themselves, and a mount namespace
+// it owns. Its ids and files are the same as before; what it gains is the
+// right to mount there, so its session workspaces can be tmpfs with a size
+// and inode quota instead of plain directories on the host's disk (a full
+// disk would also silence the audit log). The mounts vanish with the server.
+// Jails are then made inside this namespace, with the same id maps as before.
+Status own_namespaces_for_rootless_server();
+
 }  // namespace kiln::sandbox::user

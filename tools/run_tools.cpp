@@ -341,6 +341,7 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     sandbox::SandboxSpec spec;
     spec.workspace_dir = (*ws)->path();
     spec.network_fd = (*ws)->network_fd();
+    spec.group = (*ws)->group_name();
     spec.rootfs = config_.sandbox.rootfs;
     spec.stdin_data = req.stdin_data;
     spec.uid = config_.sandbox.uid;

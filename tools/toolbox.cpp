@@ -24,6 +24,16 @@ void apply_sandbox_overrides(security::Policy& policy, const Config& config) {
     policy.max_memory_bytes = std::max(policy.max_memory_bytes, policy.memory_bytes);
 }
 
+// A session's memory group holds its workspace (pages and the kernel memory
+// of max_files inodes and their dentries, about 1 KiB each on this kernel;
+// 2 KiB is allowed) and as many runs at their largest as may run at once.
+// Runs keep their own smaller limits; this one bounds what they leave behind.
+std::uint64_t session_memory_limit(const Config& config, const security::Policy& policy) {
+    constexpr std::uint64_t kInodeKernelBytes = 2048;
+    return config.workspace.size_bytes + config.workspace.max_files * kInodeKernelBytes +
+           std::uint64_t{config.workspace.max_runs_per_session} * policy.max_memory_bytes;
+}
+
 Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     std::unique_ptr<Toolbox> box(new Toolbox(config));
 
@@ -44,6 +54,7 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     apply_sandbox_overrides(box->policy_, config);
 
     sandbox::NativeOptions native{config.server.state_dir};
+    native.max_runs = config.workspace.max_runs_total;
     if (Status st = sandbox::reap_leftovers(native); !st) spdlog::warn("reaping leftovers: {}", st.error().what());
     auto runtime = sandbox::make_native_runtime(native);
     if (!runtime) return Error(runtime.error()).wrap("start the native sandbox runtime");
@@ -54,11 +65,14 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     WorkspaceOptions ws;
     ws.root_dir = config.server.state_dir + "/workspaces/" + std::to_string(::getpid());
     ws.size_bytes = config.workspace.size_bytes;
+    ws.max_files = config.workspace.max_files;
     ws.idle_ttl = config.workspace.idle_ttl;
     ws.max_sessions = config.workspace.max_sessions;
     ws.owner_uid = box->runtime_->capabilities().host_uid;
     ws.owner_gid = box->runtime_->capabilities().host_gid;
     ws.session_network = config.workspace.network == "session" && !box->runtime_->capabilities().rootless;
+    ws.runtime = box->runtime_.get();
+    ws.session_memory_bytes = session_memory_limit(config, box->policy_);
     box->workspaces_ = std::make_unique<WorkspaceManager>(ws);
     if (Status st = box->workspaces_->remove_leftovers(); !st)
         return Error(st.error()).wrap("prepare workspaces under " + ws.root_dir);

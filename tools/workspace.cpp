@@ -53,12 +53,14 @@ bool is_mountpoint(const std::string& path) {
 
 }  // namespace
 
-Workspace::Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota, bool session_network)
+Workspace::Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota, bool session_network,
+                     std::unique_ptr<sandbox::RunGroup> group)
     : path_(std::move(path)),
       dir_fd_(std::move(dir_fd)),
       ram_backed_(ram_backed),
       quota_(quota),
       session_network_(session_network),
+      group_(std::move(group)),
       last_used_(std::chrono::steady_clock::now()) {}
 
 Workspace::~Workspace() {
@@ -168,18 +170,10 @@ Result<std::shared_ptr<Workspace>> WorkspaceManager::create(const std::string& s
     std::string path = options_.root_dir + "/" + session_id;
     if (Status st = make_dir_private(path); !st) return st.error();
 
-    bool ram_backed = false;
-    if (::geteuid() == 0) {
-        std::string data = "size=" + std::to_string(options_.size_bytes) + ",mode=0700,uid=" +
-                           std::to_string(options_.owner_uid) + ",gid=" + std::to_string(options_.owner_gid);
-        if (::mount("kiln-workspace", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, data.c_str()) != 0) {
-            Error e = sys_error("mount tmpfs workspace at " + path, "the workspace quota needs a tmpfs");
-            (void)::rmdir(path.c_str());
-            return e;
-        }
-        ram_backed = true;
-    } else if (::chmod(path.c_str(), 0700) != 0) {
-        return sys_error("chmod " + path);
+    auto ram_backed = mount_quota(path);
+    if (!ram_backed) {
+        (void)::rmdir(path.c_str());
+        return ram_backed.error();
     }
     int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -187,8 +181,37 @@ Result<std::shared_ptr<Workspace>> WorkspaceManager::create(const std::string& s
         (void)destroy_workspace_dir(path);
         return e;
     }
-    return std::make_shared<Workspace>(path, UniqueFd(fd), ram_backed, ram_backed ? options_.size_bytes : 0,
-                                       options_.session_network);
+    UniqueFd dir_fd(fd);
+    std::unique_ptr<sandbox::RunGroup> group;
+    if (options_.runtime) {
+        auto g = options_.runtime->make_group("session-" + session_id, options_.session_memory_bytes);
+        if (!g) {
+            (void)destroy_workspace_dir(path);
+            return g.error().wrap("the session's memory group");
+        }
+        group = std::move(*g);
+    }
+    return std::make_shared<Workspace>(path, std::move(dir_fd), *ram_backed, *ram_backed ? options_.size_bytes : 0,
+                                       options_.session_network, std::move(group));
+}
+
+// The workspace's bound: a tmpfs of size_bytes and max_files inodes (an
+// inode costs kernel memory but no bytes of size). A rootless server can
+// mount one when it runs in namespaces of its own (kiln serve makes them,
+// sandbox/user.hpp); where it cannot, the workspace is a plain directory
+// without a quota, and says so (false).
+Result<bool> WorkspaceManager::mount_quota(const std::string& path) {
+    std::string data = "size=" + std::to_string(options_.size_bytes) + ",nr_inodes=" + std::to_string(options_.max_files) +
+                       ",mode=0700,uid=" + std::to_string(options_.owner_uid) + ",gid=" + std::to_string(options_.owner_gid);
+    if (::mount("kiln-workspace", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, data.c_str()) == 0) return true;
+    if (::geteuid() == 0 || errno != EPERM)
+        return sys_error("mount tmpfs workspace at " + path, "the workspace quota needs a tmpfs");
+    if (!warned_unbounded_.exchange(true))
+        spdlog::warn("workspaces are plain directories under {} with no size or file quota: this rootless server "
+                     "cannot mount (start it with `kiln serve`, which makes namespaces of its own, on a host "
+                     "that allows unprivileged user namespaces)", options_.root_dir);
+    if (::chmod(path.c_str(), 0700) != 0) return sys_error("chmod " + path);
+    return false;
 }
 
 Result<std::shared_ptr<Workspace>> WorkspaceManager::acquire(const std::string& session_id) {

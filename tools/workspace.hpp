@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -21,12 +22,14 @@
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
 #include "sandbox/net.hpp"
+#include "sandbox/runtime.hpp"
 
 namespace kiln::tools {
 
 struct WorkspaceOptions {
     std::string root_dir;  // <state_dir>/workspaces/<pid>: one per server process
     std::uint64_t size_bytes = 512ull << 20;
+    std::uint64_t max_files = 65536;  // the tmpfs's nr_inodes
     std::chrono::milliseconds idle_ttl{30 * 60 * 1000};
     unsigned max_sessions = 64;
     uid_t owner_uid = 0;  // host ids the jail's user maps to
@@ -34,11 +37,17 @@ struct WorkspaceOptions {
     // One loopback-only network namespace per session, shared by its runs
     // (root servers; sandbox/net.hpp). false: each run makes its own.
     bool session_network = false;
+    // When set, each session gets a RunGroup (sandbox/runtime.hpp) with
+    // this memory limit, so what its runs leave in the workspace (kernel
+    // memory included) stays charged to something bounded.
+    sandbox::Runtime* runtime = nullptr;
+    std::uint64_t session_memory_bytes = 0;
 };
 
 class Workspace {
 public:
-    Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota, bool session_network);
+    Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota, bool session_network,
+              std::unique_ptr<sandbox::RunGroup> group = nullptr);
     ~Workspace();
     Workspace(const Workspace&) = delete;
     Workspace& operator=(const Workspace&) = delete;
@@ -47,6 +56,9 @@ public:
     int dir_fd() const { return dir_fd_.get(); }
     bool ram_backed() const { return ram_backed_; }
     std::uint64_t quota_bytes() const { return quota_; }
+    // For SandboxSpec::group; empty when the session has no run group.
+    std::string group_name() const { return group_ ? group_->name() : std::string(); }
+    const sandbox::RunGroup* group() const { return group_.get(); }
     std::chrono::steady_clock::time_point last_used() const;
     void touch();
 
@@ -65,6 +77,7 @@ private:
     std::uint64_t quota_;
     bool session_network_;
     std::unique_ptr<sandbox::net::Namespace> network_;
+    std::unique_ptr<sandbox::RunGroup> group_;  // removed after the files are gone
     mutable std::mutex mutex_;
     std::chrono::steady_clock::time_point last_used_;
 };
@@ -94,10 +107,12 @@ public:
 
 private:
     Result<std::shared_ptr<Workspace>> create(const std::string& session_id);
+    Result<bool> mount_quota(const std::string& path);
 
     WorkspaceOptions options_;
     mutable std::mutex mutex_;
     std::map<std::string, std::shared_ptr<Workspace>> live_;
+    std::atomic<bool> warned_unbounded_{false};
     std::jthread reaper_;  // last member: stops before the map goes away
 };
 

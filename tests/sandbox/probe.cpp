@@ -12,6 +12,8 @@
 //   probe socket                  "socket <errno>" for an AF_INET socket
 //   probe fork                    "fork <errno>"
 //   probe cat                     copies stdin to stdout
+//   probe budgets HOLD            takes all it can of each per-user kernel budget, prints
+//                                 "<budget> <count> <errno>", "holding", then holds for HOLD s
 //   probe forkbomb | memhog MB | spin | sleep SECONDS | daemon MARKER | flood BYTES | filltmp
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,8 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/inotify.h>
+#include <mqueue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -269,12 +273,76 @@ int filltmp() {
     }
 }
 
+// Per-user budgets (sandbox/ucounts.hpp): how much of each the kernel lets
+// this jail take. Everything stays held until the process exits, so a
+// second jail and the host can be tried while this one holds its all.
+int take_inotify(int& last_fd) {
+    int n = 0;
+    for (; n < 100000; ++n) {
+        int fd = inotify_init1(IN_CLOEXEC);
+        if (fd < 0) break;
+        last_fd = fd;
+    }
+    printf("inotify_instances %d %d\n", n, errno);
+    return n;
+}
+
+void take_inotify_watches(int ifd) {
+    int n = 0, err = 0;
+    char path[64];
+    for (; ifd >= 0 && n < 300000; ++n) {
+        snprintf(path, sizeof path, "/tmp/w%d", n);
+        int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0) { err = errno; break; }
+        close(fd);
+        if (inotify_add_watch(ifd, path, IN_MODIFY) < 0) { err = errno; break; }
+    }
+    printf("inotify_watches %d %d\n", n, err);
+}
+
+void take_sigpending() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    int n = 0;
+    union sigval v {};
+    for (; n < 1000000; ++n)
+        if (sigqueue(getpid(), SIGRTMIN, v) != 0) break;
+    printf("sigpending %d %d\n", n, errno);
+}
+
+void take_mqueue() {
+    int n = 0;
+    char name[32];
+    mq_attr attr {};
+    attr.mq_maxmsg = 10;
+    attr.mq_msgsize = 1024;
+    for (; n < 1000; ++n) {
+        snprintf(name, sizeof name, "/kiln-probe-%d", n);
+        if (mq_open(name, O_CREAT | O_RDWR | O_CLOEXEC, 0600, &attr) == (mqd_t)-1) break;
+    }
+    printf("mqueue %d %d\n", n, errno);
+}
+
+int budgets(int hold_seconds) {
+    int ifd = -1;
+    take_inotify(ifd);
+    take_inotify_watches(ifd);
+    take_sigpending();
+    take_mqueue();
+    printf("holding\n");
+    fflush(stdout);
+    if (hold_seconds > 0) sleep(static_cast<unsigned>(hold_seconds));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: probe report|syscalls|mounts|exists|write|connect-tcp|connect-abstract|socket|fork|cat|"
-                        "forkbomb|memhog|spin|sleep|daemon|flood|filltmp\n");
+                        "forkbomb|memhog|spin|sleep|daemon|flood|filltmp|budgets\n");
         return 2;
     }
     setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -304,6 +372,7 @@ int main(int argc, char** argv) {
     if (!strcmp(cmd, "daemon")) return daemon_(arg);
     if (!strcmp(cmd, "flood")) return flood(atol(arg));
     if (!strcmp(cmd, "filltmp")) return filltmp();
+    if (!strcmp(cmd, "budgets")) return budgets(atoi(arg));
     fprintf(stderr, "probe: unknown command %s\n", cmd);
     return 2;
 }

@@ -1,0 +1,79 @@
+#include "sandbox/ucounts.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+
+namespace kiln::sandbox::ucounts {
+namespace {
+
+constexpr const char* kUserSysctls = "/proc/sys/user/";
+
+std::uint64_t read_host_value(const std::string& path, std::uint64_t fallback) {
+    std::ifstream in(path);
+    std::uint64_t v = 0;
+    return (in >> v) ? v : fallback;
+}
+
+rlim_t own_rlimit(int resource, rlim_t fallback) {
+    rlimit r{};
+    if (::getrlimit(resource, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return fallback;
+    return r.rlim_cur;
+}
+
+void add(Plan& p, const char* name, std::uint64_t value) {
+    p.sysctls[p.count++] = Sysctl{std::string(kUserSysctls) + name, std::to_string(value)};
+}
+
+}  // namespace
+
+std::uint64_t share(std::uint64_t host, unsigned max_runs, std::uint64_t floor) {
+    std::uint64_t runs = std::max(1u, max_runs);
+    std::uint64_t s = host / (2 * runs);
+    return std::min(host, std::max(s, floor));
+}
+
+Plan prepare(unsigned max_runs) {
+    Plan p;
+    // A program may watch files (a test runner's watch mode, a dev server);
+    // it never needs more than a handful of instances.
+    add(p, "max_inotify_instances", share(read_host_value("/proc/sys/user/max_inotify_instances", 128), max_runs, 1));
+    add(p, "max_inotify_watches", share(read_host_value("/proc/sys/user/max_inotify_watches", 8192), max_runs, 16));
+    // Seccomp denies fanotify_init and every way to make a namespace; these
+    // zeros hold even if a profile ever lets one through.
+    for (const char* none : {"max_fanotify_groups", "max_fanotify_marks", "max_user_namespaces", "max_mnt_namespaces",
+                             "max_pid_namespaces", "max_net_namespaces", "max_ipc_namespaces", "max_uts_namespaces",
+                             "max_cgroup_namespaces", "max_time_namespaces"})
+        add(p, none, 0);
+    p.sigpending = share(own_rlimit(RLIMIT_SIGPENDING, 4096), max_runs, 16);
+    p.msgqueue_bytes = share(own_rlimit(RLIMIT_MSGQUEUE, 819200), max_runs, 8192);
+    p.memlock_bytes = share(own_rlimit(RLIMIT_MEMLOCK, 8u << 20), max_runs, 64u << 10);
+    return p;
+}
+
+bool open_files(const Plan& plan, Files& fds, ChildError& e) noexcept {
+    fds.fill(-1);
+    for (std::size_t i = 0; i < plan.count; ++i) {
+        const Sysctl& s = plan.sysctls[i];
+        fds[i] = ::open(s.path.c_str(), O_WRONLY | O_CLOEXEC);
+        // A kernel without this counter has nothing to bound.
+        if (fds[i] < 0 && errno != ENOENT) return fail(e, "open", s.path.c_str());
+    }
+    return true;
+}
+
+bool enter(const Plan& plan, Files& fds, ChildError& e) noexcept {
+    for (std::size_t i = 0; i < plan.count; ++i) {
+        if (fds[i] < 0) continue;
+        const Sysctl& s = plan.sysctls[i];
+        bool ok = write_all(fds[i], s.value.data(), s.value.size());
+        ::close(fds[i]);
+        fds[i] = -1;
+        if (!ok) return fail(e, "write", s.path.c_str());
+    }
+    return true;
+}
+
+}  // namespace kiln::sandbox::ucounts
