@@ -150,6 +150,7 @@ const std::vector<Key>& schema() {
         size_key("sandbox.output_cap", "bytes kept of stdout and of stderr", &Config::sandbox, &SandboxConfig::output_cap_bytes, 1 * KiB, 256 * MiB),
         uint_key("sandbox.uid", "uid the code runs as inside the jail", &Config::sandbox, &SandboxConfig::uid, 1, 4294967294u),
         uint_key("sandbox.gid", "gid the code runs as inside the jail", &Config::sandbox, &SandboxConfig::gid, 1, 4294967294u),
+        uint_key("sandbox.host_ids", "first host uid/gid of the range a root server gives sessions, one each (workspace.max_sessions + workspace.max_runs_total of them)", &Config::sandbox, &SandboxConfig::host_ids, 1000, 4000000000u),
         string_key("policy.preset", "policy preset", &Config::policy, &PolicyConfig::preset, {"permissive", "balanced", "strict", "paranoid"}),
         string_key("policy.file", "YAML file that overrides the preset", &Config::policy, &PolicyConfig::file),
         string_key("policy.validation", "enforce decisions, warn only, or skip the validator", &Config::policy, &PolicyConfig::validation, {"enforce", "warn", "off"}),

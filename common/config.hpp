@@ -38,6 +38,11 @@ struct SandboxConfig {
     std::uint64_t output_cap_bytes = 1ull << 20;
     unsigned uid = 65534;
     unsigned gid = 65534;
+    // A root server maps each session's jails (and owns its workspace files)
+    // to host uid and gid host_ids + N, one N per session: the kernel keeps
+    // some budgets per host user (pipe buffers, epoll watches), and this way
+    // no session's jails spend another's. Unused by any account by default.
+    unsigned host_ids = 0x70000000;
 };
 
 struct PolicyConfig {

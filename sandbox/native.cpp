@@ -572,7 +572,11 @@ Result<JailPlan> NativeRuntime::plan_for(const SandboxSpec& spec) const {
     auto mounts = mount::prepare(spec);
     if (!mounts) return mounts.error();
     plan.mounts = std::move(*mounts);
-    plan.user = user::prepare(spec.uid, spec.gid, caps_.host_uid, caps_.host_gid, caps_.rootless);
+    const unsigned host_uid = spec.host_uid ? spec.host_uid : caps_.host_uid;
+    const unsigned host_gid = spec.host_gid ? spec.host_gid : caps_.host_gid;
+    if (caps_.rootless && (host_uid != caps_.host_uid || host_gid != caps_.host_gid))
+        return make_error("sandbox spec", "host_uid/host_gid: a rootless server can map the jail only to its own ids", EINVAL);
+    plan.user = user::prepare(spec.uid, spec.gid, host_uid, host_gid, caps_.rootless);
     plan.caps = caps_plan_;
     plan.rlimits = rlimits::prepare(spec.limits, !cgroups_, budgets_);
     plan.budgets = &budgets_;

@@ -69,6 +69,9 @@ struct SandboxSpec {
     // root server only) instead of a fresh one per run; -1: a fresh one.
     int network_fd = -1;
     unsigned uid = 65534, gid = 65534;  // ids inside the jail
+    // Host ids the jail's ids map to; 0: the runtime's (HostCapabilities::
+    // host_uid). A root server gives each session its own (tools/workspace).
+    unsigned host_uid = 0, host_gid = 0;
     // A RunGroup's name (Runtime::make_group): the run's cgroup is made
     // inside it. Empty: directly in the server's.
     std::string group;

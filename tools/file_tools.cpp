@@ -27,7 +27,7 @@ protected:
     Result<std::shared_ptr<Workspace>> workspace(const CallContext& ctx) const {
         return workspaces_.acquire(ctx.session ? ctx.session->id : "default");
     }
-    wsfs::Owner owner() const { return {workspaces_.options().owner_uid, workspaces_.options().owner_gid}; }
+    static wsfs::Owner owner(const Workspace& ws) { return {ws.owner_uid(), ws.owner_gid()}; }
 
     static ToolResult fail(const std::string& tool, const Error& e) { return ToolResult::error(tool + ": " + e.what()); }
 
@@ -65,7 +65,7 @@ public:
                                      format_size(limits_.max_write_bytes) + " per file");
         auto ws = workspace(ctx);
         if (!ws) return fail("write_file", ws.error());
-        if (Status st = wsfs::write_file((*ws)->dir_fd(), *path, content, owner()); !st) return fail("write_file", st.error());
+        if (Status st = wsfs::write_file((*ws)->dir_fd(), *path, content, owner(**ws)); !st) return fail("write_file", st.error());
         json sc = {{"path", *path}, {"bytes_written", content.size()}};
         return {"Wrote " + std::to_string(content.size()) + " bytes to /workspace/" + *path, sc, false, {}};
     }

@@ -342,6 +342,8 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     spec.workspace_dir = (*ws)->path();
     spec.network_fd = (*ws)->network_fd();
     spec.group = (*ws)->group_name();
+    spec.host_uid = (*ws)->owner_uid();
+    spec.host_gid = (*ws)->owner_gid();
     spec.rootfs = config_.sandbox.rootfs;
     spec.stdin_data = req.stdin_data;
     spec.uid = config_.sandbox.uid;

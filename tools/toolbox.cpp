@@ -72,6 +72,9 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     ws.owner_gid = box->runtime_->capabilities().host_gid;
     ws.session_network = config.workspace.network == "session" && !box->runtime_->capabilities().rootless;
     ws.runtime = box->runtime_.get();
+    if (!box->runtime_->capabilities().rootless)
+        ws.session_ids = std::make_shared<HostIdPool>(config.sandbox.host_ids,
+                                                      config.workspace.max_sessions + config.workspace.max_runs_total);
     ws.session_memory_bytes = session_memory_limit(config, box->policy_);
     box->workspaces_ = std::make_unique<WorkspaceManager>(ws);
     if (Status st = box->workspaces_->remove_leftovers(); !st)

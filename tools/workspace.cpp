@@ -53,20 +53,38 @@ bool is_mountpoint(const std::string& path) {
 
 }  // namespace
 
+std::optional<unsigned> HostIdPool::take() {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < used_.size(); ++i) {
+        if (used_[i]) continue;
+        used_[i] = true;
+        return base_ + static_cast<unsigned>(i);
+    }
+    return std::nullopt;
+}
+
+void HostIdPool::give_back(unsigned id) {
+    std::lock_guard lock(mutex_);
+    if (id >= base_ && id - base_ < used_.size()) used_[id - base_] = false;
+}
+
 Workspace::Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota, bool session_network,
-                     std::unique_ptr<sandbox::RunGroup> group)
+                     std::unique_ptr<sandbox::RunGroup> group, Owner owner)
     : path_(std::move(path)),
       dir_fd_(std::move(dir_fd)),
       ram_backed_(ram_backed),
       quota_(quota),
       session_network_(session_network),
       group_(std::move(group)),
+      owner_(std::move(owner)),
       last_used_(std::chrono::steady_clock::now()) {}
 
 Workspace::~Workspace() {
     dir_fd_.reset();
     if (Status st = destroy_workspace_dir(path_); !st)
         spdlog::error("workspace {} not fully removed: {}", path_, st.error().what());
+    // Its files are gone (or leaked and logged): the ids may serve another session.
+    if (owner_.pool) owner_.pool->give_back(owner_.uid);
 }
 
 std::chrono::steady_clock::time_point Workspace::last_used() const {
@@ -170,15 +188,22 @@ Result<std::shared_ptr<Workspace>> WorkspaceManager::create(const std::string& s
     std::string path = options_.root_dir + "/" + session_id;
     if (Status st = make_dir_private(path); !st) return st.error();
 
-    auto ram_backed = mount_quota(path);
+    auto owner = take_owner();
+    if (!owner) {
+        (void)::rmdir(path.c_str());
+        return owner.error();
+    }
+    auto ram_backed = mount_quota(path, *owner);
     if (!ram_backed) {
         (void)::rmdir(path.c_str());
+        if (owner->pool) owner->pool->give_back(owner->uid);
         return ram_backed.error();
     }
     int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         Error e = sys_error("open workspace " + path);
         (void)destroy_workspace_dir(path);
+        if (owner->pool) owner->pool->give_back(owner->uid);
         return e;
     }
     UniqueFd dir_fd(fd);
@@ -187,12 +212,22 @@ Result<std::shared_ptr<Workspace>> WorkspaceManager::create(const std::string& s
         auto g = options_.runtime->make_group("session-" + session_id, options_.session_memory_bytes);
         if (!g) {
             (void)destroy_workspace_dir(path);
+            if (owner->pool) owner->pool->give_back(owner->uid);
             return g.error().wrap("the session's memory group");
         }
         group = std::move(*g);
     }
     return std::make_shared<Workspace>(path, std::move(dir_fd), *ram_backed, *ram_backed ? options_.size_bytes : 0,
-                                       options_.session_network, std::move(group));
+                                       options_.session_network, std::move(group), std::move(*owner));
+}
+
+Result<Workspace::Owner> WorkspaceManager::take_owner() {
+    if (!options_.session_ids) return Workspace::Owner{options_.owner_uid, options_.owner_gid, nullptr};
+    auto id = options_.session_ids->take();
+    if (!id)
+        return make_error("create workspace", "every host id of sandbox.host_ids is in use (workspaces still held by "
+                                              "finishing runs); try again when a run ends");
+    return Workspace::Owner{*id, *id, options_.session_ids};
 }
 
 // The workspace's bound: a tmpfs of size_bytes and max_files inodes (an
@@ -200,9 +235,9 @@ Result<std::shared_ptr<Workspace>> WorkspaceManager::create(const std::string& s
 // mount one when it runs in namespaces of its own (kiln serve makes them,
 // sandbox/user.hpp); where it cannot, the workspace is a plain directory
 // without a quota, and says so (false).
-Result<bool> WorkspaceManager::mount_quota(const std::string& path) {
+Result<bool> WorkspaceManager::mount_quota(const std::string& path, const Workspace::Owner& owner) {
     std::string data = "size=" + std::to_string(options_.size_bytes) + ",nr_inodes=" + std::to_string(options_.max_files) +
-                       ",mode=0700,uid=" + std::to_string(options_.owner_uid) + ",gid=" + std::to_string(options_.owner_gid);
+                       ",mode=0700,uid=" + std::to_string(owner.uid) + ",gid=" + std::to_string(owner.gid);
     if (::mount("kiln-workspace", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, data.c_str()) == 0) return true;
     if (::geteuid() == 0 || errno != EPERM)
         return sys_error("mount tmpfs workspace at " + path, "the workspace quota needs a tmpfs");

@@ -17,7 +17,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
@@ -26,14 +28,32 @@
 
 namespace kiln::tools {
 
+// Host ids for sessions: a root server maps each session's jails to ids of
+// their own (SandboxSpec::host_uid), so the budgets the kernel keeps per
+// host user (pipe buffer pages, epoll watches) are per session.
+class HostIdPool {
+public:
+    HostIdPool(unsigned base, unsigned count) : base_(base), used_(count, false) {}
+    // An unused id (the same number for uid and gid), or nothing when all are taken.
+    std::optional<unsigned> take();
+    void give_back(unsigned id);
+
+private:
+    std::mutex mutex_;
+    unsigned base_;
+    std::vector<bool> used_;
+};
+
 struct WorkspaceOptions {
     std::string root_dir;  // <state_dir>/workspaces/<pid>: one per server process
     std::uint64_t size_bytes = 512ull << 20;
     std::uint64_t max_files = 65536;  // the tmpfs's nr_inodes
     std::chrono::milliseconds idle_ttl{30 * 60 * 1000};
     unsigned max_sessions = 64;
-    uid_t owner_uid = 0;  // host ids the jail's user maps to
+    uid_t owner_uid = 0;  // host ids the jail's user maps to, when there is no pool
     gid_t owner_gid = 0;
+    // Root: each session's own host ids (owner of its files, its jails' ids).
+    std::shared_ptr<HostIdPool> session_ids;
     // One loopback-only network namespace per session, shared by its runs
     // (root servers; sandbox/net.hpp). false: each run makes its own.
     bool session_network = false;
@@ -46,8 +66,14 @@ struct WorkspaceOptions {
 
 class Workspace {
 public:
+    // The host ids that own its files and that its jails map to.
+    struct Owner {
+        uid_t uid = 0;
+        gid_t gid = 0;
+        std::shared_ptr<HostIdPool> pool;  // given back to it on destruction
+    };
     Workspace(std::string path, UniqueFd dir_fd, bool ram_backed, std::uint64_t quota, bool session_network,
-              std::unique_ptr<sandbox::RunGroup> group = nullptr);
+              std::unique_ptr<sandbox::RunGroup> group, Owner owner);
     ~Workspace();
     Workspace(const Workspace&) = delete;
     Workspace& operator=(const Workspace&) = delete;
@@ -57,6 +83,8 @@ public:
     bool ram_backed() const { return ram_backed_; }
     std::uint64_t quota_bytes() const { return quota_; }
     // For SandboxSpec::group; empty when the session has no run group.
+    uid_t owner_uid() const { return owner_.uid; }
+    gid_t owner_gid() const { return owner_.gid; }
     std::string group_name() const { return group_ ? group_->name() : std::string(); }
     const sandbox::RunGroup* group() const { return group_.get(); }
     std::chrono::steady_clock::time_point last_used() const;
@@ -78,6 +106,7 @@ private:
     bool session_network_;
     std::unique_ptr<sandbox::net::Namespace> network_;
     std::unique_ptr<sandbox::RunGroup> group_;  // removed after the files are gone
+    Owner owner_;
     mutable std::mutex mutex_;
     std::chrono::steady_clock::time_point last_used_;
 };
@@ -107,7 +136,8 @@ public:
 
 private:
     Result<std::shared_ptr<Workspace>> create(const std::string& session_id);
-    Result<bool> mount_quota(const std::string& path);
+    Result<bool> mount_quota(const std::string& path, const Workspace::Owner& owner);
+    Result<Workspace::Owner> take_owner();
 
     WorkspaceOptions options_;
     mutable std::mutex mutex_;
