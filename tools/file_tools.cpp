@@ -133,7 +133,8 @@ public:
                                                                  {"type", {{"type", "string"}, {"enum", {"file", "directory", "symlink", "other"}}}},
                                                                  {"size", {{"type", "integer"}}}},
                                                                 {"path", "type", "size"})}}},
-                           {"truncated", {{"type", "boolean"}}}},
+                           {"truncated", {{"type", "boolean"}}},
+                           {"truncated_reason", {{"type", "string"}, {"enum", {"entries", "bytes", "depth", "changed"}}}}},
                           {"path", "entries", "truncated"}),
             {true, false, true, false}};
         return d;
@@ -143,19 +144,43 @@ public:
         if (!path) return fail("list_files", path.error());
         auto ws = workspace(ctx);
         if (!ws) return fail("list_files", ws.error());
-        bool truncated = false;
-        auto entries = wsfs::list((*ws)->dir_fd(), *path, args.value("recursive", false), limits_.max_list_entries, &truncated);
-        if (!entries) return fail("list_files", entries.error());
+        wsfs::ListLimits limits{limits_.max_list_entries, limits_.max_list_bytes / 2, limits_.max_list_depth};
+        auto listing = wsfs::list((*ws)->dir_fd(), *path, args.value("recursive", false), limits);
+        if (!listing) return fail("list_files", listing.error());
         json list = json::array();
         std::string text;
-        for (const auto& e : *entries) {
+        for (const auto& e : listing->entries) {
             list.push_back({{"path", e.path}, {"type", e.type}, {"size", e.size}});
             text += e.path + (e.type == "directory" ? "/" : "") +
                     (e.type == "file" ? "  (" + std::to_string(e.size) + " bytes)" : e.type == "symlink" ? "  (symlink)" : "") + "\n";
         }
-        if (entries->empty()) text = "(empty)\n";
-        if (truncated) text += "[listing stopped at " + std::to_string(limits_.max_list_entries) + " entries]\n";
-        return {text, {{"path", *path}, {"entries", list}, {"truncated", truncated}}, false, {}};
+        if (listing->entries.empty()) text = "(empty)\n";
+        json sc = {{"path", *path}, {"entries", list}, {"truncated", listing->truncated != wsfs::Truncation::None}};
+        if (listing->truncated != wsfs::Truncation::None) {
+            sc["truncated_reason"] = wsfs::to_string(listing->truncated);
+            text += truncation_note(listing->truncated);
+        }
+        return {text, sc, false, {}};
+    }
+
+private:
+    std::string truncation_note(wsfs::Truncation why) const {
+        switch (why) {
+            case wsfs::Truncation::None: return "";
+            case wsfs::Truncation::Entries:
+                return "[listing stopped at " + std::to_string(limits_.max_list_entries) +
+                       " entries; list a subdirectory to see more]\n";
+            case wsfs::Truncation::Bytes:
+                return "[listing stopped at " + format_size(limits_.max_list_bytes) +
+                       " of response; list a subdirectory to see more]\n";
+            case wsfs::Truncation::Depth:
+                return "[directories " + std::to_string(limits_.max_list_depth) +
+                       " levels down were listed but not entered; list one of them to see more]\n";
+            case wsfs::Truncation::Changed:
+                return "[listing stopped: a directory moved while it was listed (a run is changing the tree); "
+                       "list again]\n";
+        }
+        return "";
     }
 };
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "tools/workspace_fs.hpp"
@@ -143,41 +144,77 @@ WorkspaceManager::~WorkspaceManager() {
     (void)::rmdir(options_.root_dir.c_str());  // only if empty: a run may still hold one
 }
 
+namespace {
+
+std::vector<std::string> names_in(int dir_fd) {
+    std::vector<std::string> names;
+    int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return names;
+    if (DIR* d = ::fdopendir(fd)) {
+        while (struct dirent* e = ::readdir(d))
+            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+        ::closedir(d);
+    } else {
+        ::close(fd);
+    }
+    return names;
+}
+
+bool belongs_to_live_server(const std::string& name) {
+    bool numeric = !name.empty() && name.size() < 10 && name.find_first_not_of("0123456789") == std::string::npos;
+    if (!numeric) return false;
+    pid_t pid = static_cast<pid_t>(std::stol(name));
+    return pid != ::getpid() && (::kill(pid, 0) == 0 || errno == EPERM);
+}
+
+// Removes <parent>/<name> of a server that is gone, with each workspace in
+// it (each may be a mounted tmpfs: unmounted before deleting).
+Status remove_leftover(const std::string& path) {
+    if (is_mountpoint(path)) (void)::umount2(path.c_str(), MNT_DETACH);
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? Status{} : sys_error("open " + path);
+    UniqueFd guard(fd);
+    for (const auto& w : names_in(fd))
+        if (Status st = destroy_workspace_dir(path + "/" + w); !st) return st;
+    if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return sys_error("rmdir " + path);
+    return {};
+}
+
+// A leftover the server cannot remove (an immutable file, a mount that
+// stays busy, a file it has no permission for) is renamed aside, once, and
+// left to the operator: a server that refused to start over it could not
+// be restarted until someone cleaned up by hand.
+void set_aside(const std::string& path, const Error& why) {
+    if (path.find(".stale-") != std::string::npos) {
+        spdlog::warn("leftover workspaces {} still cannot be removed ({}); left in place for the operator", path,
+                     why.what());
+        return;
+    }
+    std::string aside = path + ".stale-" + std::to_string(::time(nullptr));
+    if (::rename(path.c_str(), aside.c_str()) == 0)
+        spdlog::warn("leftover workspaces {} cannot be removed ({}); moved to {}, remove it by hand", path, why.what(),
+                     aside);
+    else
+        spdlog::warn("leftover workspaces {} cannot be removed ({}) nor moved aside ({}); carrying on", path,
+                     why.what(), std::strerror(errno));
+}
+
+}  // namespace
+
 // Each server keeps its workspaces under <root_dir>/<pid>, so several
 // servers can share one state dir; a directory whose pid is gone belongs to
-// a server that crashed, and is removed.
+// a server that crashed, and is removed (or set aside, if it cannot be).
 Status WorkspaceManager::remove_leftovers() {
     std::string parent = options_.root_dir.substr(0, options_.root_dir.rfind('/'));
     if (Status st = make_dirs(parent); !st) return st;
-    DIR* dir = ::opendir(parent.c_str());
-    if (!dir) return sys_error("open " + parent);
-    std::vector<std::string> names;
-    while (struct dirent* d = ::readdir(dir))
-        if (std::strcmp(d->d_name, ".") != 0 && std::strcmp(d->d_name, "..") != 0) names.emplace_back(d->d_name);
-    ::closedir(dir);
-    for (const auto& n : names) {
+    int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return sys_error("open " + parent);
+    UniqueFd guard(fd);
+    for (const auto& n : names_in(fd)) {
+        if (belongs_to_live_server(n)) continue;
         std::string path = parent + "/" + n;
-        bool numeric = !n.empty() && n.find_first_not_of("0123456789") == std::string::npos;
-        if (numeric) {
-            pid_t pid = static_cast<pid_t>(std::stol(n));
-            bool alive = pid != ::getpid() && (::kill(pid, 0) == 0 || errno == EPERM);
-            if (alive) continue;
-        }
         spdlog::info("removing leftover workspaces {}", path);
-        if (is_mountpoint(path)) (void)::umount2(path.c_str(), MNT_DETACH);
-        int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) continue;
-        UniqueFd guard(fd);
-        // Each entry may be a mounted tmpfs workspace: unmount before deleting.
-        std::vector<std::string> inner;
-        if (DIR* d = ::fdopendir(::dup(fd))) {
-            while (struct dirent* e = ::readdir(d))
-                if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) inner.emplace_back(e->d_name);
-            ::closedir(d);
-        }
-        for (const auto& w : inner)
-            if (Status st = destroy_workspace_dir(path + "/" + w); !st) return st;
-        if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return sys_error("rmdir " + path);
+        if (Status st = remove_leftover(path); !st) set_aside(path, st.error());
     }
     return make_dirs(options_.root_dir);
 }

@@ -47,15 +47,47 @@ struct Entry {
     std::string type;  // "file", "directory", "symlink", "other"
     std::uint64_t size = 0;
 };
-// Lists a directory (recursively on request) without following symlinks.
-// Stops at max_entries and says so.
-Result<std::vector<Entry>> list(int root_fd, const std::string& path, bool recursive, std::size_t max_entries,
-                                bool* truncated);
+
+// A run can build a directory chain 100,000 levels deep in two seconds, with
+// names of 255 bytes, so a listing's paths grow with the square of its
+// depth. Every listing is bounded in entries, in bytes and in depth.
+inline constexpr std::size_t kMaxListDepth = 64;
+// Each entry costs its path plus this much for its type and size.
+inline constexpr std::size_t kListEntryOverhead = 48;
+
+struct ListLimits {
+    std::size_t max_entries = 10'000;
+    std::size_t max_bytes = 512 << 10;  // sum of path sizes + kListEntryOverhead each
+    std::size_t max_depth = kMaxListDepth;  // levels below the listed directory
+};
+
+// Why a listing is incomplete.
+enum class Truncation {
+    None,
+    Entries,  // max_entries reached
+    Bytes,    // max_bytes reached
+    Depth,    // directories at max_depth were listed but not entered
+    Changed,  // a directory moved while it was walked (a run is changing the tree)
+};
+const char* to_string(Truncation t);
+
+struct Listing {
+    std::vector<Entry> entries;
+    Truncation truncated = Truncation::None;
+};
+
+// Lists a directory (recursively on request) without following symlinks or
+// crossing into another filesystem. The walk holds two descriptors at most
+// and no native recursion, whatever the depth.
+Result<Listing> list(int root_fd, const std::string& path, bool recursive, const ListLimits& limits);
 
 // Removes a file, symlink or directory tree. The workspace root itself
 // cannot be removed (use reset).
 Status remove(int root_fd, const std::string& path);
-// Empties a directory (the workspace root on reset).
+// Empties a directory (the workspace root on reset) of any depth with two
+// descriptors at most and no native recursion. It never climbs above
+// dir_fd: a directory moved while the walk is inside it is noticed on the
+// way back up and the walk starts again from dir_fd.
 Status remove_contents(int dir_fd);
 
 }  // namespace kiln::tools::wsfs

@@ -64,11 +64,11 @@ TEST_CASE("write, read, list and remove stay inside the workspace") {
     CHECK(part->truncated);
     CHECK(part->size == 5);
 
-    bool truncated = false;
-    auto entries = wsfs::list(s.fd.get(), ".", true, 100, &truncated);
-    REQUIRE(entries.ok());
-    CHECK(entries->size() == 3);
-    CHECK(entries->at(2).path == "dir/sub/hello.txt");
+    auto listing = wsfs::list(s.fd.get(), ".", true, {});
+    REQUIRE(listing.ok());
+    CHECK(listing->truncated == wsfs::Truncation::None);
+    REQUIRE(listing->entries.size() == 3);
+    CHECK(listing->entries.at(2).path == "dir/sub/hello.txt");
 
     REQUIRE(wsfs::remove(s.fd.get(), "dir").ok());
     CHECK_FALSE(fs::exists(s.ws / "dir"));
@@ -93,11 +93,10 @@ TEST_CASE("symlinks that lead outside are refused by the kernel") {
     std::fclose(f);
     CHECK(std::string(buf) == "top secret");
     // Listing does not follow the link either.
-    bool truncated = false;
-    auto entries = wsfs::list(s.fd.get(), ".", true, 100, &truncated);
-    REQUIRE(entries.ok());
-    for (const auto& e : *entries) CHECK(e.type == "symlink");
-    CHECK_FALSE(wsfs::list(s.fd.get(), "etc", false, 100, &truncated).ok());
+    auto listing = wsfs::list(s.fd.get(), ".", true, {});
+    REQUIRE(listing.ok());
+    for (const auto& e : listing->entries) CHECK(e.type == "symlink");
+    CHECK_FALSE(wsfs::list(s.fd.get(), "etc", false, {}).ok());
     // Removing the link removes the link, not the target.
     REQUIRE(wsfs::remove(s.fd.get(), "abs").ok());
     CHECK(fs::exists(s.base / "secret.txt"));
