@@ -160,8 +160,8 @@ bool allocation_unsupported(int err) { return err == EOPNOTSUPP || err == ENOSYS
 
 // Gives the reserve of a file rotated away back to the filesystem. ext4
 // ignores a hole punched past the end of a file but frees those blocks on a
-// truncate to the same size; tmpfs frees them either way; the punch is for
-// filesystems that only honour that.
+// truncate to the same size, and so does tmpfs (both measured on Linux
+// 6.18); the punch is for filesystems that only honour that.
 void release_reserve(int fd) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) return;
@@ -234,6 +234,7 @@ public:
     Result<AuditRef> commit_line(const nlohmann::json& record, const std::string& line);
     Status write_line(const std::string& line);
     ReserveChange renew_reserve();
+    ReserveChange reserve_failed(int err);
     nlohmann::json reserve_record(ReserveChange change) const;
     Status keep_reserve();
     void retry_reserve();
@@ -503,9 +504,9 @@ ReserveChange AuditLog::Impl::renew_reserve() {
     std::uint64_t target = need + cfg.reserve_bytes / 8;
     int err = from < target ? allocate_past_end(file->get(), from, target - from) : 0;
     // Short of the slack, not of the reserve: allocate just what is due.
-    if (err == ENOSPC && from < need) {
-        target = need;
-        err = allocate_past_end(file->get(), from, target - from);
+    if (err == ENOSPC) {
+        target = std::max(need, reserved_end);
+        err = from < need ? allocate_past_end(file->get(), from, need - from) : 0;
     }
     if (err == 0) {
         reserved_end = target;
@@ -514,7 +515,13 @@ ReserveChange AuditLog::Impl::renew_reserve() {
         spdlog::warn("audit log {}: its reserve of {} bytes is in place again", cfg.path, cfg.reserve_bytes);
         return ReserveChange::kRenewed;
     }
-    std::uint64_t room = reserved_end > file_size ? reserved_end - file_size : 0;
+    return reserve_failed(err);
+}
+
+// A renewal failed with `err`: the filesystem cannot allocate ahead at all,
+// or it is full (or over quota) and the log is now unhealthy.
+ReserveChange AuditLog::Impl::reserve_failed(int err) {
+    const std::uint64_t room = reserved_end > file_size ? reserved_end - file_size : 0;
     if (allocation_unsupported(err)) {
         reserve_state = ReserveState::kUnsupported;
         reserve_error = make_error("reserve space for audit log " + cfg.path,
