@@ -163,6 +163,7 @@ const std::vector<Key>& schema() {
         string_key("audit.seal_key_file", "file holding the AES-256-GCM key that seals code", &Config::audit, &AuditConfig::seal_key_file),
         size_key("audit.rotate_bytes", "rotate the log past this size (0: never)", &Config::audit, &AuditConfig::rotate_bytes, 0, 1024 * GiB),
         size_key("audit.code_max_bytes", "bytes of code kept in a record", &Config::audit, &AuditConfig::code_max_bytes, 0, 16 * MiB),
+        size_key("audit.reserve_bytes", "disk space kept allocated past the log's end for the records of calls in flight", &Config::audit, &AuditConfig::reserve_bytes, 64 * KiB, kMaxAuditReserveBytes),
         size_key("workspace.size", "tmpfs quota of each session's workspace", &Config::workspace, &WorkspaceConfig::size_bytes, 1 * MiB, 64 * GiB),
         uint_key("workspace.max_files", "files, directories and links a workspace may hold (its inodes: they cost kernel memory, not size)", &Config::workspace, &WorkspaceConfig::max_files, 64, 16'000'000),
         duration_key("workspace.idle_ttl", "idle time after which a workspace is destroyed", &Config::workspace, &WorkspaceConfig::idle_ttl, milliseconds(1000), milliseconds(7 * 86'400'000LL)),

@@ -51,6 +51,10 @@ struct PolicyConfig {
     std::string validation = "enforce";  // enforce | warn | off
 };
 
+// Upper bound of audit.reserve_bytes; the audit log also gives back up to
+// this much past the end of a file it rotates away.
+inline constexpr std::uint64_t kMaxAuditReserveBytes = 1ull << 30;
+
 struct AuditConfig {
     std::string path;               // default: <state_dir>/audit.jsonl
     std::string fsync = "always";   // always | batch | never
@@ -61,6 +65,9 @@ struct AuditConfig {
     std::string seal_key_file;
     std::uint64_t rotate_bytes = 0;  // 0: no rotation
     std::uint64_t code_max_bytes = 64ull << 10;
+    // Disk space kept allocated past the log's end, so the records of calls
+    // already admitted still land when something else fills the disk.
+    std::uint64_t reserve_bytes = 4ull << 20;
 };
 
 struct WorkspaceConfig {

@@ -24,6 +24,16 @@ namespace {
 
 enum class Durability { kAlways, kBatch, kNever };
 
+// The space kept allocated past the end of the active file (docs/audit.md,
+// "Disk full").
+enum class ReserveState {
+    kInForce,      // cfg.reserve_bytes are allocated past the end
+    kLow,          // could not be renewed: the log is unhealthy and writes into what is left
+    kUnsupported,  // the filesystem has no fallocate; the log runs without a reserve
+};
+// What a renewal changed, for the `reserve` record that tells a reviewer.
+enum class ReserveChange { kNone, kExhausted, kRenewed, kUnavailable };
+
 Result<Durability> parse_durability(const std::string& text) {
     if (text == "always") return Durability::kAlways;
     if (text == "batch") return Durability::kBatch;
@@ -134,6 +144,32 @@ Result<nlohmann::json> cut_torn_tail(int fd, const Tail& tail, const std::string
                           {"torn_prefix", cap_utf8(torn, 200)}};
 }
 
+// fallocate(2) with KEEP_SIZE: the blocks become the file's while its size,
+// which is all readers and `kiln audit verify` look at, stays the same.
+// Returns 0 or the errno.
+int allocate_past_end(int fd, std::uint64_t from, std::uint64_t len) {
+    while (::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(len)) != 0)
+        if (errno != EINTR) return errno;
+    return 0;
+}
+
+// Filesystems without fallocate (ramfs, some network and FUSE filesystems)
+// say so with these; anything else (ENOSPC, EDQUOT, EIO) is a reserve that
+// could not be made.
+bool allocation_unsupported(int err) { return err == EOPNOTSUPP || err == ENOSYS; }
+
+// Gives the reserve of a file rotated away back to the filesystem. ext4
+// ignores a hole punched past the end of a file but frees those blocks on a
+// truncate to the same size, and so does tmpfs (both measured on Linux
+// 6.18); the punch is for filesystems that only honour that.
+void release_reserve(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return;
+    (void)::ftruncate(fd, st.st_size);
+    (void)::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, st.st_size,
+                      static_cast<off_t>(kMaxAuditReserveBytes));
+}
+
 }  // namespace
 
 // Several processes (two editors each starting `kiln serve` on the same
@@ -175,6 +211,9 @@ public:
     bool healthy = true;
     std::string last_error;
     AuditStats stats;
+    ReserveState reserve_state = ReserveState::kInForce;
+    std::uint64_t reserved_end = 0;   // `file` is allocated up to here as far as this process knows
+    Error reserve_error;              // why the reserve is low or unsupported
 
     std::condition_variable flush_cv;
     bool stopping = false;
@@ -194,6 +233,12 @@ public:
     Result<AuditRef> append_locked(nlohmann::json& record, const PreparedCode* code);
     Result<AuditRef> commit_line(const nlohmann::json& record, const std::string& line);
     Status write_line(const std::string& line);
+    ReserveChange renew_reserve();
+    ReserveChange reserve_failed(int err);
+    nlohmann::json reserve_record(ReserveChange change) const;
+    Status keep_reserve();
+    void retry_reserve();
+    void note_write_succeeded();
     bool rotation_due(std::size_t line_size) const;
     Status rotate();
     Status sync_through(std::uint64_t seq);
@@ -345,6 +390,9 @@ Result<nlohmann::json> AuditLog::Impl::catch_up(const struct stat& st) {
     auto size = static_cast<std::uint64_t>(st.st_size);
     bool ours = st.st_dev == known_dev && st.st_ino == known_ino;
     if (ours && size == file_size) return nlohmann::json();
+    // Another writer, a cut torn line or a truncate from outside may have
+    // freed what this process reserved; the next renewal covers it again.
+    reserved_end = 0;
     // Our own failed write whose partial line could not be cut then: the
     // file is exactly as that write left it, so it is ours to trim.
     if (ours && partial_size != 0 && size == partial_size && ::ftruncate(file->get(), static_cast<off_t>(file_size)) == 0) {
@@ -389,7 +437,9 @@ Result<AuditRef> AuditLog::Impl::append_locked(nlohmann::json& record, const Pre
             if (Status st = rotate(); !st) return std::move(st).error();
             continue;  // the record is sealed again on the new file's head
         }
-        return commit_line(record, *line);
+        auto ref = commit_line(record, *line);
+        if (ref) (void)keep_reserve();  // a failed `reserve` record is logged; the caller's record is in
+        return ref;
     }
 }
 
@@ -428,6 +478,7 @@ Status AuditLog::Impl::write_line(const std::string& line) {
             // Never leave a partial line: it would glue two records
             // together. If it cannot be cut now, the next lock holder cuts it.
             if (done > 0 && ::ftruncate(fd, static_cast<off_t>(file_size)) != 0) partial_size = file_size + done;
+            reserved_end = 0;  // a truncate frees the blocks past the end
             return e;
         }
         done += static_cast<std::size_t>(n);
@@ -436,8 +487,121 @@ Status AuditLog::Impl::write_line(const std::string& line) {
     return {};
 }
 
+// Under mu and the file lock, after a write: keeps at least
+// cfg.reserve_bytes allocated past the end of the file, so the next records
+// land in blocks the filesystem has already handed over and ENOSPC cannot
+// reach them however full the disk gets. A renewal allocates an eighth more
+// than it must, so it runs once per reserve_bytes/8 written rather than per
+// record (on ext4 each fallocate costs about 4 us, a journal handle). A
+// renewal that fails leaves what is reserved in place: the log goes
+// unhealthy with nearly reserve_bytes of room still left for the calls
+// already admitted.
+ReserveChange AuditLog::Impl::renew_reserve() {
+    if (reserve_state == ReserveState::kUnsupported) return ReserveChange::kNone;
+    const std::uint64_t need = file_size + cfg.reserve_bytes;
+    if (reserve_state == ReserveState::kInForce && reserved_end >= need) return ReserveChange::kNone;
+    const std::uint64_t from = std::max(file_size, reserved_end);
+    std::uint64_t target = need + cfg.reserve_bytes / 8;
+    int err = from < target ? allocate_past_end(file->get(), from, target - from) : 0;
+    // Short of the slack, not of the reserve: allocate just what is due.
+    if (err == ENOSPC) {
+        target = std::max(need, reserved_end);
+        err = from < need ? allocate_past_end(file->get(), from, need - from) : 0;
+    }
+    if (err == 0) {
+        reserved_end = target;
+        if (reserve_state == ReserveState::kInForce) return ReserveChange::kNone;
+        reserve_state = ReserveState::kInForce;
+        spdlog::warn("audit log {}: its reserve of {} bytes is in place again", cfg.path, cfg.reserve_bytes);
+        return ReserveChange::kRenewed;
+    }
+    return reserve_failed(err);
+}
+
+// A renewal failed with `err`: the filesystem cannot allocate ahead at all,
+// or it is full (or over quota) and the log is now unhealthy.
+ReserveChange AuditLog::Impl::reserve_failed(int err) {
+    const std::uint64_t room = reserved_end > file_size ? reserved_end - file_size : 0;
+    if (allocation_unsupported(err)) {
+        reserve_state = ReserveState::kUnsupported;
+        reserve_error = make_error("reserve space for audit log " + cfg.path,
+                                   "its filesystem cannot allocate ahead (fallocate), so a disk filled by a run can "
+                                   "stop the log from recording; put audit.path on ext4, xfs or tmpfs",
+                                   err);
+        spdlog::warn("audit log {}: no reserve: {}", cfg.path, reserve_error.what());
+        return ReserveChange::kUnavailable;
+    }
+    reserve_error = make_error("renew the " + std::to_string(cfg.reserve_bytes) + "-byte reserve of audit log " + cfg.path,
+                               "free space on its filesystem (" + std::to_string(room) +
+                                   " bytes are still reserved for the records of calls already admitted)",
+                               err);
+    if (reserve_state == ReserveState::kLow) return ReserveChange::kNone;
+    reserve_state = ReserveState::kLow;
+    return ReserveChange::kExhausted;
+}
+
+// The `reserve` record (log-owned, docs/audit.md): when the reserve ran
+// out, came back, or cannot exist on this filesystem.
+nlohmann::json AuditLog::Impl::reserve_record(ReserveChange change) const {
+    const char* action = "renewed";
+    switch (change) {
+        case ReserveChange::kExhausted: action = "exhausted"; break;
+        case ReserveChange::kUnavailable: action = "unavailable"; break;
+        case ReserveChange::kRenewed:
+        case ReserveChange::kNone: break;
+    }
+    nlohmann::json record{{"event", "reserve"},
+                          {"action", action},
+                          {"reserve_bytes", cfg.reserve_bytes},
+                          {"room_bytes", reserved_end > file_size ? reserved_end - file_size : 0}};
+    if (change != ReserveChange::kRenewed) {
+        record["errno"] = reserve_error.err;
+        record["message"] = reserve_error.what();
+    }
+    return record;
+}
+
+// Renews the reserve and, when that changed its state, records the change
+// in the room the reserve still holds.
+Status AuditLog::Impl::keep_reserve() {
+    ReserveChange change = renew_reserve();
+    if (change == ReserveChange::kNone) return {};
+    auto ref = commit_line(reserve_record(change), "");
+    if (ref) return {};
+    spdlog::error("audit log {}: could not record the change of its reserve: {}", cfg.path, ref.error().what());
+    return std::move(ref).error();
+}
+
+// While the reserve is low nothing may be appended for a long time (with
+// fail_closed no run is admitted), so each health check tries the renewal
+// again: the log is healthy as soon as space returns.
+void AuditLog::Impl::retry_reserve() {
+    std::uint64_t seq = 0;
+    {
+        std::lock_guard lk(mu);
+        if (reserve_state != ReserveState::kLow) return;
+        FileUnlock unlock(*this);
+        if (Status st = lock_current(); !st) return;
+        Status recorded = keep_reserve();
+        if (reserve_state == ReserveState::kLow || !recorded) return;
+        set_healthy();
+        seq = written_seq;
+    }
+    (void)make_durable(seq, false);  // a sync failure is recorded in healthy/last_error
+}
+
+// After a record was written: healthy unless the reserve could not be
+// renewed, in which case the log stays unhealthy although it still writes.
+void AuditLog::Impl::note_write_succeeded() {
+    if (reserve_state == ReserveState::kLow) set_failure(reserve_error);
+    else set_healthy();
+}
+
+// While the reserve is low the records go on into the room already
+// reserved in this file instead of a fresh file that would need new blocks.
 bool AuditLog::Impl::rotation_due(std::size_t line_size) const {
-    return cfg.rotate_bytes != 0 && file_size != 0 && file_size + line_size > cfg.rotate_bytes;
+    return cfg.rotate_bytes != 0 && file_size != 0 && file_size + line_size > cfg.rotate_bytes &&
+           reserve_state != ReserveState::kLow;
 }
 
 // Under the lock of the active file, so no other writer can append to it,
@@ -456,6 +620,15 @@ Status AuditLog::Impl::rotate() {
     if (::rename(cfg.path.c_str(), rotated.c_str()) != 0) return sys_error("rotate audit log to " + rotated);
     auto fresh = open_log(cfg.path);
     if (!fresh) return std::move(fresh).error().wrap("rotate audit log");
+    // The fresh file's reserve is made before the old one's is given back,
+    // so a run filling the disk at this moment cannot take the space in
+    // between; only when the disk has no room for both is the old one
+    // released first. The next append checks the reserve as usual.
+    if (reserve_state == ReserveState::kInForce && allocate_past_end(fresh->get(), 0, cfg.reserve_bytes) != 0) {
+        release_reserve(file->get());
+        (void)allocate_past_end(fresh->get(), 0, cfg.reserve_bytes);
+    }
+    release_reserve(file->get());
     // One directory sync makes both the rename and the new file durable.
     Status synced = sync_dir(cfg.path);
     unlock_file();
@@ -575,6 +748,11 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const AuditConfig& cfg) {
         std::lock_guard lk(impl->mu);
         FileUnlock unlock(*impl);
         if (Status st = impl->lock_current(); !st) return std::move(st).error().wrap("open audit log " + cfg.path);
+        // A disk already too full for the reserve does not stop the server
+        // from starting: the log opens unhealthy, and fail_closed refuses
+        // runs until space returns.
+        (void)impl->keep_reserve();
+        if (impl->reserve_state == ReserveState::kLow) impl->set_failure(impl->reserve_error);
     }
     Impl* raw = impl.get();
     std::unique_ptr<AuditLog> log(new AuditLog(std::move(impl)));
@@ -612,7 +790,7 @@ Result<AuditRef> AuditLog::append(std::string_view event, nlohmann::json fields)
         s.set_failure(ref.error());
         return std::move(ref).error();
     }
-    s.set_healthy();
+    s.note_write_succeeded();
     bool batch_full = s.mode == Durability::kBatch && s.written_count - s.durable_count >= s.cfg.batch_records;
     lk.unlock();
 
@@ -621,8 +799,14 @@ Result<AuditRef> AuditLog::append(std::string_view event, nlohmann::json fields)
 }
 
 bool AuditLog::healthy() const {
+    impl_->retry_reserve();
     std::lock_guard lk(impl_->mu);
     return impl_->healthy;
+}
+
+bool AuditLog::reserve_in_force() const {
+    std::lock_guard lk(impl_->mu);
+    return impl_->reserve_state == ReserveState::kInForce;
 }
 
 std::string AuditLog::last_error() const {

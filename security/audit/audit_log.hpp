@@ -41,9 +41,11 @@ public:
     // HMAC and seal keys, and, holding the file's lock for that moment,
     // cuts a torn last line left by a crash (recording a `recovery` event)
     // and finds the chain head (in the newest rotated file when the active
-    // file is empty). Other processes may have the same log open: each
-    // append takes the lock only while it writes and first catches up with
-    // what the others appended or rotated (docs/audit.md).
+    // file is empty), then allocates cfg.reserve_bytes past the file's end
+    // (on a disk already too full for that the log opens unhealthy). Other
+    // processes may have the same log open: each append takes the lock only
+    // while it writes and first catches up with what the others appended or
+    // rotated (docs/audit.md).
     static Result<std::unique_ptr<AuditLog>> open(const AuditConfig& cfg);
 
     AuditLog(const AuditLog&) = delete;
@@ -62,9 +64,16 @@ public:
     // later append succeeds.
     Result<AuditRef> append(std::string_view event, nlohmann::json fields);
 
-    // False after a write or sync failure. With on_failure=fail_closed the
-    // tools layer refuses executions while this is false (C011 not in force).
+    // False after a write or sync failure, and while the reserve past the
+    // file's end cannot be renewed (the disk is full: the log still records
+    // into what is reserved, but cannot promise room for a new run). With
+    // on_failure=fail_closed the tools layer refuses executions while this
+    // is false (C011 not in force). While the reserve is low each call
+    // tries to renew it, so the log turns healthy as soon as space returns.
     bool healthy() const;
+    // False when audit.path's filesystem cannot allocate ahead (no
+    // fallocate): the log runs, but a disk fill can stop it recording.
+    bool reserve_in_force() const;
     std::string last_error() const;
     // The log file's descriptor, opened O_CLOEXEC so it never reaches a jail.
     // It changes when this or another process rotates the file.
