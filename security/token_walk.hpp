@@ -41,6 +41,9 @@ public:
     // Nothing when any part is not constant. `pieces` counts the literal
     // parts joined, so callers can tell 'system' from 'sys'+'tem'.
     std::optional<std::string> fold(std::size_t i, std::size_t* end = nullptr, int* pieces = nullptr) const;
+    // A list of constants, opening bracket at `open`, joined with spaces:
+    // ["rm", "-rf", "/"] -> "rm -rf /". Nothing when an element is not constant.
+    std::optional<std::string> fold_list(std::size_t open) const;
 
 private:
     std::optional<std::string> fold_term(std::size_t i, std::size_t& end, int& pieces, int depth) const;
