@@ -288,6 +288,7 @@ private:
             {"insmod", "loads kernel modules", Attack}, {"rmmod", "unloads kernel modules", Attack},
             {"modprobe", "loads kernel modules", Attack}, {"kexec", "replaces the running kernel", Attack},
             {"debugfs", "edits filesystems directly", Attack}, {"docker", "drives the container runtime", Risky},
+            {"podman", "drives the container runtime", Risky},
             {"ctr", "drives the container runtime", Risky}, {"runc", "drives the container runtime", Risky},
             {"crictl", "drives the container runtime", Risky}, {"kubectl", "drives the cluster", Risky},
             {"sysctl", "changes kernel tunables", Risky}, {"gdb", "traces processes (ptrace)", Risky},
@@ -320,9 +321,14 @@ private:
         if (!rule && name.rfind("mkfs", 0) != 0) return;
         if (rule && rule->kind == NameKind::Kernel) {
             const bool lists = name == "mount" && lists_mounts(c, ni);
+            const bool breaks_out = (name == "docker" || name == "podman") && opens_host(c, ni);
+            Intent intent = lists ? Intent::Risky : breaks_out ? Intent::Attack : rule->intent;
             return out_.add("sh.kernel-surface", "T001", Severity::High, at,
-                            std::string(name) + " " + (lists ? "lists mounted filesystems" : rule->what), kHostHint,
-                            lists ? Intent::Risky : rule->intent);
+                            std::string(name) + " " +
+                                (lists ? "lists mounted filesystems"
+                                       : breaks_out ? "starts a container with the host's root, pids or privileges"
+                                                    : rule->what),
+                            kHostHint, intent);
         }
         if (rule && rule->kind == NameKind::Privilege)
             return out_.add("sh.privilege", "T004", Severity::High, at, std::string(name) + " " + rule->what,
@@ -384,6 +390,24 @@ private:
             return false;
         }
         return true;
+    }
+
+    // docker run --privileged / --pid=host / -v /:/host / --cap-add
+    // SYS_ADMIN: a container that holds the host, the classic way out.
+    static bool opens_host(const Command& c, std::size_t ni) {
+        for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
+            std::string_view a = c.words[i]->value;
+            std::string_view next = i + 1 < c.words.size() ? std::string_view(c.words[i + 1]->value) : "";
+            if (a == "--privileged" || a == "--pid=host" || (a == "--pid" && next == "host")) return true;
+            if (a.rfind("--cap-add", 0) == 0 && (a.find("SYS_ADMIN") != a.npos || a.find("ALL") != a.npos ||
+                                                 next == "SYS_ADMIN" || next == "ALL"))
+                return true;
+            std::string_view volume = a.rfind("--volume=", 0) == 0 ? a.substr(9)
+                                      : (a == "-v" || a == "--volume") ? next
+                                                                       : std::string_view{};
+            if (volume == "/" || volume.rfind("/:", 0) == 0) return true;
+        }
+        return false;
     }
 
     // CDK (cdk-team/CDK) is a container-escape toolkit; its subcommands do

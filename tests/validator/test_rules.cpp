@@ -526,3 +526,19 @@ TEST_CASE("T002 javascript: unsafe deserialization") {
     for (const auto& f : fs)
         if (f.rule == "js.unsafe-deserialization") CHECK(f.severity == Severity::Critical);
 }
+
+TEST_CASE("attack signatures: a container runtime is one only when it opens the host") {
+    for (const char* code : {"docker run -v /:/host alpine chroot /host", "docker run --privileged -it alpine sh",
+                             "podman run --pid=host alpine", "docker run --cap-add=SYS_ADMIN alpine",
+                             "docker run --volume=/:/mnt alpine"}) {
+        auto fs = run(Sh, code);
+        INFO("code: " << code << "\nfindings: " << rules_of(fs));
+        CHECK(attack_finding(fs, "sh.kernel-surface") != nullptr);
+    }
+    for (const char* code : {"docker ps", "docker build -t app .", "docker run -v $PWD:/src alpine ls /src"}) {
+        auto fs = run(Sh, code);
+        INFO("code: " << code << "\nfindings: " << rules_of(fs));
+        CHECK(has_rule(fs, "sh.kernel-surface"));
+        CHECK(attack_finding(fs, "sh.kernel-surface") == nullptr);
+    }
+}
