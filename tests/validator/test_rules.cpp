@@ -480,6 +480,7 @@ TEST_CASE("T002 python: unsafe deserialization") {
         {"import yaml\ndocs = list(yaml.load_all(text, Loader=yaml.UnsafeLoader))", Severity::Medium},
         {"import jsonpickle\njsonpickle.decode(text)", Severity::Medium},
         {"import pandas as pd\ndf = pd.read_pickle('frame.pkl')", Severity::Medium},
+        {"import numpy as np\na = np.load('a.npy', allow_pickle=True)", Severity::Medium},
     };
     for (const auto& c : cases) {
         auto fs = run(Py, c.code);
@@ -510,6 +511,7 @@ TEST_CASE("T002 python: unsafe deserialization") {
          nullptr},
         {Py, "import tomllib\ncfg = tomllib.loads(text)", nullptr},
         {Py, "loads = json.loads\nobj.load(f)", nullptr},
+        {Py, "import numpy as np\na = np.load('a.npy')", nullptr},
     });
 }
 
