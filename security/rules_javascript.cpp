@@ -250,15 +250,9 @@ private:
 
     // fs.chmod(path, 0o4755): a setuid or setgid bit.
     void chmod(const Token& at, std::size_t open) {
-        std::size_t end = 0;
-        if (!w_.fold(open + 1, &end) && !w_.kind(open + 1, TokenKind::Identifier)) return;
-        if (!w_.kind(open + 1, TokenKind::String)) {
-            end = open + 2;
-            while (end < w_.size() && !w_.is(end, ",") && !w_.is(end, ")")) ++end;
-        }
-        if (!w_.is(end, ",") || !w_.kind(end + 1, TokenKind::Number)) return;
-        if ((mode_of(t_[end + 1].text) & 06000) == 0) return;
-        out_.add("js.setuid-bit", "T004", Severity::High, at, "sets a setuid/setgid bit (" + std::string(t_[end + 1].text) + ")",
+        const std::size_t mode = w_.second_argument(open);
+        if (!w_.kind(mode, TokenKind::Number) || (mode_of(t_[mode].text) & 06000) == 0) return;
+        out_.add("js.setuid-bit", "T004", Severity::High, at, "sets a setuid/setgid bit (" + std::string(t_[mode].text) + ")",
                  "Use ordinary permissions such as 0o644 or 0o755.", Intent::Attack);
     }
 

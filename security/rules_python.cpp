@@ -408,22 +408,14 @@ private:
     }
 
     void getattr_call(const Token& at, std::size_t open) {
-        // getattr(obj, NAME ...): find the second argument at depth 1.
-        std::size_t close = w_.close_of(open);
-        int depth = 0;
-        for (std::size_t k = open + 1; k < close; ++k) {
-            if (w_.is(k, "(") || w_.is(k, "[") || w_.is(k, "{")) ++depth;
-            if (w_.is(k, ")") || w_.is(k, "]") || w_.is(k, "}")) --depth;
-            if (depth == 0 && w_.is(k, ",")) {
-                int pieces = 0;
-                auto attr = w_.fold(k + 1, nullptr, &pieces);
-                if (attr && is_dangerous_attribute(*attr))
-                    out_.add("py.getattr-obfuscation", "T002", pieces > 1 ? Severity::Critical : Severity::High, at,
-                             "getattr(..., '" + *attr + "') reaches a dangerous function indirectly",
-                             "Call functions directly by name; indirect access hides what the code does.");
-                return;
-            }
-        }
+        // getattr(obj, NAME ...): the second argument.
+        const std::size_t k = w_.second_argument(open);
+        int pieces = 0;
+        auto attr = w_.fold(k, nullptr, &pieces);
+        if (attr && is_dangerous_attribute(*attr))
+            out_.add("py.getattr-obfuscation", "T002", pieces > 1 ? Severity::Critical : Severity::High, at,
+                     "getattr(..., '" + *attr + "') reaches a dangerous function indirectly",
+                     "Call functions directly by name; indirect access hides what the code does.");
     }
 
     // globals()['eval'], __builtins__.__dict__['exec'], sys.modules['os'].

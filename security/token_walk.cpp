@@ -5,6 +5,17 @@
 
 namespace kiln::security::detail {
 
+std::size_t Walk::second_argument(std::size_t open) const {
+    const std::size_t close = close_of(open);
+    int depth = 0;
+    for (std::size_t k = open + 1; k < close; ++k) {
+        if (is(k, "(") || is(k, "[") || is(k, "{")) ++depth;
+        if (is(k, ")") || is(k, "]") || is(k, "}")) --depth;
+        if (depth == 0 && is(k, ",")) return k + 1;
+    }
+    return close;
+}
+
 std::optional<std::string> Walk::fold_list(std::size_t open) const {
     std::size_t close = close_of(open);
     std::string joined;

@@ -32,6 +32,9 @@ public:
     bool kind(std::size_t i, TokenKind k) const { return i < t_.size() && t_[i].kind == k; }
     // Index of the bracket closing the one at `open`, or size() if none.
     std::size_t close_of(std::size_t open) const;
+    // f(a, b): index of the first token of b when the parenthesis of the
+    // call is at `open`, or the index of the closing one when f has one argument.
+    std::size_t second_argument(std::size_t open) const;
     // Dotted name a.b.c starting at i; `end` is set past it. A view of the
     // source when the name is written without gaps (a.b.c), else built in
     // `buffer` (a . b, a?.b).

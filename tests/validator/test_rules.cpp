@@ -445,6 +445,8 @@ TEST_CASE("attack signatures: ordinary risky code is not one") {
         {Py, "import os, requests\nrequests.get(os.environ.get('API_URL'), timeout=5)", "py.network"},
         {Py, "import os\nos.setuid(1000)", "py.setuid"},
         {Sh, "cdk synth && cdk deploy --all", nullptr},
+        {Js, "const fs = require('fs'); fs.chmodSync('run.sh', 0o755); fs.chmod('b.sh', 493, cb)", nullptr},
+        {Js, "process.setgid(1000)", "js.setuid"},
     };
     for (const auto& c : cases) {
         auto fs = run(c.lang, c.code);
