@@ -64,7 +64,8 @@ private:
         int line = 0, column = 0;
         std::string what;
     };
-    void push(Finding f);
+    // False when the list is full or holds this rule at this place already.
+    bool accepts(int line, int column, std::string_view rule) const;
 
     const Policy& policy_;
     int depth_;

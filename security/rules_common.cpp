@@ -217,30 +217,31 @@ bool is_dangerous_attribute(std::string_view name) {
 
 void Findings::add(std::string rule, std::string threat, Severity severity, const Token& at, std::string message,
                    std::string hint, Intent intent) {
+    if (!accepts(at.line, at.column, rule)) return;
     std::vector<std::string> controls;
     if (const auto* t = threat_model::catalogue().find_threat(threat)) controls = t->controls;
-    push(Finding{std::move(rule), std::move(threat), std::move(controls), severity, at.line, at.column,
-                 std::move(message), std::move(hint), intent == Intent::Attack});
+    list_.push_back(Finding{std::move(rule), std::move(threat), std::move(controls), severity, at.line, at.column,
+                            printable(std::move(message)), std::move(hint), intent == Intent::Attack});
 }
 
 void Findings::add_at(std::string rule, std::string threat, Severity severity, int line, int column,
                       std::string message, std::string hint, std::vector<std::string> controls) {
+    if (!accepts(line, column, rule)) return;
     if (controls.empty()) {
         if (const auto* t = threat_model::catalogue().find_threat(threat)) controls = t->controls;
     }
-    push(Finding{std::move(rule), std::move(threat), std::move(controls), severity, line, column, std::move(message),
-                 std::move(hint)});
+    list_.push_back(Finding{std::move(rule), std::move(threat), std::move(controls), severity, line, column,
+                            printable(std::move(message)), std::move(hint)});
 }
 
-void Findings::push(Finding f) {
+bool Findings::accepts(int line, int column, std::string_view rule) const {
     // A pathological input could produce a finding per token; past this
     // many, more findings add nothing to the decision and cost memory.
     // (Checked first: a full list is the case where the scan below is longest.)
-    if (list_.size() >= 200) return;
-    for (const auto& g : list_)
-        if (g.line == f.line && g.column == f.column && g.rule == f.rule) return;
-    f.message = printable(std::move(f.message));
-    list_.push_back(std::move(f));
+    if (list_.size() >= 200) return false;
+    for (const auto& f : list_)
+        if (f.line == line && f.column == column && f.rule == rule) return false;
+    return true;
 }
 
 void Findings::note_secret_read(const Token& at, std::string_view what) {
@@ -259,10 +260,12 @@ void Findings::add_combined() {
     if (!secret_ || !network_) return;
     std::vector<std::string> controls;
     if (const auto* t = threat_model::catalogue().find_threat("T005")) controls = t->controls;
-    push(Finding{"exfil.credentials", "T005", std::move(controls), Severity::High, secret_->line, secret_->column,
-                 "reads credentials (" + secret_->what + ") and uses the network at line " +
-                     std::to_string(network_->line) + " (credential exfiltration)",
-                 "Do not read credentials or send data out; the sandbox has neither.", true});
+    if (!accepts(secret_->line, secret_->column, "exfil.credentials")) return;
+    list_.push_back(Finding{"exfil.credentials", "T005", std::move(controls), Severity::High, secret_->line,
+                            secret_->column,
+                            "reads credentials (" + secret_->what + ") and uses the network at line " +
+                                std::to_string(network_->line) + " (credential exfiltration)",
+                            "Do not read credentials or send data out; the sandbox has neither.", true});
 }
 
 void Findings::analyze_nested(Language language, std::string_view code, const Token& at) {
@@ -274,10 +277,11 @@ void Findings::analyze_nested(Language language, std::string_view code, const To
         case Language::JavaScript: rules_javascript(tokenize_javascript(code).tokens, inner); break;
     }
     for (auto& f : inner.list()) {
+        if (!accepts(at.line, at.column, f.rule)) continue;
         f.line = at.line;
         f.column = at.column;
         f.message += " (in embedded " + std::string(to_string(language)) + " code)";
-        push(std::move(f));
+        list_.push_back(std::move(f));
     }
     // Facts noted inside count for the whole input, placed at the call.
     if (inner.secret_) note_secret_read(at, inner.secret_->what);
