@@ -18,18 +18,37 @@
 
 namespace kiln::security::detail {
 
+// What a finding says about the code's purpose. Risky code is what ordinary
+// programs also write (a subprocess, a large allocation): controls in force
+// lower its level. An attack signature is code with no ordinary use (loading
+// a kernel module, a reverse shell, a setuid copy of a shell): its level is
+// never lowered, because the attempt is what an operator must see, whatever
+// the jail would hold. Attack signatures are high or critical.
+enum class Intent { Risky, Attack };
+
 // Collects findings; fills the threat's controls from the catalogue and
 // offsets positions when analysing code embedded in another language
 // (a constant string handed to os.system is analysed as shell, with the
 // findings placed at the string's position).
+//
+// Rules also note two facts that only count together: the code reads
+// credentials (a key file, the whole environment) and the code sends data
+// over the network. add_combined() turns both into one finding.
 class Findings {
 public:
     Findings(const Policy& policy, int depth = 0) : policy_(policy), depth_(depth) {}
 
     void add(std::string rule, std::string threat, Severity severity, const Token& at,
-             std::string message, std::string hint);
+             std::string message, std::string hint, Intent intent = Intent::Risky);
     void add_at(std::string rule, std::string threat, Severity severity, int line, int column,
                 std::string message, std::string hint, std::vector<std::string> controls = {});
+
+    // The first credential read and the first network use are kept.
+    void note_secret_read(const Token& at, std::string_view what);
+    void note_network_use(const Token& at);
+    // After every rule pass over the whole input: findings that combine
+    // facts noted anywhere in it, embedded code included.
+    void add_combined();
 
     // Analysis of code found inside code, bounded so a crafted input cannot
     // recurse without end.
@@ -41,9 +60,17 @@ public:
     std::vector<Finding>& list() { return list_; }
 
 private:
+    struct Noted {
+        int line = 0, column = 0;
+        std::string what;
+    };
+    // False when the list is full or holds this rule at this place already.
+    bool accepts(int line, int column, std::string_view rule) const;
+
     const Policy& policy_;
     int depth_;
     std::vector<Finding> list_;
+    std::optional<Noted> secret_, network_;
 };
 
 // A 256-bit filter on a name's first byte and length. Nearly every name the

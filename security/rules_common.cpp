@@ -14,9 +14,17 @@ namespace {
 
 enum class Match { Contains, Prefix, Exact, Suffix };
 
+// What touching the path says. Host: risky, also done by ordinary programs
+// (reading /proc/sys or /sys). Attack: an escape or escalation technique
+// with no ordinary use (an attack signature). Secret: a credential, which
+// counts with network use as credential exfiltration. Socket: a network
+// socket that is itself a reverse-shell technique.
+enum class PathKind { Host, Attack, Secret, Socket };
+
 struct PathRule {
     std::string_view pattern;
     Match match;
+    PathKind kind;
     const char* rule;
     const char* threat;
     Severity severity;
@@ -26,47 +34,59 @@ struct PathRule {
 
 constexpr const char* kCredHint = "Work only with files the user put in /workspace; credentials are not available in the sandbox.";
 constexpr const char* kHostHint = "Code in Kiln cannot reach the host or the kernel's interfaces; remove this access.";
+constexpr const char* kSocketHint = "The sandbox has no network; do not open sockets.";
+constexpr const char* kToolHint = "Kiln runs code for the user's task; do not run container-escape tooling.";
+
+using enum Match;
+using enum PathKind;
 
 // Ordered most specific first; the first match per string wins.
-constexpr std::array<PathRule, 38> kPathRules{{
-    {"/dev/tcp/", Match::Contains, "net.dev-tcp", "T005", Severity::Critical, "bash /dev/tcp socket (reverse-shell pattern)", "The sandbox has no network; do not open sockets."},
-    {"/dev/udp/", Match::Contains, "net.dev-tcp", "T005", Severity::Critical, "bash /dev/udp socket (exfiltration pattern)", "The sandbox has no network; do not open sockets."},
-    {"docker.sock", Match::Contains, "host.container-socket", "T001", Severity::Critical, "container runtime socket (full host control)", kHostHint},
-    {"containerd.sock", Match::Contains, "host.container-socket", "T001", Severity::Critical, "container runtime socket (full host control)", kHostHint},
-    {"/proc/sysrq-trigger", Match::Contains, "kernel.proc-sysrq", "T001", Severity::Critical, "kernel SysRq trigger", kHostHint},
-    {"/proc/kcore", Match::Contains, "kernel.memory-device", "T001", Severity::Critical, "kernel memory image", kHostHint},
-    {"/dev/mem", Match::Exact, "kernel.memory-device", "T001", Severity::Critical, "physical memory device", kHostHint},
-    {"/dev/kmem", Match::Exact, "kernel.memory-device", "T001", Severity::Critical, "kernel memory device", kHostHint},
-    {"/dev/port", Match::Exact, "kernel.memory-device", "T001", Severity::Critical, "I/O port device", kHostHint},
-    {"release_agent", Match::Contains, "kernel.cgroup-release-agent", "T001", Severity::Critical, "cgroup release_agent (classic container escape)", kHostHint},
-    {"core_pattern", Match::Contains, "kernel.core-pattern", "T001", Severity::Critical, "kernel core_pattern (runs a program as host root)", kHostHint},
-    {"/proc/1/root", Match::Prefix, "host.proc-pid1", "T001", Severity::High, "the init process's root or namespaces", kHostHint},
-    {"/proc/1/ns", Match::Prefix, "host.proc-pid1", "T001", Severity::High, "the init process's root or namespaces", kHostHint},
-    {"/proc/sys", Match::Prefix, "kernel.proc-sys", "T001", Severity::High, "kernel tunables under /proc/sys", kHostHint},
-    {"/sys/", Match::Prefix, "kernel.sysfs", "T001", Severity::High, "kernel objects under /sys", kHostHint},
-    {"/lib/modules", Match::Prefix, "kernel.modules", "T001", Severity::High, "kernel modules directory", kHostHint},
-    {"/dev/sd", Match::Prefix, "host.block-device", "T001", Severity::High, "raw block device", kHostHint},
-    {"/dev/nvme", Match::Prefix, "host.block-device", "T001", Severity::High, "raw block device", kHostHint},
-    {"/dev/vd", Match::Prefix, "host.block-device", "T001", Severity::High, "raw block device", kHostHint},
-    {"/dev/xvd", Match::Prefix, "host.block-device", "T001", Severity::High, "raw block device", kHostHint},
-    {"/etc/sudoers", Match::Prefix, "priv.sudoers", "T004", Severity::High, "sudoers configuration", "Nothing in the sandbox runs as root; do not try to gain privileges."},
-    {"/etc/shadow", Match::Contains, "cred.shadow", "T005", Severity::High, "password hash file", kCredHint},
-    {"/etc/gshadow", Match::Contains, "cred.shadow", "T005", Severity::High, "password hash file", kCredHint},
-    {"/.ssh", Match::Contains, "cred.ssh", "T005", Severity::High, "SSH keys directory", kCredHint},
-    {".ssh", Match::Exact, "cred.ssh", "T005", Severity::High, "SSH keys directory", kCredHint},
-    {"id_rsa", Match::Contains, "cred.ssh", "T005", Severity::High, "SSH private key", kCredHint},
-    {"id_ed25519", Match::Contains, "cred.ssh", "T005", Severity::High, "SSH private key", kCredHint},
-    {"id_ecdsa", Match::Contains, "cred.ssh", "T005", Severity::High, "SSH private key", kCredHint},
-    {"/.aws", Match::Contains, "cred.cloud", "T005", Severity::High, "cloud credentials", kCredHint},
-    {".aws", Match::Exact, "cred.cloud", "T005", Severity::High, "cloud credentials", kCredHint},
-    {"/.config/gcloud", Match::Contains, "cred.cloud", "T005", Severity::High, "cloud credentials", kCredHint},
-    {"/.kube/config", Match::Contains, "cred.cloud", "T005", Severity::High, "Kubernetes credentials", kCredHint},
-    {"/.docker/config.json", Match::Contains, "cred.cloud", "T005", Severity::High, "registry credentials", kCredHint},
-    {".netrc", Match::Contains, "cred.file", "T005", Severity::High, "stored login credentials", kCredHint},
-    {".git-credentials", Match::Contains, "cred.file", "T005", Severity::High, "stored login credentials", kCredHint},
-    {".env", Match::Exact, "cred.dotenv", "T005", Severity::High, ".env secrets file", kCredHint},
-    {"/.env", Match::Suffix, "cred.dotenv", "T005", Severity::High, ".env secrets file", kCredHint},
-    {"/environ", Match::Suffix, "cred.proc-environ", "T005", Severity::High, "another process's environment", kCredHint},
+constexpr std::array<PathRule, 45> kPathRules{{
+    {"/dev/tcp/", Contains, Socket, "net.dev-tcp", "T005", Severity::Critical, "bash /dev/tcp socket (reverse-shell pattern)", kSocketHint},
+    {"/dev/udp/", Contains, Socket, "net.dev-tcp", "T005", Severity::Critical, "bash /dev/udp socket (exfiltration pattern)", kSocketHint},
+    {"docker.sock", Contains, Attack, "host.container-socket", "T001", Severity::Critical, "container runtime socket (full host control)", kHostHint},
+    {"containerd.sock", Contains, Attack, "host.container-socket", "T001", Severity::Critical, "container runtime socket (full host control)", kHostHint},
+    {"/proc/sysrq-trigger", Contains, Attack, "kernel.proc-sysrq", "T001", Severity::Critical, "kernel SysRq trigger", kHostHint},
+    {"/proc/kcore", Contains, Attack, "kernel.memory-device", "T001", Severity::Critical, "kernel memory image", kHostHint},
+    {"/dev/mem", Exact, Attack, "kernel.memory-device", "T001", Severity::Critical, "physical memory device", kHostHint},
+    {"/dev/kmem", Exact, Attack, "kernel.memory-device", "T001", Severity::Critical, "kernel memory device", kHostHint},
+    {"/dev/port", Exact, Attack, "kernel.memory-device", "T001", Severity::Critical, "I/O port device", kHostHint},
+    {"release_agent", Contains, Attack, "kernel.cgroup-release-agent", "T001", Severity::Critical, "cgroup release_agent (classic container escape)", kHostHint},
+    {"core_pattern", Contains, Attack, "kernel.core-pattern", "T001", Severity::Critical, "kernel core_pattern (runs a program as host root)", kHostHint},
+    {"/proc/sys/kernel/modprobe", Prefix, Attack, "kernel.modprobe-path", "T001", Severity::Critical, "kernel modprobe path (runs a program as host root)", kHostHint},
+    {"uevent_helper", Contains, Attack, "kernel.uevent-helper", "T001", Severity::Critical, "kernel uevent helper (runs a program as host root)", kHostHint},
+    {"binfmt_misc", Contains, Attack, "kernel.binfmt-misc", "T001", Severity::High, "binfmt_misc interpreter registration (container escape)", kHostHint},
+    {"deepce.sh", Contains, Attack, "escape.tooling", "T001", Severity::High, "container-escape tool (deepce)", kToolHint},
+    {"stealthcopter/deepce", Contains, Attack, "escape.tooling", "T001", Severity::High, "container-escape tool (deepce)", kToolHint},
+    {"amicontained", Contains, Attack, "escape.tooling", "T001", Severity::High, "container-escape reconnaissance tool (amicontained)", kToolHint},
+    {"cdk_linux", Contains, Attack, "escape.tooling", "T001", Severity::High, "container-escape toolkit (CDK)", kToolHint},
+    {"/proc/1/root", Prefix, Attack, "host.proc-pid1", "T001", Severity::High, "the init process's root or namespaces", kHostHint},
+    {"/proc/1/ns", Prefix, Attack, "host.proc-pid1", "T001", Severity::High, "the init process's root or namespaces", kHostHint},
+    {"/proc/sys", Prefix, Host, "kernel.proc-sys", "T001", Severity::High, "kernel tunables under /proc/sys", kHostHint},
+    {"/sys/", Prefix, Host, "kernel.sysfs", "T001", Severity::High, "kernel objects under /sys", kHostHint},
+    {"/lib/modules", Prefix, Host, "kernel.modules", "T001", Severity::High, "kernel modules directory", kHostHint},
+    {"/dev/sd", Prefix, Host, "host.block-device", "T001", Severity::High, "raw block device", kHostHint},
+    {"/dev/nvme", Prefix, Host, "host.block-device", "T001", Severity::High, "raw block device", kHostHint},
+    {"/dev/vd", Prefix, Host, "host.block-device", "T001", Severity::High, "raw block device", kHostHint},
+    {"/dev/xvd", Prefix, Host, "host.block-device", "T001", Severity::High, "raw block device", kHostHint},
+    {"/etc/sudoers", Prefix, Attack, "priv.sudoers", "T004", Severity::High, "sudoers configuration", "Nothing in the sandbox runs as root; do not try to gain privileges."},
+    {"/etc/shadow", Contains, Secret, "cred.shadow", "T005", Severity::High, "password hash file", kCredHint},
+    {"/etc/gshadow", Contains, Secret, "cred.shadow", "T005", Severity::High, "password hash file", kCredHint},
+    {"/.ssh", Contains, Secret, "cred.ssh", "T005", Severity::High, "SSH keys directory", kCredHint},
+    {".ssh", Exact, Secret, "cred.ssh", "T005", Severity::High, "SSH keys directory", kCredHint},
+    {"id_rsa", Contains, Secret, "cred.ssh", "T005", Severity::High, "SSH private key", kCredHint},
+    {"id_ed25519", Contains, Secret, "cred.ssh", "T005", Severity::High, "SSH private key", kCredHint},
+    {"id_ecdsa", Contains, Secret, "cred.ssh", "T005", Severity::High, "SSH private key", kCredHint},
+    {"/.aws", Contains, Secret, "cred.cloud", "T005", Severity::High, "cloud credentials", kCredHint},
+    {".aws", Exact, Secret, "cred.cloud", "T005", Severity::High, "cloud credentials", kCredHint},
+    {"/.config/gcloud", Contains, Secret, "cred.cloud", "T005", Severity::High, "cloud credentials", kCredHint},
+    {"/.kube/config", Contains, Secret, "cred.cloud", "T005", Severity::High, "Kubernetes credentials", kCredHint},
+    {"/.docker/config.json", Contains, Secret, "cred.cloud", "T005", Severity::High, "registry credentials", kCredHint},
+    {".netrc", Contains, Secret, "cred.file", "T005", Severity::High, "stored login credentials", kCredHint},
+    {".git-credentials", Contains, Secret, "cred.file", "T005", Severity::High, "stored login credentials", kCredHint},
+    {".env", Exact, Secret, "cred.dotenv", "T005", Severity::High, ".env secrets file", kCredHint},
+    {"/.env", Suffix, Secret, "cred.dotenv", "T005", Severity::High, ".env secrets file", kCredHint},
+    {"/environ", Suffix, Secret, "cred.proc-environ", "T005", Severity::High, "another process's environment", kCredHint},
 }};
 
 // How rarely a byte appears in code, roughly: path punctuation is
@@ -120,10 +140,10 @@ constexpr KeyTables kRuleKeys = [] {
 
 bool matches(const PathRule& r, std::string_view v) {
     switch (r.match) {
-        case Match::Contains: return v.find(r.pattern) != std::string_view::npos;
-        case Match::Prefix: return v.substr(0, r.pattern.size()) == r.pattern;
-        case Match::Exact: return v == r.pattern;
-        case Match::Suffix:
+        case Contains: return v.find(r.pattern) != std::string_view::npos;
+        case Prefix: return v.substr(0, r.pattern.size()) == r.pattern;
+        case Exact: return v == r.pattern;
+        case Suffix:
             return v.size() >= r.pattern.size() && v.substr(v.size() - r.pattern.size()) == r.pattern;
     }
     return false;
@@ -174,8 +194,11 @@ void check_sensitive_string(const Token& tok, std::string_view value, Findings& 
         const PathRule& r = kPathRules[i];
         if (!matches(r, value)) continue;
         if (std::string_view(r.rule) == "cred.proc-environ" && !is_proc_environ(value)) continue;
+        const bool attack = r.kind == Attack || r.kind == Socket;
         out.add(r.rule, r.threat, r.severity, tok, std::string(r.message) + ": " + std::string(value.substr(0, 120)),
-                r.hint);
+                r.hint, attack ? Intent::Attack : Intent::Risky);
+        if (r.kind == Secret) out.note_secret_read(tok, r.message);
+        if (r.kind == Socket) out.note_network_use(tok);
         return;
     }
 }
@@ -193,23 +216,56 @@ bool is_dangerous_attribute(std::string_view name) {
 }
 
 void Findings::add(std::string rule, std::string threat, Severity severity, const Token& at, std::string message,
-                   std::string hint) {
-    add_at(std::move(rule), std::move(threat), severity, at.line, at.column, std::move(message), std::move(hint));
+                   std::string hint, Intent intent) {
+    if (!accepts(at.line, at.column, rule)) return;
+    std::vector<std::string> controls;
+    if (const auto* t = threat_model::catalogue().find_threat(threat)) controls = t->controls;
+    list_.push_back(Finding{std::move(rule), std::move(threat), std::move(controls), severity, at.line, at.column,
+                            printable(std::move(message)), std::move(hint), intent == Intent::Attack});
 }
 
 void Findings::add_at(std::string rule, std::string threat, Severity severity, int line, int column,
                       std::string message, std::string hint, std::vector<std::string> controls) {
-    // A pathological input could produce a finding per token; past this
-    // many, more findings add nothing to the decision and cost memory.
-    // (Checked first: a full list is the case where the scan below is longest.)
-    if (list_.size() >= 200) return;
-    for (const auto& f : list_)
-        if (f.line == line && f.column == column && f.rule == rule) return;
+    if (!accepts(line, column, rule)) return;
     if (controls.empty()) {
         if (const auto* t = threat_model::catalogue().find_threat(threat)) controls = t->controls;
     }
     list_.push_back(Finding{std::move(rule), std::move(threat), std::move(controls), severity, line, column,
                             printable(std::move(message)), std::move(hint)});
+}
+
+bool Findings::accepts(int line, int column, std::string_view rule) const {
+    // A pathological input could produce a finding per token; past this
+    // many, more findings add nothing to the decision and cost memory.
+    // (Checked first: a full list is the case where the scan below is longest.)
+    if (list_.size() >= 200) return false;
+    for (const auto& f : list_)
+        if (f.line == line && f.column == column && f.rule == rule) return false;
+    return true;
+}
+
+void Findings::note_secret_read(const Token& at, std::string_view what) {
+    if (!secret_) secret_ = Noted{at.line, at.column, std::string(what)};
+}
+
+void Findings::note_network_use(const Token& at) {
+    if (!network_) network_ = Noted{at.line, at.column, {}};
+}
+
+void Findings::add_combined() {
+    // Either alone is a finding of its own (cred.*, *.env-dump, *.network)
+    // and ordinary code does each: it reads its configuration, it downloads
+    // data. Code that does both can send the credentials out, the step an
+    // operator must see whatever the jail's network isolation would hold.
+    if (!secret_ || !network_) return;
+    std::vector<std::string> controls;
+    if (const auto* t = threat_model::catalogue().find_threat("T005")) controls = t->controls;
+    if (!accepts(secret_->line, secret_->column, "exfil.credentials")) return;
+    list_.push_back(Finding{"exfil.credentials", "T005", std::move(controls), Severity::High, secret_->line,
+                            secret_->column,
+                            "reads credentials (" + secret_->what + ") and uses the network at line " +
+                                std::to_string(network_->line) + " (credential exfiltration)",
+                            "Do not read credentials or send data out; the sandbox has neither.", true});
 }
 
 void Findings::analyze_nested(Language language, std::string_view code, const Token& at) {
@@ -221,9 +277,15 @@ void Findings::analyze_nested(Language language, std::string_view code, const To
         case Language::JavaScript: rules_javascript(tokenize_javascript(code).tokens, inner); break;
     }
     for (auto& f : inner.list()) {
-        add_at(f.rule, f.threat, f.severity, at.line, at.column,
-               f.message + " (in embedded " + to_string(language) + " code)", f.hint, f.controls);
+        if (!accepts(at.line, at.column, f.rule)) continue;
+        f.line = at.line;
+        f.column = at.column;
+        f.message += " (in embedded " + std::string(to_string(language)) + " code)";
+        list_.push_back(std::move(f));
     }
+    // Facts noted inside count for the whole input, placed at the call.
+    if (inner.secret_) note_secret_read(at, inner.secret_->what);
+    if (inner.network_) note_network_use(at);
 }
 
 }  // namespace kiln::security::detail

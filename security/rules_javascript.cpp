@@ -1,6 +1,8 @@
 // JavaScript (Node) rules. Module bindings are tracked through require()
 // and import, so const cp = require('child_' + 'process'); cp.exec(...) is
 // seen for what it is.
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <unordered_set>
@@ -33,10 +35,13 @@ public:
 
     void run() {
         for (std::size_t i = 0; i < w_.size(); ++i) token(i);
+        // Any child process beside a socket is held; one that starts a
+        // shell is the reverse-shell signature itself.
         if (net_ && shell_)
             out_.add("js.reverse-shell", "T005", Severity::Critical, *shell_,
                      "network connection combined with a child process (reverse shell pattern)",
-                     "Do not give remote parties a shell; the sandbox has no network.");
+                     "Do not give remote parties a shell; the sandbox has no network.",
+                     spawns_shell_ ? Intent::Attack : Intent::Risky);
     }
 
 private:
@@ -68,7 +73,7 @@ private:
             out_.add("js.child-process", "T002", Severity::High, at, "loads child_process (runs external programs)",
                      kShellHint);
         } else if (network_modules().count(m)) {
-            net_ = &at;
+            uses_network(at);
             out_.add("js.network", "T005", Severity::Medium, at, "loads network module " + m, kNetHint);
         } else if (m == "vm" || m == "worker_threads" || m == "cluster") {
             if (m == "vm")
@@ -140,9 +145,21 @@ private:
         std::string_view raw = w_.dotted(i, end, raw_buffer);
         std::string_view name = resolve(raw, buffer);
         if (w_.is(end, "(")) return call(raw, name, i, end);
-        if (name == "process.env" && !w_.is(end, "[") && !w_.is(end, ".") && !w_.is(end, "?."))
-            out_.add("js.env-dump", "T005", Severity::Medium, tk, "uses the whole process.env, which may hold secrets",
-                     "Read only the variables you need: process.env.NAME.");
+        if (name == "process.env" && !w_.is(end, "[") && !w_.is(end, ".") && !w_.is(end, "?.")) env_dump(i);
+    }
+
+    void env_dump(std::size_t i) {
+        out_.add("js.env-dump", "T005", Severity::Medium, t_[i], "uses the whole process.env, which may hold secrets",
+                 "Read only the variables you need: process.env.NAME.");
+        // {...process.env, X: 1} and env: process.env hand the environment
+        // on to a child process, as build scripts do; they do not collect it.
+        const bool handed_on = i > 0 && (w_.is(i - 1, "...") || (i > 1 && w_.is(i - 1, ":") && w_.is(i - 2, "env")));
+        if (!handed_on) out_.note_secret_read(t_[i], "the whole environment");
+    }
+
+    void uses_network(const Token& at) {
+        if (!net_) net_ = &at;
+        out_.note_network_use(at);
     }
 
     void call(std::string_view raw, std::string_view name, std::size_t i, std::size_t open) {
@@ -160,6 +177,10 @@ private:
                          std::string(raw) + "() with an obfuscated module name: " + *m,
                          "Load modules by literal name.");
             bind_left(i, strip_node(*m));
+            // require('m').f(...) calls m.f.
+            const std::size_t close = w_.close_of(open);
+            if (w_.is(close + 1, ".") && w_.kind(close + 2, TokenKind::Identifier) && w_.is(close + 3, "("))
+                call(t_[close + 2].text, member(strip_node(*m), t_[close + 2].text), close + 2, close + 3);
             return;
         }
         if (name == "eval" || name == "Function" || name == "globalThis.eval" || name == "window.eval" ||
@@ -179,11 +200,20 @@ private:
             return out_.add("js.native-binding", "T001", Severity::High, at,
                             std::string(name) + "() reaches native internals", "Use Node's public modules.");
         if (name == "process.setuid" || name == "process.setgid" || name == "process.seteuid" ||
-            name == "process.setegid" || name == "process.setgroups")
-            return out_.add("js.setuid", "T004", Severity::High, at, std::string(name) + "() changes the process's ids",
-                            "Code runs as an unprivileged user; do not change ids.");
+            name == "process.setegid" || name == "process.setgroups") {
+            // Asking for id 0 is an escalation attempt; other ids drop privileges.
+            const bool to_root = w_.kind(open + 1, TokenKind::Number) && t_[open + 1].text == "0";
+            return out_.add("js.setuid", "T004", Severity::High, at,
+                            std::string(name) + "() changes the process's ids" + (to_root ? " to root" : ""),
+                            "Code runs as an unprivileged user; do not change ids.",
+                            to_root ? Intent::Attack : Intent::Risky);
+        }
+        if (name == "fs.chmod" || name == "fs.chmodSync" || name == "fs.lchmod" || name == "fs.lchmodSync" ||
+            name == "fs.fchmod" || name == "fs.fchmodSync" || name == "fs.promises.chmod" || name == "fs/promises.chmod")
+            return chmod(at, open);
+        if (deserializer(name)) return deserialize(name, at, open);
         if (name == "fetch" || name == "XMLHttpRequest" || name == "WebSocket" || name == "EventSource") {
-            net_ = &at;
+            uses_network(at);
             return out_.add("js.network", "T005", Severity::Medium, at, std::string(name) + "() opens a network connection",
                             kNetHint);
         }
@@ -195,13 +225,75 @@ private:
     void child_process(std::string_view name, const Token& at, std::size_t open) {
         shell_ = &at;
         std::string_view fn = name.substr(name.rfind('.') + 1);
-        auto cmd = w_.fold(open + 1);
+        std::size_t end = 0;
+        auto cmd = w_.fold(open + 1, &end);
+        // spawn('mount', ['-t', 'tmpfs', ...]): the program and its arguments.
+        if (cmd && (fn == "spawn" || fn == "spawnSync" || fn == "execFile" || fn == "execFileSync") &&
+            w_.is(end, ",") && w_.is(end + 1, "["))
+            if (auto args = w_.fold_list(end + 1); args && !args->empty()) *cmd += " " + *args;
+        if (cmd && starts_shell(*cmd)) spawns_shell_ = true;
         if (cmd && (fn == "exec" || fn == "execSync" || fn == "spawn" || fn == "spawnSync" || fn == "execFile" ||
                     fn == "execFileSync"))
             out_.analyze_nested(Language::Shell, *cmd, at);
         out_.add("js.shell-out", "T002", Severity::High, at,
                  std::string(name) + "() runs " + (cmd ? "'" + cmd->substr(0, 80) + "'" : std::string("a command built at run time")),
                  kShellHint);
+    }
+
+    // "/bin/sh", "bash -i", "sh -c ...": the child is a shell.
+    static bool starts_shell(std::string_view cmd) {
+        std::string_view program = cmd.substr(0, cmd.find(' '));
+        program = program.substr(program.rfind('/') + 1);
+        return program == "sh" || program == "bash" || program == "dash" || program == "zsh" || program == "ash" ||
+               program == "ksh";
+    }
+
+    // fs.chmod(path, 0o4755): a setuid or setgid bit.
+    void chmod(const Token& at, std::size_t open) {
+        const std::size_t mode = w_.second_argument(open);
+        if (!w_.kind(mode, TokenKind::Number) || (mode_of(t_[mode].text) & 06000) == 0) return;
+        out_.add("js.setuid-bit", "T004", Severity::High, at, "sets a setuid/setgid bit (" + std::string(t_[mode].text) + ")",
+                 "Use ordinary permissions such as 0o644 or 0o755.", Intent::Attack);
+    }
+
+    // 0o4755, 04755 (legacy octal), 0x9ed, 2541.
+    static unsigned long mode_of(std::string_view text) {
+        std::string digits(text);
+        digits.erase(std::remove(digits.begin(), digits.end(), '_'), digits.end());
+        int base = 10;
+        if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'o' || digits[1] == 'O')) {
+            digits = digits.substr(2);
+            base = 8;
+        } else if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+            digits = digits.substr(2);
+            base = 16;
+        } else if (digits.size() > 1 && digits[0] == '0') {
+            base = 8;
+        }
+        return std::strtoul(digits.c_str(), nullptr, base);
+    }
+
+    // Libraries whose loaders revive functions: node-serialize runs an
+    // `_$$ND_FUNC$$_` value as code; js-yaml 3's full schema builds
+    // !!js/function. (js-yaml 4's load and JSON.parse build data only.)
+    static bool deserializer(std::string_view name) {
+        return name == "node-serialize.unserialize" || name == "serialize-to-js.deserialize" ||
+               name == "js-yaml.load" || name == "js-yaml.loadAll";
+    }
+
+    void deserialize(std::string_view name, const Token& at, std::size_t open) {
+        const std::size_t close = w_.close_of(open);
+        if (name.rfind("js-yaml.", 0) == 0) {
+            bool full_schema = false;
+            for (std::size_t k = open + 1; k < close; ++k) full_schema |= w_.is(k, "DEFAULT_FULL_SCHEMA");
+            if (!full_schema) return;
+        }
+        std::size_t end = 0;
+        const bool payload = w_.fold(open + 1, &end) && (w_.is(end, ")") || w_.is(end, ","));
+        out_.add("js.unsafe-deserialization", "T002", payload ? Severity::Critical : Severity::High, at,
+                 std::string(name) + "() of " + (payload ? "an embedded payload" : "data") +
+                     " (the loader runs functions found in the data)",
+                 kEvalHint);
     }
 
     void dynamic_code(std::string_view name, const Token& at, std::size_t open, std::size_t close) {
@@ -268,6 +360,7 @@ private:
     AliasTable alias_;
     const Token* net_ = nullptr;
     const Token* shell_ = nullptr;
+    bool spawns_shell_ = false;
 };
 
 }  // namespace

@@ -69,9 +69,30 @@ const NameSet& setuid_calls() {
     return s;
 }
 
+// Calls that leave the sandbox's root or namespaces (attack signatures),
+// and os.mknod, which also makes ordinary FIFOs.
 const NameSet& kernel_calls() {
     static const NameSet s = {"os.chroot", "os.unshare", "os.setns", "os.mknod", "os.pivot_root",
                                             "os.mount"};
+    return s;
+}
+
+// Loaders that run code chosen by whoever wrote the data: pickle's
+// REDUCE, marshal's code objects, PyYAML's python/object tags.
+const NameSet& deserializer_calls() {
+    static const NameSet s = {
+        "pickle.loads", "pickle.load", "pickle.Unpickler", "cPickle.loads", "cPickle.load", "cPickle.Unpickler",
+        "_pickle.loads", "_pickle.load", "_pickle.Unpickler", "dill.loads", "dill.load", "cloudpickle.loads",
+        "cloudpickle.load", "marshal.loads", "marshal.load", "jsonpickle.decode", "pandas.read_pickle",
+        "numpy.load", "yaml.load", "yaml.load_all", "yaml.unsafe_load", "yaml.unsafe_load_all", "yaml.full_load",
+        "yaml.full_load_all"};
+    return s;
+}
+
+// Decoders that turn text into bytes: the shape of a payload smuggled as text.
+const NameSet& payload_decoders() {
+    static const NameSet s = {"b64decode", "urlsafe_b64decode", "b32decode", "b16decode", "b85decode",
+                              "a85decode", "decodebytes", "decodestring", "unhexlify", "fromhex"};
     return s;
 }
 
@@ -179,6 +200,7 @@ private:
 
     void network(const Token& at, const std::string& what) {
         if (!net_) net_ = &at;
+        out_.note_network_use(at);
         out_.add("py.network", "T005", Severity::Medium, at, what, kNetHint);
     }
 
@@ -222,10 +244,18 @@ private:
         bool whole = name == "os.environ" || name == "os.environb";
         bool iterated = (name == "os.environ.items" || name == "os.environ.keys" || name == "os.environ.values" ||
                          name == "os.environ.copy");
-        if ((whole && !w_.is(end, "[")) || iterated)
-            out_.add("py.env-dump", "T005", Severity::Medium, t_[i],
-                     "reads the whole environment (" + std::string(name) + "), which may hold secrets",
-                     "Read only the variables you need with os.environ.get('NAME').");
+        if (!(whole && !w_.is(end, "[")) && !iterated) return;
+        out_.add("py.env-dump", "T005", Severity::Medium, t_[i],
+                 "reads the whole environment (" + std::string(name) + "), which may hold secrets",
+                 "Read only the variables you need with os.environ.get('NAME').");
+        if (!hands_env_on(name, i)) out_.note_secret_read(t_[i], "the whole environment");
+    }
+
+    // os.environ.copy(), env=os.environ, {**os.environ, ...}: the environment
+    // passed on to a child process, as build scripts do, not collected.
+    bool hands_env_on(std::string_view name, std::size_t i) const {
+        if (name == "os.environ.copy" || (i > 0 && w_.is(i - 1, "**"))) return true;
+        return i > 1 && w_.is(i - 1, "=") && w_.is(i - 2, "env");
     }
 
     // Does the argument list (open paren at `open`) contain a decoder call
@@ -244,7 +274,9 @@ private:
         return found;
     }
 
-    enum class CallKind { Other, EnvIter, ShellOut, DynamicCode, DynamicImport, Getattr, Setuid, Kernel, Fork, Dup2, Chmod };
+    enum class CallKind {
+        Other, EnvIter, ShellOut, DynamicCode, DynamicImport, Getattr, Setuid, Kernel, Fork, Dup2, Chmod, Deserialize
+    };
 
     // One hash lookup classifies a call; most calls (print, len, df.groupby)
     // are Other and cost nothing more.
@@ -263,6 +295,7 @@ private:
             for (const char* n : {"os.fork", "os.forkpty", "pty.fork"}) t[n] = CallKind::Fork;
             t["os.dup2"] = CallKind::Dup2;
             for (const char* n : {"os.chmod", "os.fchmod", "os.lchmod"}) t[n] = CallKind::Chmod;
+            for (const auto& n : deserializer_calls()) t[n] = CallKind::Deserialize;
             return t;
         }();
         static const NameFilter filter = [] {
@@ -283,12 +316,11 @@ private:
             case CallKind::DynamicCode: return dynamic_code(std::string(name), at, open, w_.close_of(open));
             case CallKind::DynamicImport: return dynamic_import(std::string(name), at, open);
             case CallKind::Getattr: return getattr_call(at, open);
-            case CallKind::Setuid:
-                return out_.add("py.setuid", "T004", Severity::High, at, std::string(name) + "() changes the process's user or groups",
-                                "Code runs as an unprivileged user in the sandbox; do not change ids.");
+            case CallKind::Setuid: return setuid_call(name, at, open);
             case CallKind::Kernel:
                 return out_.add("py.kernel-call", "T001", Severity::High, at, std::string(name) + "() touches namespaces or devices",
-                                "Do not manipulate namespaces, roots or device nodes; the sandbox denies it.");
+                                "Do not manipulate namespaces, roots or device nodes; the sandbox denies it.",
+                                name == "os.mknod" ? Intent::Risky : Intent::Attack);
             case CallKind::Fork:
                 fork_ = &at;
                 return out_.add("py.fork", "T003", Severity::Medium, at, std::string(name) + "() creates processes",
@@ -299,6 +331,7 @@ private:
                                 "os.dup2() redirects standard streams (reverse-shell building block)",
                                 "Write output to files or stdout; do not rewire file descriptors.");
             case CallKind::Chmod: return chmod_call(at, open, w_.close_of(open));
+            case CallKind::Deserialize: return deserialize(name, at, open, w_.close_of(open));
             case CallKind::Other: break;
         }
         if (ctypes_) ctypes_call(name, at);
@@ -316,17 +349,20 @@ private:
                                                                  "setns", "ptrace", "pivot_root", "syscall",
                                                                  "init_module", "finit_module"};
         std::string_view last = last_component(name);
+        // syscall(NR, ...) also serves gettid and the like; the named ones
+        // load kernel modules or leave the sandbox's root and namespaces.
         if (syscalls.count(last))
             out_.add("py.raw-syscall", "T001", Severity::Critical, at,
                      "calls " + std::string(last) + "() through ctypes (kernel attack surface)",
-                     "Do not call kernel interfaces directly; the sandbox denies them.");
+                     "Do not call kernel interfaces directly; the sandbox denies them.",
+                     last == "syscall" ? Intent::Risky : Intent::Attack);
     }
 
     void shell_out(const std::string& name, const Token& at, std::size_t open) {
         shell_ = &at;
         std::size_t end = 0;
         std::optional<std::string> cmd = w_.fold(open + 1, &end);
-        if (!cmd && w_.is(open + 1, "[")) cmd = constant_list(open + 1);
+        if (!cmd && w_.is(open + 1, "[")) cmd = w_.fold_list(open + 1);
         std::string msg = name + "() runs an external program";
         if (cmd) {
             msg += ": " + cmd->substr(0, 80);
@@ -338,21 +374,6 @@ private:
             msg += " with a command built at run time";
         }
         out_.add("py.shell-out", "T002", Severity::High, at, msg, kShellHint);
-    }
-
-    // ["rm", "-rf", "/"] -> "rm -rf /", when every element is constant.
-    std::optional<std::string> constant_list(std::size_t open) {
-        std::size_t close = w_.close_of(open);
-        std::string joined;
-        for (std::size_t k = open + 1; k < close;) {
-            std::size_t e = 0;
-            auto part = w_.fold(k, &e);
-            if (!part) return std::nullopt;
-            joined += (joined.empty() ? "" : " ") + *part;
-            k = w_.is(e, ",") ? e + 1 : e;
-            if (k == e && e != close) return std::nullopt;
-        }
-        return joined;
     }
 
     void dynamic_code(const std::string& name, const Token& at, std::size_t open, std::size_t close) {
@@ -387,22 +408,14 @@ private:
     }
 
     void getattr_call(const Token& at, std::size_t open) {
-        // getattr(obj, NAME ...): find the second argument at depth 1.
-        std::size_t close = w_.close_of(open);
-        int depth = 0;
-        for (std::size_t k = open + 1; k < close; ++k) {
-            if (w_.is(k, "(") || w_.is(k, "[") || w_.is(k, "{")) ++depth;
-            if (w_.is(k, ")") || w_.is(k, "]") || w_.is(k, "}")) --depth;
-            if (depth == 0 && w_.is(k, ",")) {
-                int pieces = 0;
-                auto attr = w_.fold(k + 1, nullptr, &pieces);
-                if (attr && is_dangerous_attribute(*attr))
-                    out_.add("py.getattr-obfuscation", "T002", pieces > 1 ? Severity::Critical : Severity::High, at,
-                             "getattr(..., '" + *attr + "') reaches a dangerous function indirectly",
-                             "Call functions directly by name; indirect access hides what the code does.");
-                return;
-            }
-        }
+        // getattr(obj, NAME ...): the second argument.
+        const std::size_t k = w_.second_argument(open);
+        int pieces = 0;
+        auto attr = w_.fold(k, nullptr, &pieces);
+        if (attr && is_dangerous_attribute(*attr))
+            out_.add("py.getattr-obfuscation", "T002", pieces > 1 ? Severity::Critical : Severity::High, at,
+                     "getattr(..., '" + *attr + "') reaches a dangerous function indirectly",
+                     "Call functions directly by name; indirect access hides what the code does.");
     }
 
     // globals()['eval'], __builtins__.__dict__['exec'], sys.modules['os'].
@@ -433,8 +446,77 @@ private:
                 setuid_bit = true;
             if (setuid_bit)
                 return out_.add("py.setuid-bit", "T004", Severity::High, at, "sets a setuid/setgid bit",
-                                "Use ordinary permissions such as 0o644 or 0o755.");
+                                "Use ordinary permissions such as 0o644 or 0o755.", Intent::Attack);
         }
+    }
+
+    // setuid(0), setresuid(0, 0, 0): asking to become root is an escalation
+    // attempt; other ids are how a daemon drops privileges.
+    void setuid_call(std::string_view name, const Token& at, std::size_t open) {
+        const bool to_root = w_.kind(open + 1, TokenKind::Number) && t_[open + 1].text == "0";
+        out_.add("py.setuid", "T004", Severity::High, at,
+                 std::string(name) + "() changes the process's user or groups" + (to_root ? " to root" : ""),
+                 "Code runs as an unprivileged user in the sandbox; do not change ids.",
+                 to_root ? Intent::Attack : Intent::Risky);
+    }
+
+    // pickle.loads and kin run code chosen by whoever wrote the data. A
+    // constant or text-decoded payload is code hidden from this validator;
+    // data in a script that uses the network may come from anyone; data
+    // from a file or a variable is the common, lesser case.
+    void deserialize(std::string_view name, const Token& at, std::size_t open, std::size_t close) {
+        if ((name == "yaml.load" || name == "yaml.load_all") && safe_yaml_loader(open, close)) return;
+        if (name == "numpy.load" && !allows_pickle(open, close)) return;
+        Severity severity = Severity::Medium;
+        std::string source = "data";
+        if (!takes_file(name) && constant_or_decoded_payload(open)) {
+            severity = Severity::Critical;
+            source = "an embedded payload";
+        } else if (round_trip(open)) {
+            return;  // loads(dumps(x)): a copy of the script's own object
+        } else if (net_) {
+            severity = Severity::High;
+            source = "data in a script that uses the network";
+        }
+        out_.add("py.unsafe-deserialization", "T002", severity, at,
+                 std::string(name) + "() of " + source + " (deserialization can run arbitrary code)",
+                 "Use json, or yaml.safe_load, for data; unpickle only files this task wrote itself.");
+    }
+
+    // pickle.load(f), pandas.read_pickle('a.pkl'): the argument is a file
+    // or a path, so a constant there names data, it is not data.
+    static bool takes_file(std::string_view name) {
+        std::string_view last = last_component(name);
+        return name.rfind("yaml.", 0) != 0 && (last == "load" || last == "Unpickler" || last == "read_pickle");
+    }
+
+    bool safe_yaml_loader(std::size_t open, std::size_t close) const {
+        for (std::size_t k = open + 1; k < close; ++k)
+            if (w_.is(k, "SafeLoader") || w_.is(k, "CSafeLoader") || w_.is(k, "BaseLoader") || w_.is(k, "CBaseLoader"))
+                return true;
+        return false;
+    }
+
+    bool allows_pickle(std::size_t open, std::size_t close) const {
+        for (std::size_t k = open + 1; k + 2 < close; ++k)
+            if (w_.is(k, "allow_pickle") && w_.is(k + 1, "=") && w_.is(k + 2, "True")) return true;
+        return false;
+    }
+
+    // The first argument is a constant, or a base-N decoding of anything.
+    bool constant_or_decoded_payload(std::size_t open) const {
+        std::size_t end = 0;
+        if (w_.fold(open + 1, &end) && (w_.is(end, ")") || w_.is(end, ","))) return true;
+        std::size_t k = open + 1;
+        while (w_.kind(k, TokenKind::Identifier) && w_.dot_follows(k)) k += 2;
+        return w_.kind(k, TokenKind::Identifier) && payload_decoders().count(t_[k].text) && w_.is(k + 1, "(");
+    }
+
+    // pickle.loads(pickle.dumps(x)), the deep-copy idiom.
+    bool round_trip(std::size_t open) const {
+        std::size_t k = open + 1;
+        while (w_.kind(k, TokenKind::Identifier) && w_.dot_follows(k)) k += 2;
+        return w_.is(k, "dumps") && w_.is(k + 1, "(");
     }
 
     // 10**9, 10**10 ... or literals of a billion and more: allocations
@@ -509,7 +591,7 @@ private:
         if (at)
             out_.add("py.reverse-shell", "T005", Severity::Critical, *at,
                      "network connection combined with stream redirection or a shell (reverse shell)",
-                     "Do not give remote parties a shell; the sandbox has no network.");
+                     "Do not give remote parties a shell; the sandbox has no network.", Intent::Attack);
     }
 
     std::span<const Token> t_;  // its size is stored, not computed from two pointers

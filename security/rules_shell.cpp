@@ -247,6 +247,7 @@ private:
     struct NameRule {
         NameKind kind;
         const char* what = "";  // for Kernel and Privilege: what the command does
+        Intent intent = Intent::Risky;
     };
 
     // Every command name rule_by_name looks at, so that any other command
@@ -254,13 +255,14 @@ private:
     static const NameRule* find_name_rule(std::string_view name) {
         static const NameMap<NameRule> table = [] {
             NameMap<NameRule> t;
-            for (const auto& [n, what] : kernel_commands()) t.add(n, NameRule{NameKind::Kernel, what});
+            for (const auto& k : kernel_commands()) t.add(k.name, NameRule{NameKind::Kernel, k.what, k.intent});
             for (const auto& [n, what] : privilege_commands()) t.add(n, NameRule{NameKind::Privilege, what});
             for (std::string_view n : network_clients()) t.add(n, NameRule{NameKind::Network});
             for (std::string_view n : {"chmod", "chown", "sh", "bash", "dash", "zsh", "ksh", "ash", "busybox",
                                        "eval", "source", ".", "python", "python3", "perl", "ruby", "node", "php",
                                        "env", "printenv", "export", "set", "declare", "rm", "mke2fs", "wipefs",
-                                       "fdisk", "parted", "sfdisk", "dd", "shred", "yes", "fallocate", "truncate"})
+                                       "fdisk", "parted", "sfdisk", "dd", "shred", "yes", "fallocate", "truncate",
+                                       "cdk"})
                 t.add(n, NameRule{NameKind::Other});
             return t;
         }();
@@ -268,20 +270,31 @@ private:
     }
 
     using Described = std::pair<std::string_view, const char*>;
+    struct KernelCommand {
+        std::string_view name;
+        const char* what;
+        Intent intent;
+    };
 
-    static const std::vector<Described>& kernel_commands() {
-        static const std::vector<Described> kernel = {
-            {"mount", "mounts filesystems"}, {"umount", "unmounts filesystems"}, {"nsenter", "enters namespaces"},
-            {"unshare", "creates namespaces"}, {"chroot", "changes the root directory"},
-            {"pivot_root", "changes the root mount"}, {"insmod", "loads kernel modules"},
-            {"rmmod", "unloads kernel modules"}, {"modprobe", "loads kernel modules"},
-            {"kexec", "replaces the running kernel"}, {"debugfs", "edits filesystems directly"},
-            {"docker", "drives the container runtime"}, {"ctr", "drives the container runtime"},
-            {"runc", "drives the container runtime"}, {"crictl", "drives the container runtime"},
-            {"kubectl", "drives the cluster"}, {"sysctl", "changes kernel tunables"},
-            {"gdb", "traces processes (ptrace)"}, {"strace", "traces processes (ptrace)"},
-            {"ltrace", "traces processes (ptrace)"}, {"losetup", "attaches loop devices"},
-            {"mknod", "creates device nodes"}, {"dmsetup", "drives device-mapper"}};
+    // Attack: the command exists to load kernel code or to leave the
+    // sandbox's root and namespaces. Risky: tools with ordinary uses
+    // (a debugger, a cluster client), or that fail harmlessly in a jail.
+    static const std::vector<KernelCommand>& kernel_commands() {
+        using enum Intent;
+        static const std::vector<KernelCommand> kernel = {
+            {"mount", "mounts filesystems", Attack}, {"umount", "unmounts filesystems", Attack},
+            {"nsenter", "enters namespaces", Attack}, {"unshare", "creates namespaces", Attack},
+            {"chroot", "changes the root directory", Attack}, {"pivot_root", "changes the root mount", Attack},
+            {"insmod", "loads kernel modules", Attack}, {"rmmod", "unloads kernel modules", Attack},
+            {"modprobe", "loads kernel modules", Attack}, {"kexec", "replaces the running kernel", Attack},
+            {"debugfs", "edits filesystems directly", Attack}, {"docker", "drives the container runtime", Risky},
+            {"podman", "drives the container runtime", Risky},
+            {"ctr", "drives the container runtime", Risky}, {"runc", "drives the container runtime", Risky},
+            {"crictl", "drives the container runtime", Risky}, {"kubectl", "drives the cluster", Risky},
+            {"sysctl", "changes kernel tunables", Risky}, {"gdb", "traces processes (ptrace)", Risky},
+            {"strace", "traces processes (ptrace)", Risky}, {"ltrace", "traces processes (ptrace)", Risky},
+            {"losetup", "attaches loop devices", Risky}, {"mknod", "creates device nodes", Risky},
+            {"dmsetup", "drives device-mapper", Risky}};
         return kernel;
     }
 
@@ -306,13 +319,22 @@ private:
     void rule_by_name(const Command& c, std::size_t ni, std::string_view name, const Token& at) {
         const NameRule* rule = find_name_rule(name);
         if (!rule && name.rfind("mkfs", 0) != 0) return;
-        if (rule && rule->kind == NameKind::Kernel)
-            return out_.add("sh.kernel-surface", "T001", Severity::High, at, std::string(name) + " " + rule->what,
-                            kHostHint);
+        if (rule && rule->kind == NameKind::Kernel) {
+            const bool lists = name == "mount" && lists_mounts(c, ni);
+            const bool breaks_out = (name == "docker" || name == "podman") && opens_host(c, ni);
+            Intent intent = lists ? Intent::Risky : breaks_out ? Intent::Attack : rule->intent;
+            return out_.add("sh.kernel-surface", "T001", Severity::High, at,
+                            std::string(name) + " " +
+                                (lists ? "lists mounted filesystems"
+                                       : breaks_out ? "starts a container with the host's root, pids or privileges"
+                                                    : rule->what),
+                            kHostHint, intent);
+        }
         if (rule && rule->kind == NameKind::Privilege)
             return out_.add("sh.privilege", "T004", Severity::High, at, std::string(name) + " " + rule->what,
                             kPrivHint);
         if (name == "chmod") return chmod(c, ni, at);
+        if (name == "cdk") return cdk(c, ni, at);
         if (name == "chown" && has_arg(c, ni + 1, {"root", "root:root", "0", "0:0"}))
             return out_.add("sh.privilege", "T004", Severity::Medium, at, "chown to root", kPrivHint);
         if (is_shell(name) || name == "eval" || name == "source" || name == ".") return shell_exec(c, ni, name, at);
@@ -321,9 +343,11 @@ private:
             return interpreter(c, ni, name, at);
         if (rule && rule->kind == NameKind::Network) return network(c, ni, name, at);
         if (name == "env" || name == "printenv" || (name == "export" && has_arg(c, ni + 1, {"-p"})) ||
-            (name == "set" && c.words.size() == ni + 1) || (name == "declare" && has_arg(c, ni + 1, {"-x", "-p"})))
+            (name == "set" && c.words.size() == ni + 1) || (name == "declare" && has_arg(c, ni + 1, {"-x", "-p"}))) {
+            out_.note_secret_read(at, "the whole environment");
             return out_.add("sh.env-dump", "T005", Severity::Medium, at, std::string(name) + " dumps the environment",
                             "Read only the variables you need, e.g. \"$HOME\".");
+        }
         if (name == "rm") return rm(c, ni, at);
         if (name.rfind("mkfs", 0) == 0 || name == "mke2fs" || name == "wipefs" || name == "fdisk" ||
             name == "parted" || name == "sfdisk")
@@ -346,9 +370,54 @@ private:
             bool octal = m.size() == 4 && m.find_first_not_of("01234567") == std::string::npos &&
                          (m[0] == '2' || m[0] == '4' || m[0] == '6');
             if (symbolic || octal)
-                return out_.add("sh.setuid-bit", "T004", Severity::High, at, "chmod " + std::string(m) + " sets a setuid/setgid bit",
-                                "Use ordinary permissions such as 644 or 755.");
+                return out_.add("sh.setuid-bit", "T004", Severity::High, at,
+                                "chmod " + std::string(m) + " sets a setuid/setgid bit", "Use ordinary permissions such as 644 or 755.",
+                                Intent::Attack);
         }
+    }
+
+    // `mount` alone, or with only -l / -t TYPE, prints the mount table as
+    // /proc/self/mounts does; anything naming a source or target (or -a,
+    // --bind, --move) mounts.
+    static bool lists_mounts(const Command& c, std::size_t ni) {
+        for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
+            std::string_view a = c.words[i]->value;
+            if (a == "-l" || a == "-v") continue;
+            if (a == "-t" || a == "--types") {
+                ++i;
+                continue;
+            }
+            return false;
+        }
+        return true;
+    }
+
+    // docker run --privileged / --pid=host / -v /:/host / --cap-add
+    // SYS_ADMIN: a container that holds the host, the classic way out.
+    static bool opens_host(const Command& c, std::size_t ni) {
+        for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
+            std::string_view a = c.words[i]->value;
+            std::string_view next = i + 1 < c.words.size() ? std::string_view(c.words[i + 1]->value) : "";
+            if (a == "--privileged" || a == "--pid=host" || (a == "--pid" && next == "host")) return true;
+            if (a.rfind("--cap-add", 0) == 0 && (a.find("SYS_ADMIN") != a.npos || a.find("ALL") != a.npos ||
+                                                 next == "SYS_ADMIN" || next == "ALL"))
+                return true;
+            std::string_view volume = a.rfind("--volume=", 0) == 0 ? a.substr(9)
+                                      : (a == "-v" || a == "--volume") ? next
+                                                                       : std::string_view{};
+            if (volume == "/" || volume.rfind("/:", 0) == 0) return true;
+        }
+        return false;
+    }
+
+    // CDK (cdk-team/CDK) is a container-escape toolkit; its subcommands do
+    // not overlap the AWS CDK's (synth, deploy, diff ...).
+    void cdk(const Command& c, std::size_t ni, const Token& at) {
+        if (ni + 1 >= c.words.size()) return;
+        std::string_view sub = c.words[ni + 1]->value;
+        if (sub == "evaluate" || sub == "eva" || sub == "run" || sub == "auto-escape")
+            out_.add("escape.tooling", "T001", Severity::High, at, "cdk " + std::string(sub) + " (container-escape toolkit)",
+                     "Kiln runs code for the user's task; do not run container-escape tooling.", Intent::Attack);
     }
 
     // sh -c "...", bash script, eval "...", source file, and anything
@@ -410,6 +479,7 @@ private:
     }
 
     void network(const Command& c, std::size_t ni, std::string_view name, const Token& at) {
+        out_.note_network_use(at);
         bool exec_flag = false, listen = false;
         for (std::size_t i = ni + 1; i < c.words.size(); ++i) {
             std::string_view a = c.words[i]->value;
@@ -424,7 +494,7 @@ private:
         if (exec_flag && (name == "nc" || name == "ncat" || name == "netcat" || name == "socat"))
             return out_.add("sh.reverse-shell", "T005", Severity::Critical, at,
                             std::string(name) + " wired to a program (reverse or bind shell)",
-                            "Do not give remote parties a shell; the sandbox has no network.");
+                            "Do not give remote parties a shell; the sandbox has no network.", Intent::Attack);
         if (listen)
             return out_.add("sh.network-server", "T005", Severity::High, at, std::string(name) + " listens for connections",
                             kNetHint);

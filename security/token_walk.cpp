@@ -5,6 +5,31 @@
 
 namespace kiln::security::detail {
 
+std::size_t Walk::second_argument(std::size_t open) const {
+    const std::size_t close = close_of(open);
+    int depth = 0;
+    for (std::size_t k = open + 1; k < close; ++k) {
+        if (is(k, "(") || is(k, "[") || is(k, "{")) ++depth;
+        if (is(k, ")") || is(k, "]") || is(k, "}")) --depth;
+        if (depth == 0 && is(k, ",")) return k + 1;
+    }
+    return close;
+}
+
+std::optional<std::string> Walk::fold_list(std::size_t open) const {
+    std::size_t close = close_of(open);
+    std::string joined;
+    for (std::size_t k = open + 1; k < close;) {
+        std::size_t e = 0;
+        auto part = fold(k, &e);
+        if (!part) return std::nullopt;
+        joined += (joined.empty() ? "" : " ") + *part;
+        k = is(e, ",") ? e + 1 : e;
+        if (k == e && e != close) return std::nullopt;
+    }
+    return joined;
+}
+
 std::size_t Walk::close_of(std::size_t open) const {
     if (open >= t_.size()) return t_.size();
     int depth = 0;

@@ -3,7 +3,10 @@
 // How a finding becomes risk (docs/threat-model.md explains it for users):
 // a finding's level is its severity, lowered one step when every control
 // mitigating its threat is in force, except that a critical finding stays
-// critical whatever the mitigation. The overall risk is the highest
+// critical whatever the mitigation, and an attack signature (a finding
+// whose code has no ordinary use, see detail::Intent) is never lowered:
+// the jail may hold the attempt, but the attempt is what an operator must
+// see. The overall risk is the highest
 // finding level (low when there is none). Each threat's row in the table
 // is max(band(impact x probability [x0.3 if mitigated]), its findings).
 #include "security/validator.hpp"
@@ -23,7 +26,7 @@ namespace {
 
 using threat_model::Level;
 
-Level finding_level(Severity s, bool mitigated) {
+Level severity_level(Severity s, bool mitigated) {
     switch (s) {
         case Severity::Critical: return Level::Critical;
         case Severity::High: return mitigated ? Level::Medium : Level::High;
@@ -32,6 +35,11 @@ Level finding_level(Severity s, bool mitigated) {
         case Severity::Info: return Level::Low;
     }
     return Level::Critical;
+}
+
+// The level a finding counts for; `mitigated`: every control of its threat is in force.
+Level finding_level(const Finding& f, bool mitigated) {
+    return severity_level(f.severity, mitigated && !f.attack_signature);
 }
 
 // True when every byte is ASCII and none is NUL: then the input is valid
@@ -84,6 +92,7 @@ std::vector<Finding> run_rules(Language language, std::string_view code, const P
         case Language::Shell: detail::rules_shell(tokenize_shell(code).tokens, out); break;
         case Language::JavaScript: detail::rules_javascript(tokenize_javascript(code).tokens, out); break;
     }
+    out.add_combined();
     // Rule passes run one after another; report in source order.
     std::stable_sort(out.list().begin(), out.list().end(), [](const Finding& a, const Finding& b) {
         return a.line != b.line ? a.line < b.line : a.column < b.column;
@@ -114,18 +123,23 @@ Scored score_all(const std::vector<Finding>& findings, const std::set<std::strin
     for (const auto& t : threat_model::catalogue().threats) {
         auto r = threat_model::score(t, controls);
         ThreatScore ts{t.id, t.name, round2(r.score), r.level, r.mitigated};
-        int hits = 0;
+        int hits = 0, kept = 0;
         for (const auto& f : findings) {
             if (f.threat != t.id) continue;
             ++hits;
-            Level l = finding_level(f.severity, r.mitigated);
+            Level l = finding_level(f, r.mitigated);
             if (l > ts.level) ts.level = l;
             if (l > s.risk) s.risk = l;
+            if (r.mitigated && f.attack_signature && l > severity_level(f.severity, true)) ++kept;
         }
         if (hits > 0 && !r.mitigated)
             s.reasons.push_back(t.id + " " + t.name + " has " + std::to_string(hits) +
                                 " finding(s) and is not fully mitigated: not in force: " +
                                 missing_text(r.missing_controls));
+        if (kept > 0)
+            s.reasons.push_back(t.id + " " + t.name + " is mitigated, but " + std::to_string(kept) +
+                                " attack signature(s) keep their severity: the attempt is reported whatever the "
+                                "sandbox would hold");
         s.threats.push_back(std::move(ts));
     }
     return s;
@@ -145,7 +159,8 @@ void add_finding_reasons(Assessment& a) {
             a.reasons.push_back("... and more findings (see findings)");
             break;
         }
-        a.reasons.push_back(f.threat + " " + f.rule + " (" + to_string(f.severity) + ") at " +
+        a.reasons.push_back(f.threat + " " + f.rule + " (" + to_string(f.severity) +
+                            (f.attack_signature ? ", attack signature" : "") + ") at " +
                             std::to_string(f.line) + ":" + std::to_string(f.column) + ": " + f.message);
     }
 }
@@ -223,7 +238,8 @@ nlohmann::json Assessment::to_json() const {
                      {"line", x.line},
                      {"column", x.column},
                      {"message", x.message},
-                     {"hint", x.hint}});
+                     {"hint", x.hint},
+                     {"attack_signature", x.attack_signature}});
     nlohmann::json t = nlohmann::json::array();
     for (const auto& x : threats)
         t.push_back({{"id", x.id},

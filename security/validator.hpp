@@ -29,6 +29,10 @@ struct Finding {
     int line = 0, column = 0;           // 1-based; 0 when the finding is about the whole input
     std::string message;
     std::string hint;                   // what the agent can do instead
+    // Code with no ordinary use (a kernel module load, a reverse shell, a
+    // setuid shell, credentials sent out): controls in force never lower
+    // its level. Always high or critical.
+    bool attack_signature = false;
 };
 
 struct ThreatScore {
@@ -47,7 +51,7 @@ struct Assessment {
 
     // The public contract shared by `kiln check --json` and assess_code:
     // {"decision","risk","findings":[{rule,threat,controls,severity,line,
-    //  column,message,hint}],"threats":[{id,name,score,level,mitigated}],
+    //  column,message,hint,attack_signature}],"threats":[{id,name,score,level,mitigated}],
     //  "reasons":[...]}, all enums as lowercase strings.
     nlohmann::json to_json() const;
 };

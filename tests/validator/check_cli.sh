@@ -32,6 +32,8 @@ expect 1 "os.system asks under balanced" -- --controls none "$corpus/hostile/py_
 expect 2 "os.system denied under strict" -- --controls none --preset strict "$corpus/hostile/py_os_system.py"
 expect 0 "permissive warns only" -- --controls none --preset permissive "$corpus/hostile/sh_fork_bomb.sh"
 expect 0 "all controls in force lower a high finding" -- --controls all "$corpus/hostile/py_os_system.py"
+expect 1 "an attack signature asks even with all controls" -- --controls all "$corpus/hostile/sh_modprobe.sh"
+expect 2 "an attack signature is denied under strict" -- --controls all --preset strict "$corpus/hostile/sh_modprobe.sh"
 expect 64 "unknown language is a usage error" -- --language cobol "$corpus/benign/csv_stats.py"
 expect 64 "unknown control is a usage error" -- --controls C999 "$corpus/benign/csv_stats.py"
 expect 64 "missing file is a usage error" -- "$tmp/does-not-exist.py"
@@ -55,4 +57,13 @@ for key in '"decision": "ask"' '"risk": "high"' '"findings"' '"threats"' '"reaso
     fi
 done
 [ $fail -eq 0 ] && echo "ok   --json contract keys"
+
+"$kiln" check --controls all --json "$corpus/hostile/sh_modprobe.sh" >"$tmp/attack.json"
+if grep -q '"attack_signature": true' "$tmp/attack.json" && grep -q 'attack signature' "$tmp/attack.json"; then
+    echo "ok   --json marks the attack signature and says why it was held"
+else
+    echo "FAIL --json lacks attack_signature or its reason"
+    sed 's/^/    /' "$tmp/attack.json"
+    fail=1
+fi
 exit $fail

