@@ -58,7 +58,8 @@ std::string summarize(const sandbox::ExecResult& r, const security::Assessment& 
         if (r.stderr_truncated) out << "[stderr truncated: " << r.stderr_bytes << " bytes produced]\n";
     }
     for (const auto& f : a.findings)
-        out << "finding " << f.rule << " (" << f.threat << ") line " << f.line << ": " << f.message << " — " << f.hint << "\n";
+        out << "finding " << f.rule << " (" << f.threat << (f.attack_signature ? ", attack signature" : "") << ") line "
+            << f.line << ": " << f.message << " — " << f.hint << "\n";
     for (const auto& n : r.notes) out << "note: " << n << "\n";
     return out.str();
 }
@@ -71,8 +72,9 @@ json run_output_schema() {
     json finding = {{"type", "object"},
                     {"properties",
                      {{"rule", str}, {"threat", str}, {"controls", {{"type", "array"}, {"items", str}}},
-                      {"severity", str}, {"line", integer}, {"column", integer}, {"message", str}, {"hint", str}}},
-                    {"required", {"rule", "threat", "severity", "line", "message"}}};
+                      {"severity", str}, {"line", integer}, {"column", integer}, {"message", str}, {"hint", str},
+                      {"attack_signature", boolean}}},
+                    {"required", {"rule", "threat", "severity", "line", "message", "attack_signature"}}};
     return {{"type", "object"},
             {"properties",
              {{"exit_code", nullable_int}, {"signal", nullable_int}, {"timed_out", boolean}, {"oom_killed", boolean},

@@ -95,6 +95,21 @@ test('a dangerous call is denied with findings, and nothing runs', async () => {
   assert.ok(!l.structuredContent.entries.some((e) => e.path === 'ran'));
 });
 
+test('an attack signature is not mitigated away: loading a kernel module is refused though the jail would hold it', async () => {
+  const r = await client.callTool({
+    name: 'run_command',
+    arguments: { command: 'insmod /workspace/rootkit.ko; touch /workspace/ran' },
+  });
+  // balanced asks; this client offers no elicitation, so the policy's fallback refuses.
+  assert.equal(r.isError, true);
+  assert.notEqual(r.structuredContent.decision, 'allow');
+  const sig = r.structuredContent.findings.filter((f) => f.attack_signature === true);
+  assert.ok(sig.length > 0, JSON.stringify(r.structuredContent.findings));
+  assert.match(text(r), /attack signature/);
+  const l = await client.callTool({ name: 'list_files', arguments: {} });
+  assert.ok(!l.structuredContent.entries.some((e) => e.path === 'ran'));
+});
+
 test('assess_code returns the validator contract and runs nothing', async () => {
   const r = await client.callTool({ name: 'assess_code', arguments: { language: 'python', code: "import os\nos.system('id')\n" } });
   assert.equal(r.isError, false);
