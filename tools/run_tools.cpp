@@ -332,7 +332,7 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     // 3. Prepare the workspace and the code file.
     auto ws = workspaces_.acquire(session_id);
     if (!ws) return ToolResult::error(req.tool + ": " + ws.error().what(), empty_run(decision_label, a, decision_id));
-    wsfs::Owner owner{workspaces_.options().owner_uid, workspaces_.options().owner_gid};
+    wsfs::Owner owner{(*ws)->owner_uid(), (*ws)->owner_gid()};
     for (const auto& [path, content] : req.files) {
         auto rel = wsfs::normalize_relative(path);
         if (!rel) return ToolResult::error(req.tool + ": files: " + rel.error().what(), empty_run(decision_label, a, decision_id));

@@ -75,6 +75,23 @@ test('write a file, run code that reads it and writes another, list, read back',
   assert.equal(r.structuredContent.content, '\nnlik olleh');
 });
 
+test('files written by the tools belong to the session: a run can change them', async () => {
+  // write_file and run_code's `files` make files owned by the ids the
+  // session's jails map to; a run appends to both.
+  let r = await client.callTool({ name: 'write_file', arguments: { path: 'owned/a.txt', content: 'a' } });
+  assert.equal(r.isError, false, text(r));
+  r = await client.callTool({
+    name: 'run_code',
+    arguments: {
+      language: 'python',
+      files: [{ path: 'owned/b.txt', content: 'b' }],
+      code: "for n in ('owned/a.txt', 'owned/b.txt'):\n    open(n, 'a').write('+')\nprint(open('owned/a.txt').read(), open('owned/b.txt').read())\n",
+    },
+  });
+  assert.equal(r.isError, false, text(r));
+  assert.equal(r.structuredContent.stdout, 'a+ b+\n');
+});
+
 test('a non-zero exit is an isError result with the output', async () => {
   const r = await client.callTool({ name: 'run_command', arguments: { command: 'echo oops >&2; exit 3' } });
   assert.equal(r.isError, true);
