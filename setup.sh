@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(
   build-essential pkg-config meson ninja-build
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libseccomp-dev
-  libyaml-cpp-dev doctest-dev libcli11-dev libssl-dev
+  libyaml-cpp-dev doctest-dev libcli11-dev libssl-dev libvalijson-dev
   python3 util-linux iproute2 passwd
   clang libclang-rt-14-dev
   musl-tools
