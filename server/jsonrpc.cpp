@@ -70,7 +70,9 @@ Parsed parse(std::string_view text, const Limits& limits) {
     json doc;
     try {
         doc = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error for bad syntax, out_of_range for a number that
+        // overflows a double (1e400): both are texts Kiln cannot read.
         out.messages.push_back(Invalid{make_error(nullptr, kParseError, std::string("Parse error: ") + e.what())});
         return out;
     }
