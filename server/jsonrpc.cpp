@@ -67,6 +67,12 @@ Parsed parse(std::string_view text, const Limits& limits) {
             nullptr, kParseError, "Parse error: nesting deeper than " + std::to_string(limits.max_depth) + " levels")});
         return out;
     }
+    // JSON has no place for a raw NUL, and nlohmann stops reading at one: what
+    // follows it would be ignored rather than refused.
+    if (text.find('\0') != std::string_view::npos) {
+        out.messages.push_back(Invalid{make_error(nullptr, kParseError, "Parse error: a NUL byte is not valid JSON")});
+        return out;
+    }
     json doc;
     try {
         doc = json::parse(text);

@@ -53,6 +53,18 @@ TEST_CASE("a number too large for a double is a parse error, not an exception") 
     }
 }
 
+// Found by tests/fuzz/fuzz_jsonrpc: nlohmann stops reading at a NUL byte,
+// so a valid message followed by NUL and anything at all was accepted.
+TEST_CASE("a NUL byte anywhere is a parse error") {
+    using namespace std::string_view_literals;
+    for (std::string_view text : {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\0garbage"sv, "7\0"sv, "\0"sv,
+                                  "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\0ing\"}"sv}) {
+        json reply = single_reply(text);
+        CHECK(reply["error"]["code"] == kParseError);
+        CHECK(reply["id"].is_null());
+    }
+}
+
 TEST_CASE("deep nesting is refused before it is parsed") {
     std::string deep(10000, '[');
     deep += std::string(10000, ']');
