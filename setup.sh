@@ -73,9 +73,10 @@ run_tests() {
   log "running the suites again under ASan+UBSan (the jail suite only in the plain build)"
   build build-asan -Dsanitize=true
   meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite sandbox
-  log "fuzzing each validator tokenizer for ${KILN_FUZZ_SECONDS:-20}s (libFuzzer, clang)"
+  log "fuzzing each target (tokenizers, JSON-RPC framing, workspace paths) for ${KILN_FUZZ_SECONDS:-20}s (libFuzzer, clang)"
   if [ ! -f build-fuzz/build.ninja ]; then CXX=clang++ meson setup build-fuzz -Dfuzz=true >/dev/null; fi
-  ninja -C build-fuzz tests/fuzz/fuzz_python tests/fuzz/fuzz_shell tests/fuzz/fuzz_javascript
+  # shellcheck disable=SC2046  # one target per word
+  ninja -C build-fuzz $(tests/fuzz/run.sh --targets)
   tests/fuzz/run.sh build-fuzz "${KILN_FUZZ_SECONDS:-20}"
 }
 
