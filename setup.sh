@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(
   build-essential pkg-config meson ninja-build
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libseccomp-dev
-  libyaml-cpp-dev doctest-dev libcli11-dev libssl-dev
+  libyaml-cpp-dev doctest-dev libcli11-dev libssl-dev libvalijson-dev
   python3 util-linux iproute2 passwd
   clang libclang-rt-14-dev
   musl-tools
@@ -73,9 +73,10 @@ run_tests() {
   log "running the suites again under ASan+UBSan (the jail suite only in the plain build)"
   build build-asan -Dsanitize=true
   meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite sandbox
-  log "fuzzing each validator tokenizer for ${KILN_FUZZ_SECONDS:-20}s (libFuzzer, clang)"
+  log "fuzzing each target (tokenizers, JSON-RPC framing, workspace paths) for ${KILN_FUZZ_SECONDS:-20}s (libFuzzer, clang)"
   if [ ! -f build-fuzz/build.ninja ]; then CXX=clang++ meson setup build-fuzz -Dfuzz=true >/dev/null; fi
-  ninja -C build-fuzz tests/fuzz/fuzz_python tests/fuzz/fuzz_shell tests/fuzz/fuzz_javascript
+  # shellcheck disable=SC2046  # one target per word
+  ninja -C build-fuzz $(tests/fuzz/run.sh --targets)
   tests/fuzz/run.sh build-fuzz "${KILN_FUZZ_SECONDS:-20}"
 }
 

@@ -67,10 +67,18 @@ Parsed parse(std::string_view text, const Limits& limits) {
             nullptr, kParseError, "Parse error: nesting deeper than " + std::to_string(limits.max_depth) + " levels")});
         return out;
     }
+    // JSON has no place for a raw NUL, and nlohmann stops reading at one: what
+    // follows it would be ignored rather than refused.
+    if (text.find('\0') != std::string_view::npos) {
+        out.messages.push_back(Invalid{make_error(nullptr, kParseError, "Parse error: a NUL byte is not valid JSON")});
+        return out;
+    }
     json doc;
     try {
         doc = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error for bad syntax, out_of_range for a number that
+        // overflows a double (1e400): both are texts Kiln cannot read.
         out.messages.push_back(Invalid{make_error(nullptr, kParseError, std::string("Parse error: ") + e.what())});
         return out;
     }

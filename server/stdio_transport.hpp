@@ -2,32 +2,13 @@
 // session per process. stdout carries nothing but protocol messages.
 #pragma once
 
-#include <cstddef>
-#include <functional>
 #include <string>
 
 #include "common/unique_fd.hpp"
+#include "server/line_reader.hpp"
 #include "server/mcp_session.hpp"
 
 namespace kiln::server {
-
-// Reads lines from `in_fd` without ever buffering more than `max_bytes` of
-// one message: a longer line is skipped to its newline and reported through
-// `on_oversized`. Returns at EOF, on a read error, or when `stop_fd` (a
-// signalfd or pipe, -1 for none) becomes readable.
-class LineReader {
-public:
-    LineReader(int in_fd, std::size_t max_bytes, int stop_fd = -1);
-    // Calls on_line / on_oversized for each message; returns why it stopped.
-    enum class End { Eof, Stopped, Error };
-    End run(const std::function<void(std::string_view)>& on_line,
-            const std::function<void(std::size_t)>& on_oversized);
-
-private:
-    int in_fd_;
-    std::size_t max_bytes_;
-    int stop_fd_;
-};
 
 // A fresh random session id such as "stdio-3f2a...".
 std::string new_session_id(const std::string& prefix);

@@ -36,6 +36,11 @@ ToolResult ToolResult::error(std::string text, json structured) {
 
 void Registry::add(std::unique_ptr<Tool> tool) {
     if (find(tool->def().name)) throw std::logic_error("tool registered twice: " + tool->def().name);
+    try {
+        input_checkers_.emplace_back(tool->def().input_schema);
+    } catch (const std::invalid_argument& e) {
+        throw std::logic_error("tool " + tool->def().name + ": inputSchema is " + e.what());
+    }
     tools_.push_back(std::move(tool));
 }
 
@@ -45,12 +50,35 @@ Tool* Registry::find(const std::string& name) const {
     return nullptr;
 }
 
+namespace {
+
+std::string violation_text(const SchemaViolation& v) {
+    return v.path.empty() ? "arguments " + v.message : v.what();
+}
+
+// One line for one mistake; a list for several, so an agent fixes them all
+// in its next call.
+std::string invalid_arguments_text(const std::string& tool, const std::vector<SchemaViolation>& violations) {
+    std::string text = "Invalid arguments for tool '" + tool + "'";
+    if (violations.size() == 1) return text + ": " + violation_text(violations.front());
+    text += " (" + std::to_string(violations.size()) + " problems):";
+    for (const auto& v : violations) text += "\n- " + violation_text(v);
+    return text;
+}
+
+}  // namespace
+
+std::vector<SchemaViolation> Registry::check_arguments(const Tool& tool, const json& arguments) const {
+    for (std::size_t i = 0; i < tools_.size(); ++i)
+        if (tools_[i].get() == &tool) return input_checkers_[i].check(arguments);
+    // Not one of ours (a test's own tool): compiled for this call only.
+    return check_schema(tool.def().input_schema, arguments);
+}
+
 ToolResult Registry::call(Tool& tool, const json& arguments, const CallContext& ctx) const {
-    if (auto bad = check_schema(tool.def().input_schema, arguments)) {
-        return ToolResult::error("Invalid arguments for tool '" + tool.def().name + "': " +
-                                 (bad->path.empty() ? "arguments " + bad->message : bad->what()));
-    }
     try {
+        auto violations = check_arguments(tool, arguments);
+        if (!violations.empty()) return ToolResult::error(invalid_arguments_text(tool.def().name, violations));
         return tool.call(arguments, ctx);
     } catch (const std::exception& e) {
         spdlog::error("tool {} threw: {}", tool.def().name, e.what());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "tools/schema.hpp"
 
 namespace kiln::tools {
 
@@ -84,17 +85,22 @@ public:
 
 class Registry {
 public:
+    // Throws std::logic_error for a second tool of the same name or an
+    // inputSchema that cannot be compiled.
     void add(std::unique_ptr<Tool> tool);
     Tool* find(const std::string& name) const;
     const std::vector<std::unique_ptr<Tool>>& all() const { return tools_; }
 
     // Checks the arguments against the tool's schema, then runs the tool.
-    // Schema failures and exceptions become isError results that say which
-    // field is wrong and what it must be.
+    // Schema failures and exceptions become isError results; a schema
+    // failure lists every wrong field, each with what it must be.
     ToolResult call(Tool& tool, const nlohmann::json& arguments, const CallContext& ctx) const;
 
 private:
+    std::vector<SchemaViolation> check_arguments(const Tool& tool, const nlohmann::json& arguments) const;
+
     std::vector<std::unique_ptr<Tool>> tools_;
+    std::vector<SchemaChecker> input_checkers_;  // input_checkers_[i] checks tools_[i]
 };
 
 std::string to_string(LogLevel level);

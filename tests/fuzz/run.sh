@@ -1,40 +1,57 @@
 #!/bin/sh
-# Runs each validator fuzz target for a bounded time.
+# Runs every fuzz target for the same bounded time.
 #   tests/fuzz/run.sh BUILD_DIR [SECONDS_PER_TARGET]   (default 20)
-# BUILD_DIR must be configured with CXX=clang++ and -Dfuzz=true. Seeds come
-# from the validator corpora; new inputs go to a scratch directory, and any
-# crash is saved in BUILD_DIR/fuzz-artifacts/ and fails the script.
+#   tests/fuzz/run.sh --targets      the ninja targets to build first
+# BUILD_DIR must be configured with CXX=clang++ and -Dfuzz=true. Seeds: the
+# validator corpora for the tokenizers, tests/fuzz/seeds/<target>/ for the
+# others (inputs that once crashed are kept there). New inputs go to a
+# scratch directory; any crash is saved in BUILD_DIR/fuzz-artifacts/ and
+# fails the script.
 set -eu
+# target, the longest input worth trying.
+targets="python:8192 shell:8192 javascript:8192 jsonrpc:4096 line_reader:2048 workspace_path:512"
+if [ "${1:-}" = --targets ]; then
+    for entry in $targets; do echo "tests/fuzz/fuzz_${entry%%:*}"; done
+    exit 0
+fi
 build=${1:?usage: tests/fuzz/run.sh BUILD_DIR [SECONDS]}
 seconds=${2:-20}
 here=$(cd "$(dirname "$0")" && pwd)
-corpus_src="$here/../validator"
+validator_corpus="$here/../validator"
 artifacts="$build/fuzz-artifacts"
 mkdir -p "$artifacts"
+
+copy_seeds() {  # TARGET DIR
+    case $1 in
+        python) ext=py ;;
+        shell) ext=sh ;;
+        javascript) ext=js ;;
+        *) cp "$here/seeds/$1"/* "$2/"; return ;;
+    esac
+    for f in "$validator_corpus"/benign/*."$ext"* "$validator_corpus"/hostile/*."$ext"*; do
+        [ -f "$f" ] && cp "$f" "$2/"
+    done
+}
+
 status=0
-for lang in python shell javascript; do
-    bin="$build/tests/fuzz/fuzz_$lang"
+for entry in $targets; do
+    name=${entry%%:*}
+    max_len=${entry#*:}
+    bin="$build/tests/fuzz/fuzz_$name"
     if [ ! -x "$bin" ]; then
         echo "run.sh: $bin missing: CXX=clang++ meson setup $build -Dfuzz=true && ninja -C $build" >&2
         exit 2
     fi
-    case $lang in
-        python) ext=py ;;
-        shell) ext=sh ;;
-        javascript) ext=js ;;
-    esac
     work=$(mktemp -d)
-    for f in "$corpus_src"/benign/*."$ext"* "$corpus_src"/hostile/*."$ext"*; do
-        [ -f "$f" ] && cp "$f" "$work/"
-    done
-    echo "== fuzz_$lang for ${seconds}s (seeds: $(ls "$work" | wc -l))"
-    if ! "$bin" -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-            -artifact_prefix="$artifacts/$lang-" -print_final_stats=1 "$work" 2>"$build/fuzz-$lang.log"; then
-        echo "fuzz_$lang FAILED; see $build/fuzz-$lang.log and $artifacts/" >&2
-        tail -n 40 "$build/fuzz-$lang.log" >&2
+    copy_seeds "$name" "$work"
+    echo "== fuzz_$name for ${seconds}s (seeds: $(ls "$work" | wc -l))"
+    if ! "$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
+            -artifact_prefix="$artifacts/$name-" -print_final_stats=1 "$work" 2>"$build/fuzz-$name.log"; then
+        echo "fuzz_$name FAILED; see $build/fuzz-$name.log and $artifacts/" >&2
+        tail -n 40 "$build/fuzz-$name.log" >&2
         status=1
     fi
-    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|cov:" "$build/fuzz-$lang.log" | tail -n 3
+    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|cov:" "$build/fuzz-$name.log" | tail -n 3
     rm -rf "$work"
 done
 exit $status

@@ -40,6 +40,31 @@ TEST_CASE("parse errors are -32700 with a null id") {
     }
 }
 
+// Found by tests/fuzz/fuzz_jsonrpc: nlohmann throws out_of_range, not
+// parse_error, for a number too large for a double, and it escaped parse()
+// and ended the server.
+TEST_CASE("a number too large for a double is a parse error, not an exception") {
+    for (const char* text : {R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":1e400}})", "77e422", "[-1e999]"}) {
+        json reply;
+        CHECK_NOTHROW(reply = single_reply(text));
+        CHECK(reply["error"]["code"] == kParseError);
+        CHECK(reply["id"].is_null());
+        CHECK(reply["error"]["message"].get<std::string>().find("number overflow") != std::string::npos);
+    }
+}
+
+// Found by tests/fuzz/fuzz_jsonrpc: nlohmann stops reading at a NUL byte,
+// so a valid message followed by NUL and anything at all was accepted.
+TEST_CASE("a NUL byte anywhere is a parse error") {
+    using namespace std::string_view_literals;
+    for (std::string_view text : {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\0garbage"sv, "7\0"sv, "\0"sv,
+                                  "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\0ing\"}"sv}) {
+        json reply = single_reply(text);
+        CHECK(reply["error"]["code"] == kParseError);
+        CHECK(reply["id"].is_null());
+    }
+}
+
 TEST_CASE("deep nesting is refused before it is parsed") {
     std::string deep(10000, '[');
     deep += std::string(10000, ']');
