@@ -159,6 +159,48 @@ void add_dev(Builder& b) {
     b.symlink("/dev/stderr", "/proc/self/fd/2");
 }
 
+// /proc, read-only: kernel-wide files no sandboxed program needs, which
+// tell an attacker about the host's kernel (symbol names, the build
+// configuration, loaded modules), its other users' keys and timers (the
+// names and pids of host processes in timer_list, sched_debug), or its
+// interrupt counts (a side channel), read as empty: /dev/null is bound over
+// each file and an empty read-only tmpfs over each directory, as runc and
+// Docker do for their list, which this one contains. The program's own
+// /proc/self, and cpuinfo, meminfo, stat, uptime and /proc/sys, which
+// runtimes read to size thread pools and heaps, stay readable.
+constexpr const char* kMaskedProcFiles[] = {
+    "kallsyms", "config.gz", "modules", "keys", "key-users", "kcore", "timer_list", "timer_stats",
+    "sched_debug", "latency_stats", "interrupts",
+};
+constexpr const char* kMaskedProcDirs[] = {"acpi", "asound", "scsi"};
+
+// A mask is mounted on what the kernel put there; the kernel of the jail
+// is the host's, so what the host's /proc has the jail's has.
+bool host_proc_has(const std::string& name) {
+    struct stat st {};
+    return ::lstat(("/proc/" + name).c_str(), &st) == 0;
+}
+
+// Mounted read-only, which covers what runc makes read-only (/proc/sys,
+// bus, fs, irq, sysrq-trigger) and a process's writes to its own files
+// (comm, oom_score_adj), which the Landlock ruleset refuses as well.
+void add_proc(Builder& b) {
+    b.dir("/proc");
+    b.plan.ops.push_back({OpKind::Proc, b.at("/proc"), {}, {}, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    for (const char* name : kMaskedProcFiles) {
+        const std::string path = std::string("/proc/") + name;
+        // The bind keeps /dev/null a device (no nodev) so that reads give
+        // an empty file, not an error programs would not expect.
+        if (host_proc_has(name))
+            b.plan.ops.push_back({OpKind::Bind, b.at(path), "/dev/null", {}, 0, kAttrRdonly | kAttrNosuid | kAttrNoexec, false});
+    }
+    for (const char* name : kMaskedProcDirs) {
+        if (host_proc_has(name))
+            b.tmpfs(std::string("/proc/") + name, "size=4k,nr_inodes=1,mode=0555",
+                    MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    }
+}
+
 bool safe_target(const std::string& t) {
     if (t.size() < 2 || t[0] != '/' || t.back() == '/') return false;
     std::size_t start = 1;
@@ -232,8 +274,8 @@ Status add_extra_mounts(Builder& b, const SandboxSpec& spec) {
 }  // namespace
 
 Result<Plan> prepare(const SandboxSpec& spec) {
-    if (spec.mounts.size() > kMaxBinds - 24)
-        return make_error("sandbox mounts", "at most " + std::to_string(kMaxBinds - 24) + " extra binds", E2BIG);
+    if (spec.mounts.size() > kMaxExtraBinds)
+        return make_error("sandbox mounts", "at most " + std::to_string(kMaxExtraBinds) + " extra binds", E2BIG);
     Builder b;
     // Staging happens over /tmp in the child's own mount namespace: every
     // bind source is opened before, so nothing the tmpfs hides is needed.
@@ -252,8 +294,7 @@ Result<Plan> prepare(const SandboxSpec& spec) {
         b.mirror(spec.rootfs + name, name);
     add_etc(b, spec);
 
-    b.dir("/proc");
-    b.plan.ops.push_back({OpKind::Proc, b.at("/proc"), {}, {}, MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    add_proc(b);
     add_dev(b);
 
     b.dir("/tmp");

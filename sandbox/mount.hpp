@@ -45,7 +45,10 @@ struct Plan {
     std::vector<std::string> writable_dirs;  // for the Landlock rules
 };
 
-constexpr std::size_t kMaxBinds = 64;
+// The spec's binds, and room for the jail's own: the system directories,
+// /etc, /dev, /workspace and the masks over /proc.
+constexpr std::size_t kMaxExtraBinds = 40;
+constexpr std::size_t kMaxBinds = kMaxExtraBinds + 40;
 
 // Fails on a bad spec: relative or ".." targets, too many mounts, a missing
 // workspace or rootfs directory.

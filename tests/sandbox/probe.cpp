@@ -6,10 +6,13 @@
 //   probe syscalls                "syscall <name> <errno>" for each dangerous call
 //   probe mounts                  /proc/self/mounts
 //   probe exists PATH...          "exists <path> 0|1"
+//   probe read PATH...            "read <path> <errno> <bytes>": what open() and one read() answered
 //   probe write PATH              "write <path> <errno>"
 //   probe connect-tcp PORT        "connect <errno>" to 127.0.0.1:PORT
 //   probe connect-abstract NAME   "connect <errno>" to the abstract unix socket NAME
 //   probe socket                  "socket <errno>" for an AF_INET socket
+//   probe families                "socket|socketpair <family> <plain|high> <errno>" for families 0-63 and
+//                                 beyond, plain and with bits above 32 set in the argument
 //   probe fork                    "fork <errno>"
 //   probe cat                     copies stdin to stdout
 //   probe budgets HOLD            takes all it can of each per-user kernel budget, prints
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -39,6 +43,8 @@
 #include <sys/wait.h>
 #include <dirent.h>
 #include <unistd.h>
+
+#include <initializer_list>
 
 extern char** environ;
 
@@ -112,13 +118,39 @@ int syscalls() {
     show("iopl", syscall(SYS_iopl, 3));
     show("personality_no_aslr", personality(ADDR_NO_RANDOMIZE));
     show("personality_query", personality(0xffffffff));
+    show("personality_read_implies_exec", personality(READ_IMPLIES_EXEC));
+    // The kernel reads an unsigned int: these are ADDR_NO_RANDOMIZE and a query.
+    show("personality_no_aslr_high", syscall(SYS_personality, (1ull << 32) | ADDR_NO_RANDOMIZE));
+    show("personality_query_high", syscall(SYS_personality, ~0ull));
+    {
+        long rc = personality(PER_LINUX32);
+        show("personality_linux32", rc);
+        personality(PER_LINUX);
+    }
+    show("mbind", syscall(SYS_mbind, nullptr, 0, 0, nullptr, 0, 0));
+    show("set_mempolicy", syscall(SYS_set_mempolicy, 0, nullptr, 0));
+    show("migrate_pages", syscall(SYS_migrate_pages, 0, 0, nullptr, nullptr));
+    show("move_pages", syscall(SYS_move_pages, 0, 0, nullptr, nullptr, nullptr, 0));
+    show("process_madvise", syscall(SYS_process_madvise, -1, nullptr, 0, 0, 0));
+    show("sethostname", sethostname("x", 1));
+    {
+        // Calls newer than the libseccomp Kiln builds with, by number.
+        unsigned long long size = 0;
+        show("lsm_list_modules", syscall(461, nullptr, &size, 0));
+        show("open_tree_attr", syscall(467, AT_FDCWD, "/tmp", 1, nullptr, 0));
+    }
     show("socket_netlink", socket(AF_NETLINK, SOCK_RAW, 0));
     show("socket_packet", socket(AF_PACKET, SOCK_RAW, 0));
     {
         long rc = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
         if (rc == 0) _exit(0);  // the impossible child
         show("clone_newuser", rc);
+        // The kernel reads the low 32 bits of clone's flags.
+        rc = syscall(SYS_clone, (1ull << 32) | CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+        if (rc == 0) _exit(0);
+        show("clone_newuser_high", rc);
     }
+    show("ioctl_tiocsti_high", syscall(SYS_ioctl, 0, (1ull << 32) | TIOCSTI, "x"));
     show("setuid0", setuid(0));
     show("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
     return 0;
@@ -195,6 +227,42 @@ int connect_abstract(const char* name) {
     memcpy(a.sun_path + 1, name, n);
     socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
     printf("connect %d\n", err_of(connect(fd, reinterpret_cast<sockaddr*>(&a), len)));
+    return 0;
+}
+
+// The most permissive answer the kernel gives to socket() (or socketpair())
+// of this family over the usual types: 0 if any type made a socket, else
+// the first error other than EPERM, else EPERM. Only a family refused
+// whatever the type, as the seccomp filter refuses it, answers EPERM.
+int family_answer(long nr, unsigned long long family) {
+    int answer = EPERM;
+    for (int type : {SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW}) {
+        int sv[2] = {-1, -1};
+        long rc = nr == SYS_socketpair ? syscall(nr, family, type, 0, sv) : syscall(nr, family, type, 0);
+        if (rc >= 0) {
+            close(nr == SYS_socketpair ? sv[0] : static_cast<int>(rc));
+            if (nr == SYS_socketpair) close(sv[1]);
+            return 0;
+        }
+        if (errno != EPERM && answer == EPERM) answer = errno;
+    }
+    return answer;
+}
+
+int families() {
+    unsigned long long list[80];
+    int n = 0;
+    for (unsigned long long f = 0; f < 64; ++f) list[n++] = f;
+    for (unsigned long long f : {255ull, 0x7fffull, 0x7fffffffull, 0x80000000ull, 0xffffffffull}) list[n++] = f;
+    for (int i = 0; i < n; ++i) {
+        // The kernel reads the family as an int: only the low 32 bits count.
+        const unsigned long long high = list[i] | (1ull << 32);
+        for (long nr : {static_cast<long>(SYS_socket), static_cast<long>(SYS_socketpair)}) {
+            const char* call = nr == SYS_socket ? "socket" : "socketpair";
+            printf("%s %llu plain %d\n", call, list[i], family_answer(nr, list[i]));
+            printf("%s %llu high %d\n", call, list[i], family_answer(nr, high));
+        }
+    }
     return 0;
 }
 
@@ -341,7 +409,7 @@ int budgets(int hold_seconds) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: probe report|syscalls|mounts|exists|write|connect-tcp|connect-abstract|socket|fork|cat|"
+        fprintf(stderr, "usage: probe report|syscalls|mounts|exists|read|write|connect-tcp|connect-abstract|socket|families|fork|cat|"
                         "forkbomb|memhog|spin|sleep|daemon|flood|filltmp|budgets\n");
         return 2;
     }
@@ -356,6 +424,7 @@ int main(int argc, char** argv) {
     if (!strcmp(cmd, "write")) return write_path(arg);
     if (!strcmp(cmd, "connect-tcp")) return connect_tcp(atoi(arg));
     if (!strcmp(cmd, "connect-abstract")) return connect_abstract(arg);
+    if (!strcmp(cmd, "families")) return families();
     if (!strcmp(cmd, "socket")) return printf("socket %d\n", err_of(socket(AF_INET, SOCK_STREAM, 0))) < 0;
     if (!strcmp(cmd, "fork")) {
         pid_t p = fork();
