@@ -15,7 +15,9 @@
 #include "cli/cli.hpp"
 #include "sandbox/net.hpp"
 #include "sandbox/runtime.hpp"
+#include "security/decide.hpp"
 #include "security/policy.hpp"
+#include "security/trust_store.hpp"
 #include "security/validator.hpp"
 #include "threat_model/catalogue.hpp"
 
@@ -54,8 +56,13 @@ std::string shell_quote(const std::string& arg) {
 
 bool validate_before_run(const Context& ctx, const std::vector<std::string>& command,
                          const sandbox::HostCapabilities& caps, std::string& verdict) {
-    const std::string mode = ctx.config.policy.validation;
-    if (mode == "off") {
+    auto mode = security::parse_validation_mode(ctx.config.policy.validation);
+    if (!mode) {
+        std::cerr << "kiln run: policy.validation: " << mode.error().message << "\n";
+        verdict = "error";
+        return false;
+    }
+    if (*mode == security::ValidationMode::Off) {
         verdict = "off";
         return true;
     }
@@ -70,21 +77,27 @@ bool validate_before_run(const Context& ctx, const std::vector<std::string>& com
     std::string line;
     for (const auto& a : command) line += (line.empty() ? "" : " ") + shell_quote(a);
     std::set<std::string> in_force = caps.in_force();
-    if (mode == "enforce") in_force.insert("C004");
+    if (*mode == security::ValidationMode::Enforce) in_force.insert("C004");
     if (policy->command_allowlist_enabled) in_force.insert("C005");
     security::Assessment a = security::assess(security::Language::Shell, line, in_force, *policy);
-    verdict = security::to_string(a.decision);
     for (const auto& f : a.findings)
         std::cerr << "kiln run: finding " << f.rule << " (" << f.threat << ", " << security::to_string(f.severity)
-                  << "): " << f.message << " — " << f.hint << "\n";
-    if (a.decision == security::Decision::Allow) return true;
-    if (mode == "warn") {
-        std::cerr << "kiln run: the validator would " << verdict << " this command (risk "
-                  << threat_model::to_string(a.risk) << "); running anyway because --validation warn\n";
+                  << (f.attack_signature ? ", attack signature" : "") << "): " << f.message << " — " << f.hint << "\n";
+    // The same decision as run_command's: an `ask` is approved by the trust
+    // store (`kiln trust add`) or falls back to the policy; nobody is asked.
+    security::TrustStore trust(ctx.config.server.state_dir + "/trust.json");
+    security::DecideInput in{a, *mode, *policy, security::code_fingerprint(line), &trust, {},
+                             "a command line cannot ask anyone"};
+    security::Verdict v = security::decide(in);
+    verdict = v.label;
+    if (v.decision == security::Decision::Allow) {
+        if (a.decision != security::Decision::Allow)
+            std::cerr << "kiln run: " << v.how << " (risk " << threat_model::to_string(a.risk) << ")\n";
         return true;
     }
     std::cerr << "kiln run: refused by the validator (" << verdict << ", risk " << threat_model::to_string(a.risk)
-              << ", policy " << policy->name << "). Use --validation warn to run it anyway, or change the command.\n";
+              << ", policy " << policy->name << "): " << v.how
+              << ". Use --validation warn to run it anyway, or change the command.\n";
     for (const auto& r : a.reasons) std::cerr << "kiln run: reason: " << r << "\n";
     return false;
 }

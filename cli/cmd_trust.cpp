@@ -6,7 +6,7 @@
 
 #include "cli/cli.hpp"
 #include "common/units.hpp"
-#include "tools/trust_store.hpp"
+#include "security/trust_store.hpp"
 
 namespace kiln::cli {
 namespace {
@@ -36,7 +36,7 @@ struct Flags {
 };
 
 int do_list(Context& ctx) {
-    tools::TrustStore store(ctx.config.server.state_dir + "/trust.json");
+    security::TrustStore store(ctx.config.server.state_dir + "/trust.json");
     auto entries = store.list();
     if (!entries) {
         std::cerr << "kiln trust list: " << entries.error().what() << "\n";
@@ -54,7 +54,7 @@ int do_list(Context& ctx) {
 }
 
 int do_add(Context& ctx, const Flags& f) {
-    tools::TrustEntry entry;
+    security::TrustEntry entry;
     if (!f.hash.empty()) {
         entry.sha256 = f.hash;
     } else {
@@ -63,7 +63,7 @@ int do_add(Context& ctx, const Flags& f) {
             std::cerr << "kiln trust add: " << code.error().what() << "\n";
             return kExitUsage;
         }
-        entry.sha256 = tools::code_fingerprint(*code);
+        entry.sha256 = security::code_fingerprint(*code);
     }
     entry.note = f.note;
     if (!f.expires.empty()) {
@@ -75,7 +75,7 @@ int do_add(Context& ctx, const Flags& f) {
         entry.expires = std::time(nullptr) + d->count() / 1000;
     }
     if (f.uses > 0) entry.uses_left = f.uses;
-    tools::TrustStore store(ctx.config.server.state_dir + "/trust.json");
+    security::TrustStore store(ctx.config.server.state_dir + "/trust.json");
     if (Status st = store.add(entry); !st) {
         std::cerr << "kiln trust add: " << st.error().what() << "\n";
         return kExitFailure;
@@ -85,7 +85,7 @@ int do_add(Context& ctx, const Flags& f) {
 }
 
 int do_remove(Context& ctx, const Flags& f) {
-    tools::TrustStore store(ctx.config.server.state_dir + "/trust.json");
+    security::TrustStore store(ctx.config.server.state_dir + "/trust.json");
     auto removed = store.remove(f.remove_hash);
     if (!removed) {
         std::cerr << "kiln trust remove: " << removed.error().what() << "\n";

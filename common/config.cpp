@@ -170,6 +170,8 @@ const std::vector<Key>& schema() {
         uint_key("workspace.max_sessions", "sessions with a workspace at once", &Config::workspace, &WorkspaceConfig::max_sessions, 1, 100'000),
         uint_key("workspace.max_runs_per_session", "concurrent runs per session", &Config::workspace, &WorkspaceConfig::max_runs_per_session, 1, 1024),
         uint_key("workspace.max_runs_total", "concurrent runs in all", &Config::workspace, &WorkspaceConfig::max_runs_total, 1, 4096),
+        uint_key("workspace.queue_length", "calls that may wait for a run slot at once (0: refuse at once)", &Config::workspace, &WorkspaceConfig::queue_length, 0, 100'000),
+        duration_key("workspace.queue_wait", "longest wait for a run slot before a call is refused", &Config::workspace, &WorkspaceConfig::queue_wait, milliseconds(0), milliseconds(3'600'000)),
         string_key("workspace.network", "network namespace per session (its runs share a loopback; root only) or per run", &Config::workspace, &WorkspaceConfig::network, {"session", "run"}),
     };
     return keys;

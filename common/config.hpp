@@ -79,6 +79,10 @@ struct WorkspaceConfig {
     unsigned max_sessions = 64;
     unsigned max_runs_per_session = 4;
     unsigned max_runs_total = 16;
+    // Calls past those limits wait, this many at most, this long at most;
+    // only then are they refused.
+    unsigned queue_length = 32;
+    std::chrono::milliseconds queue_wait{60'000};
     // "session": a root server gives each session one loopback-only network
     // namespace that its runs share (as they share the workspace); "run": a
     // fresh one per run. Rootless servers always use one per run.

@@ -12,6 +12,7 @@
 #include "common/hash.hpp"
 #include "common/text.hpp"
 #include "common/units.hpp"
+#include "tools/run_outcome.hpp"
 #include "tools/workspace_fs.hpp"
 
 namespace kiln::tools {
@@ -25,77 +26,6 @@ constexpr std::size_t kRecentPerSession = 50;
 
 bool executable_in(const std::string& rootfs, const std::string& path) {
     return ::access((rootfs + path).c_str(), X_OK) == 0;
-}
-
-std::string decision_name(security::Decision d) {
-    switch (d) {
-        case security::Decision::Allow: return "allow";
-        case security::Decision::Ask: return "ask";
-        case security::Decision::Deny: return "deny";
-    }
-    return "deny";
-}
-
-json findings_json(const security::Assessment& a) { return a.to_json().value("findings", json::array()); }
-
-// The compact text an LLM reads first: status, output, then findings.
-std::string summarize(const sandbox::ExecResult& r, const security::Assessment& a, const std::string& language) {
-    std::ostringstream out;
-    if (r.cancelled) out << "cancelled";
-    else if (r.timed_out) out << "timed out";
-    else if (r.oom_killed) out << "killed: out of memory";
-    else if (r.signal) out << "killed by signal " << *r.signal;
-    else out << "exit " << r.exit_code.value_or(-1);
-    out << " (" << language << ", " << r.duration.count() << " ms, peak memory " << format_size(r.peak_memory_bytes) << ")\n";
-    if (!r.stdout_data.empty() || r.stdout_truncated) {
-        out << "--- stdout ---\n" << r.stdout_data;
-        if (!r.stdout_data.empty() && r.stdout_data.back() != '\n') out << "\n";
-        if (r.stdout_truncated) out << "[stdout truncated: " << r.stdout_bytes << " bytes produced]\n";
-    }
-    if (!r.stderr_data.empty() || r.stderr_truncated) {
-        out << "--- stderr ---\n" << r.stderr_data;
-        if (!r.stderr_data.empty() && r.stderr_data.back() != '\n') out << "\n";
-        if (r.stderr_truncated) out << "[stderr truncated: " << r.stderr_bytes << " bytes produced]\n";
-    }
-    for (const auto& f : a.findings)
-        out << "finding " << f.rule << " (" << f.threat << (f.attack_signature ? ", attack signature" : "") << ") line "
-            << f.line << ": " << f.message << " — " << f.hint << "\n";
-    for (const auto& n : r.notes) out << "note: " << n << "\n";
-    return out.str();
-}
-
-json run_output_schema() {
-    json nullable_int = {{"type", json::array({"integer", "null"})}};
-    json str = {{"type", "string"}};
-    json boolean = {{"type", "boolean"}};
-    json integer = {{"type", "integer"}};
-    json finding = {{"type", "object"},
-                    {"properties",
-                     {{"rule", str}, {"threat", str}, {"controls", {{"type", "array"}, {"items", str}}},
-                      {"severity", str}, {"line", integer}, {"column", integer}, {"message", str}, {"hint", str},
-                      {"attack_signature", boolean}}},
-                    {"required", {"rule", "threat", "severity", "line", "message", "attack_signature"}}};
-    return {{"type", "object"},
-            {"properties",
-             {{"exit_code", nullable_int}, {"signal", nullable_int}, {"timed_out", boolean}, {"oom_killed", boolean},
-              {"cancelled", boolean}, {"stdout", str}, {"stderr", str}, {"stdout_truncated", boolean},
-              {"stderr_truncated", boolean}, {"duration_ms", integer}, {"cpu_ms", integer}, {"peak_memory_bytes", integer},
-              {"decision", {{"type", "string"}, {"enum", {"allow", "ask", "deny", "approved", "denied"}}}},
-              {"risk", {{"type", "string"}, {"enum", {"low", "medium", "high", "critical"}}}},
-              {"findings", {{"type", "array"}, {"items", finding}}},
-              {"audit_id", {{"type", json::array({"string", "null"})}}},
-              {"notes", {{"type", "array"}, {"items", str}}}}},
-            {"required", {"exit_code", "signal", "timed_out", "oom_killed", "stdout", "stderr", "stdout_truncated",
-                          "stderr_truncated", "duration_ms", "cpu_ms", "peak_memory_bytes", "decision", "risk", "findings",
-                          "audit_id"}}};
-}
-
-json empty_run(const std::string& decision, const security::Assessment& a, const std::string& audit_id) {
-    return {{"exit_code", nullptr}, {"signal", nullptr}, {"timed_out", false}, {"oom_killed", false}, {"cancelled", false},
-            {"stdout", ""}, {"stderr", ""}, {"stdout_truncated", false}, {"stderr_truncated", false},
-            {"duration_ms", 0}, {"cpu_ms", 0}, {"peak_memory_bytes", 0}, {"decision", decision},
-            {"risk", threat_model::to_string(a.risk)}, {"findings", findings_json(a)},
-            {"audit_id", audit_id.empty() ? json(nullptr) : json(audit_id)}, {"notes", json::array()}};
 }
 
 }  // namespace
@@ -118,29 +48,83 @@ std::vector<Interpreter> available_interpreters(const std::string& rootfs) {
     return out;
 }
 
+// Microseconds per phase of one call, in order: mold's per-pass timer.
+class PhaseTimes {
+public:
+    class Scope {
+    public:
+        Scope(PhaseTimes& times, const char* name) : times_(times), name_(name), start_(Clock::now()) {}
+        ~Scope() { times_.add(name_, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start_)); }
+        Scope(const Scope&) = delete;
+        Scope& operator=(const Scope&) = delete;
+
+    private:
+        PhaseTimes& times_;
+        const char* name_;
+        Clock::time_point start_;
+    };
+    Scope time(const char* name) { return Scope(*this, name); }
+    void add(const std::string& name, std::chrono::microseconds d) { us_[name + "_us"] += d.count(); }
+    json to_json() const { return json(us_); }
+
+private:
+    std::map<std::string, std::int64_t> us_;
+};
+
+// One call on its way through the phases: what each found, for the next
+// ones and for the records.
+struct RunService::Call {
+    Call(const Request& r, const CallContext& c) : req(r), ctx(c), session_id(c.session ? c.session->id : "default") {}
+    const Request& req;
+    const CallContext& ctx;
+    const std::string session_id;
+    const Interpreter* interp = nullptr;
+    std::string call_id;      // the tool_call record's id: the call's audit_id
+    std::string fingerprint;  // of the normalized code, for the trust store
+    std::set<std::string> in_force;
+    security::Assessment assessment;
+    security::Verdict verdict;
+    std::unique_ptr<Slot> slot;
+    std::shared_ptr<Workspace> ws;
+    sandbox::SandboxSpec spec;
+    RunOutcome outcome;
+    PhaseTimes times;
+    // Progress values are milliseconds since the call began: they only grow
+    // (MCP requires it), from waiting for a slot through the run.
+    const Clock::time_point start = Clock::now();
+    double elapsed_ms() const {
+        return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+    }
+};
+
 struct RunService::Slot {
     RunService* owner;
     std::string session;
     ~Slot() {
-        std::lock_guard lock(owner->mutex_);
-        --owner->runs_total_;
-        if (--owner->runs_by_session_[session] == 0) owner->runs_by_session_.erase(session);
+        {
+            std::lock_guard lock(owner->mutex_);
+            --owner->runs_total_;
+            if (--owner->runs_by_session_[session] == 0) owner->runs_by_session_.erase(session);
+        }
+        owner->slot_freed_.notify_all();
     }
 };
 
 RunService::RunService(const Config& config, security::Policy policy, sandbox::Runtime& runtime, audit::AuditLog* audit,
-                       WorkspaceManager& workspaces, TrustStore& trust)
+                       WorkspaceManager& workspaces, security::TrustStore& trust)
     : config_(config),
       policy_(std::move(policy)),
       runtime_(runtime),
       audit_(audit),
       workspaces_(workspaces),
       trust_(trust),
+      // The configuration accepts only the three names (config.cpp).
+      validation_(*security::parse_validation_mode(config.policy.validation)),
       interpreters_(available_interpreters(config.sandbox.rootfs)) {}
 
 std::set<std::string> RunService::controls_in_force() const {
     std::set<std::string> in_force = runtime_.capabilities().in_force();
-    if (config_.policy.validation == "enforce") in_force.insert("C004");
+    if (validation_ == security::ValidationMode::Enforce) in_force.insert("C004");
     if (policy_.command_allowlist_enabled) in_force.insert("C005");
     if (audit_ && audit_->healthy()) in_force.insert("C011");
     // C013: workspaces are RAM-backed tmpfs wiped at session end (root only).
@@ -148,21 +132,53 @@ std::set<std::string> RunService::controls_in_force() const {
     return in_force;
 }
 
-Result<std::unique_ptr<RunService::Slot>> RunService::take_slot(const std::string& session_id) {
-    std::lock_guard lock(mutex_);
-    if (runs_total_ >= config_.workspace.max_runs_total)
-        return make_error("run", std::to_string(runs_total_) + " runs are already in progress on this server (limit " +
-                                     std::to_string(config_.workspace.max_runs_total) +
-                                     ", workspace.max_runs_total); retry when one finishes");
-    if (runs_by_session_[session_id] >= config_.workspace.max_runs_per_session)
-        return make_error("run", std::to_string(runs_by_session_[session_id]) + " runs of this session are in progress (limit " +
-                                     std::to_string(config_.workspace.max_runs_per_session) +
-                                     ", workspace.max_runs_per_session); wait for one to finish");
+const Interpreter* RunService::find_interpreter(const std::string& language) const {
+    for (const auto& i : interpreters_)
+        if (i.language == language) return &i;
+    return nullptr;
+}
+
+// A slot is free when neither the server's nor the session's limit is
+// reached. Past them a call waits, in a queue of at most
+// workspace.queue_length calls, for at most workspace.queue_wait, saying so
+// through progress once a second; a cancelled call stops waiting at once.
+Result<std::unique_ptr<RunService::Slot>> RunService::take_slot(Call& call) {
+    const auto& w = config_.workspace;
+    std::unique_lock lock(mutex_);
+    auto in_session = [&] { return runs_by_session_[call.session_id]; };
+    auto free = [&] { return runs_total_ < w.max_runs_total && in_session() < w.max_runs_per_session; };
+    auto busy = [&] {
+        return std::to_string(in_session()) + " runs of this session (limit " + std::to_string(w.max_runs_per_session) +
+               ", workspace.max_runs_per_session) and " + std::to_string(runs_total_) + " on the server (limit " +
+               std::to_string(w.max_runs_total) + ", workspace.max_runs_total) are in progress";
+    };
+    if (!free()) {
+        if (waiting_ >= w.queue_length)
+            return make_error("run", busy() + ", and " + std::to_string(waiting_) +
+                                         " calls already wait for a slot (workspace.queue_length); retry when one finishes");
+        ++waiting_;
+        const auto start = Clock::now(), deadline = start + w.queue_wait;
+        while (!free()) {
+            auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+            if (call.ctx.stop.stop_requested() || Clock::now() >= deadline) break;
+            lock.unlock();
+            call.ctx.progress(call.elapsed_ms(), std::nullopt,
+                              "waiting for a run slot (" + std::to_string(waited.count() / 1000) + " s)");
+            lock.lock();
+            slot_freed_.wait_until(lock, call.ctx.stop, std::min(deadline, Clock::now() + std::chrono::seconds(1)), free);
+        }
+        --waiting_;
+        if (!free()) {
+            if (call.ctx.stop.stop_requested()) return make_error("run", "cancelled while waiting for a run slot");
+            return make_error("run", busy() + ", and none was freed within " +
+                                         std::to_string(w.queue_wait.count() / 1000) + " s (workspace.queue_wait); retry later");
+        }
+    }
     ++runs_total_;
-    ++runs_by_session_[session_id];
+    ++runs_by_session_[call.session_id];
     // Built in place: a temporary Slot would run its destructor (and give
     // the slot back) right here, under the lock.
-    return std::unique_ptr<Slot>(new Slot{this, session_id});
+    return std::unique_ptr<Slot>(new Slot{this, call.session_id});
 }
 
 std::optional<std::string> RunService::check_bounds(const Request& r) const {
@@ -178,8 +194,13 @@ std::optional<std::string> RunService::check_bounds(const Request& r) const {
     return std::nullopt;
 }
 
-std::string RunService::record(const std::string& event, json fields, const CallContext& ctx) {
-    const SessionInfo* s = ctx.session;
+// Every record of a call carries its call_id (the tool_call record's id),
+// so a reviewer gathers the call with `kiln audit show --id`.
+std::string RunService::record(const std::string& event, json fields, Call& call) {
+    auto timer = call.times.time("audit");
+    const SessionInfo* s = call.ctx.session;
+    if (!call.call_id.empty()) fields["call_id"] = call.call_id;
+    fields["tool"] = call.req.tool;
     fields["session_id"] = s ? s->id : "";
     if (s) fields["client"] = {{"name", s->client_name}, {"version", s->client_version}};
     {
@@ -209,48 +230,48 @@ json RunService::recent_audit(const std::string& session_id) const {
     return out;
 }
 
-security::Decision RunService::resolve_ask(const security::Assessment& a, const std::string& fingerprint,
-                                           const CallContext& ctx, std::string& how) {
-    auto trusted = trust_.consume(fingerprint);
-    if (trusted && *trusted) {
-        how = "approved: code hash " + fingerprint.substr(0, 16) + "... is in the trust store";
-        return security::Decision::Allow;
-    }
-    if (!ctx.session || !ctx.session->client_can_elicit || !ctx.request_fn) {
-        how = "approval needed but the client cannot be asked (no elicitation capability); policy fallback: " +
-              decision_name(policy_.ask_fallback) + ". To approve this exact code: kiln trust add --sha256 " + fingerprint;
-        return policy_.ask_fallback;
-    }
-    std::ostringstream msg;
-    msg << "Kiln needs your approval to run this code (risk " << threat_model::to_string(a.risk) << ").\n";
-    for (const auto& f : a.findings) msg << "- " << f.threat << " " << f.rule << " line " << f.line << ": " << f.message << "\n";
-    json params = {
-        {"message", msg.str()},
-        {"requestedSchema",
-         {{"type", "object"},
-          {"properties",
-           {{"choice", {{"type", "string"}, {"title", "Decision"},
-                        {"enum", {"approve_once", "approve_and_remember", "deny"}},
-                        {"enumNames", {"Approve once", "Approve and remember this code", "Deny"}}}}}},
-          {"required", {"choice"}}}}};
-    auto answer = ctx.request_fn("elicitation/create", params);
-    if (!answer) {
-        how = "approval request failed (" + answer.error().what() + "); policy fallback: " + decision_name(policy_.ask_fallback);
-        return policy_.ask_fallback;
-    }
-    std::string action = answer->value("action", "");
-    std::string choice = answer->contains("content") && (*answer)["content"].is_object()
-                             ? (*answer)["content"].value("choice", "") : "";
-    if (action == "accept" && (choice == "approve_once" || choice == "approve_and_remember")) {
-        if (choice == "approve_and_remember") {
-            if (Status st = trust_.add({fingerprint, "approved by the user through " + ctx.session->client_name, 0, {}, {}}); !st)
-                spdlog::warn("could not remember approval: {}", st.error().what());
-        }
-        how = "approved by the user (" + choice + ")";
-        return security::Decision::Allow;
-    }
-    how = "denied by the user (" + (action.empty() ? std::string("no answer") : action + (choice.empty() ? "" : "/" + choice)) + ")";
-    return security::Decision::Deny;
+ToolResult RunService::refuse(Call& call, const std::string& reason) {
+    record("refused", {{"reason", reason}}, call);
+    call.outcome.decision = "refused";
+    call.outcome.audit_id = call.call_id;
+    return ToolResult::error(call.req.tool + ": " + reason, outcome_json(call.outcome));
+}
+
+ToolResult RunService::fail(Call& call, const std::string& step, const Error& e) {
+    record("error", {{"step", e.step}, {"errno", e.err}, {"message", e.what()}}, call);
+    call.outcome.audit_id = call.call_id;
+    return ToolResult::error(call.req.tool + ": " + step + ": " + e.what(), outcome_json(call.outcome));
+}
+
+// Approval through elicitation, when this client can be asked.
+security::AskFn RunService::asker(const CallContext& ctx) const {
+    if (!ctx.session || !ctx.session->client_can_elicit || !ctx.request_fn) return {};
+    return [&ctx](const security::Assessment& a) -> Result<security::Answer> {
+        std::ostringstream msg;
+        msg << "Kiln needs your approval to run this code (risk " << threat_model::to_string(a.risk) << ").\n";
+        for (const auto& f : a.findings) msg << "- " << format_finding(f) << "\n";
+        json params = {
+            {"message", msg.str()},
+            {"requestedSchema",
+             {{"type", "object"},
+              {"properties",
+               {{"choice", {{"type", "string"}, {"title", "Decision"},
+                            {"enum", {"approve_once", "approve_and_remember", "deny"}},
+                            {"enumNames", {"Approve once", "Approve and remember this code", "Deny"}}}}}},
+              {"required", {"choice"}}}}};
+        auto reply = ctx.request_fn("elicitation/create", params);
+        if (!reply) return reply.error();
+        std::string action = reply->value("action", "");
+        std::string choice = reply->contains("content") && (*reply)["content"].is_object()
+                                 ? (*reply)["content"].value("choice", "") : "";
+        security::Answer answer;
+        answer.who = ctx.session->client_name;
+        answer.said = action.empty() ? std::string("no answer") : action + (choice.empty() ? "" : "/" + choice);
+        if (action == "accept" && choice == "approve_once") answer.choice = security::Answer::Choice::ApproveOnce;
+        else if (action == "accept" && choice == "approve_and_remember") answer.choice = security::Answer::Choice::ApproveAndRemember;
+        if (action == "accept" && answer.choice != security::Answer::Choice::Deny) answer.said = choice;
+        return answer;
+    };
 }
 
 ToolResult RunService::assess_only(const std::string& language, const std::string& code, const CallContext&) {
@@ -260,92 +281,103 @@ ToolResult RunService::assess_only(const std::string& language, const std::strin
     json sc = a.to_json();
     std::ostringstream text;
     text << "decision " << sc["decision"].get<std::string>() << ", risk " << sc["risk"].get<std::string>() << "\n";
-    for (const auto& f : a.findings)
-        text << f.rule << " (" << f.threat << ") line " << f.line << ":" << f.column << ": " << f.message << " — " << f.hint << "\n";
+    for (const auto& f : a.findings) text << format_finding(f) << "\n";
     for (const auto& r : a.reasons) text << "reason: " << r << "\n";
     return {text.str(), sc, false, {}};
 }
 
 ToolResult RunService::run(const Request& req, const CallContext& ctx) {
-    const std::string session_id = ctx.session ? ctx.session->id : "default";
-    const Interpreter* interp = nullptr;
-    for (const auto& i : interpreters_)
-        if (i.language == req.language) interp = &i;
-    if (!interp) {
+    Call call(req, ctx);
+    call.times.add("parse", req.parse_time);
+    if (auto answer = admit(call)) return *answer;
+    validate(call);
+    if (auto answer = decide(call)) return *answer;
+    if (auto answer = prepare(call)) return *answer;
+    if (auto answer = execute(call)) return *answer;
+    return record_outcome(call);
+}
+
+// The call is recorded before anything can refuse it, so every call an
+// agent made is in the log, refused or not.
+std::optional<ToolResult> RunService::admit(Call& call) {
+    auto timer = call.times.time("admit");
+    const Request& req = call.req;
+    call.fingerprint = security::code_fingerprint(req.code);
+    call.call_id = record("tool_call", {{"language", req.language}, {"code_sha256", sha256_hex(req.code)},
+                                        {"code_fingerprint", call.fingerprint}, {"code", req.code}}, call);
+    call.outcome.audit_id = call.call_id;
+    call.interp = find_interpreter(req.language);
+    if (!call.interp) {
         std::string names;
         for (const auto& i : interpreters_) names += (names.empty() ? "" : ", ") + i.language;
-        return ToolResult::error(req.tool + ": 'language' must be one of " + names + " on this host (got \"" + req.language + "\")");
+        return refuse(call, "'language' must be one of " + names + " on this host (got \"" + req.language + "\")");
     }
-    if (auto bad = check_bounds(req)) return ToolResult::error(req.tool + ": " + *bad);
+    if (auto bad = check_bounds(req)) return refuse(call, *bad);
     if (audit_ && !audit_->healthy() && config_.audit.on_failure == "fail_closed")
-        return ToolResult::error(req.tool + ": refused: the audit log cannot be written (" + audit_->last_error() +
-                                 "), and audit.on_failure is fail_closed. Fix the log's disk or permissions; the server keeps answering.");
-    auto slot = take_slot(session_id);
-    if (!slot) return ToolResult::error(req.tool + ": " + slot.error().message);
+        return refuse(call, "refused: the audit log cannot be written (" + audit_->last_error() +
+                                "), and audit.on_failure is fail_closed. Fix the log's disk or permissions; the server keeps answering.");
+    auto slot = take_slot(call);
+    if (!slot) return refuse(call, slot.error().message);
+    call.slot = std::move(*slot);
+    return std::nullopt;
+}
 
-    const std::string fingerprint = code_fingerprint(req.code);
-    // Every later record of this call carries call_id, so a reviewer can
-    // gather the call, its decision and its execution (kiln audit show --id).
-    const std::string call_id = record("tool_call", {{"tool", req.tool}, {"language", req.language}, {"code_sha256", sha256_hex(req.code)},
-                         {"code_fingerprint", fingerprint}, {"code", req.code}}, ctx);
-
-    // 1. Validate.
-    auto t0 = Clock::now();
-    std::set<std::string> in_force = controls_in_force();
-    security::Assessment a;
-    if (config_.policy.validation != "off") {
-        a = security::assess(interp->validator_language, req.code, in_force, policy_);
+void RunService::validate(Call& call) {
+    auto timer = call.times.time("validate");
+    call.in_force = controls_in_force();
+    if (validation_ == security::ValidationMode::Off) {
+        call.assessment.decision = security::Decision::Allow;
+        call.assessment.risk = threat_model::Level::Low;
+        call.assessment.reasons.push_back("validation is off (policy.validation=off)");
     } else {
-        a.decision = security::Decision::Allow;
-        a.risk = threat_model::Level::Low;
-        a.reasons.push_back("validation is off (policy.validation=off)");
+        call.assessment = security::assess(call.interp->validator_language, call.req.code, call.in_force, policy_);
     }
-    auto validate_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+    call.outcome.take_assessment(call.assessment);
+}
 
-    // 2. Decide.
-    security::Decision decision = a.decision;
-    std::string how = "policy " + policy_.name;
-    std::string decision_label = decision_name(decision);
-    if (config_.policy.validation == "warn" && decision != security::Decision::Allow) {
-        how = "policy.validation=warn: would have been " + decision_label + ", running anyway";
-        decision = security::Decision::Allow;
-    } else if (decision == security::Decision::Ask) {
-        decision = resolve_ask(a, fingerprint, ctx, how);
-        decision_label = decision == security::Decision::Allow ? "approved" : "denied";
+// Includes the wait for a person's answer when the verdict is `ask`.
+std::optional<ToolResult> RunService::decide(Call& call) {
+    {
+        auto timer = call.times.time("decide");
+        security::DecideInput in{call.assessment, validation_, policy_, call.fingerprint, &trust_, asker(call.ctx),
+                                 "the client cannot be asked (no elicitation capability)"};
+        call.verdict = security::decide(in);
     }
-    json in_force_json = json(std::vector<std::string>(in_force.begin(), in_force.end()));
-    json assessment = a.to_json();
-    std::string decision_id = record("decision", {{"tool", req.tool}, {"call_id", call_id}, {"decision", decision_label}, {"how", how},
-                                                  {"risk", assessment["risk"]}, {"findings", assessment["findings"]},
-                                                  {"threats", assessment["threats"]}, {"reasons", assessment["reasons"]},
-                                                  {"controls_in_force", in_force_json}, {"code_sha256", sha256_hex(req.code)},
-                                                  {"timings", {{"validate_us", validate_us}}}}, ctx);
-    if (decision != security::Decision::Allow) {
-        std::ostringstream text;
-        text << "denied (risk " << assessment["risk"].get<std::string>() << "): " << how << "\n";
-        for (const auto& f : a.findings)
-            text << f.rule << " (" << f.threat << ") line " << f.line << ": " << f.message << " — " << f.hint << "\n";
-        for (const auto& r : a.reasons) text << "reason: " << r << "\n";
-        return ToolResult::error(text.str(), empty_run(decision_label == "ask" ? "deny" : decision_label, a, decision_id));
-    }
+    json assessment = call.assessment.to_json();
+    record("decision", {{"decision", call.verdict.label}, {"how", call.verdict.how}, {"risk", assessment["risk"]},
+                        {"findings", assessment["findings"]}, {"threats", assessment["threats"]},
+                        {"reasons", assessment["reasons"]},
+                        {"controls_in_force", std::vector<std::string>(call.in_force.begin(), call.in_force.end())},
+                        {"code_sha256", sha256_hex(call.req.code)}, {"timings", call.times.to_json()}},
+           call);
+    call.outcome.decision = call.verdict.label;
+    if (call.verdict.decision == security::Decision::Allow) return std::nullopt;
+    std::ostringstream text;
+    text << "denied (risk " << threat_model::to_string(call.assessment.risk) << "): " << call.verdict.how << "\n";
+    for (const auto& f : call.assessment.findings) text << format_finding(f) << "\n";
+    for (const auto& r : call.assessment.reasons) text << "reason: " << r << "\n";
+    return ToolResult::error(text.str(), outcome_json(call.outcome));
+}
 
-    // 3. Prepare the workspace and the code file.
-    auto ws = workspaces_.acquire(session_id);
-    if (!ws) return ToolResult::error(req.tool + ": " + ws.error().what(), empty_run(decision_label, a, decision_id));
-    wsfs::Owner owner{(*ws)->owner_uid(), (*ws)->owner_gid()};
+// The session's workspace, the files the call brings, and the spec.
+std::optional<ToolResult> RunService::prepare(Call& call) {
+    auto timer = call.times.time("prepare");
+    const Request& req = call.req;
+    auto ws = workspaces_.acquire(call.session_id);
+    if (!ws) return fail(call, "workspace", ws.error());
+    call.ws = *ws;
+    wsfs::Owner owner{call.ws->owner_uid(), call.ws->owner_gid()};
     for (const auto& [path, content] : req.files) {
         auto rel = wsfs::normalize_relative(path);
-        if (!rel) return ToolResult::error(req.tool + ": files: " + rel.error().what(), empty_run(decision_label, a, decision_id));
-        if (Status st = wsfs::write_file((*ws)->dir_fd(), *rel, content, owner); !st)
-            return ToolResult::error(req.tool + ": files: " + st.error().what(), empty_run(decision_label, a, decision_id));
+        if (!rel) return fail(call, "files", rel.error());
+        if (Status st = wsfs::write_file(call.ws->dir_fd(), *rel, content, owner); !st) return fail(call, "files", st.error());
     }
-
-    sandbox::SandboxSpec spec;
-    spec.workspace_dir = (*ws)->path();
-    spec.network_fd = (*ws)->network_fd();
-    spec.group = (*ws)->group_name();
-    spec.host_uid = (*ws)->owner_uid();
-    spec.host_gid = (*ws)->owner_gid();
+    sandbox::SandboxSpec& spec = call.spec;
+    spec.workspace_dir = call.ws->path();
+    spec.network_fd = call.ws->network_fd();
+    spec.group = call.ws->group_name();
+    spec.host_uid = call.ws->owner_uid();
+    spec.host_gid = call.ws->owner_gid();
     spec.rootfs = config_.sandbox.rootfs;
     spec.stdin_data = req.stdin_data;
     spec.uid = config_.sandbox.uid;
@@ -357,72 +389,53 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     spec.limits.timeout = req.timeout_seconds ? std::chrono::milliseconds(*req.timeout_seconds * 1000) : policy_.timeout;
     spec.limits.tmp_size_bytes = policy_.tmp_size_bytes;
     spec.limits.output_cap_bytes = config_.sandbox.output_cap_bytes;
-
     // The code reaches the interpreter as a file, never through a shell
     // string: /kiln/main.<ext>, made in the jail's own read-only root, so
     // nothing is written on the host for it.
     if (req.tool == "run_command") {
         spec.argv = {"/bin/sh", "-c", req.code};
     } else {
-        std::string path = "/kiln/main." + interp->extension;
+        std::string path = "/kiln/main." + call.interp->extension;
         spec.files.push_back({path, req.code});
-        spec.argv = {interp->path, path};
+        spec.argv = {call.interp->path, path};
     }
+    return std::nullopt;
+}
 
-    // 4. Run.
+std::optional<ToolResult> RunService::execute(Call& call) {
+    auto timer = call.times.time("execute");
     sandbox::RunHooks hooks;
-    hooks.stop = ctx.stop;
-    hooks.on_progress = [&ctx](const sandbox::Progress& p) {
-        ctx.progress(static_cast<double>(p.elapsed.count()), std::nullopt,
+    hooks.stop = call.ctx.stop;
+    const CallContext& ctx = call.ctx;
+    const double before_run = call.elapsed_ms();
+    hooks.on_progress = [&ctx, before_run](const sandbox::Progress& p) {
+        ctx.progress(before_run + static_cast<double>(p.elapsed.count()), std::nullopt,
                      std::to_string(p.elapsed.count()) + " ms elapsed, " + std::to_string(p.stdout_bytes + p.stderr_bytes) +
                          " bytes of output");
     };
-    auto result = runtime_.run(spec, hooks);
-    (*ws)->touch();
-    if (!result) {
-        record("error", {{"tool", req.tool}, {"call_id", call_id}, {"step", result.error().step}, {"errno", result.error().err},
-                         {"message", result.error().what()}}, ctx);
-        return ToolResult::error(req.tool + ": the sandbox could not start: " + result.error().what(),
-                                 empty_run(decision_label, a, decision_id));
-    }
-    const sandbox::ExecResult& r = *result;
+    auto result = runtime_.run(call.spec, hooks);
+    call.ws->touch();
+    if (!result) return fail(call, "the sandbox could not start", result.error());
+    call.outcome.exec = std::move(*result);
+    return std::nullopt;
+}
 
-    // 5. Record and answer.
-    json result_json = {{"exit_code", r.exit_code ? json(*r.exit_code) : json(nullptr)},
-                        {"signal", r.signal ? json(*r.signal) : json(nullptr)},
-                        {"timed_out", r.timed_out}, {"oom_killed", r.oom_killed}, {"cancelled", r.cancelled},
-                        {"duration_ms", r.duration.count()}, {"cpu_ms", r.cpu.count()},
-                        {"peak_memory_bytes", r.peak_memory_bytes},
-                        {"stdout_bytes", r.stdout_bytes}, {"stderr_bytes", r.stderr_bytes},
-                        {"stdout_sha256", sha256_hex(r.stdout_data)}, {"stderr_sha256", sha256_hex(r.stderr_data)}};
-    std::string exec_id = record(
-        "execution",
-        {{"tool", req.tool}, {"call_id", call_id}, {"language", req.language}, {"code_sha256", sha256_hex(req.code)},
-         {"decision", decision_label}, {"result", result_json},
-         {"sandbox", {{"runtime", std::string(runtime_.name())},
-                      {"limits", {{"memory_bytes", spec.limits.memory_bytes}, {"cpus", spec.limits.cpus},
-                                  {"pids", spec.limits.pids}, {"timeout_ms", spec.limits.timeout.count()},
-                                  {"tmp_size_bytes", spec.limits.tmp_size_bytes}}}}},
-         {"timings", {{"setup_us", r.timings.setup.count()},
-                      {"run_us", r.timings.run.count()}, {"teardown_us", r.timings.teardown.count()}}}},
-        ctx);
-
-    json sc = empty_run(decision_label, a, exec_id.empty() ? decision_id : exec_id);
-    sc["exit_code"] = result_json["exit_code"];
-    sc["signal"] = result_json["signal"];
-    sc["timed_out"] = r.timed_out;
-    sc["oom_killed"] = r.oom_killed;
-    sc["cancelled"] = r.cancelled;
-    sc["stdout"] = r.stdout_data;
-    sc["stderr"] = r.stderr_data;
-    sc["stdout_truncated"] = r.stdout_truncated;
-    sc["stderr_truncated"] = r.stderr_truncated;
-    sc["duration_ms"] = r.duration.count();
-    sc["cpu_ms"] = r.cpu.count();
-    sc["peak_memory_bytes"] = r.peak_memory_bytes;
-    sc["notes"] = r.notes;
+ToolResult RunService::record_outcome(Call& call) {
+    const sandbox::ExecResult& r = call.outcome.exec;
+    const sandbox::Limits& l = call.spec.limits;
+    call.times.add("jail_setup", r.timings.setup);
+    call.times.add("jail_run", r.timings.run);
+    call.times.add("jail_teardown", r.timings.teardown);
+    record("execution",
+           {{"language", call.req.language}, {"code_sha256", sha256_hex(call.req.code)},
+            {"decision", call.verdict.label}, {"result", outcome_audit(call.outcome)},
+            {"sandbox", {{"runtime", std::string(runtime_.name())},
+                         {"limits", {{"memory_bytes", l.memory_bytes}, {"cpus", l.cpus}, {"pids", l.pids},
+                                     {"timeout_ms", l.timeout.count()}, {"tmp_size_bytes", l.tmp_size_bytes}}}}},
+            {"timings", call.times.to_json()}},
+           call);
     bool failed = r.timed_out || r.oom_killed || r.cancelled || r.signal.has_value() || r.exit_code.value_or(1) != 0;
-    return {summarize(r, a, req.language), sc, failed, {}};
+    return {summarize(r, call.assessment, call.req.language), outcome_json(call.outcome), failed, {}};
 }
 
 namespace {
@@ -453,10 +466,11 @@ public:
                 "Runs a program in an isolated sandbox (no network, read-only system, limited memory, CPU and time). "
                 "The session's files are at /workspace, which is the working directory and persists between calls. "
                 "The code is checked by Kiln's security validator first; risky code may be denied or need approval.",
-                code_input_schema(s.interpreters(), {}), run_output_schema(), {false, true, false, false}};
+                code_input_schema(s.interpreters(), {}), outcome_schema(), {false, true, false, false}};
     }
     const ToolDef& def() const override { return def_; }
     ToolResult call(const json& args, const CallContext& ctx) override {
+        const auto parse_start = Clock::now();
         RunService::Request r;
         r.tool = "run_code";
         r.language = args["language"];
@@ -465,6 +479,7 @@ public:
         if (args.contains("timeout_seconds")) r.timeout_seconds = args["timeout_seconds"].get<std::int64_t>();
         if (args.contains("memory_mb")) r.memory_mb = args["memory_mb"].get<std::int64_t>();
         for (const auto& f : args.value("files", json::array())) r.files.emplace_back(f["path"], f["content"]);
+        r.parse_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - parse_start);
         return s_.run(r, ctx);
     }
 
@@ -486,10 +501,11 @@ public:
                    {"memory_mb", {{"type", "integer"}, {"minimum", 16}}}}},
                  {"required", {"command"}},
                  {"additionalProperties", false}},
-                run_output_schema(), {false, true, false, false}};
+                outcome_schema(), {false, true, false, false}};
     }
     const ToolDef& def() const override { return def_; }
     ToolResult call(const json& args, const CallContext& ctx) override {
+        const auto parse_start = Clock::now();
         RunService::Request r;
         r.tool = "run_command";
         r.language = "sh";
@@ -497,6 +513,7 @@ public:
         r.stdin_data = args.value("stdin", "");
         if (args.contains("timeout_seconds")) r.timeout_seconds = args["timeout_seconds"].get<std::int64_t>();
         if (args.contains("memory_mb")) r.memory_mb = args["memory_mb"].get<std::int64_t>();
+        r.parse_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - parse_start);
         return s_.run(r, ctx);
     }
 

@@ -1,10 +1,17 @@
-// The code-running tools: run_code, run_command, assess_code. Each call goes
-// validator -> policy decision (with approval through elicitation or the
-// trust store) -> sandbox runtime -> audit log, and answers with a result an
-// LLM can read (content) and a program can parse (structuredContent).
+// The code-running tools: run_code, run_command, assess_code. Each run call
+// is a pipeline of named phases, each timed:
+//   admit -> validate -> decide -> prepare -> execute -> record
+// admit records the call and checks it may run at all (interpreter, bounds,
+// audit log, a run slot: waited for in a bounded queue); validate runs the
+// validator; decide turns its verdict into allow or deny (security::decide:
+// trust store, approval through elicitation, fallback); prepare makes the
+// workspace and the sandbox spec; execute runs the jail; record writes the
+// execution record and the answer, an LLM's text (content) and a
+// program's (structuredContent, see run_outcome.hpp).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -14,11 +21,12 @@
 #include "common/config.hpp"
 #include "sandbox/runtime.hpp"
 #include "security/audit/audit_log.hpp"
+#include "security/decide.hpp"
 #include "security/language.hpp"
 #include "security/policy.hpp"
 #include "security/validator.hpp"
 #include "tools/registry.hpp"
-#include "tools/trust_store.hpp"
+#include "security/trust_store.hpp"
 #include "tools/workspace.hpp"
 
 namespace kiln::tools {
@@ -35,7 +43,7 @@ std::vector<Interpreter> available_interpreters(const std::string& rootfs);
 class RunService {
 public:
     RunService(const Config& config, security::Policy policy, sandbox::Runtime& runtime, audit::AuditLog* audit,
-               WorkspaceManager& workspaces, TrustStore& trust);
+               WorkspaceManager& workspaces, security::TrustStore& trust);
 
     struct Request {
         std::string tool;           // "run_code" | "run_command"
@@ -45,6 +53,7 @@ public:
         std::optional<std::int64_t> timeout_seconds;
         std::optional<std::int64_t> memory_mb;
         std::vector<std::pair<std::string, std::string>> files;
+        std::chrono::microseconds parse_time{};  // turning the arguments into this
     };
     ToolResult run(const Request& request, const CallContext& ctx);
     ToolResult assess_only(const std::string& language, const std::string& code, const CallContext& ctx);
@@ -59,23 +68,40 @@ public:
 
 private:
     struct Slot;
-    Result<std::unique_ptr<Slot>> take_slot(const std::string& session_id);
+    struct Call;
+    // The phases, in order. Each returns the answer when the call ends there
+    // (refused, denied, failed), or nothing to go on.
+    std::optional<ToolResult> admit(Call& call);
+    void validate(Call& call);
+    std::optional<ToolResult> decide(Call& call);
+    std::optional<ToolResult> prepare(Call& call);
+    std::optional<ToolResult> execute(Call& call);
+    ToolResult record_outcome(Call& call);
+
+    const Interpreter* find_interpreter(const std::string& language) const;
+    Result<std::unique_ptr<Slot>> take_slot(Call& call);
     std::optional<std::string> check_bounds(const Request& r) const;
-    security::Decision resolve_ask(const security::Assessment& a, const std::string& fingerprint,
-                                   const CallContext& ctx, std::string& how);
-    std::string record(const std::string& event, nlohmann::json fields, const CallContext& ctx);
+    security::AskFn asker(const CallContext& ctx) const;
+    // Answers a call stopped before the validator, recorded as `refused`.
+    ToolResult refuse(Call& call, const std::string& reason);
+    // Answers a call that failed after its decision, recorded as `error`.
+    ToolResult fail(Call& call, const std::string& step, const Error& e);
+    std::string record(const std::string& event, nlohmann::json fields, Call& call);
 
     Config config_;
     security::Policy policy_;
     sandbox::Runtime& runtime_;
     audit::AuditLog* audit_;
     WorkspaceManager& workspaces_;
-    TrustStore& trust_;
+    security::TrustStore& trust_;
+    security::ValidationMode validation_;
     std::vector<Interpreter> interpreters_;
 
     mutable std::mutex mutex_;
     std::map<std::string, unsigned> runs_by_session_;
     unsigned runs_total_ = 0;
+    unsigned waiting_ = 0;                  // calls queued for a slot
+    std::condition_variable_any slot_freed_;
     std::map<std::string, std::deque<nlohmann::json>> recent_;
 };
 

@@ -80,7 +80,7 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     if (Status st = box->workspaces_->remove_leftovers(); !st)
         return Error(st.error()).wrap("prepare workspaces under " + ws.root_dir);
     box->workspaces_->start_reaper(std::chrono::milliseconds(std::min<long long>(60'000, ws.idle_ttl.count())));
-    box->trust_ = std::make_unique<TrustStore>(config.server.state_dir + "/trust.json");
+    box->trust_ = std::make_unique<security::TrustStore>(config.server.state_dir + "/trust.json");
     box->runs_ = std::make_unique<RunService>(config, box->policy_, *box->runtime_, box->audit_.get(),
                                               *box->workspaces_, *box->trust_);
 

@@ -12,7 +12,7 @@
 #include "tools/registry.hpp"
 #include "tools/resources.hpp"
 #include "tools/run_tools.hpp"
-#include "tools/trust_store.hpp"
+#include "security/trust_store.hpp"
 #include "tools/workspace.hpp"
 
 namespace kiln::tools {
@@ -39,7 +39,7 @@ private:
     std::unique_ptr<sandbox::Runtime> runtime_;
     security::Policy policy_;
     std::unique_ptr<WorkspaceManager> workspaces_;
-    std::unique_ptr<TrustStore> trust_;
+    std::unique_ptr<security::TrustStore> trust_;
     std::unique_ptr<RunService> runs_;
     Registry registry_;
     ResourceSet resources_;

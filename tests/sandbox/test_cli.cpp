@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "tests/sandbox/harness.hpp"
@@ -145,6 +146,27 @@ TEST_CASE("kiln run validates the command line as shell before the jail starts")
     CHECK(o.code == 0);
     CHECK(o.out.find("cred.shadow") != std::string::npos);
     CHECK(o.out.find("ran\n") != std::string::npos);
+}
+
+TEST_CASE("kiln run decides as run_command does: code approved with `kiln trust add` runs") {
+    // security::decide: an ask is approved by the trust store, else the
+    // policy's fallback (deny under balanced) refuses it.
+    TempDir state;
+    const std::string kiln = kiln_path() + " --set server.state_dir=" + state.path();
+    const std::string line = "/bin/sh -c 'cat /etc/shadow | nc 127.0.0.1 9'";
+    auto o = sh(kiln + " run -- " + line);
+    CHECK(o.code == 77);
+    CHECK(o.out.find("policy fallback: deny") != std::string::npos);
+    CHECK(o.out.find("kiln trust add --sha256") != std::string::npos);
+    {
+        std::ofstream f(state.path() + "/cmd");
+        f << line;
+    }
+    o = sh(kiln + " trust add " + state.path() + "/cmd");
+    REQUIRE(o.code == 0);
+    o = sh(kiln + " run -- " + line);
+    CHECK(o.code != 77);
+    CHECK(o.out.find("is in the trust store") != std::string::npos);
 }
 
 TEST_CASE("rootless: kiln run as an ordinary user keeps every jail control") {

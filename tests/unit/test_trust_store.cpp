@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <thread>
 
-#include "tools/trust_store.hpp"
+#include "security/trust_store.hpp"
 
-using namespace kiln::tools;
+using namespace kiln::security;
 namespace fs = std::filesystem;
 
 namespace {

@@ -13,7 +13,7 @@
 
 #include "common/result.hpp"
 
-namespace kiln::tools {
+namespace kiln::security {
 
 struct TrustEntry {
     std::string sha256;
@@ -45,4 +45,4 @@ private:
     std::string path_;
 };
 
-}  // namespace kiln::tools
+}  // namespace kiln::security

@@ -1,4 +1,4 @@
-#include "tools/trust_store.hpp"
+#include "security/trust_store.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -13,7 +13,7 @@
 #include "common/hash.hpp"
 #include "common/unique_fd.hpp"
 
-namespace kiln::tools {
+namespace kiln::security {
 namespace {
 
 using nlohmann::json;
@@ -176,4 +176,4 @@ Result<bool> TrustStore::consume(const std::string& sha256) {
     return trusted;
 }
 
-}  // namespace kiln::tools
+}  // namespace kiln::security
