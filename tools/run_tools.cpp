@@ -12,6 +12,7 @@
 #include "common/hash.hpp"
 #include "common/text.hpp"
 #include "common/units.hpp"
+#include "security/run_limits.hpp"
 #include "tools/workspace_fs.hpp"
 
 namespace kiln::tools {
@@ -140,7 +141,7 @@ RunService::RunService(const Config& config, security::Policy policy, sandbox::R
 
 std::set<std::string> RunService::controls_in_force() const {
     std::set<std::string> in_force = runtime_.capabilities().in_force();
-    if (config_.policy.validation == "enforce") in_force.insert("C004");
+    if (config_.policy.validation == ValidationMode::Enforce) in_force.insert("C004");
     if (policy_.command_allowlist_enabled) in_force.insert("C005");
     if (audit_ && audit_->healthy()) in_force.insert("C011");
     // C013: workspaces are RAM-backed tmpfs wiped at session end (root only).
@@ -277,7 +278,7 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
         return ToolResult::error(req.tool + ": 'language' must be one of " + names + " on this host (got \"" + req.language + "\")");
     }
     if (auto bad = check_bounds(req)) return ToolResult::error(req.tool + ": " + *bad);
-    if (audit_ && !audit_->healthy() && config_.audit.on_failure == "fail_closed")
+    if (audit_ && !audit_->healthy() && config_.audit.on_failure == AuditOnFailure::FailClosed)
         return ToolResult::error(req.tool + ": refused: the audit log cannot be written (" + audit_->last_error() +
                                  "), and audit.on_failure is fail_closed. Fix the log's disk or permissions; the server keeps answering.");
     auto slot = take_slot(session_id);
@@ -293,7 +294,7 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     auto t0 = Clock::now();
     std::set<std::string> in_force = controls_in_force();
     security::Assessment a;
-    if (config_.policy.validation != "off") {
+    if (config_.policy.validation != ValidationMode::Off) {
         a = security::assess(interp->validator_language, req.code, in_force, policy_);
     } else {
         a.decision = security::Decision::Allow;
@@ -306,7 +307,7 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     security::Decision decision = a.decision;
     std::string how = "policy " + policy_.name;
     std::string decision_label = decision_name(decision);
-    if (config_.policy.validation == "warn" && decision != security::Decision::Allow) {
+    if (config_.policy.validation == ValidationMode::Warn && decision != security::Decision::Allow) {
         how = "policy.validation=warn: would have been " + decision_label + ", running anyway";
         decision = security::Decision::Allow;
     } else if (decision == security::Decision::Ask) {
@@ -346,17 +347,10 @@ ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     spec.group = (*ws)->group_name();
     spec.host_uid = (*ws)->owner_uid();
     spec.host_gid = (*ws)->owner_gid();
-    spec.rootfs = config_.sandbox.rootfs;
     spec.stdin_data = req.stdin_data;
-    spec.uid = config_.sandbox.uid;
-    spec.gid = config_.sandbox.gid;
-    spec.seccomp = policy_.seccomp == "strict" ? sandbox::SeccompProfile::Strict : sandbox::SeccompProfile::Default;
-    spec.limits.memory_bytes = req.memory_mb ? static_cast<std::uint64_t>(*req.memory_mb) << 20 : policy_.memory_bytes;
-    spec.limits.cpus = policy_.cpus;
-    spec.limits.pids = policy_.pids;
-    spec.limits.timeout = req.timeout_seconds ? std::chrono::milliseconds(*req.timeout_seconds * 1000) : policy_.timeout;
-    spec.limits.tmp_size_bytes = policy_.tmp_size_bytes;
-    spec.limits.output_cap_bytes = config_.sandbox.output_cap_bytes;
+    security::apply_run_limits(spec, policy_, config_.sandbox);
+    if (req.memory_mb) spec.limits.memory_bytes = static_cast<std::uint64_t>(*req.memory_mb) << 20;
+    if (req.timeout_seconds) spec.limits.timeout = std::chrono::milliseconds(*req.timeout_seconds * 1000);
 
     // The code reaches the interpreter as a file, never through a shell
     // string: /kiln/main.<ext>, made in the jail's own read-only root, so
