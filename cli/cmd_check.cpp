@@ -40,7 +40,7 @@ bool read_input(const std::string& file, std::string& code) {
 // the tools layer would (C004 validation is on: this is it; C005 when the
 // policy's allowlist is on). C011 and C013 depend on a running server's
 // audit log and workspace, so a one-shot check does not claim them.
-Result<std::set<std::string>> controls_for(const std::string& spec, const Context& ctx,
+Result<std::set<std::string>> controls_for(const std::string& spec,
                                            const security::Policy& policy) {
     std::set<std::string> in_force;
     if (spec == "none") return in_force;
@@ -50,7 +50,6 @@ Result<std::set<std::string>> controls_for(const std::string& spec, const Contex
     }
     if (spec == "runtime") {
         sandbox::NativeOptions opts;
-        opts.state_dir = ctx.config.server.state_dir;
         opts.probe = false;
         auto rt = sandbox::make_native_runtime(opts);
         if (!rt) return std::move(rt).error().wrap("probe the sandbox for --controls runtime");
@@ -95,7 +94,7 @@ int exit_code(security::Decision d) {
 
 int run_check(Context& ctx, const CheckFlags& f) {
     if (!f.preset.empty() && !ctx.set_from_flag("policy.preset", f.preset, "--preset")) return kExitUsage;
-    auto policy = security::load_policy(ctx.config.policy);
+    auto policy = security::effective_policy(ctx.config);
     if (!policy) {
         std::cerr << "kiln check: " << policy.error().what() << "\n";
         return kExitConfig;
@@ -110,7 +109,7 @@ int run_check(Context& ctx, const CheckFlags& f) {
         std::cerr << "kiln check: --language: " << lang.error().message << "\n";
         return kExitUsage;
     }
-    auto controls = controls_for(f.controls, ctx, *policy);
+    auto controls = controls_for(f.controls, *policy);
     if (!controls) {
         std::cerr << "kiln check: " << controls.error().what() << "\n";
         return kExitUsage;

@@ -18,6 +18,7 @@
 #include "security/decide.hpp"
 #include "security/policy.hpp"
 #include "security/trust_store.hpp"
+#include "security/run_limits.hpp"
 #include "security/validator.hpp"
 #include "threat_model/catalogue.hpp"
 
@@ -56,17 +57,12 @@ std::string shell_quote(const std::string& arg) {
 
 bool validate_before_run(const Context& ctx, const std::vector<std::string>& command,
                          const sandbox::HostCapabilities& caps, std::string& verdict) {
-    auto mode = security::parse_validation_mode(ctx.config.policy.validation);
-    if (!mode) {
-        std::cerr << "kiln run: policy.validation: " << mode.error().message << "\n";
-        verdict = "error";
-        return false;
-    }
-    if (*mode == security::ValidationMode::Off) {
+    const ValidationMode mode = ctx.config.policy.validation;
+    if (mode == ValidationMode::Off) {
         verdict = "off";
         return true;
     }
-    auto policy = security::load_policy(ctx.config.policy);
+    auto policy = security::effective_policy(ctx.config);
     if (!policy) {
         std::cerr << "kiln run: policy: " << policy.error().what() << "\n";
         verdict = "error";
@@ -77,7 +73,7 @@ bool validate_before_run(const Context& ctx, const std::vector<std::string>& com
     std::string line;
     for (const auto& a : command) line += (line.empty() ? "" : " ") + shell_quote(a);
     std::set<std::string> in_force = caps.in_force();
-    if (*mode == security::ValidationMode::Enforce) in_force.insert("C004");
+    if (mode == ValidationMode::Enforce) in_force.insert("C004");
     if (policy->command_allowlist_enabled) in_force.insert("C005");
     security::Assessment a = security::assess(security::Language::Shell, line, in_force, *policy);
     for (const auto& f : a.findings)
@@ -86,7 +82,7 @@ bool validate_before_run(const Context& ctx, const std::vector<std::string>& com
     // The same decision as run_command's: an `ask` is approved by the trust
     // store (`kiln trust add`) or falls back to the policy; nobody is asked.
     security::TrustStore trust(ctx.config.server.state_dir + "/trust.json");
-    security::DecideInput in{a, *mode, *policy, security::code_fingerprint(line), &trust, {},
+    security::DecideInput in{a, mode, *policy, security::code_fingerprint(line), &trust, {},
                              "a command line cannot ask anyone"};
     security::Verdict v = security::decide(in);
     verdict = v.label;
@@ -118,16 +114,13 @@ bool apply_flags(Context& ctx, const RunFlags& f) {
     return true;
 }
 
-Result<sandbox::SandboxSpec> spec_from(const Context& ctx, const RunFlags& f) {
-    const SandboxConfig& c = ctx.config.sandbox;
+// The run's limits are the effective policy's: the preset, policy.file,
+// then sandbox.* from the config file, the environment and the flags above.
+Result<sandbox::SandboxSpec> spec_from(const Context& ctx, const security::Policy& policy, const RunFlags& f) {
     sandbox::SandboxSpec spec;
     spec.argv = f.command;
     spec.env = f.env;
-    spec.rootfs = c.rootfs;
-    spec.uid = c.uid;
-    spec.gid = c.gid;
-    spec.seccomp = c.seccomp == "strict" ? sandbox::SeccompProfile::Strict : sandbox::SeccompProfile::Default;
-    spec.limits = {c.memory_bytes, c.cpus, c.pids, c.timeout, c.tmp_size_bytes, c.output_cap_bytes};
+    security::apply_run_limits(spec, policy, ctx.config.sandbox);
     if (!f.workspace.empty()) {
         struct stat st {};
         if (::stat(f.workspace.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -163,7 +156,7 @@ int exit_code_for(const Error& e) {
     return kExitJailFailed;
 }
 
-nlohmann::json to_json(const sandbox::ExecResult& r, const std::string& verdict) {
+nlohmann::json to_json(const sandbox::ExecResult& r, const sandbox::SandboxSpec& spec, const std::string& verdict) {
     nlohmann::json j = {
         {"exit_code", r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr)},
         {"signal", r.signal ? nlohmann::json(*r.signal) : nlohmann::json(nullptr)},
@@ -175,7 +168,7 @@ nlohmann::json to_json(const sandbox::ExecResult& r, const std::string& verdict)
         {"peak_memory_bytes", r.peak_memory_bytes},
         {"timings_us", {{"setup", r.timings.setup.count()}, {"run", r.timings.run.count()},
                         {"teardown", r.timings.teardown.count()}}},
-        {"notes", r.notes}, {"validation", verdict}};
+        {"notes", r.notes}, {"validation", verdict}, {"limits", security::run_limits_json(spec)}};
     return j;
 }
 
@@ -198,14 +191,18 @@ std::unique_ptr<sandbox::net::Namespace> finish_network(PendingNetwork& pending,
 
 int run_action(Context& ctx, RunFlags& f) {
     if (!apply_flags(ctx, f)) return kExitUsage;
-    auto spec = spec_from(ctx, f);
+    auto policy = security::effective_policy(ctx.config);
+    if (!policy) {
+        std::cerr << "kiln run: " << policy.error().what() << "\n";
+        return kExitConfig;
+    }
+    auto spec = spec_from(ctx, *policy, f);
     if (!spec) {
         std::cerr << "kiln run: " << spec.error().step << ": " << spec.error().message << "\n";
         return kExitUsage;
     }
     std::string verdict;
     sandbox::NativeOptions native;
-    native.state_dir = ctx.config.server.state_dir;
     native.probe = false;       // its one run fails just as loudly
     native.single_run = true;   // and that run is all this runtime does
     auto runtime = sandbox::make_native_runtime(native);
@@ -230,7 +227,7 @@ int run_action(Context& ctx, RunFlags& f) {
         return exit_code_for(result.error());
     }
     if (f.json) {
-        std::cout << to_json(*result, verdict).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        std::cout << to_json(*result, *spec, verdict).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
         if (result->stdout_truncated || result->stderr_truncated)
             std::cerr << "kiln run: output truncated at " << spec->limits.output_cap_bytes << " bytes per stream\n";

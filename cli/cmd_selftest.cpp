@@ -1,14 +1,18 @@
 // kiln selftest: what this host really enforces. Probes the runtime, runs a
-// trivial program in a real jail, and prints every control with whether it
-// is in force and why, so an operator never has to assume.
+// trivial program in a real jail with the limits a run would get (the
+// effective policy), and prints every control with whether it is in force
+// and why, so an operator never has to assume.
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <sstream>
 
 #include "cli/cli.hpp"
+#include "common/units.hpp"
 #include "sandbox/runtime.hpp"
+#include "security/run_limits.hpp"
 #include "threat_model/catalogue.hpp"
 
 namespace kiln::cli {
@@ -43,6 +47,15 @@ json control_table(const sandbox::HostCapabilities& caps, bool validator_on, boo
     return out;
 }
 
+std::string limits_line(const sandbox::SandboxSpec& spec) {
+    const sandbox::Limits& l = spec.limits;
+    std::ostringstream out;
+    out << "memory " << format_size(l.memory_bytes) << ", cpus " << l.cpus << ", pids " << l.pids << ", timeout "
+        << format_duration(l.timeout) << ", /tmp " << format_size(l.tmp_size_bytes) << ", seccomp "
+        << choice_name(spec.seccomp);
+    return out.str();
+}
+
 }  // namespace
 
 Command register_selftest(CLI::App& app) {
@@ -51,7 +64,12 @@ Command register_selftest(CLI::App& app) {
     auto json_out = std::make_shared<bool>(false);
     sub->add_flag("--json", *json_out, "Print the report as JSON");
     return {sub, [json_out](Context& ctx) {
-                sandbox::NativeOptions opts{ctx.config.server.state_dir};
+                auto policy = security::effective_policy(ctx.config);
+                if (!policy) {
+                    std::cerr << "kiln selftest: " << policy.error().what() << "\n";
+                    return int(kExitConfig);
+                }
+                sandbox::NativeOptions opts;
                 auto runtime = sandbox::make_native_runtime(opts);
                 if (!runtime) {
                     std::cerr << "kiln selftest: the native runtime cannot start: " << runtime.error().what() << "\n";
@@ -61,15 +79,18 @@ Command register_selftest(CLI::App& app) {
                 sandbox::SandboxSpec spec;
                 spec.argv = {"/bin/true"};
                 spec.cwd = "/tmp";
+                security::apply_run_limits(spec, *policy, ctx.config.sandbox);
                 auto run = (*runtime)->run(spec, {});
                 bool jail_ran = run.ok() && run->exit_code == 0;
-                json controls = control_table(caps, ctx.config.policy.validation == "enforce", jail_ran);
+                json controls = control_table(caps, ctx.config.policy.validation == ValidationMode::Enforce, jail_ran);
                 json report = {{"runtime", std::string((*runtime)->name())},
                                {"rootless", caps.rootless},
                                {"lsm", caps.lsm},
                                {"cgroup", caps.cgroup},
                                {"jail", jail_ran ? json("ok") : json(run.ok() ? "exit " + std::to_string(run->exit_code.value_or(-1))
                                                                              : run.error().what())},
+                               {"policy", policy->name},
+                               {"limits", security::run_limits_json(spec)},
                                {"controls", controls},
                                {"notes", caps.notes}};
                 if (*json_out) {
@@ -77,7 +98,8 @@ Command register_selftest(CLI::App& app) {
                 } else {
                     std::cout << "runtime " << report["runtime"].get<std::string>() << (caps.rootless ? " (rootless)" : " (root)")
                               << ", LSM " << caps.lsm << ", cgroup " << caps.cgroup << "\n";
-                    std::cout << "test jail: " << report["jail"].get<std::string>() << "\n\n";
+                    std::cout << "test jail: " << report["jail"].get<std::string>() << "\n";
+                    std::cout << "limits (policy " << policy->name << "): " << limits_line(spec) << "\n\n";
                     for (const auto& c : controls)
                         std::cout << c["id"].get<std::string>() << "  " << (c["in_force"].get<bool>() ? "in force " : "NOT IN FORCE")
                                   << "  " << c["name"].get<std::string>() << ": " << c["detail"].get<std::string>() << "\n";

@@ -15,7 +15,8 @@ namespace kiln {
 namespace {
 
 using Setter = std::function<Status(Config&, const std::string&)>;
-using Getter = std::function<std::string(const Config&)>;
+// nullopt: a sandbox limit left unset, so the policy's applies.
+using Getter = std::function<std::optional<std::string>(const Config&)>;
 
 struct Key {
     const char* name;
@@ -38,8 +39,21 @@ Result<std::uint64_t> parse_uint(const std::string& v, std::uint64_t lo, std::ui
     return static_cast<std::uint64_t>(n);
 }
 
-template <class T>
-Key uint_key(const char* name, const char* help, T Config::*section, unsigned T::*field,
+template <class V, class Format>
+std::string shown(const V& value, Format format) {
+    return format(value);
+}
+
+template <class V, class Format>
+std::optional<std::string> shown(const std::optional<V>& value, Format format) {
+    if (!value) return std::nullopt;
+    return format(*value);
+}
+
+// F is the field's type: the value itself, or std::optional of it for a
+// key whose unset state means "the policy's".
+template <class T, class F>
+Key uint_key(const char* name, const char* help, T Config::*section, F T::*field,
              std::uint64_t lo, std::uint64_t hi) {
     return Key{name, help,
                [=](Config& c, const std::string& v) -> Status {
@@ -48,11 +62,11 @@ Key uint_key(const char* name, const char* help, T Config::*section, unsigned T:
                    (c.*section).*field = static_cast<unsigned>(*n);
                    return {};
                },
-               [=](const Config& c) { return std::to_string((c.*section).*field); }};
+               [=](const Config& c) { return shown((c.*section).*field, [](unsigned n) { return std::to_string(n); }); }};
 }
 
-template <class T>
-Key size_key(const char* name, const char* help, T Config::*section, std::uint64_t T::*field,
+template <class T, class F>
+Key size_key(const char* name, const char* help, T Config::*section, F T::*field,
              std::uint64_t lo, std::uint64_t hi) {
     return Key{name, help,
                [=](Config& c, const std::string& v) -> Status {
@@ -63,13 +77,12 @@ Key size_key(const char* name, const char* help, T Config::*section, std::uint64
                    (c.*section).*field = *n;
                    return {};
                },
-               [=](const Config& c) { return format_size((c.*section).*field); }};
+               [=](const Config& c) { return shown((c.*section).*field, [](std::uint64_t n) { return format_size(n); }); }};
 }
 
-template <class T>
-Key duration_key(const char* name, const char* help, T Config::*section,
-                 std::chrono::milliseconds T::*field, std::chrono::milliseconds lo,
-                 std::chrono::milliseconds hi) {
+template <class T, class F>
+Key duration_key(const char* name, const char* help, T Config::*section, F T::*field,
+                 std::chrono::milliseconds lo, std::chrono::milliseconds hi) {
     return Key{name, help,
                [=](Config& c, const std::string& v) -> Status {
                    auto d = parse_duration(v);
@@ -79,7 +92,9 @@ Key duration_key(const char* name, const char* help, T Config::*section,
                    (c.*section).*field = *d;
                    return {};
                },
-               [=](const Config& c) { return format_duration((c.*section).*field); }};
+               [=](const Config& c) {
+                   return shown((c.*section).*field, [](std::chrono::milliseconds d) { return format_duration(d); });
+               }};
 }
 
 template <class T>
@@ -96,6 +111,20 @@ Key string_key(const char* name, const char* help, T Config::*section, std::stri
                    return {};
                },
                [=](const Config& c) { return (c.*section).*field; }};
+}
+
+// A key whose values are an enum's names (common/choices.hpp). F is the
+// enum, or std::optional of it.
+template <class E, class T, class F>
+Key enum_key(const char* name, const char* help, T Config::*section, F T::*field) {
+    return Key{name, help,
+               [=](Config& c, const std::string& v) -> Status {
+                   auto e = parse_choice<E>(v);
+                   if (!e) return e.error();
+                   (c.*section).*field = *e;
+                   return {};
+               },
+               [=](const Config& c) { return shown((c.*section).*field, [](E e) { return std::string(choice_name(e)); }); }};
 }
 
 template <class T>
@@ -121,9 +150,11 @@ Key cpus_key() {
                    return {};
                },
                [](const Config& c) {
-                   std::ostringstream o;
-                   o << c.sandbox.cpus;
-                   return o.str();
+                   return shown(c.sandbox.cpus, [](double d) {
+                       std::ostringstream o;
+                       o << d;
+                       return o.str();
+                   });
                }};
 }
 
@@ -132,17 +163,17 @@ constexpr std::uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;
 
 const std::vector<Key>& schema() {
     static const std::vector<Key> keys = {
-        string_key("server.transport", "stdio (one client) or http", &Config::server, &ServerConfig::transport, {"stdio", "http"}),
+        enum_key<Transport>("server.transport", "stdio, one client (http is not implemented yet)", &Config::server, &ServerConfig::transport),
         size_key("server.max_message_bytes", "largest JSON-RPC message accepted", &Config::server, &ServerConfig::max_message_bytes, 1 * KiB, 256 * MiB),
         uint_key("server.max_inflight_calls", "tool calls running at once; more are refused", &Config::server, &ServerConfig::max_inflight_calls, 1, 1024),
         uint_key("server.page_size", "items per tools/list page", &Config::server, &ServerConfig::page_size, 1, 1000),
         string_key("server.log_level", "stderr log level", &Config::server, &ServerConfig::log_level, {"trace", "debug", "info", "warn", "error", "off"}),
         string_key("server.state_dir", "workspaces, trust store and default audit log live here", &Config::server, &ServerConfig::state_dir),
         bool_key("server.test_tools", "register diagnostic tools (tests only)", &Config::server, &ServerConfig::test_tools),
-        string_key("sandbox.runtime", "runtime that runs code", &Config::sandbox, &SandboxConfig::runtime, {"native"}),
+        enum_key<RuntimeKind>("sandbox.runtime", "runtime that runs code (native, the only one)", &Config::sandbox, &SandboxConfig::runtime),
         string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
-        string_key("sandbox.seccomp", "seccomp profile", &Config::sandbox, &SandboxConfig::seccomp, {"default", "strict"}),
-        size_key("sandbox.memory", "memory limit per run (no swap)", &Config::sandbox, &SandboxConfig::memory_bytes, 8 * MiB, 64 * GiB),
+        enum_key<SeccompProfile>("sandbox.seccomp", "seccomp profile, default or strict", &Config::sandbox, &SandboxConfig::seccomp),
+        size_key("sandbox.memory", "memory limit per run, no swap", &Config::sandbox, &SandboxConfig::memory_bytes, 8 * MiB, 64 * GiB),
         cpus_key(),
         uint_key("sandbox.pids", "process limit per run", &Config::sandbox, &SandboxConfig::pids, 1, 65536),
         duration_key("sandbox.timeout", "wall-clock limit per run", &Config::sandbox, &SandboxConfig::timeout, milliseconds(100), milliseconds(3'600'000)),
@@ -153,12 +184,12 @@ const std::vector<Key>& schema() {
         uint_key("sandbox.host_ids", "first host uid/gid of the range a root server gives sessions, one each (workspace.max_sessions + workspace.max_runs_total of them)", &Config::sandbox, &SandboxConfig::host_ids, 1000, 4000000000u),
         string_key("policy.preset", "policy preset", &Config::policy, &PolicyConfig::preset, {"permissive", "balanced", "strict", "paranoid"}),
         string_key("policy.file", "YAML file that overrides the preset", &Config::policy, &PolicyConfig::file),
-        string_key("policy.validation", "enforce decisions, warn only, or skip the validator", &Config::policy, &PolicyConfig::validation, {"enforce", "warn", "off"}),
+        enum_key<ValidationMode>("policy.validation", "enforce decisions, warn only, or skip the validator (off)", &Config::policy, &PolicyConfig::validation),
         string_key("audit.path", "audit log file (JSON Lines)", &Config::audit, &AuditConfig::path),
         string_key("audit.fsync", "durability of each record", &Config::audit, &AuditConfig::fsync, {"always", "batch", "never"}),
         duration_key("audit.batch_interval", "longest wait before a batch is synced", &Config::audit, &AuditConfig::batch_interval, milliseconds(1), milliseconds(10'000)),
         uint_key("audit.batch_records", "records per group commit", &Config::audit, &AuditConfig::batch_records, 1, 1'000'000),
-        string_key("audit.on_failure", "what to do when the log cannot be written", &Config::audit, &AuditConfig::on_failure, {"fail_closed", "continue"}),
+        enum_key<AuditOnFailure>("audit.on_failure", "what to do when the log cannot be written: fail_closed or continue", &Config::audit, &AuditConfig::on_failure),
         string_key("audit.hmac_key_file", "file holding the HMAC key for the hash chain", &Config::audit, &AuditConfig::hmac_key_file),
         string_key("audit.seal_key_file", "file holding the AES-256-GCM key that seals code", &Config::audit, &AuditConfig::seal_key_file),
         size_key("audit.rotate_bytes", "rotate the log past this size (0: never)", &Config::audit, &AuditConfig::rotate_bytes, 0, 1024 * GiB),
@@ -172,7 +203,7 @@ const std::vector<Key>& schema() {
         uint_key("workspace.max_runs_total", "concurrent runs in all", &Config::workspace, &WorkspaceConfig::max_runs_total, 1, 4096),
         uint_key("workspace.queue_length", "calls that may wait for a run slot at once (0: refuse at once)", &Config::workspace, &WorkspaceConfig::queue_length, 0, 100'000),
         duration_key("workspace.queue_wait", "longest wait for a run slot before a call is refused", &Config::workspace, &WorkspaceConfig::queue_wait, milliseconds(0), milliseconds(3'600'000)),
-        string_key("workspace.network", "network namespace per session (its runs share a loopback; root only) or per run", &Config::workspace, &WorkspaceConfig::network, {"session", "run"}),
+        enum_key<WorkspaceNetwork>("workspace.network", "network namespace per session (its runs share a loopback; root only) or per run", &Config::workspace, &WorkspaceConfig::network),
     };
     return keys;
 }
@@ -304,8 +335,11 @@ std::string config_to_yaml(const Config& config) {
         }
         auto it = config.origin.find(name);
         std::string origin = it == config.origin.end() ? "default" : it->second;
+        auto value = k.get(config);
+        if (!value) origin = "unset: the policy's value";
         YAML::Emitter val;
-        val << k.get(config);
+        if (value) val << *value;
+        else val << YAML::Null;
         out << "  " << name.substr(dot + 1) << ": " << val.c_str() << "  # " << k.help << " [" << origin << "]\n";
     }
     return out.str();

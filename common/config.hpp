@@ -9,15 +9,17 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/choices.hpp"
 #include "common/result.hpp"
 
 namespace kiln {
 
 struct ServerConfig {
-    std::string transport = "stdio";
+    Transport transport = Transport::Stdio;
     std::uint64_t max_message_bytes = 4ull << 20;
     unsigned max_inflight_calls = 16;
     unsigned page_size = 50;
@@ -27,14 +29,16 @@ struct ServerConfig {
 };
 
 struct SandboxConfig {
-    std::string runtime = "native";
+    RuntimeKind runtime = RuntimeKind::Native;
     std::string rootfs;             // empty: bind the host's /usr, /bin, /lib...
-    std::string seccomp = "default";
-    std::uint64_t memory_bytes = 256ull << 20;
-    double cpus = 1.0;
-    unsigned pids = 64;
-    std::chrono::milliseconds timeout{30'000};
-    std::uint64_t tmp_size_bytes = 64ull << 20;
+    // A run's limits. Unset: the policy's (preset, then policy.file); set,
+    // they override it. security::effective_policy() applies them.
+    std::optional<SeccompProfile> seccomp;
+    std::optional<std::uint64_t> memory_bytes;
+    std::optional<double> cpus;
+    std::optional<unsigned> pids;
+    std::optional<std::chrono::milliseconds> timeout;
+    std::optional<std::uint64_t> tmp_size_bytes;
     std::uint64_t output_cap_bytes = 1ull << 20;
     unsigned uid = 65534;
     unsigned gid = 65534;
@@ -48,7 +52,7 @@ struct SandboxConfig {
 struct PolicyConfig {
     std::string preset = "balanced";
     std::string file;               // optional YAML overriding the preset
-    std::string validation = "enforce";  // enforce | warn | off
+    ValidationMode validation = ValidationMode::Enforce;
 };
 
 // Upper bound of audit.reserve_bytes; the audit log also gives back up to
@@ -60,7 +64,7 @@ struct AuditConfig {
     std::string fsync = "always";   // always | batch | never
     std::chrono::milliseconds batch_interval{5};
     unsigned batch_records = 256;
-    std::string on_failure = "fail_closed";  // fail_closed | continue
+    AuditOnFailure on_failure = AuditOnFailure::FailClosed;
     std::string hmac_key_file;
     std::string seal_key_file;
     std::uint64_t rotate_bytes = 0;  // 0: no rotation
@@ -86,7 +90,7 @@ struct WorkspaceConfig {
     // "session": a root server gives each session one loopback-only network
     // namespace that its runs share (as they share the workspace); "run": a
     // fresh one per run. Rootless servers always use one per run.
-    std::string network = "session";
+    WorkspaceNetwork network = WorkspaceNetwork::Session;
 };
 
 struct Config {
@@ -96,7 +100,9 @@ struct Config {
     AuditConfig audit;
     WorkspaceConfig workspace;
 
-    // Where each key's value came from ("default", "file:LINE", "env", "flag").
+    // Where each key's value came from ("file:PATH:LINE", "env:VAR",
+    // "flag:--x"), for `kiln config print` only: what a value means never
+    // depends on where it came from.
     std::map<std::string, std::string> origin;
 };
 

@@ -713,7 +713,7 @@ Result<std::unique_ptr<Runtime>> make_native_runtime(const NativeOptions& option
     return std::unique_ptr<Runtime>(std::move(rt));
 }
 
-Status reap_leftovers(const NativeOptions&) {
+Status reap_leftovers() {
     // Mounts exist only inside the jails' own mount namespaces and vanish with
     // them; processes die with their pid namespace's init, which dies with the
     // server thread (PR_SET_PDEATHSIG). Cgroup directories are what outlives

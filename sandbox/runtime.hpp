@@ -22,12 +22,15 @@
 #include <string_view>
 #include <vector>
 
+#include "common/choices.hpp"
 #include "common/result.hpp"
 
 namespace kiln::sandbox {
 
-enum class SeccompProfile { Default, Strict };
-enum class NetworkMode { None };  // own net namespace, loopback only (C003)
+// Declared with the configuration's other choices (common/choices.hpp),
+// which parses and prints them.
+using kiln::NetworkMode;
+using kiln::SeccompProfile;
 
 struct Limits {
     std::uint64_t memory_bytes = 256ull << 20;  // no swap (C007)
@@ -159,7 +162,6 @@ public:
 };
 
 struct NativeOptions {
-    std::string state_dir;  // where leftovers of a crashed server are found
     // Run one trivial jail at creation to prove the controls work here. A
     // one-shot caller (kiln run) turns it off: its own run fails just as loudly.
     bool probe = true;
@@ -176,8 +178,9 @@ struct NativeOptions {
 
 // Probes the host once and states honestly what is in force.
 Result<std::unique_ptr<Runtime>> make_native_runtime(const NativeOptions& options);
-// At server start: kill and remove this kiln's stale cgroups and mounts
-// from a crashed run.
-Status reap_leftovers(const NativeOptions& options);
+// At server start: kill and remove the cgroups of a crashed server's runs
+// (kiln/<pid> with no live pid). Mounts and processes die with the jails'
+// namespaces; workspaces under server.state_dir are tools/' to remove.
+Status reap_leftovers();
 
 }  // namespace kiln::sandbox

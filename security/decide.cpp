@@ -40,13 +40,6 @@ Verdict resolve_ask(const DecideInput& in) {
 
 }  // namespace
 
-Result<ValidationMode> parse_validation_mode(std::string_view text) {
-    if (text == "enforce") return ValidationMode::Enforce;
-    if (text == "warn") return ValidationMode::Warn;
-    if (text == "off") return ValidationMode::Off;
-    return make_error("validation mode", "'" + std::string(text) + "' is not one of enforce, warn, off", EINVAL);
-}
-
 Verdict decide(const DecideInput& in) {
     const Decision d = in.assessment.decision;
     switch (in.mode) {

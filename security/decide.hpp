@@ -9,15 +9,13 @@
 #include <string>
 #include <string_view>
 
+#include "common/choices.hpp"
 #include "common/result.hpp"
 #include "security/policy.hpp"
 #include "security/trust_store.hpp"
 #include "security/validator.hpp"
 
 namespace kiln::security {
-
-enum class ValidationMode { Enforce, Warn, Off };
-Result<ValidationMode> parse_validation_mode(std::string_view text);
 
 // What a person asked for approval said.
 struct Answer {

@@ -2,19 +2,19 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <functional>
+#include <type_traits>
 
 #include "common/units.hpp"
+#include "threat_model/codegen.hpp"
 
 namespace kiln::security {
 
 namespace {
 
 using threat_model::Level;
-
-// One entry per key a preset or policy file may set. The same table checks
-// presets and operator files, so they cannot drift apart.
-using Setter = std::function<Status(Policy&, const std::string& value)>;
 
 Result<Decision> parse_decision(const std::string& v) {
     if (v == "allow") return Decision::Allow;
@@ -27,16 +27,6 @@ Result<bool> parse_bool(const std::string& v) {
     if (v == "true" || v == "yes" || v == "on") return true;
     if (v == "false" || v == "no" || v == "off") return false;
     return make_error("parse bool", "'" + v + "' is not true or false");
-}
-
-template <class T, class Parse>
-Setter field(T Policy::*member, Parse parse) {
-    return [member, parse](Policy& p, const std::string& v) -> Status {
-        auto r = parse(v);
-        if (!r) return std::move(r).error();
-        p.*member = *r;
-        return {};
-    };
 }
 
 Result<double> parse_cpus(const std::string& v) {
@@ -59,68 +49,137 @@ Result<unsigned> parse_count(const std::string& v) {
     return make_error("parse count", "'" + v + "' is not a positive integer");
 }
 
-Result<std::string> parse_network(const std::string& v) {
-    if (v == "none") return v;
-    return make_error("parse network", "'" + v + "': only 'none' is supported (C003 Network Isolation)");
-}
-
-Result<std::string> parse_seccomp(const std::string& v) {
-    if (v == "default" || v == "strict") return v;
-    return make_error("parse seccomp", "'" + v + "' is not 'default' or 'strict'");
-}
-
 Result<std::string> parse_name(const std::string& v) {
     if (!v.empty()) return v;
     return make_error("parse name", "must not be empty");
 }
 
-const std::map<std::string, Setter>& scalar_keys() {
-    static const std::map<std::string, Setter> keys = {
-        {"name", field(&Policy::name, parse_name)},
-        {"warn_only", field(&Policy::warn_only, parse_bool)},
-        {"deny_at", field(&Policy::deny_at, threat_model::parse_level)},
-        {"ask_at", field(&Policy::ask_at, threat_model::parse_level)},
-        {"unparseable", field(&Policy::unparseable, parse_decision)},
-        {"ask_fallback", field(&Policy::ask_fallback, parse_decision)},
-        {"memory", field(&Policy::memory_bytes, parse_size)},
-        {"cpus", field(&Policy::cpus, parse_cpus)},
-        {"pids", field(&Policy::pids, parse_count)},
-        {"timeout", field(&Policy::timeout, parse_duration)},
-        {"tmp_size", field(&Policy::tmp_size_bytes, parse_size)},
-        {"network", field(&Policy::network, parse_network)},
-        {"seccomp", field(&Policy::seccomp, parse_seccomp)},
-        {"max_timeout", field(&Policy::max_timeout, parse_duration)},
-        {"max_memory", field(&Policy::max_memory_bytes, parse_size)},
-        {"max_code_size", field(&Policy::max_code_bytes, parse_size)},
-        {"command_allowlist_enabled", field(&Policy::command_allowlist_enabled, parse_bool)},
+// How each type of field is read from YAML, shown in to_json() and written
+// as C++ for the generated presets: one overload set per type, so a field's
+// row in the table below names only its keys and its member.
+Result<std::string> read(const YAML::Node& n, std::string*) { return parse_name(n.Scalar()); }
+Result<bool> read(const YAML::Node& n, bool*) { return parse_bool(n.Scalar()); }
+Result<Level> read(const YAML::Node& n, Level*) { return threat_model::parse_level(n.Scalar()); }
+Result<Decision> read(const YAML::Node& n, Decision*) { return parse_decision(n.Scalar()); }
+Result<std::uint64_t> read(const YAML::Node& n, std::uint64_t*) { return parse_size(n.Scalar()); }
+Result<unsigned> read(const YAML::Node& n, unsigned*) { return parse_count(n.Scalar()); }
+Result<double> read(const YAML::Node& n, double*) { return parse_cpus(n.Scalar()); }
+Result<std::chrono::milliseconds> read(const YAML::Node& n, std::chrono::milliseconds*) { return parse_duration(n.Scalar()); }
+Result<SeccompProfile> read(const YAML::Node& n, SeccompProfile*) { return parse_choice<SeccompProfile>(n.Scalar()); }
+Result<NetworkMode> read(const YAML::Node& n, NetworkMode*) { return parse_choice<NetworkMode>(n.Scalar()); }
+Result<std::vector<std::string>> read(const YAML::Node& n, std::vector<std::string>*) {
+    std::vector<std::string> out;
+    for (const auto& v : n) {
+        if (!v.IsScalar() || v.Scalar().empty()) return make_error("parse list", "entries must be non-empty strings");
+        out.push_back(v.Scalar());
+    }
+    return out;
+}
+
+template <class T>
+nlohmann::json shown(const T& v) { return v; }
+nlohmann::json shown(Level l) { return threat_model::to_string(l); }
+nlohmann::json shown(Decision d) { return to_string(d); }
+nlohmann::json shown(std::chrono::milliseconds d) { return d.count(); }
+nlohmann::json shown(SeccompProfile s) { return std::string(choice_name(s)); }
+nlohmann::json shown(NetworkMode m) { return std::string(choice_name(m)); }
+
+std::string cxx(const std::string& s) { return codegen::literal(s); }
+std::string cxx(bool b) { return b ? "true" : "false"; }
+std::string cxx(Level l) { return codegen::level(l); }
+std::string cxx(std::uint64_t n) { return std::to_string(n) + "ull"; }
+std::string cxx(unsigned n) { return std::to_string(n) + "u"; }
+std::string cxx(std::chrono::milliseconds d) { return "std::chrono::milliseconds{" + std::to_string(d.count()) + "}"; }
+std::string cxx(const std::vector<std::string>& v) { return codegen::literal_list(v); }
+std::string cxx(double d) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", d);
+    return buf;
+}
+std::string cxx(Decision d) {
+    switch (d) {
+        case Decision::Allow: return "Decision::Allow";
+        case Decision::Ask: return "Decision::Ask";
+        case Decision::Deny: return "Decision::Deny";
+    }
+    return "Decision::Deny";
+}
+std::string cxx(SeccompProfile s) {
+    switch (s) {
+        case SeccompProfile::Default: return "SeccompProfile::Default";
+        case SeccompProfile::Strict: return "SeccompProfile::Strict";
+    }
+    return "SeccompProfile::Strict";
+}
+std::string cxx(NetworkMode m) {
+    switch (m) {
+        case NetworkMode::None: return "NetworkMode::None";
+    }
+    return "NetworkMode::None";
+}
+
+struct Field {
+    const char* key;     // in presets and policy files
+    const char* json;    // in to_json() (kiln://policy, audit records)
+    const char* member;  // in Policy, for the generated presets
+    bool list;           // a YAML sequence, not a single value
+    std::function<Status(Policy&, const YAML::Node&)> read;
+    std::function<nlohmann::json(const Policy&)> show;
+    std::function<std::string(const Policy&)> cxx;
+};
+
+template <class T>
+Field field(const char* key, const char* member, T Policy::*m, const char* json = nullptr) {
+    return Field{key, json ? json : member, member, std::is_same_v<T, std::vector<std::string>>,
+                 [m](Policy& p, const YAML::Node& n) -> Status {
+                     auto v = read(n, static_cast<T*>(nullptr));
+                     if (!v) return std::move(v).error();
+                     p.*m = std::move(*v);
+                     return {};
+                 },
+                 [m](const Policy& p) { return shown(p.*m); },
+                 [m](const Policy& p) { return cxx(p.*m); }};
+}
+
+// Every field of Policy, in its declaration order (the generated presets
+// are designated initializers, which must keep that order).
+const std::vector<Field>& policy_fields() {
+    static const std::vector<Field> fields = {
+        field("name", "name", &Policy::name),
+        field("deny_at", "deny_at", &Policy::deny_at),
+        field("ask_at", "ask_at", &Policy::ask_at),
+        field("warn_only", "warn_only", &Policy::warn_only),
+        field("unparseable", "unparseable", &Policy::unparseable),
+        field("memory", "memory_bytes", &Policy::memory_bytes),
+        field("cpus", "cpus", &Policy::cpus),
+        field("pids", "pids", &Policy::pids),
+        field("timeout", "timeout", &Policy::timeout, "timeout_ms"),
+        field("tmp_size", "tmp_size_bytes", &Policy::tmp_size_bytes),
+        field("network", "network", &Policy::network),
+        field("seccomp", "seccomp", &Policy::seccomp),
+        field("max_timeout", "max_timeout", &Policy::max_timeout, "max_timeout_ms"),
+        field("max_memory", "max_memory_bytes", &Policy::max_memory_bytes),
+        field("max_code_size", "max_code_bytes", &Policy::max_code_bytes),
+        field("command_allowlist_enabled", "command_allowlist_enabled", &Policy::command_allowlist_enabled),
+        field("command_allowlist", "command_allowlist", &Policy::command_allowlist),
+        field("ask_fallback", "ask_fallback", &Policy::ask_fallback),
     };
-    return keys;
+    return fields;
 }
 
 std::string known_keys() {
     std::string out;
-    for (const auto& [k, _] : scalar_keys()) out += k + ", ";
-    return out + "command_allowlist";
+    for (const auto& f : policy_fields()) out += (out.empty() ? "" : ", ") + std::string(f.key);
+    return out;
 }
 
 Status apply_entry(Policy& p, const std::string& key, const YAML::Node& value, const std::string& where) {
-    if (key == "command_allowlist") {
-        if (!value.IsSequence())
-            return make_error(where, "command_allowlist must be a list of command names");
-        p.command_allowlist.clear();
-        for (const auto& v : value) {
-            if (!v.IsScalar() || v.Scalar().empty())
-                return make_error(where, "command_allowlist entries must be non-empty strings");
-            p.command_allowlist.push_back(v.Scalar());
-        }
-        return {};
-    }
-    auto it = scalar_keys().find(key);
-    if (it == scalar_keys().end())
-        return make_error(where, "unknown key '" + key + "' (known: " + known_keys() + ")");
-    if (!value.IsScalar()) return make_error(where, "'" + key + "' must be a single value");
-    if (Status st = it->second(p, value.Scalar()); !st)
-        return make_error(where, "'" + key + "': " + st.error().message);
+    const auto& fields = policy_fields();
+    auto f = std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return key == f.key; });
+    if (f == fields.end()) return make_error(where, "unknown key '" + key + "' (known: " + known_keys() + ")");
+    if (f->list && !value.IsSequence()) return make_error(where, "'" + key + "' must be a list");
+    if (!f->list && !value.IsScalar()) return make_error(where, "'" + key + "' must be a single value");
+    if (Status st = f->read(p, value); !st) return make_error(where, "'" + key + "': " + st.error().message);
     return {};
 }
 
@@ -168,26 +227,15 @@ const char* to_string(Decision d) {
 }
 
 nlohmann::json Policy::to_json() const {
-    return {
-        {"name", name},
-        {"warn_only", warn_only},
-        {"deny_at", threat_model::to_string(deny_at)},
-        {"ask_at", threat_model::to_string(ask_at)},
-        {"unparseable", to_string(unparseable)},
-        {"ask_fallback", to_string(ask_fallback)},
-        {"memory_bytes", memory_bytes},
-        {"cpus", cpus},
-        {"pids", pids},
-        {"timeout_ms", timeout.count()},
-        {"tmp_size_bytes", tmp_size_bytes},
-        {"network", network},
-        {"seccomp", seccomp},
-        {"max_timeout_ms", max_timeout.count()},
-        {"max_memory_bytes", max_memory_bytes},
-        {"max_code_bytes", max_code_bytes},
-        {"command_allowlist_enabled", command_allowlist_enabled},
-        {"command_allowlist", command_allowlist},
-    };
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& f : policy_fields()) out[f.json] = f.show(*this);
+    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> policy_initializers(const Policy& policy) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& f : policy_fields()) out.emplace_back(f.member, f.cxx(policy));
+    return out;
 }
 
 }  // namespace kiln::security

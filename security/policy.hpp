@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,8 +25,8 @@ namespace kiln::security {
 
 enum class Decision { Allow, Ask, Deny };
 
-// A new field also goes into to_json() and security/policy_gen.cpp, which
-// writes the built-in presets out as C++ (security/presets.hpp).
+// A new field also goes into policy_fields() in policy.cpp, the one table
+// that YAML loading, to_json() and the generated presets (policy_gen) read.
 struct Policy {
     std::string name = "balanced";
 
@@ -45,8 +46,8 @@ struct Policy {
     unsigned pids = 64;
     std::chrono::milliseconds timeout{30'000};
     std::uint64_t tmp_size_bytes = 64ull << 20;
-    std::string network = "none";
-    std::string seccomp = "default";  // "default" | "strict"
+    NetworkMode network = NetworkMode::None;
+    SeccompProfile seccomp = SeccompProfile::Default;
 
     // Bounds an agent may ask for.
     std::chrono::milliseconds max_timeout{120'000};
@@ -67,6 +68,13 @@ struct Policy {
 std::vector<std::string> preset_names();
 // Preset by name, then config.file on top. Errors name the key and line.
 Result<Policy> load_policy(const PolicyConfig& config);
+// The policy every command runs with (serve, run, check, selftest): the
+// preset, then policy.file, then each sandbox.* limit the operator set in
+// the configuration (its file, environment or flags, merged in that order).
+Result<Policy> effective_policy(const Config& config);
+// The policy's fields as C++ designated initializers, in declaration
+// order: how security/policy_gen writes the built-in presets out.
+std::vector<std::pair<std::string, std::string>> policy_initializers(const Policy& policy);
 // Applies YAML text on top of `policy`; `origin` names the source in errors.
 Status apply_policy_yaml(Policy& policy, std::string_view yaml_text, const std::string& origin);
 

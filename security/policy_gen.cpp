@@ -3,10 +3,9 @@
 //
 // Each preset is applied to a default Policy with apply_policy_yaml(), the
 // parser and checks that operator policy files go through, and written out
-// field by field. A field added to Policy must be added to fields() below
-// and to Policy::to_json(); tests/validator/test_policy.cpp compares the
-// generated presets with the YAML through to_json().
-#include <cstdio>
+// field by field from the same table of fields (policy_initializers()).
+// tests/validator/test_policy.cpp compares the generated presets with the
+// YAML through to_json().
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -18,50 +17,8 @@
 
 namespace {
 
-using kiln::codegen::level;
 using kiln::codegen::literal;
-using kiln::codegen::literal_list;
-using kiln::security::Decision;
 using kiln::security::Policy;
-
-std::string decision(Decision d) {
-    switch (d) {
-        case Decision::Allow: return "Decision::Allow";
-        case Decision::Ask: return "Decision::Ask";
-        case Decision::Deny: return "Decision::Deny";
-    }
-    return "Decision::Deny";
-}
-
-std::string number(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    return buf;
-}
-
-// Designated initializers, in Policy's declaration order.
-std::vector<std::pair<const char*, std::string>> fields(const Policy& p) {
-    return {
-        {"name", literal(p.name)},
-        {"deny_at", level(p.deny_at)},
-        {"ask_at", level(p.ask_at)},
-        {"warn_only", p.warn_only ? "true" : "false"},
-        {"unparseable", decision(p.unparseable)},
-        {"memory_bytes", std::to_string(p.memory_bytes) + "ull"},
-        {"cpus", number(p.cpus)},
-        {"pids", std::to_string(p.pids) + "u"},
-        {"timeout", "std::chrono::milliseconds{" + std::to_string(p.timeout.count()) + "}"},
-        {"tmp_size_bytes", std::to_string(p.tmp_size_bytes) + "ull"},
-        {"network", literal(p.network)},
-        {"seccomp", literal(p.seccomp)},
-        {"max_timeout", "std::chrono::milliseconds{" + std::to_string(p.max_timeout.count()) + "}"},
-        {"max_memory_bytes", std::to_string(p.max_memory_bytes) + "ull"},
-        {"max_code_bytes", std::to_string(p.max_code_bytes) + "ull"},
-        {"command_allowlist_enabled", p.command_allowlist_enabled ? "true" : "false"},
-        {"command_allowlist", literal_list(p.command_allowlist)},
-        {"ask_fallback", decision(p.ask_fallback)},
-    };
-}
 
 std::string generate(const std::vector<std::pair<std::string, Policy>>& presets) {
     std::ostringstream out;
@@ -72,7 +29,7 @@ std::string generate(const std::vector<std::pair<std::string, Policy>>& presets)
         << "const Policy* builtin_preset(std::string_view name) {\n";
     for (const auto& [name, policy] : presets) {
         out << "    static const Policy " << name << "{\n";
-        for (const auto& [field, value] : fields(policy)) out << "        ." << field << " = " << value << ",\n";
+        for (const auto& [field, value] : kiln::security::policy_initializers(policy)) out << "        ." << field << " = " << value << ",\n";
         out << "    };\n";
     }
     for (const auto& [name, policy] : presets)

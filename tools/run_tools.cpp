@@ -13,6 +13,7 @@
 #include "common/text.hpp"
 #include "common/units.hpp"
 #include "tools/run_outcome.hpp"
+#include "security/run_limits.hpp"
 #include "tools/workspace_fs.hpp"
 
 namespace kiln::tools {
@@ -118,13 +119,11 @@ RunService::RunService(const Config& config, security::Policy policy, sandbox::R
       audit_(audit),
       workspaces_(workspaces),
       trust_(trust),
-      // The configuration accepts only the three names (config.cpp).
-      validation_(*security::parse_validation_mode(config.policy.validation)),
       interpreters_(available_interpreters(config.sandbox.rootfs)) {}
 
 std::set<std::string> RunService::controls_in_force() const {
     std::set<std::string> in_force = runtime_.capabilities().in_force();
-    if (validation_ == security::ValidationMode::Enforce) in_force.insert("C004");
+    if (config_.policy.validation == ValidationMode::Enforce) in_force.insert("C004");
     if (policy_.command_allowlist_enabled) in_force.insert("C005");
     if (audit_ && audit_->healthy()) in_force.insert("C011");
     // C013: workspaces are RAM-backed tmpfs wiped at session end (root only).
@@ -313,7 +312,7 @@ std::optional<ToolResult> RunService::admit(Call& call) {
         return refuse(call, "'language' must be one of " + names + " on this host (got \"" + req.language + "\")");
     }
     if (auto bad = check_bounds(req)) return refuse(call, *bad);
-    if (audit_ && !audit_->healthy() && config_.audit.on_failure == "fail_closed")
+    if (audit_ && !audit_->healthy() && config_.audit.on_failure == AuditOnFailure::FailClosed)
         return refuse(call, "refused: the audit log cannot be written (" + audit_->last_error() +
                                 "), and audit.on_failure is fail_closed. Fix the log's disk or permissions; the server keeps answering.");
     auto slot = take_slot(call);
@@ -325,7 +324,7 @@ std::optional<ToolResult> RunService::admit(Call& call) {
 void RunService::validate(Call& call) {
     auto timer = call.times.time("validate");
     call.in_force = controls_in_force();
-    if (validation_ == security::ValidationMode::Off) {
+    if (config_.policy.validation == ValidationMode::Off) {
         call.assessment.decision = security::Decision::Allow;
         call.assessment.risk = threat_model::Level::Low;
         call.assessment.reasons.push_back("validation is off (policy.validation=off)");
@@ -339,7 +338,7 @@ void RunService::validate(Call& call) {
 std::optional<ToolResult> RunService::decide(Call& call) {
     {
         auto timer = call.times.time("decide");
-        security::DecideInput in{call.assessment, validation_, policy_, call.fingerprint, &trust_, asker(call.ctx),
+        security::DecideInput in{call.assessment, config_.policy.validation, policy_, call.fingerprint, &trust_, asker(call.ctx),
                                  "the client cannot be asked (no elicitation capability)"};
         call.verdict = security::decide(in);
     }
@@ -378,17 +377,10 @@ std::optional<ToolResult> RunService::prepare(Call& call) {
     spec.group = call.ws->group_name();
     spec.host_uid = call.ws->owner_uid();
     spec.host_gid = call.ws->owner_gid();
-    spec.rootfs = config_.sandbox.rootfs;
     spec.stdin_data = req.stdin_data;
-    spec.uid = config_.sandbox.uid;
-    spec.gid = config_.sandbox.gid;
-    spec.seccomp = policy_.seccomp == "strict" ? sandbox::SeccompProfile::Strict : sandbox::SeccompProfile::Default;
-    spec.limits.memory_bytes = req.memory_mb ? static_cast<std::uint64_t>(*req.memory_mb) << 20 : policy_.memory_bytes;
-    spec.limits.cpus = policy_.cpus;
-    spec.limits.pids = policy_.pids;
-    spec.limits.timeout = req.timeout_seconds ? std::chrono::milliseconds(*req.timeout_seconds * 1000) : policy_.timeout;
-    spec.limits.tmp_size_bytes = policy_.tmp_size_bytes;
-    spec.limits.output_cap_bytes = config_.sandbox.output_cap_bytes;
+    security::apply_run_limits(spec, policy_, config_.sandbox);
+    if (req.memory_mb) spec.limits.memory_bytes = static_cast<std::uint64_t>(*req.memory_mb) << 20;
+    if (req.timeout_seconds) spec.limits.timeout = std::chrono::milliseconds(*req.timeout_seconds * 1000);
     // The code reaches the interpreter as a file, never through a shell
     // string: /kiln/main.<ext>, made in the jail's own read-only root, so
     // nothing is written on the host for it.

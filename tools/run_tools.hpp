@@ -94,7 +94,6 @@ private:
     audit::AuditLog* audit_;
     WorkspaceManager& workspaces_;
     security::TrustStore& trust_;
-    security::ValidationMode validation_;
     std::vector<Interpreter> interpreters_;
 
     mutable std::mutex mutex_;

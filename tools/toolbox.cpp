@@ -12,18 +12,6 @@ namespace kiln::tools {
 
 using nlohmann::json;
 
-void apply_sandbox_overrides(security::Policy& policy, const Config& config) {
-    auto set = [&](const char* key) { return config.origin.count(key) > 0; };
-    if (set("sandbox.memory")) policy.memory_bytes = config.sandbox.memory_bytes;
-    if (set("sandbox.cpus")) policy.cpus = config.sandbox.cpus;
-    if (set("sandbox.pids")) policy.pids = config.sandbox.pids;
-    if (set("sandbox.timeout")) policy.timeout = config.sandbox.timeout;
-    if (set("sandbox.tmp_size")) policy.tmp_size_bytes = config.sandbox.tmp_size_bytes;
-    if (set("sandbox.seccomp")) policy.seccomp = config.sandbox.seccomp;
-    policy.max_timeout = std::max(policy.max_timeout, policy.timeout);
-    policy.max_memory_bytes = std::max(policy.max_memory_bytes, policy.memory_bytes);
-}
-
 // A session's memory group holds its workspace (pages and the kernel memory
 // of max_files inodes and their dentries, about 1 KiB each on this kernel;
 // 2 KiB is allowed) and as many runs at their largest as may run at once.
@@ -41,21 +29,20 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     // opened stops the server before it runs anything unrecorded.
     auto audit = audit::AuditLog::open(config.audit);
     if (!audit) {
-        if (config.audit.on_failure == "fail_closed")
+        if (config.audit.on_failure == AuditOnFailure::FailClosed)
             return Error(audit.error()).wrap("open the audit log (audit.path; set audit.on_failure=continue to run without it)");
         spdlog::error("audit log unavailable, continuing without it (audit.on_failure=continue): {}", audit.error().what());
     } else {
         box->audit_ = std::move(*audit);
     }
 
-    auto policy = security::load_policy(config.policy);
+    auto policy = security::effective_policy(config);
     if (!policy) return Error(policy.error()).wrap("load the policy");
     box->policy_ = std::move(*policy);
-    apply_sandbox_overrides(box->policy_, config);
 
-    sandbox::NativeOptions native{config.server.state_dir};
+    sandbox::NativeOptions native;
     native.max_runs = config.workspace.max_runs_total;
-    if (Status st = sandbox::reap_leftovers(native); !st) spdlog::warn("reaping leftovers: {}", st.error().what());
+    if (Status st = sandbox::reap_leftovers(); !st) spdlog::warn("reaping leftovers: {}", st.error().what());
     auto runtime = sandbox::make_native_runtime(native);
     if (!runtime) return Error(runtime.error()).wrap("start the native sandbox runtime");
     box->runtime_ = std::move(*runtime);
@@ -70,7 +57,7 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     ws.max_sessions = config.workspace.max_sessions;
     ws.owner_uid = box->runtime_->capabilities().host_uid;
     ws.owner_gid = box->runtime_->capabilities().host_gid;
-    ws.session_network = config.workspace.network == "session" && !box->runtime_->capabilities().rootless;
+    ws.session_network = config.workspace.network == WorkspaceNetwork::Session && !box->runtime_->capabilities().rootless;
     ws.runtime = box->runtime_.get();
     if (!box->runtime_->capabilities().rootless)
         ws.session_ids = std::make_shared<HostIdPool>(config.sandbox.host_ids,
@@ -108,7 +95,7 @@ void Toolbox::add_resources() {
                     "The policy preset in force, its thresholds, the sandbox limits a run gets and the bounds an agent may ask for.",
                     "application/json", [this](const SessionInfo&) {
                         json p = policy_.to_json();
-                        p["validation"] = config_.policy.validation;
+                        p["validation"] = choice_name(config_.policy.validation);
                         p["languages"] = json::array();
                         for (const auto& i : runs_->interpreters()) p["languages"].push_back(i.language);
                         return p;

@@ -45,9 +45,6 @@ private:
     ResourceSet resources_;
 };
 
-// Operator-set sandbox keys (sandbox.memory, .cpus, .pids, .timeout,
-// .tmp_size, .seccomp) win over the preset's defaults.
-void apply_sandbox_overrides(security::Policy& policy, const Config& config);
 // The memory limit of a session's run group (WorkspaceOptions::session_memory_bytes).
 std::uint64_t session_memory_limit(const Config& config, const security::Policy& policy);
 

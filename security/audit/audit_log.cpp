@@ -703,7 +703,7 @@ void AuditLog::Impl::flusher_loop() {
 void AuditLog::Impl::set_failure(const Error& e) {
     if (healthy)
         spdlog::error("audit log {} failed: {} ({})", cfg.path, e.what(),
-                      cfg.on_failure == "continue" ? "continuing without it: audit.on_failure=continue"
+                      cfg.on_failure == AuditOnFailure::Continue ? "continuing without it: audit.on_failure=continue"
                                                    : "refusing executions until it recovers: audit.on_failure=fail_closed");
     healthy = false;
     last_error = e.what();

@@ -16,10 +16,10 @@ const stateDir = mkdtempSync(join(tmpdir(), 'kiln-e2e-tools-'));
 
 // Every server shares one state dir and one audit chain, as two editor
 // windows launching Kiln with the default configuration would.
-async function connect({ elicit = null, name = 'e2e-tools' } = {}) {
+async function connect({ elicit = null, name = 'e2e-tools', config = [] } = {}) {
   const transport = new StdioClientTransport({
     command: KILN,
-    args: ['--set', `server.state_dir=${stateDir}`, '--set', 'server.log_level=warn', 'serve'],
+    args: ['--set', `server.state_dir=${stateDir}`, '--set', 'server.log_level=warn', ...config, 'serve'],
     stderr: 'pipe',
   });
   const capabilities = elicit ? { elicitation: {} } : {};
@@ -301,4 +301,33 @@ test('every call above left an intact audit chain', async () => {
   const execs = show.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.ok(execs.some((r) => r.result?.timed_out === true), 'the timeout is in the log');
   assert.ok(execs.some((r) => r.result?.cancelled === true), 'the cancellation is in the log');
+});
+
+// The limits kiln://policy shows are the ones a run's jail gets, for every
+// preset: RLIMIT_NPROC is pids + 1, and the strict seccomp profile stacks a
+// second filter.
+test('every policy preset reaches the jail through kiln serve', async () => {
+  const presets = {
+    permissive: { memory_bytes: 1024 << 20, pids: 256, seccomp: 'default' },
+    balanced: { memory_bytes: 256 << 20, pids: 64, seccomp: 'default' },
+    strict: { memory_bytes: 256 << 20, pids: 32, seccomp: 'default' },
+    paranoid: { memory_bytes: 128 << 20, pids: 16, seccomp: 'strict' },
+  };
+  for (const [preset, want] of Object.entries(presets)) {
+    const c = await connect({ name: `e2e-${preset}`, config: ['--set', `policy.preset=${preset}`] });
+    try {
+      const policy = JSON.parse((await c.readResource({ uri: 'kiln://policy' })).contents[0].text);
+      assert.equal(policy.name, preset);
+      for (const key of ['memory_bytes', 'pids', 'seccomp']) assert.equal(policy[key], want[key], `${preset} ${key}`);
+      // Python, not a shell: under the strict profile /bin/sh cannot fork.
+      const code = "print(open('/proc/self/limits').read() + open('/proc/self/status').read())";
+      const r = await c.callTool({ name: 'run_code', arguments: { language: 'python', code } });
+      assert.equal(r.structuredContent.exit_code, 0, text(r));
+      const inside = r.structuredContent.stdout;
+      assert.match(inside, new RegExp(`Max processes +${want.pids + 1} `), `${preset}: ${inside}`);
+      assert.match(inside, want.seccomp === 'strict' ? /Seccomp_filters:\t2\n/ : /Seccomp_filters:\t1\n/, preset);
+    } finally {
+      await c.close();
+    }
+  }
 });

@@ -200,3 +200,70 @@ TEST_CASE("rootless: kiln run as an ordinary user keeps every jail control") {
     o = sh(as_user + "write /workspace/x");
     CHECK(nlohmann::json::parse(o.out)["stdout"].get<std::string>() == "write /workspace/x 0\n");
 }
+
+// Each preset's limits reach the jail through kiln run: the ones --json
+// shows, and the ones the kernel holds inside (RLIMIT_NPROC is pids + 1;
+// the strict profile stacks a second seccomp filter that refuses fork).
+TEST_CASE("kiln run: every policy preset's limits reach the jail") {
+    struct Preset {
+        const char* name;
+        std::uint64_t memory;
+        double cpus;
+        unsigned pids;
+        long timeout_ms;
+        std::uint64_t tmp_size;
+        const char* seccomp;
+    };
+    for (const Preset& p : {Preset{"permissive", 1ull << 30, 2, 256, 60'000, 256ull << 20, "default"},
+                            Preset{"balanced", 256ull << 20, 1, 64, 30'000, 64ull << 20, "default"},
+                            Preset{"strict", 256ull << 20, 1, 32, 20'000, 32ull << 20, "default"},
+                            Preset{"paranoid", 128ull << 20, 0.5, 16, 10'000, 16ull << 20, "strict"}}) {
+        CAPTURE(p.name);
+        std::string run = kiln_path() + " --set policy.preset=" + p.name + " run --json --validation off ";
+        auto o = sh(run + "-- /bin/cat /proc/self/status /proc/self/limits");
+        REQUIRE_MESSAGE(o.code == 0, o.out);
+        auto j = nlohmann::json::parse(o.out);
+        const auto& limits = j["limits"];
+        CHECK(limits["memory_bytes"] == p.memory);
+        CHECK(limits["cpus"] == p.cpus);
+        CHECK(limits["pids"] == p.pids);
+        CHECK(limits["timeout_ms"] == p.timeout_ms);
+        CHECK(limits["tmp_size_bytes"] == p.tmp_size);
+        CHECK(limits["seccomp"] == p.seccomp);
+        CHECK(limits["network"] == "none");
+
+        auto inside = j["stdout"].get<std::string>();
+        std::string nproc = std::to_string(p.pids + 1);
+        CHECK_MESSAGE(inside.find("Max processes             " + nproc + " ") != std::string::npos, inside);
+        bool strict = std::string(p.seccomp) == "strict";
+        CHECK_MESSAGE(inside.find(strict ? "Seccomp_filters:\t2\n" : "Seccomp_filters:\t1\n") != std::string::npos, inside);
+        auto fork = sh(kiln_path() + " --set policy.preset=" + p.name + " run --validation off -- /bin/sh -c '/bin/true && echo forked'");
+        CHECK_MESSAGE((fork.out.find("forked") != std::string::npos) == !strict, fork.out);
+    }
+}
+
+// Flags, then the environment, then the config file, then the preset: the
+// first that sets a limit gives it, whatever the preset.
+TEST_CASE("kiln run: sandbox flags and environment override the preset's limits") {
+    auto o = sh("KILN_SANDBOX_PIDS=40 " + kiln_path() + " --set policy.preset=paranoid --set sandbox.memory=96M run --json "
+                "--validation off --seccomp default --timeout 3s -- /bin/true");
+    REQUIRE_MESSAGE(o.code == 0, o.out);
+    auto limits = nlohmann::json::parse(o.out)["limits"];
+    CHECK(limits["pids"] == 40);                  // environment
+    CHECK(limits["memory_bytes"] == 96ull << 20); // --set
+    CHECK(limits["timeout_ms"] == 3000);          // flag
+    CHECK(limits["seccomp"] == "default");        // flag over the preset's strict
+    CHECK(limits["cpus"] == 0.5);                 // the preset's, nothing set it
+}
+
+TEST_CASE("kiln selftest runs its jail with the effective policy's limits and shows them") {
+    auto o = sh(kiln_path() + " --set policy.preset=paranoid selftest --json");
+    auto start = o.out.find('{');
+    REQUIRE_MESSAGE(start != std::string::npos, o.out);
+    auto j = nlohmann::json::parse(o.out.substr(start));
+    CHECK_MESSAGE(j["jail"] == "ok", o.out);
+    CHECK(j["policy"] == "paranoid");
+    CHECK(j["limits"]["memory_bytes"] == 128ull << 20);
+    CHECK(j["limits"]["pids"] == 16);
+    CHECK(j["limits"]["seccomp"] == "strict");
+}

@@ -39,7 +39,7 @@ TEST_CASE("YAML file: values land in the struct with their origin") {
     REQUIRE(config_load_yaml(c, path).ok());
     CHECK(c.server.max_inflight_calls == 3);
     CHECK(c.sandbox.memory_bytes == 512ull << 20);
-    CHECK(c.sandbox.timeout.count() == 5000);
+    CHECK(c.sandbox.timeout == std::chrono::milliseconds(5000));
     CHECK(c.origin["sandbox.memory"] == "file:" + path + ":4");
     CHECK(config_to_yaml(c).find("memory: 512MiB") != std::string::npos);
     unlink(path.c_str());
@@ -86,7 +86,68 @@ TEST_CASE("range checks on numbers") {
     Config c;
     CHECK_FALSE(config_set(c, "sandbox.cpus", "0", "test").ok());
     CHECK(config_set(c, "sandbox.cpus", "0.5", "test").ok());
-    CHECK(c.sandbox.cpus == doctest::Approx(0.5));
+    REQUIRE(c.sandbox.cpus);
+    CHECK(*c.sandbox.cpus == doctest::Approx(0.5));
     CHECK_FALSE(config_set(c, "sandbox.memory", "1K", "test").ok());
     CHECK_FALSE(config_set(c, "no.such", "1", "test").ok());
+}
+
+TEST_CASE("choices are parsed into enums; errors name the allowed values") {
+    Config c;
+    REQUIRE(config_set(c, "policy.validation", "warn", "test").ok());
+    CHECK(c.policy.validation == ValidationMode::Warn);
+    REQUIRE(config_set(c, "audit.on_failure", "continue", "test").ok());
+    CHECK(c.audit.on_failure == AuditOnFailure::Continue);
+    REQUIRE(config_set(c, "workspace.network", "run", "test").ok());
+    CHECK(c.workspace.network == WorkspaceNetwork::Run);
+    REQUIRE(config_set(c, "sandbox.seccomp", "strict", "test").ok());
+    CHECK(c.sandbox.seccomp == SeccompProfile::Strict);
+
+    struct Bad {
+        const char* key;
+        const char* value;
+        const char* allowed;
+    };
+    for (const Bad& b : {Bad{"policy.validation", "maybe", "expected enforce, warn or off"},
+                         Bad{"audit.on_failure", "retry", "expected fail_closed or continue"},
+                         Bad{"workspace.network", "host", "expected session or run"},
+                         Bad{"sandbox.seccomp", "lax", "expected default or strict"},
+                         Bad{"sandbox.runtime", "docker", "expected native"}}) {
+        CAPTURE(b.key);
+        Status st = config_set(c, b.key, b.value, "test");
+        REQUIRE_FALSE(st.ok());
+        CHECK(st.error().what().find(b.key) != std::string::npos);
+        CHECK(st.error().what().find(b.allowed) != std::string::npos);
+    }
+}
+
+// A key nothing reads must not be accepted silently: a value that is named
+// but not built yet is an error that says so and what works.
+TEST_CASE("server.transport: http is refused as not implemented yet") {
+    std::string path = write_temp("server:\n  transport: http\n");
+    Config c;
+    Status st = config_load_yaml(c, path);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().what().find("server.transport") != std::string::npos);
+    CHECK(st.error().what().find(path + ":2") != std::string::npos);
+    CHECK(st.error().what().find("'http' is not implemented yet; use stdio") != std::string::npos);
+    unlink(path.c_str());
+    CHECK(c.server.transport == Transport::Stdio);
+}
+
+// The sandbox.* limits are the policy's unless set: nothing but their being
+// set decides whether they override it, and config print says which.
+TEST_CASE("sandbox limits are unset by default, and config print says the policy's apply") {
+    Config c;
+    CHECK_FALSE(c.sandbox.memory_bytes);
+    CHECK_FALSE(c.sandbox.cpus);
+    CHECK_FALSE(c.sandbox.pids);
+    CHECK_FALSE(c.sandbox.timeout);
+    CHECK_FALSE(c.sandbox.tmp_size_bytes);
+    CHECK_FALSE(c.sandbox.seccomp);
+    std::string yaml = config_to_yaml(c);
+    CHECK_MESSAGE(yaml.find("  memory: ~  # memory limit per run, no swap [unset: the policy's value]") != std::string::npos, yaml);
+    CHECK(yaml.find("  seccomp: ~") != std::string::npos);
+    REQUIRE(config_set(c, "sandbox.pids", "9", "flag:--pids").ok());
+    CHECK(config_to_yaml(c).find("  pids: 9  # process limit per run [flag:--pids]") != std::string::npos);
 }

@@ -50,10 +50,10 @@ TEST_CASE("presets encode the issue's thresholds") {
     CHECK(strict.deny_at == Level::High);
     CHECK(strict.ask_at == Level::Medium);
     CHECK(paranoid.deny_at == Level::Medium);
-    CHECK(paranoid.seccomp == "strict");
+    CHECK(paranoid.seccomp == SeccompProfile::Strict);
     CHECK(paranoid.command_allowlist_enabled);
     CHECK_FALSE(paranoid.command_allowlist.empty());
-    for (const auto* p : {&permissive, &balanced, &strict, &paranoid}) CHECK(p->network == "none");
+    for (const auto* p : {&permissive, &balanced, &strict, &paranoid}) CHECK(p->network == NetworkMode::None);
     CHECK(balanced.memory_bytes == 256ull << 20);
     CHECK(balanced.timeout == std::chrono::seconds(30));
     CHECK(balanced.ask_fallback == Decision::Deny);
@@ -94,7 +94,15 @@ TEST_CASE("a policy file overrides the preset; errors name key and line") {
     std::remove(pc.file.c_str());
 
     pc.file = temp_file("network: host\n");
-    CHECK_FALSE(load_policy(pc).ok());
+    auto network = load_policy(pc);
+    REQUIRE_FALSE(network.ok());
+    CHECK(network.error().message.find("'network': 'host' is not valid: expected none") != std::string::npos);
+    std::remove(pc.file.c_str());
+
+    pc.file = temp_file("seccomp: lax\n");
+    auto seccomp = load_policy(pc);
+    REQUIRE_FALSE(seccomp.ok());
+    CHECK(seccomp.error().message.find("expected default or strict") != std::string::npos);
     std::remove(pc.file.c_str());
 
     pc.file = temp_file("deny_at: medium\nask_at: high\n");
@@ -107,4 +115,46 @@ TEST_CASE("a policy file overrides the preset; errors name key and line") {
     auto missing = load_policy(pc);
     REQUIRE_FALSE(missing.ok());
     CHECK(missing.error().err == ENOENT);
+}
+
+// Every command's policy (serve, run, check, selftest): the preset, then
+// policy.file, then the sandbox.* keys that are set, and nothing else.
+TEST_CASE("effective_policy: the preset's limits unless a sandbox key is set") {
+    for (const auto& name : preset_names()) {
+        CAPTURE(name);
+        Config c;
+        c.policy.preset = name;
+        auto p = effective_policy(c);
+        REQUIRE(p.ok());
+        CHECK(p->to_json() == preset(name).to_json());
+    }
+    Config c;
+    c.policy.preset = "paranoid";
+    c.sandbox.memory_bytes = 64ull << 20;
+    c.sandbox.timeout = std::chrono::minutes(5);
+    auto p = effective_policy(c);
+    REQUIRE(p.ok());
+    CHECK(p->memory_bytes == 64ull << 20);
+    CHECK(p->timeout == std::chrono::minutes(5));
+    CHECK(p->max_timeout == std::chrono::minutes(5));  // the bound grows with an operator's limit
+    CHECK(p->seccomp == SeccompProfile::Strict);        // unset keys keep the preset's
+    CHECK(p->pids == preset("paranoid").pids);
+    c.sandbox.seccomp = SeccompProfile::Default;
+    CHECK(effective_policy(c)->seccomp == SeccompProfile::Default);
+}
+
+TEST_CASE("the policy's fields come from one table: YAML keys, to_json and the presets agree") {
+    Policy p;
+    nlohmann::json j = p.to_json();
+    for (const char* key : {"name", "deny_at", "ask_at", "warn_only", "unparseable", "memory_bytes", "cpus", "pids",
+                            "timeout_ms", "tmp_size_bytes", "network", "seccomp", "max_timeout_ms", "max_memory_bytes",
+                            "max_code_bytes", "command_allowlist_enabled", "command_allowlist", "ask_fallback"})
+        CHECK_MESSAGE(j.contains(key), key);
+    CHECK(j.size() == 18);
+    CHECK(policy_initializers(p).size() == j.size());
+    CHECK(j["seccomp"] == "default");
+    CHECK(j["network"] == "none");
+    auto unknown = apply_policy_yaml(p, "memroy: 1G\n", "test");
+    REQUIRE_FALSE(unknown.ok());
+    CHECK(unknown.error().message.find("known: name, deny_at, ask_at") != std::string::npos);
 }
