@@ -15,9 +15,6 @@ namespace kiln::security::detail {
 
 namespace {
 
-constexpr const char* kShellHint =
-    "Do the work in Python (pathlib, shutil, json, csv) instead of starting a shell; if a program is really "
-    "needed, use the run_command tool so the command is validated on its own.";
 constexpr const char* kDynamicHint =
     "Pass the command as a list of literal strings (subprocess.run(['git', 'log', '-n', '5'])) so the validator can "
     "read it and no shell parses the data; if data must go into a shell string, quote it with shlex.quote().";
