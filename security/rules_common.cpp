@@ -308,9 +308,10 @@ void Findings::analyze_nested(Language language, std::string_view code, const To
         const auto place = outer_position(code, at, f.line, f.column);
         f.line = place ? place->first : at.line;
         f.column = place ? place->second : at.column;
-        f.message += via.empty() ? " (in embedded " + std::string(to_string(language)) + " code)"
-                                 : " (in the " + std::string(to_string(language)) + " command run by " +
-                                       std::string(via) + ")";
+        // `via` quotes the outer code, which may not be valid UTF-8.
+        f.message = printable(f.message + (via.empty() ? " (in embedded " + std::string(to_string(language)) + " code)"
+                                                       : " (in the " + std::string(to_string(language)) +
+                                                             " command run by " + std::string(via) + ")"));
         merge(std::move(f));
     }
     // Facts noted inside count for the whole input, placed at the call.

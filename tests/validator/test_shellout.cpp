@@ -337,3 +337,10 @@ TEST_CASE("shell-outs: child_process used other than by a readable call still as
     REQUIRE(f != nullptr);
     CHECK(f->severity == Severity::High);
 }
+
+TEST_CASE("shell-outs: a wrapping named with bytes that are not UTF-8 still gives valid JSON") {
+    // Found by fuzz_javascript: the wrapping's name quoted the outer code.
+    const std::string code = "require('child_process').execSyn\xbe('insmod x.ko')";
+    const auto a = assess(Language::JavaScript, code, {}, balanced());
+    CHECK_NOTHROW((void)a.to_json().dump());
+}
