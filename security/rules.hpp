@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -14,9 +15,25 @@
 
 #include "security/policy.hpp"
 #include "security/token.hpp"
+#include "security/token_walk.hpp"
 #include "security/validator.hpp"
 
 namespace kiln::security::detail {
+
+// Where the data of a command built at run time comes from, in order of
+// concern: code the program computed, a file, the environment, the user or
+// caller (stdin, argv), the network.
+enum class DataSource { Computed, File, Environment, Input, Network };
+
+const char* describe(DataSource s);
+
+// How a command built at run time reaches the program it starts: through a
+// shell (a string: every byte of the data can become shell syntax), or as
+// one argument among literal ones (the data stays one word).
+enum class DynamicPart { ShellText, Arguments };
+
+// The severity of a command built from `source` data, handed over as `part`.
+Severity dynamic_command_severity(DataSource source, DynamicPart part);
 
 // What a finding says about the code's purpose. Risky code is what ordinary
 // programs also write (a subprocess, a large allocation): controls in force
@@ -53,8 +70,24 @@ public:
     // Analysis of code found inside code, bounded so a crafted input cannot
     // recurse without end.
     bool can_nest() const { return depth_ < 4; }
-    // Runs `language` rules over `code`; findings are placed at `at`.
-    void analyze_nested(Language language, std::string_view code, const Token& at);
+    // Runs `language` rules over `code`; findings are placed at `at`, or
+    // at their own place inside `at` when `code` is `at`'s value exactly as
+    // written (no escapes decoded), so each keeps its position in the outer
+    // code. `via` names the wrapping in the findings' messages.
+    void analyze_nested(Language language, std::string_view code, const Token& at, std::string_view via = {});
+
+    // A shell-out whose command is known (constant): the command is judged
+    // as shell, its findings reported through `wrapping`, and the shell-out
+    // itself adds only an informational finding.
+    // `call` is where the shell-out is written, `origin` the command's first
+    // token (its findings are placed inside it when it is one literal).
+    void literal_command(const char* rule, std::string_view wrapping, std::string_view command, const Token& call,
+                         const Token& origin);
+    // A shell-out whose command (or some of its arguments) is built at run
+    // time from `source` data: a T002 finding saying so, with `safer`, the
+    // language's safer form, as the hint.
+    void dynamic_command(const char* rule, std::string_view wrapping, DataSource source, DynamicPart part,
+                         const Token& call, const char* safer);
 
     const Policy& policy() const { return policy_; }
     std::vector<Finding>& list() { return list_; }
@@ -66,6 +99,9 @@ private:
     };
     // False when the list is full or holds this rule at this place already.
     bool accepts(int line, int column, std::string_view rule) const;
+    // Adds `f`, or when the list holds its rule at its place already,
+    // raises that one to `f`'s severity and attack signature.
+    void merge(Finding f);
 
     const Policy& policy_;
     int depth_;
@@ -157,6 +193,35 @@ private:
     NameFilter filter_;
     std::map<std::string, std::string, std::less<>> map_;
 };
+
+// Where the value of tokens [begin, end) comes from: names in `markers`
+// (input, os.environ, recv ...) found there or in the assignments of the
+// variables used there, followed back a few steps. Computed when nothing
+// says otherwise.
+DataSource data_source(std::span<const Token> tokens, std::size_t begin, std::size_t end,
+                       const NameMap<DataSource>& markers);
+
+// Words joined into one shell command line, each quoted when the shell
+// would otherwise split or expand it: ["sh", "-c", "a | b"] -> sh -c 'a | b'.
+std::string shell_join(const std::vector<std::string>& words);
+
+// The command of one shell-out as the validator can read it.
+struct ShellCommand {
+    std::optional<std::string> text;  // shell text, with "$ARG" for each argument built at run time
+    std::string_view view;            // the text as written in one literal, when it is (for positions)
+    std::vector<Walk::Item> dynamic;  // the parts built at run time
+    DynamicPart part = DynamicPart::ShellText;
+    std::size_t first = 0, last = 0;  // its tokens
+};
+// A command line in one item: constant, or built at run time.
+ShellCommand command_text(const Walk& w, const Walk::Item& item);
+// A program and its arguments, one item each: the constant ones joined as
+// shell words, the others standing in as "$ARG". When the program itself,
+// or the script of sh -c, is built at run time, the data is the command:
+// no text, and the part is ShellText.
+ShellCommand command_argv(const Walk& w, const std::vector<Walk::Item>& words);
+// The elements of a list or tuple (array) item, or the item itself.
+std::vector<Walk::Item> list_elements(const Walk& w, const Walk::Item& item);
 
 void rules_python(const std::vector<Token>& tokens, Findings& out);
 void rules_shell(const std::vector<Token>& tokens, Findings& out);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cctype>
 #include <cstdint>
 
 #include "common/text.hpp"
@@ -268,7 +269,34 @@ void Findings::add_combined() {
                             "Do not read credentials or send data out; the sandbox has neither.", true});
 }
 
-void Findings::analyze_nested(Language language, std::string_view code, const Token& at) {
+namespace {
+
+// Where a finding at `line`:`column` of `code` is in the outer input, when
+// `code` is a view into the text of the token `at` (nothing decoded, so its
+// bytes and line breaks are the source's own). Nothing otherwise.
+std::optional<std::pair<int, int>> outer_position(std::string_view code, const Token& at, int line, int column) {
+    const char* text = at.text.data();
+    if (code.data() < text || code.data() + code.size() > text + at.text.size() || line < 1 || column < 1)
+        return std::nullopt;
+    if (line > 1) return std::pair{at.line + line - 1, column};
+    return std::pair{at.line, at.column + static_cast<int>(code.data() - text) + column - 1};
+}
+
+}  // namespace
+
+void Findings::merge(Finding f) {
+    for (auto& g : list_) {
+        if (g.line != f.line || g.column != f.column || g.rule != f.rule) continue;
+        // The same rule at the same place, e.g. two inner findings both
+        // placed at a folded command: keep the graver one's weight.
+        if (f.severity > g.severity) g.severity = f.severity;
+        g.attack_signature = g.attack_signature || f.attack_signature;
+        return;
+    }
+    if (list_.size() < 200) list_.push_back(std::move(f));
+}
+
+void Findings::analyze_nested(Language language, std::string_view code, const Token& at, std::string_view via) {
     if (!can_nest()) return;
     Findings inner(policy_, depth_ + 1);
     switch (language) {
@@ -277,15 +305,251 @@ void Findings::analyze_nested(Language language, std::string_view code, const To
         case Language::JavaScript: rules_javascript(tokenize_javascript(code).tokens, inner); break;
     }
     for (auto& f : inner.list()) {
-        if (!accepts(at.line, at.column, f.rule)) continue;
-        f.line = at.line;
-        f.column = at.column;
-        f.message += " (in embedded " + std::string(to_string(language)) + " code)";
-        list_.push_back(std::move(f));
+        const auto place = outer_position(code, at, f.line, f.column);
+        f.line = place ? place->first : at.line;
+        f.column = place ? place->second : at.column;
+        // `via` quotes the outer code, which may not be valid UTF-8.
+        f.message = printable(f.message + (via.empty() ? " (in embedded " + std::string(to_string(language)) + " code)"
+                                                       : " (in the " + std::string(to_string(language)) +
+                                                             " command run by " + std::string(via) + ")"));
+        merge(std::move(f));
     }
     // Facts noted inside count for the whole input, placed at the call.
     if (inner.secret_) note_secret_read(at, inner.secret_->what);
     if (inner.network_) note_network_use(at);
+}
+
+void Findings::literal_command(const char* rule, std::string_view wrapping, std::string_view command,
+                               const Token& call, const Token& origin) {
+    analyze_nested(Language::Shell, command, origin, wrapping);
+    std::string shown(command.substr(0, 80));
+    for (char& c : shown)
+        if (c == '\n') c = ' ';
+    add(rule, "T002", Severity::Info, call,
+        std::string(wrapping) + " runs the constant command '" + shown + (command.size() > 80 ? "...'" : "'") +
+            ", judged as that shell command",
+        "Nothing to change: a constant command gets the verdict the same command gets in run_command.");
+}
+
+void Findings::dynamic_command(const char* rule, std::string_view wrapping, DataSource source, DynamicPart part,
+                               const Token& call, const char* safer) {
+    const bool shell = part == DynamicPart::ShellText;
+    add(rule, "T002", dynamic_command_severity(source, part), call,
+        std::string(wrapping) + (shell ? " runs a command built at run time" : " runs a program with arguments built at run time") +
+            " from " + describe(source) + (shell ? "; the data can change what the command does" : ""),
+        safer);
+}
+
+const char* describe(DataSource s) {
+    switch (s) {
+        case DataSource::Computed: return "values computed by the program";
+        case DataSource::File: return "file contents";
+        case DataSource::Environment: return "the environment";
+        case DataSource::Input: return "untrusted input (stdin or the command line)";
+        case DataSource::Network: return "data received from the network";
+    }
+    return "the network";
+}
+
+Severity dynamic_command_severity(DataSource source, DynamicPart part) {
+    // As shell text, data chooses the whole command; data from outside the
+    // program (the caller, the environment, the network) is the injection
+    // the threat names, and network data run as shell is curl | sh.
+    // As arguments, the data cannot start another command: one step less.
+    Severity shell = Severity::Medium;
+    switch (source) {
+        case DataSource::Computed:
+        case DataSource::File: shell = Severity::Medium; break;
+        case DataSource::Environment:
+        case DataSource::Input: shell = Severity::High; break;
+        case DataSource::Network: shell = Severity::Critical; break;
+    }
+    if (part == DynamicPart::ShellText) return shell;
+    return shell == Severity::Medium ? Severity::Low : static_cast<Severity>(static_cast<int>(shell) - 1);
+}
+
+namespace {
+
+bool is_op(const Token& t, std::string_view s) { return t.kind == TokenKind::Operator && t.text == s; }
+bool is_name(const Token& t, std::string_view s) { return t.kind == TokenKind::Identifier && t.text == s; }
+
+// The end of the expression starting at `k`: a line end, or ';' ',' ':'
+// or a closing bracket outside brackets opened in it, or (JavaScript, which
+// has no line-end tokens) a token on a later line outside brackets.
+std::size_t expression_end(std::span<const Token> t, std::size_t k) {
+    int depth = 0;
+    const int line = k < t.size() ? t[k].line : 0;
+    std::size_t j = k;
+    for (; j < t.size() && j < k + 256; ++j) {
+        const Token& x = t[j];
+        if (x.kind == TokenKind::Newline) break;
+        if (depth == 0 && x.line != line) break;
+        if (x.kind != TokenKind::Operator) continue;
+        if (x.text == "(" || x.text == "[" || x.text == "{") ++depth;
+        else if (x.text == ")" || x.text == "]" || x.text == "}") {
+            if (--depth < 0) break;
+        } else if (depth == 0 && (x.text == ";" || x.text == "," || x.text == ":")) {
+            break;
+        }
+    }
+    return j;
+}
+
+// The value last given to variable `name` before token `before`:
+// name = ..., name += ..., for name in/of ..., with ... as name.
+std::optional<std::pair<std::size_t, std::size_t>> last_assignment(std::span<const Token> t, std::string_view name,
+                                                                   std::size_t before) {
+    for (std::size_t j = std::min(before, t.size()); j-- > 0;) {
+        if (!is_name(t[j], name) || (j > 0 && is_op(t[j - 1], "."))) continue;
+        const bool next = j + 1 < t.size();
+        if (next && (is_op(t[j + 1], "=") || is_op(t[j + 1], "+=") || is_op(t[j + 1], ":=")))
+            return std::pair{j + 2, expression_end(t, j + 2)};
+        if (next && (is_name(t[j + 1], "in") || is_name(t[j + 1], "of")))
+            return std::pair{j + 2, expression_end(t, j + 2)};
+        if (j > 0 && is_name(t[j - 1], "as")) {
+            std::size_t w = j - 1;
+            while (w > 0 && t[w].kind != TokenKind::Newline && !is_name(t[w], "with")) --w;
+            if (is_name(t[w], "with")) return std::pair{w + 1, j - 1};
+        }
+    }
+    return std::nullopt;
+}
+
+struct SourceSearch {
+    std::span<const Token> t;
+    const NameMap<DataSource>& markers;
+
+    DataSource of_name(std::string_view name, std::size_t at, int depth) const {
+        if (const DataSource* s = markers.find(name)) return *s;
+        if (depth >= 3) return DataSource::Computed;
+        auto assigned = last_assignment(t, name, at);
+        return assigned ? of_range(assigned->first, assigned->second, depth + 1) : DataSource::Computed;
+    }
+
+    // Names in the {...} / ${...} parts of an f-string or template literal.
+    DataSource of_interpolation(std::string_view text, std::size_t at, int depth) const {
+        DataSource worst = DataSource::Computed;
+        for (std::size_t i = 0; i < text.size();) {
+            const auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+            if (!word(text[i]) || std::isdigit(static_cast<unsigned char>(text[i]))) {
+                ++i;
+                continue;
+            }
+            std::size_t e = i;
+            while (e < text.size() && word(text[e])) ++e;
+            worst = std::max(worst, of_name(text.substr(i, e - i), at, depth));
+            i = e;
+        }
+        return worst;
+    }
+
+    DataSource of_range(std::size_t begin, std::size_t end, int depth) const {
+        DataSource worst = DataSource::Computed;
+        for (std::size_t k = begin; k < end && k < t.size() && worst != DataSource::Network; ++k) {
+            const Token& x = t[k];
+            if (x.kind == TokenKind::String && x.interpolated) worst = std::max(worst, of_interpolation(x.text, begin, depth));
+            if (x.kind != TokenKind::Identifier) continue;
+            if (const DataSource* s = markers.find(x.text)) {
+                worst = std::max(worst, *s);
+                continue;
+            }
+            // A variable: not an attribute, not a call, not a keyword argument.
+            const bool attribute = k > 0 && is_op(t[k - 1], ".");
+            const bool called_or_named = k + 1 < t.size() && (is_op(t[k + 1], "(") || is_op(t[k + 1], "="));
+            if (!attribute && !called_or_named) worst = std::max(worst, of_name(x.text, begin, depth));
+        }
+        return worst;
+    }
+};
+
+}  // namespace
+
+DataSource data_source(std::span<const Token> tokens, std::size_t begin, std::size_t end,
+                       const NameMap<DataSource>& markers) {
+    return SourceSearch{tokens, markers}.of_range(begin, end, 0);
+}
+
+ShellCommand command_text(const Walk& w, const Walk::Item& item) {
+    ShellCommand c{.first = item.begin, .last = item.end};
+    c.text = w.fold_item(item);
+    if (c.text && item.end == item.begin + 1 && w[item.begin].value == *c.text) c.view = w[item.begin].value;
+    if (!c.text) c.dynamic.push_back(item);
+    return c;
+}
+
+namespace {
+
+std::string_view program_name(std::string_view path) {
+    auto slash = path.rfind('/');
+    return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+// Index of the script in sh -c SCRIPT, or words.size().
+std::size_t shell_script_index(const std::vector<std::string>& words) {
+    if (words.empty()) return 0;
+    const std::string_view program = program_name(words[0]);
+    if (program != "sh" && program != "bash" && program != "dash" && program != "zsh" && program != "ksh" &&
+        program != "ash")
+        return words.size();
+    for (std::size_t k = 1; k + 1 < words.size(); ++k)
+        if (words[k].size() > 1 && words[k][0] == '-' && words[k].back() == 'c') return k + 1;
+    return words.size();
+}
+
+}  // namespace
+
+ShellCommand command_argv(const Walk& w, const std::vector<Walk::Item>& words) {
+    ShellCommand c{.part = DynamicPart::Arguments};
+    if (words.empty()) return c;
+    c.first = words.front().begin;
+    c.last = words.back().end;
+    // A byte no constant argument holds marks the ones built at run time.
+    constexpr std::string_view kUnknown = "\x01";
+    std::vector<std::string> literal;
+    for (const auto& word : words) {
+        auto v = w.is(word.begin, "*") || w.is(word.begin, "**") || w.is(word.begin, "...") ? std::nullopt
+                                                                                               : w.fold_item(word);
+        if (!v) c.dynamic.push_back(word);
+        literal.push_back(v ? *v : std::string(kUnknown));
+    }
+    const std::size_t script = shell_script_index(literal);
+    for (const auto& d : c.dynamic)
+        if (d.begin == words.front().begin || (script < words.size() && d.begin == words[script].begin)) {
+            c.part = DynamicPart::ShellText;
+            return c;
+        }
+    std::string joined = shell_join(literal);
+    const std::string quoted = "'" + std::string(kUnknown) + "'";
+    for (std::size_t at = joined.find(quoted); at != std::string::npos; at = joined.find(quoted, at))
+        joined.replace(at, quoted.size(), "\"$ARG\"");
+    c.text = std::move(joined);
+    return c;
+}
+
+std::vector<Walk::Item> list_elements(const Walk& w, const Walk::Item& item) {
+    if ((w.is(item.begin, "[") || w.is(item.begin, "(")) && w.close_of(item.begin) + 1 == item.end)
+        return w.items(item.begin);
+    return {item};
+}
+
+std::string shell_join(const std::vector<std::string>& words) {
+    std::string line;
+    for (const auto& w : words) {
+        if (!line.empty()) line += ' ';
+        const bool plain = !w.empty() && w.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                             "0123456789_@%+=:,./-") == std::string::npos;
+        if (plain) {
+            line += w;
+            continue;
+        }
+        line += '\'';
+        for (char c : w) {
+            if (c == '\'') line += "'\\''";
+            else line += c;
+        }
+        line += '\'';
+    }
+    return line;
 }
 
 }  // namespace kiln::security::detail

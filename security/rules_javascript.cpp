@@ -18,6 +18,9 @@ namespace {
 constexpr const char* kShellHint =
     "Do the work in JavaScript (fs, path) instead of starting processes; if a program is really needed, use the "
     "run_command tool so the command is validated on its own.";
+constexpr const char* kDynamicHint =
+    "Pass the program and a literal argument array (execFileSync('git', ['log', '-n', '5'])) so the validator can "
+    "read it and no shell parses the data; never build a command line for exec() from data.";
 constexpr const char* kEvalHint = "Do not execute code built at run time; use JSON.parse for data.";
 constexpr const char* kNetHint = "The sandbox has no network; read inputs from files in /workspace.";
 
@@ -29,12 +32,28 @@ const NameSet& network_modules() {
     return s;
 }
 
+// Names whose value comes from outside the program: what a command built
+// from them is built from.
+const NameMap<DataSource>& data_sources() {
+    static const NameMap<DataSource> m = [] {
+        NameMap<DataSource> t;
+        for (std::string_view n : {"argv", "stdin", "prompt", "readline", "question"}) t.add(n, DataSource::Input);
+        t.add("env", DataSource::Environment);
+        for (std::string_view n : {"fetch", "axios", "got", "request", "http", "https", "net", "WebSocket"})
+            t.add(n, DataSource::Network);
+        for (std::string_view n : {"readFileSync", "readFile", "createReadStream"}) t.add(n, DataSource::File);
+        return t;
+    }();
+    return m;
+}
+
 class JsRules {
 public:
     JsRules(const std::vector<Token>& tokens, Findings& out) : t_(tokens), w_(tokens), out_(out) {}
 
     void run() {
         for (std::size_t i = 0; i < w_.size(); ++i) token(i);
+        child_process_load();
         // Any child process beside a socket is held; one that starts a
         // shell is the reverse-shell signature itself.
         if (net_ && shell_)
@@ -45,6 +64,19 @@ public:
     }
 
 private:
+    // Loading child_process is judged by the calls made through it, each
+    // on its command. Loaded and never called where this pass can see it
+    // (handed on, called through a computed name), it can run anything.
+    void child_process_load() {
+        if (!cp_load_) return;
+        if (cp_read_ && !cp_unread_)
+            return out_.add("js.child-process", "T002", Severity::Info, *cp_load_,
+                            "loads child_process; each call through it is judged on its command", kShellHint);
+        out_.add("js.child-process", "T002", Severity::High, *cp_load_,
+                 "loads child_process (runs external programs) and uses it in a way the validator cannot read",
+                 kShellHint);
+    }
+
     // const x = require(...) / import x from '...' / import {exec as e} from '...'
     void bind(std::string_view local, std::string target) { alias_.set(local, std::move(target)); }
 
@@ -70,8 +102,7 @@ private:
         std::string m = strip_node(raw);
         if (m == "child_process") {
             shell_ = &at;
-            out_.add("js.child-process", "T002", Severity::High, at, "loads child_process (runs external programs)",
-                     kShellHint);
+            if (!cp_load_) cp_load_ = &at;
         } else if (network_modules().count(m)) {
             uses_network(at);
             out_.add("js.network", "T005", Severity::Medium, at, "loads network module " + m, kNetHint);
@@ -109,6 +140,7 @@ private:
         while (from < w_.size() && !w_.is(from, "from") && !w_.kind(from, TokenKind::String) && from < k + 64) ++from;
         std::size_t str = w_.is(from, "from") ? from + 1 : from;
         if (!w_.kind(str, TokenKind::String)) return;
+        import_end_ = str + 1;
         std::string module = strip_node(std::string(t_[str].value));
         module_used(module, t_[i]);
         for (std::size_t m = k; m < from; ++m) {
@@ -130,6 +162,8 @@ private:
     void token(std::size_t i) {
         const Token& tk = t_[i];
         if (tk.kind == TokenKind::String) {
+            // A shell-out's constant command was analysed as shell already.
+            if (i >= skip_begin_ && i < skip_end_) return;
             bool directive = (i == 0 || w_.is(i - 1, ";") || w_.is(i - 1, "{") || w_.is(i - 1, "}")) &&
                              (w_.is(i + 1, ";") || i + 1 == w_.size());
             if (!directive) check_sensitive_string(tk, tk.value, out_);
@@ -145,6 +179,8 @@ private:
         std::string_view raw = w_.dotted(i, end, raw_buffer);
         std::string_view name = resolve(raw, buffer);
         if (w_.is(end, "(")) return call(raw, name, i, end);
+        if (name.rfind("child_process", 0) == 0 && raw != name && i >= import_end_ && !w_.is(end, "="))
+            cp_unread_ = true;  // a binding of child_process used other than by a call
         if (name == "process.env" && !w_.is(end, "[") && !w_.is(end, ".") && !w_.is(end, "?.")) env_dump(i);
     }
 
@@ -222,22 +258,66 @@ private:
             return;  // reported by the process.env rule itself
     }
 
+    // exec(cmd) runs a command line through /bin/sh; execFile and spawn run
+    // a program with an argument array, through a shell only with
+    // { shell: true } (Node then joins them with spaces); fork runs a
+    // module in a new node.
+    ShellCommand command_of(std::string_view fn, std::size_t open) const {
+        const auto args = w_.items(open);
+        if (args.empty()) return ShellCommand{.dynamic = {Walk::Item{open + 1, open + 1, {}}}};
+        const bool argv_form = fn == "execFile" || fn == "execFileSync" || fn == "spawn" || fn == "spawnSync" || fn == "fork";
+        if (!argv_form) return command_text(w_, args[0]);
+        std::vector<Walk::Item> words{args[0]};
+        std::size_t options = 1;
+        if (args.size() > 1 && w_.is(args[1].begin, "[")) {
+            auto given = list_elements(w_, args[1]);
+            words.insert(words.end(), given.begin(), given.end());
+            options = 2;
+        }
+        if (fn == "fork") {
+            ShellCommand c = command_argv(w_, words);
+            if (c.text) *c.text = "node " + *c.text;
+            return c;
+        }
+        if (options < args.size() && shell_option(args[options])) {
+            if (words.size() == 1) return command_text(w_, args[0]);
+            ShellCommand c = command_argv(w_, words);
+            c.part = DynamicPart::ShellText;  // the shell reads the arguments too
+            return c;
+        }
+        if (words.size() == 1) return command_text(w_, args[0]);  // spawn('ls -la'): judged as a line
+        return command_argv(w_, words);
+    }
+
+    // { shell: true } or { shell: '/bin/bash' } in an options object.
+    bool shell_option(const Walk::Item& item) const {
+        for (std::size_t k = item.begin; k + 2 < item.end; ++k)
+            if (w_.is(k, "shell") && w_.is(k + 1, ":") && !w_.is(k + 2, "false")) return true;
+        return false;
+    }
+
     void child_process(std::string_view name, const Token& at, std::size_t open) {
         shell_ = &at;
-        std::string_view fn = name.substr(name.rfind('.') + 1);
-        std::size_t end = 0;
-        auto cmd = w_.fold(open + 1, &end);
-        // spawn('mount', ['-t', 'tmpfs', ...]): the program and its arguments.
-        if (cmd && (fn == "spawn" || fn == "spawnSync" || fn == "execFile" || fn == "execFileSync") &&
-            w_.is(end, ",") && w_.is(end + 1, "["))
-            if (auto args = w_.fold_list(end + 1); args && !args->empty()) *cmd += " " + *args;
-        if (cmd && starts_shell(*cmd)) spawns_shell_ = true;
-        if (cmd && (fn == "exec" || fn == "execSync" || fn == "spawn" || fn == "spawnSync" || fn == "execFile" ||
-                    fn == "execFileSync"))
-            out_.analyze_nested(Language::Shell, *cmd, at);
-        out_.add("js.shell-out", "T002", Severity::High, at,
-                 std::string(name) + "() runs " + (cmd ? "'" + cmd->substr(0, 80) + "'" : std::string("a command built at run time")),
-                 kShellHint);
+        cp_read_ = true;
+        const std::string_view fn = name.substr(name.rfind('.') + 1);
+        const std::string wrapping = "child_process." + std::string(fn) + "()";
+        ShellCommand cmd = command_of(fn, open);
+        if (cmd.text) {
+            skip_begin_ = cmd.first;
+            skip_end_ = cmd.last;
+            if (starts_shell(*cmd.text)) spawns_shell_ = true;
+            const std::string_view text = cmd.view.empty() ? std::string_view(*cmd.text) : cmd.view;
+            const Token& origin = cmd.first < w_.size() ? t_[cmd.first] : at;
+            if (cmd.dynamic.empty()) out_.literal_command("js.shell-out", wrapping, text, at, origin);
+            else out_.analyze_nested(Language::Shell, text, origin, wrapping);
+        } else if (cmd.first < w_.size() && w_.kind(cmd.first, TokenKind::String) &&
+                   starts_shell(t_[cmd.first].value)) {
+            spawns_shell_ = true;
+        }
+        if (cmd.dynamic.empty()) return;
+        DataSource source = DataSource::Computed;
+        for (const auto& d : cmd.dynamic) source = std::max(source, data_source(t_, d.begin, d.end, data_sources()));
+        out_.dynamic_command("js.dynamic-command", wrapping, source, cmd.part, at, kDynamicHint);
     }
 
     // "/bin/sh", "bash -i", "sh -c ...": the child is a shell.
@@ -361,6 +441,11 @@ private:
     const Token* net_ = nullptr;
     const Token* shell_ = nullptr;
     bool spawns_shell_ = false;
+    const Token* cp_load_ = nullptr;  // the first load of child_process
+    bool cp_read_ = false;            // a call through it was judged
+    bool cp_unread_ = false;          // a binding of it was used otherwise
+    std::size_t import_end_ = 0;      // past the last import statement's names
+    std::size_t skip_begin_ = 0, skip_end_ = 0;  // tokens of the last constant command
 };
 
 }  // namespace

@@ -15,9 +15,9 @@ namespace kiln::security::detail {
 
 namespace {
 
-constexpr const char* kShellHint =
-    "Do the work in Python (pathlib, shutil, json, csv) instead of starting a shell; if a program is really "
-    "needed, use the run_command tool so the command is validated on its own.";
+constexpr const char* kDynamicHint =
+    "Pass the command as a list of literal strings (subprocess.run(['git', 'log', '-n', '5'])) so the validator can "
+    "read it and no shell parses the data; if data must go into a shell string, quote it with shlex.quote().";
 constexpr const char* kEvalHint =
     "Do not execute code built at run time; write the code directly (ast.literal_eval parses data safely).";
 constexpr const char* kNetHint = "The sandbox has no network; read inputs from files in /workspace.";
@@ -94,6 +94,24 @@ const NameSet& payload_decoders() {
     static const NameSet s = {"b64decode", "urlsafe_b64decode", "b32decode", "b16decode", "b85decode",
                               "a85decode", "decodebytes", "decodestring", "unhexlify", "fromhex"};
     return s;
+}
+
+// Names whose value comes from outside the program: what a command built
+// from them is built from.
+const NameMap<DataSource>& data_sources() {
+    static const NameMap<DataSource> m = [] {
+        NameMap<DataSource> t;
+        for (std::string_view n : {"input", "raw_input", "argv", "stdin", "getpass", "fileinput"})
+            t.add(n, DataSource::Input);
+        for (std::string_view n : {"environ", "environb", "getenv"}) t.add(n, DataSource::Environment);
+        for (std::string_view n : {"recv", "recvfrom", "recv_into", "recvmsg", "urlopen", "urlretrieve", "requests",
+                                   "httpx", "urllib3", "aiohttp", "websocket", "websockets", "paramiko"})
+            t.add(n, DataSource::Network);
+        for (std::string_view n : {"open", "read", "read_text", "read_bytes", "readline", "readlines"})
+            t.add(n, DataSource::File);
+        return t;
+    }();
+    return m;
 }
 
 // "urllib.request.urlopen" is in module "urllib.request": check each dotted
@@ -207,6 +225,8 @@ private:
     void token(std::size_t i) {
         const Token& tk = t_[i];
         if (tk.kind == TokenKind::String) {
+            // A shell-out's constant command was analysed as shell already.
+            if (i >= skip_begin_ && i < skip_end_) return;
             // A string alone on its line is a docstring or a comment in disguise.
             bool alone = line_start(i) && (i + 1 >= w_.size() || w_.kind(i + 1, TokenKind::Newline));
             if (!alone) check_sensitive_string(tk, tk.value, out_);
@@ -358,22 +378,111 @@ private:
                      last == "syscall" ? Intent::Risky : Intent::Attack);
     }
 
+    // How each shell-out takes its command. Shell: one string the shell
+    // reads (os.system). Subprocess: an argv list, or a string with
+    // shell=True. ExecV / ExecL: a path then an argv list or argv values
+    // (argv[0] is only the name the program sees). Spawn*: the same after a
+    // mode. Program: a path then argument values (create_subprocess_exec).
+    enum class Form { Shell, Subprocess, ExecV, ExecL, SpawnV, SpawnL, PtySpawn, Program };
+
+    static Form form_of(std::string_view name) {
+        if (name.rfind("subprocess.", 0) == 0 && name != "subprocess.getoutput" && name != "subprocess.getstatusoutput")
+            return Form::Subprocess;
+        if (name == "pty.spawn") return Form::PtySpawn;
+        if (name == "asyncio.create_subprocess_exec") return Form::Program;
+        if (name == "os.posix_spawn" || name == "os.posix_spawnp") return Form::ExecV;
+        if (name.rfind("os.exec", 0) == 0) return name.find('v', 7) != std::string_view::npos ? Form::ExecV : Form::ExecL;
+        if (name.rfind("os.spawn", 0) == 0) return name.find('v', 8) != std::string_view::npos ? Form::SpawnV : Form::SpawnL;
+        return Form::Shell;
+    }
+
+    ShellCommand shell_text(const Walk::Item& item) const {
+        // shlex.split('...'): the words of a constant command line.
+        if (w_.is(item.begin, "shlex") && w_.is(item.begin + 2, "split") && w_.is(item.begin + 3, "(") &&
+            w_.close_of(item.begin + 3) + 1 == item.end) {
+            auto inner = w_.items(item.begin + 3);
+            if (inner.size() == 1) {
+                ShellCommand c = command_text(w_, inner[0]);
+                c.first = item.begin;
+                c.last = item.end;
+                return c;
+            }
+        }
+        return command_text(w_, item);
+    }
+    ShellCommand argv(const std::vector<Walk::Item>& words) const { return command_argv(w_, words); }
+    std::vector<Walk::Item> elements(const Walk::Item& item) const { return list_elements(w_, item); }
+
+    ShellCommand command_of(Form form, std::string_view name, std::size_t open) const {
+        std::vector<Walk::Item> args, positional;
+        args = w_.items(open);
+        const Walk::Item* shell = nullptr;
+        for (const auto& a : args) {
+            if (a.keyword.empty()) positional.push_back(a);
+            if (a.keyword == "args" || a.keyword == "cmd" || a.keyword == "command") positional.insert(positional.begin(), a);
+            if (a.keyword == "shell") shell = &a;
+        }
+        if (positional.empty()) return ShellCommand{.dynamic = {Walk::Item{open + 1, open + 1, {}}}};
+        const Walk::Item& first = positional.front();
+        const bool list = w_.is(first.begin, "[") || w_.is(first.begin, "(");
+        const bool shell_true = shell && !(shell->end == shell->begin + 1 && w_.is(shell->begin, "False"));
+        auto after = [&](std::size_t skip) {
+            return std::vector<Walk::Item>(positional.begin() + static_cast<long>(std::min(skip, positional.size())),
+                                           positional.end());
+        };
+        switch (form) {
+            case Form::Shell: return shell_text(first);
+            case Form::Subprocess:
+            case Form::PtySpawn:
+                if (!list) return shell_text(first);
+                // shell=True with a list: the first element is the command line.
+                if (shell_true) {
+                    auto e = elements(first);
+                    return e.empty() ? ShellCommand{} : shell_text(e.front());
+                }
+                return argv(elements(first));
+            case Form::Program: return argv(positional);
+            case Form::ExecV:
+            case Form::SpawnV: {
+                auto rest = after(form == Form::SpawnV ? 1 : 0);
+                if (rest.size() < 2) return argv(rest);
+                std::vector<Walk::Item> words{rest[0]};
+                auto given = elements(rest[1]);
+                words.insert(words.end(), given.begin() + (given.empty() ? 0 : 1), given.end());
+                return argv(words);
+            }
+            case Form::ExecL:
+            case Form::SpawnL: {
+                auto rest = after(form == Form::SpawnL ? 1 : 0);
+                // The 'e' forms end with the environment.
+                const bool env = name.back() == 'e';
+                if (env && !rest.empty()) rest.pop_back();
+                if (rest.size() >= 2) rest.erase(rest.begin() + 1);  // argv[0]
+                return argv(rest);
+            }
+        }
+        return shell_text(first);
+    }
+
     void shell_out(const std::string& name, const Token& at, std::size_t open) {
         shell_ = &at;
-        std::size_t end = 0;
-        std::optional<std::string> cmd = w_.fold(open + 1, &end);
-        if (!cmd && w_.is(open + 1, "[")) cmd = w_.fold_list(open + 1);
-        std::string msg = name + "() runs an external program";
-        if (cmd) {
-            msg += ": " + cmd->substr(0, 80);
-            out_.analyze_nested(Language::Shell, *cmd, at);
-            if (cmd->find("sh -i") != std::string::npos || *cmd == "/bin/sh" || *cmd == "/bin/bash" ||
-                *cmd == "sh" || *cmd == "bash")
+        const std::string wrapping = name + "()";
+        ShellCommand cmd = command_of(form_of(name), name, open);
+        if (cmd.text) {
+            skip_begin_ = cmd.first;
+            skip_end_ = cmd.last;
+            const std::string_view text = cmd.view.empty() ? std::string_view(*cmd.text) : cmd.view;
+            const Token& origin = cmd.first < w_.size() ? t_[cmd.first] : at;
+            if (cmd.dynamic.empty()) out_.literal_command("py.shell-out", wrapping, text, at, origin);
+            else out_.analyze_nested(Language::Shell, text, origin, wrapping);
+            if (cmd.text->find("sh -i") != std::string::npos || *cmd.text == "/bin/sh" || *cmd.text == "/bin/bash" ||
+                *cmd.text == "sh" || *cmd.text == "bash")
                 interactive_ = &at;
-        } else {
-            msg += " with a command built at run time";
         }
-        out_.add("py.shell-out", "T002", Severity::High, at, msg, kShellHint);
+        if (cmd.dynamic.empty()) return;
+        DataSource source = DataSource::Computed;
+        for (const auto& d : cmd.dynamic) source = std::max(source, data_source(t_, d.begin, d.end, data_sources()));
+        out_.dynamic_command("py.dynamic-command", wrapping, source, cmd.part, at, kDynamicHint);
     }
 
     void dynamic_code(const std::string& name, const Token& at, std::size_t open, std::size_t close) {
@@ -605,6 +714,7 @@ private:
     const Token* shell_ = nullptr;
     const Token* fork_ = nullptr;
     const Token* interactive_ = nullptr;
+    std::size_t skip_begin_ = 0, skip_end_ = 0;  // tokens of the last constant command
 };
 
 }  // namespace

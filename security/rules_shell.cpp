@@ -423,7 +423,7 @@ private:
     // sh -c "...", bash script, eval "...", source file, and anything
     // piped into a shell.
     void shell_exec(const Command& c, std::size_t ni, std::string_view name, const Token& at) {
-        if (c.piped_in) {
+        if (c.piped_in && !after_xargs(c, ni)) {
             bool bad = c.pipeline_decodes;
             return out_.add("sh.pipe-to-shell", "T002", bad ? Severity::Critical : Severity::High, at,
                             std::string(bad ? "decoded or downloaded data" : "output of " + std::string(c.pipe_source)) +
@@ -454,10 +454,16 @@ private:
             return out_.add("sh.dynamic-eval", "T002", Severity::High, *script,
                             std::string(name) + " runs a command string built from variables",
                             "Run the commands directly; do not build shell code from data.");
-        out_.analyze_nested(Language::Shell, script->value, *script);
-        if (name == "eval")
-            out_.add("sh.eval", "T002", Severity::Medium, at, "eval of a constant string",
-                     "Run the command directly instead of through eval.");
+        out_.literal_command("sh.shell-out", std::string(name) + (name == "eval" ? "" : " -c"), script->value, at,
+                             *script);
+    }
+
+    // ... | xargs sh -c '...': xargs reads the pipe and hands the shell
+    // arguments; the shell's own input is not the pipe.
+    static bool after_xargs(const Command& c, std::size_t ni) {
+        for (std::size_t i = 0; i < ni; ++i)
+            if (base(c.words[i]->value) == "xargs") return true;
+        return false;
     }
 
     void interpreter(const Command& c, std::size_t ni, std::string_view name, const Token& at) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/text.hpp"
+
 namespace kiln::security::detail {
 
 std::size_t Walk::second_argument(std::size_t open) const {
@@ -28,6 +30,35 @@ std::optional<std::string> Walk::fold_list(std::size_t open) const {
         if (k == e && e != close) return std::nullopt;
     }
     return joined;
+}
+
+std::vector<Walk::Item> Walk::items(std::size_t open) const {
+    std::vector<Item> out;
+    const std::size_t close = close_of(open);
+    int depth = 0;
+    std::size_t begin = open + 1;
+    for (std::size_t k = open + 1; k <= close && k < t_.size(); ++k) {
+        if (k < close && (is(k, "(") || is(k, "[") || is(k, "{"))) ++depth;
+        if (k < close && (is(k, ")") || is(k, "]") || is(k, "}"))) --depth;
+        if (k < close && !(depth == 0 && is(k, ","))) continue;
+        if (k > begin) {
+            Item item{begin, k, {}};
+            if (k > begin + 1 && kind(begin, TokenKind::Identifier) && is(begin + 1, "=")) {
+                item.keyword = t_[begin].text;
+                item.begin = begin + 2;
+            }
+            out.push_back(item);
+        }
+        begin = k + 1;
+    }
+    return out;
+}
+
+std::optional<std::string> Walk::fold_item(const Item& item) const {
+    std::size_t e = 0;
+    auto v = fold(item.begin, &e);
+    if (!v || e != item.end) return std::nullopt;
+    return v;
 }
 
 std::size_t Walk::close_of(std::size_t open) const {
@@ -99,6 +130,9 @@ std::optional<std::string> Walk::fold_term(std::size_t i, std::size_t& end, int&
         v = std::string(1, static_cast<char>(n));
         ++pieces;
         j = k + 3;
+    } else if (auto decoded = fold_base64(i, j)) {
+        v = std::move(decoded);
+        pieces += 2;  // an encoded constant is an obfuscated one
     } else {
         return std::nullopt;
     }
@@ -134,6 +168,36 @@ std::optional<std::string> Walk::fold_term(std::size_t i, std::size_t& end, int&
     }
     end = j;
     return v;
+}
+
+std::optional<std::string> Walk::fold_base64(std::size_t i, std::size_t& end) const {
+    // The decoder's own name, after an optional module: base64.b64decode.
+    std::size_t k = is(i, "base64") && is(i + 1, ".") ? i + 2 : i;
+    const bool python = is(k, "b64decode") || is(k, "standard_b64decode") || is(k, "urlsafe_b64decode");
+    const bool atob = is(k, "atob");
+    const bool buffer = is(k, "Buffer") && is(k + 1, ".") && is(k + 2, "from");
+    if (!python && !atob && !buffer) return std::nullopt;
+    k = buffer ? k + 3 : k + 1;
+    if (!is(k, "(") || !kind(k + 1, TokenKind::String) || t_[k + 1].interpolated) return std::nullopt;
+    const std::string_view encoded = t_[k + 1].value;
+    k += 2;
+    if (buffer) {
+        if (!is(k, ",") || !kind(k + 1, TokenKind::String) || t_[k + 1].value != "base64") return std::nullopt;
+        k += 2;
+    }
+    if (!is(k, ")")) return std::nullopt;
+    ++k;
+    // .decode() / .decode('utf-8') / .toString() / .toString('utf8')
+    if (is(k, ".") && (is(k + 1, "decode") || is(k + 1, "toString")) && is(k + 2, "(")) {
+        std::size_t close = k + 3;
+        if (kind(close, TokenKind::String)) ++close;
+        if (!is(close, ")")) return std::nullopt;
+        k = close + 1;
+    }
+    auto decoded = base64_decode(encoded);
+    if (!decoded) return std::nullopt;
+    end = k;
+    return decoded;
 }
 
 std::optional<std::string> Walk::fold_expr(std::size_t i, std::size_t& end, int& pieces, int depth) const {

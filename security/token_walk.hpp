@@ -42,10 +42,22 @@ public:
     // `buffer` (a . b, a?.b).
     std::string_view dotted(std::size_t i, std::size_t& end, std::string& buffer) const;
     // Folds a constant string expression starting at i: literals, '+',
-    // adjacent literals, chr(N), parentheses, ''.join([...]) and [::-1].
+    // adjacent literals, chr(N), parentheses, ''.join([...]), [::-1] and
+    // base64 of a literal (b64decode('...').decode(), atob('...'),
+    // Buffer.from('...', 'base64').toString()).
     // Nothing when any part is not constant. `pieces` counts the literal
     // parts joined, so callers can tell 'system' from 'sys'+'tem'.
     std::optional<std::string> fold(std::size_t i, std::size_t* end = nullptr, int* pieces = nullptr) const;
+    // One argument of a call, or element of a list: tokens [begin, end).
+    // `keyword` is set for name=value arguments (Python), empty otherwise.
+    struct Item {
+        std::size_t begin = 0, end = 0;
+        std::string_view keyword;
+    };
+    // The top-level items between the bracket at `open` and its closing one.
+    std::vector<Item> items(std::size_t open) const;
+    // The constant value of an item, or nothing when any part is not constant.
+    std::optional<std::string> fold_item(const Item& item) const;
     // A list of constants, opening bracket at `open`, joined with spaces:
     // ["rm", "-rf", "/"] -> "rm -rf /". Nothing when an element is not constant.
     std::optional<std::string> fold_list(std::size_t open) const;
@@ -54,6 +66,7 @@ private:
     [[gnu::always_inline]] static bool same(std::string_view a, std::string_view literal) {
         return a.size() == literal.size() && __builtin_memcmp(a.data(), literal.data(), literal.size()) == 0;
     }
+    std::optional<std::string> fold_base64(std::size_t i, std::size_t& end) const;
     std::optional<std::string> fold_term(std::size_t i, std::size_t& end, int& pieces, int depth) const;
     std::optional<std::string> fold_expr(std::size_t i, std::size_t& end, int& pieces, int depth) const;
     std::span<const Token> t_;  // its size is stored, not computed from two pointers

@@ -125,7 +125,9 @@ Scored score_all(const std::vector<Finding>& findings, const std::set<std::strin
         ThreatScore ts{t.id, t.name, round2(r.score), r.level, r.mitigated};
         int hits = 0, kept = 0;
         for (const auto& f : findings) {
-            if (f.threat != t.id) continue;
+            // An informational finding (a shell-out judged on its constant
+            // command) says how the code was read; it weighs nothing.
+            if (f.threat != t.id || f.severity == Severity::Info) continue;
             ++hits;
             Level l = finding_level(f, r.mitigated);
             if (l > ts.level) ts.level = l;

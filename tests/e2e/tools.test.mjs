@@ -128,11 +128,29 @@ test('an attack signature is not mitigated away: loading a kernel module is refu
 });
 
 test('assess_code returns the validator contract and runs nothing', async () => {
-  const r = await client.callTool({ name: 'assess_code', arguments: { language: 'python', code: "import os\nos.system('id')\n" } });
+  const r = await client.callTool({ name: 'assess_code', arguments: { language: 'python', code: "import os\nos.system(input())\n" } });
   assert.equal(r.isError, false);
   assert.ok(['allow', 'ask', 'deny'].includes(r.structuredContent.decision));
   assert.ok(r.structuredContent.findings.some((f) => f.threat === 'T002'));
   assert.equal(r.structuredContent.threats.length, 5);
+});
+
+test('assess_code judges a shell-out by its command and names the wrapping', async () => {
+  const r = await client.callTool({ name: 'assess_code', arguments: { language: 'python', code: "import os\nos.system('ls; insmod /tmp/x.ko')\n" } });
+  assert.equal(r.isError, false);
+  const inner = r.structuredContent.findings.find((f) => f.rule === 'sh.kernel-surface');
+  assert.ok(inner, JSON.stringify(r.structuredContent.findings));
+  assert.equal(inner.line, 2);
+  assert.equal(inner.column, 16);
+  assert.match(inner.message, /os\.system\(\)/);
+  assert.match(text(r), /sh\.kernel-surface .*os\.system\(\)/);
+});
+
+test('an ordinary shell-out runs under balanced without asking', async () => {
+  const r = await client.callTool({ name: 'run_code', arguments: { language: 'python', code: "import subprocess\nprint(subprocess.run(['echo','ran'],capture_output=True,text=True).stdout, end='')\n" } });
+  assert.equal(r.isError, false, text(r));
+  assert.equal(r.structuredContent.decision, 'allow');
+  assert.equal(r.structuredContent.stdout, 'ran\n');
 });
 
 test('approval through elicitation: approve once runs the code', async () => {
@@ -142,8 +160,8 @@ test('approval through elicitation: approve once runs the code', async () => {
     elicit: async (req) => { asked.push(req.params.message); return { action: 'accept', content: { choice: 'approve_once' } }; },
   });
   try {
-    // subprocess is a high-severity shell-out: balanced asks for approval.
-    const r = await c.callTool({ name: 'run_code', arguments: { language: 'python', code: "import subprocess\nprint(subprocess.run(['echo','approved'],capture_output=True,text=True).stdout, end='')\n" } });
+    // A shell command taken from the environment is high risk: balanced asks for approval.
+    const r = await c.callTool({ name: 'run_code', arguments: { language: 'python', code: "import os, subprocess\nprint(subprocess.run(os.environ.get('E2E_CMD', 'echo approved'),shell=True,capture_output=True,text=True).stdout, end='')\n" } });
     assert.equal(asked.length, 1, 'the user was asked once');
     assert.equal(r.structuredContent.decision, 'approved', text(r));
     assert.equal(r.structuredContent.stdout, 'approved\n');
@@ -151,7 +169,7 @@ test('approval through elicitation: approve once runs the code', async () => {
 });
 
 test('without elicitation, ask falls back to deny and says how to approve', async () => {
-  const r = await client.callTool({ name: 'run_code', arguments: { language: 'python', code: "import subprocess\nsubprocess.run(['true'])\n" } });
+  const r = await client.callTool({ name: 'run_code', arguments: { language: 'python', code: "import os, subprocess\nsubprocess.run(os.environ.get('E2E_CMD', 'true'), shell=True)\n" } });
   assert.equal(r.isError, true);
   assert.match(text(r), /kiln trust add --sha256 [0-9a-f]{64}/);
 });

@@ -28,8 +28,8 @@ expect 0 "benign python allowed" -- --controls none "$corpus/benign/csv_stats.py
 expect 0 "benign shell allowed (language from #!)" -- --controls none "$corpus/benign/text_report.sh"
 expect 0 "benign javascript allowed" -- --controls none "$corpus/benign/json_stats.js"
 expect 2 "fork bomb denied" -- --controls none "$corpus/hostile/sh_fork_bomb.sh"
-expect 1 "os.system asks under balanced" -- --controls none "$corpus/hostile/py_os_system.py"
-expect 2 "os.system denied under strict" -- --controls none --preset strict "$corpus/hostile/py_os_system.py"
+expect 1 "os.system(input()) asks under balanced" -- --controls none "$corpus/hostile/py_os_system.py"
+expect 2 "os.system(input()) denied under strict" -- --controls none --preset strict "$corpus/hostile/py_os_system.py"
 expect 0 "permissive warns only" -- --controls none --preset permissive "$corpus/hostile/sh_fork_bomb.sh"
 expect 0 "all controls in force lower a high finding" -- --controls all "$corpus/hostile/py_os_system.py"
 expect 1 "an attack signature asks even with all controls" -- --controls all "$corpus/hostile/sh_modprobe.sh"
@@ -48,8 +48,8 @@ else
     echo "ok   unreadable policy file is a config error (exit 78)"
 fi
 
-printf 'import os\nos.system("id")\n' | "$kiln" check --controls none --language python --json - >"$tmp/json"
-for key in '"decision": "ask"' '"risk": "high"' '"findings"' '"threats"' '"reasons"' '"rule": "py.shell-out"' \
+printf 'import os\nos.system(input())\n' | "$kiln" check --controls none --language python --json - >"$tmp/json"
+for key in '"decision": "ask"' '"risk": "high"' '"findings"' '"threats"' '"reasons"' '"rule": "py.dynamic-command"' \
            '"threat": "T002"' '"mitigated": false' '"line": 2'; do
     if ! grep -q "$key" "$tmp/json"; then
         echo "FAIL --json output lacks $key"

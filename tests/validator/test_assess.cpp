@@ -29,7 +29,7 @@ const ThreatScore& threat(const Assessment& a, const std::string& id) {
 }  // namespace
 
 TEST_CASE("to_json is the public contract") {
-    auto a = assess(Language::Python, "import os\nos.system('id')\n", {}, preset("balanced"));
+    auto a = assess(Language::Python, "import os\nos.system(input())\n", {}, preset("balanced"));
     auto j = a.to_json();
     CHECK(j.size() == 5);
     CHECK(j["decision"] == "ask");
@@ -64,7 +64,7 @@ TEST_CASE("clean code is allowed under every preset, whatever the controls") {
 }
 
 TEST_CASE("decisions follow the preset thresholds") {
-    const std::string high = "import os\nos.system('ls')\n";            // high finding, T002
+    const std::string high = "import os\nos.system(input())\n";        // high finding, T002
     const std::string critical = "import os\nwhile True:\n    os.fork()\n";  // critical, T003
     const std::string medium = "import socket\n";                         // medium, T005
     CHECK(assess(Language::Python, high, {}, preset("balanced")).decision == Decision::Ask);
@@ -81,7 +81,7 @@ TEST_CASE("decisions follow the preset thresholds") {
 
 TEST_CASE("controls in force lower non-critical findings; a critical finding stays critical") {
     Policy balanced = preset("balanced");
-    const std::string high = "import os\nos.system('ls')\n";
+    const std::string high = "import os\nos.system(input())\n";
     auto bare = assess(Language::Python, high, {}, balanced);
     auto guarded = assess(Language::Python, high, all_controls(), balanced);
     CHECK(bare.risk == Level::High);

@@ -2,11 +2,12 @@
 // with its expected threat (each file is a distinct technique the issue
 // names; missing one is a regression), every file marked "attack" carrying
 // an attack-signature finding and held (ask or deny) under balanced with
-// every control in force, and zero findings of any severity
+// every control in force, and no finding above info
 // on benign code (a false positive costs the user an approval prompt for
 // ordinary work, which trains them to click through).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -106,7 +107,11 @@ TEST_CASE("benign corpus: false-positive rate") {
     for (const auto& e : fs::directory_iterator(kCorpus / "benign")) {
         ++total;
         auto a = assess(language_of(e.path()), slurp(e.path()), {}, strict);
-        if (!a.findings.empty() || a.decision != Decision::Allow) {
+        // Informational findings (a shell-out judged on its constant
+        // command) ask nothing of the user.
+        const bool weighs = std::any_of(a.findings.begin(), a.findings.end(),
+                                        [](const Finding& f) { return f.severity > Severity::Info; });
+        if (weighs || a.decision != Decision::Allow) {
             ++flagged;
             report += "\n  " + e.path().filename().string() + ":";
             for (const auto& f : a.findings)

@@ -1,2 +1,2 @@
 const { exec } = require('child_process');
-exec('id', (e, out) => console.log(out));
+exec(process.argv[2], (e, out) => console.log(out));

