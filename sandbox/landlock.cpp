@@ -5,18 +5,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "sandbox/jail_tables.h"
+
 namespace kiln::sandbox::landlock {
 namespace {
-
-// Debian 12's kernel headers stop at ABI 2; the bits of later ABIs are
-// stable kernel interface and spelled out here.
-constexpr std::uint64_t kExecute = 1ull << 0, kWriteFile = 1ull << 1, kReadFile = 1ull << 2,
-                        kReadDir = 1ull << 3, kRemoveDir = 1ull << 4, kRemoveFile = 1ull << 5,
-                        kMakeChar = 1ull << 6, kMakeDir = 1ull << 7, kMakeReg = 1ull << 8,
-                        kMakeSock = 1ull << 9, kMakeFifo = 1ull << 10, kMakeBlock = 1ull << 11,
-                        kMakeSym = 1ull << 12, kRefer = 1ull << 13, kTruncate = 1ull << 14,
-                        kIoctlDev = 1ull << 15;
-constexpr std::uint64_t kScopeAbstractUnix = 1ull << 0, kScopeSignal = 1ull << 1;
 
 struct RulesetAttr {
     std::uint64_t handled_access_fs;
@@ -27,15 +19,6 @@ struct PathBeneathAttr {
     std::uint64_t allowed_access;
     std::int32_t parent_fd;
 } __attribute__((packed));
-
-std::uint64_t handled_for_abi(int abi) {
-    std::uint64_t all = kExecute | kWriteFile | kReadFile | kReadDir | kRemoveDir | kRemoveFile | kMakeChar |
-                        kMakeDir | kMakeReg | kMakeSock | kMakeFifo | kMakeBlock | kMakeSym;
-    if (abi >= 2) all |= kRefer;
-    if (abi >= 3) all |= kTruncate;
-    if (abi >= 5) all |= kIoctlDev;
-    return all;
-}
 
 }  // namespace
 
@@ -48,15 +31,11 @@ Plan prepare(int abi, const std::vector<std::string>& writable_dirs) {
     Plan p;
     if (abi <= 0) return p;
     p.abi = abi;
-    p.handled_fs = handled_for_abi(abi);
-    // Abstract unix sockets and signals outside the jail's own domain.
-    if (abi >= 6) p.scoped = kScopeAbstractUnix | kScopeSignal;
-    const std::uint64_t read_only = kExecute | kReadFile | kReadDir;
-    const std::uint64_t read_write = p.handled_fs & ~(kMakeChar | kMakeBlock | kIoctlDev);
-    p.rules.push_back({"/", read_only});
-    // /dev/null and friends are written to; their ioctls (tty ones) are not needed.
-    p.rules.push_back({"/dev", read_only | kWriteFile | (abi >= 3 ? kTruncate : 0)});
-    for (const auto& dir : writable_dirs) p.rules.push_back({dir, read_write});
+    p.handled_fs = kiln_landlock_handled_fs(abi);
+    p.scoped = kiln_landlock_scoped(abi);
+    p.rules.push_back({"/", KILN_LANDLOCK_READ_ONLY});
+    p.rules.push_back({"/dev", kiln_landlock_dev(abi)});
+    for (const auto& dir : writable_dirs) p.rules.push_back({dir, kiln_landlock_read_write(abi)});
     return p;
 }
 

@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
+
+#include "sandbox/jail_tables.h"
 
 namespace kiln::sandbox::mount {
 namespace {
@@ -16,7 +19,8 @@ namespace {
 constexpr unsigned kOpenTreeClone = 1;
 constexpr unsigned kAtRecursive = 0x8000;
 constexpr unsigned kMoveMountFEmptyPath = 0x4;
-constexpr unsigned long long kAttrRdonly = 0x1, kAttrNosuid = 0x2, kAttrNodev = 0x4, kAttrNoexec = 0x8;
+constexpr unsigned long long kAttrRdonly = KILN_MOUNT_ATTR_RDONLY, kAttrNosuid = KILN_MOUNT_ATTR_NOSUID,
+                             kAttrNodev = KILN_MOUNT_ATTR_NODEV;
 struct MountAttr {
     std::uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
@@ -112,18 +116,20 @@ struct Builder {
             if (n > 0) symlink(path, std::string(buf, static_cast<std::size_t>(n)));
             return;
         }
-        bind(source, path, kAttrRdonly | kAttrNosuid | kAttrNodev, S_ISDIR(st.st_mode));
+        bind(source, path, KILN_ATTR_SYSTEM, S_ISDIR(st.st_mode));
     }
 };
 
 std::string passwd_text(const SandboxSpec& spec) {
-    return "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-           "sandbox:x:" + std::to_string(spec.uid) + ":" + std::to_string(spec.gid) +
-           ":Kiln sandbox:/tmp:/bin/sh\n";
+    char text[256];
+    std::snprintf(text, sizeof text, KILN_ETC_PASSWD_FORMAT, spec.uid, spec.gid);
+    return text;
 }
 
 std::string group_text(const SandboxSpec& spec) {
-    return "root:x:0:\nsandbox:x:" + std::to_string(spec.gid) + ":\n";
+    char text[128];
+    std::snprintf(text, sizeof text, KILN_ETC_GROUP_FORMAT, spec.gid);
+    return text;
 }
 
 void add_etc(Builder& b, const SandboxSpec& spec) {
@@ -136,11 +142,9 @@ void add_etc(Builder& b, const SandboxSpec& spec) {
     b.dir("/etc");
     b.file("/etc/passwd", passwd_text(spec));
     b.file("/etc/group", group_text(spec));
-    b.file("/etc/hosts", "127.0.0.1 localhost kiln\n::1 localhost\n");
-    b.file("/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n");
-    for (const char* name : {"/etc/ld.so.cache", "/etc/localtime", "/etc/ssl", "/etc/ca-certificates",
-                             "/etc/alternatives"})
-        b.mirror(name, name);
+    b.file("/etc/hosts", KILN_ETC_HOSTS);
+    b.file("/etc/nsswitch.conf", KILN_ETC_NSSWITCH);
+    for (const char* name : kiln_etc_mirrored) b.mirror(name, name);
 }
 
 // /dev is a directory of the root tmpfs, read-only with it: the device
@@ -149,14 +153,8 @@ void add_etc(Builder& b, const SandboxSpec& spec) {
 void add_dev(Builder& b) {
     b.dir("/dev");
     b.reserved.push_back("/dev");
-    // Device binds keep the host devtmpfs flags: a nodev flag would make
-    // /dev/null unopenable.
-    for (const char* name : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"})
-        b.bind(name, name, kAttrNosuid | kAttrNoexec, false);
-    b.symlink("/dev/fd", "/proc/self/fd");
-    b.symlink("/dev/stdin", "/proc/self/fd/0");
-    b.symlink("/dev/stdout", "/proc/self/fd/1");
-    b.symlink("/dev/stderr", "/proc/self/fd/2");
+    for (const char* name : kiln_dev_bound) b.bind(name, name, KILN_ATTR_DEVICE, false);
+    for (const kiln_link& link : kiln_dev_links) b.symlink(link.path, link.target);
 }
 
 // /proc, read-only: kernel-wide files no sandboxed program needs, which
@@ -290,8 +288,7 @@ Result<Plan> prepare(const SandboxSpec& spec) {
             return make_error("rootfs " + spec.rootfs, "not a directory; pass a directory made by e.g. debootstrap",
                               ENOTDIR);
     }
-    for (const char* name : {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"})
-        b.mirror(spec.rootfs + name, name);
+    for (const char* name : kiln_system_paths) b.mirror(spec.rootfs + name, name);
     add_etc(b, spec);
 
     add_proc(b);
@@ -305,7 +302,7 @@ Result<Plan> prepare(const SandboxSpec& spec) {
         struct stat st {};
         if (::stat(spec.workspace_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
             return make_error("workspace " + spec.workspace_dir, "not a directory", ENOTDIR);
-        b.bind(spec.workspace_dir, "/workspace", kAttrNosuid | kAttrNodev, true);
+        b.bind(spec.workspace_dir, "/workspace", KILN_ATTR_WRITABLE, true);
         b.plan.writable_dirs.push_back("/workspace");
     }
     if (Status st = add_extra_mounts(b, spec); !st) return st.error();

@@ -1,22 +1,25 @@
 #include "sandbox/rlimits.hpp"
 
-#include <algorithm>
+#include "sandbox/jail_tables.h"
 
 namespace kiln::sandbox::rlimits {
+
+// The benchmark's reference jail (bench/sandbox/jail_floor.c) runs with the
+// defaults as jail_tables.h spells them.
+static_assert(Limits{}.memory_bytes == KILN_DEFAULT_MEMORY_BYTES && Limits{}.cpus == KILN_DEFAULT_CPUS &&
+                  Limits{}.pids == KILN_DEFAULT_PIDS && Limits{}.timeout.count() == KILN_DEFAULT_TIMEOUT_MS &&
+                  Limits{}.tmp_size_bytes == KILN_DEFAULT_TMP_SIZE_BYTES,
+              "jail_tables.h's defaults are Limits'");
 
 Plan prepare(const Limits& limits, bool memory_by_rlimit, const ucounts::Plan& shares) {
     Plan p;
     auto add = [&](int resource, rlim_t value, const char* name) { p.entries[p.count++] = Entry{resource, value, name}; };
-    add(RLIMIT_CORE, 0, "RLIMIT_CORE");
-    add(RLIMIT_NOFILE, 1024, "RLIMIT_NOFILE");
-    // Files larger than the jail's writable space are never legitimate.
-    add(RLIMIT_FSIZE, std::max<rlim_t>(limits.tmp_size_bytes, 256ull << 20), "RLIMIT_FSIZE");
-    add(RLIMIT_STACK, 8ull << 20, "RLIMIT_STACK");
-    // Counted per user namespace, so per jail: init + the program's processes.
-    add(RLIMIT_NPROC, limits.pids + 1, "RLIMIT_NPROC");
-    // CPU seconds: never above what the wall-clock limit allows at the quota.
-    auto cpu_seconds = static_cast<rlim_t>(limits.timeout.count() / 1000 * std::max(1.0, limits.cpus)) + 2;
-    add(RLIMIT_CPU, cpu_seconds, "RLIMIT_CPU");
+    add(RLIMIT_CORE, KILN_RLIMIT_CORE_VALUE, "RLIMIT_CORE");
+    add(RLIMIT_NOFILE, KILN_RLIMIT_NOFILE_VALUE, "RLIMIT_NOFILE");
+    add(RLIMIT_FSIZE, kiln_rlimit_fsize(limits.tmp_size_bytes), "RLIMIT_FSIZE");
+    add(RLIMIT_STACK, KILN_RLIMIT_STACK_VALUE, "RLIMIT_STACK");
+    add(RLIMIT_NPROC, kiln_rlimit_nproc(limits.pids), "RLIMIT_NPROC");
+    add(RLIMIT_CPU, kiln_rlimit_cpu(limits.timeout.count(), limits.cpus), "RLIMIT_CPU");
     // Charged per user namespace and to the server's uid above it: the
     // jail's share, so one jail cannot spend the host user's budget.
     if (shares.sigpending) add(RLIMIT_SIGPENDING, shares.sigpending, "RLIMIT_SIGPENDING");

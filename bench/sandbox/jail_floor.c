@@ -17,18 +17,21 @@
  * figure, never reach it. Not a sandbox: the program keeps every
  * capability of its user namespace.
  *
- * --spec adds the rest of what the issue's jail must do in the kernel, the
- * way Kiln does it: the network namespace (a new one with loopback up, or
- * with --netns the given one joined, as a session's runs share one in the
- * server); the /etc files and binds and the /dev binds and links of Kiln's
- * tree (sandbox/mount.cpp); /workspace bound from a directory of the
- * host; the hostname; the supplementary groups dropped and the ids
- * switched; rlimits; every capability dropped from every set, securebits
- * locked, no_new_privs; a Landlock ruleset restricting writes to /tmp and
- * /workspace; Kiln's own two seccomp filters (the base one inherited by
- * the program, the no-new-process one on pid 1), read from the .bpf files
- * Kiln's build writes beside its sandbox library; stdout and stderr
- * through pipes the parent drains. What Kiln does
+ * --spec adds the rest of what Kiln's jail does in the kernel, the way
+ * Kiln does it and from the same tables (sandbox/jail_tables.h): the
+ * network namespace (a new one with loopback up, or with --netns the given
+ * one joined, as a session's runs share one in the server); the host's
+ * system paths, the /etc files and binds and the /dev binds and links of
+ * Kiln's tree (sandbox/mount.cpp); /workspace bound from a directory of
+ * the host; the hostname; the supplementary groups dropped and the ids
+ * switched; the rlimits of a run with the default limits (not the shares
+ * of the ucount budgets, which depend on the host's users); every
+ * capability dropped from every set, securebits locked, no_new_privs;
+ * Kiln's Landlock ruleset for the kernel's ABI (writes only to /tmp,
+ * /workspace and /dev's files); Kiln's own two seccomp filters (the base
+ * one inherited by the program, the no-new-process one on pid 1), read
+ * from the .bpf files the bench build writes beside this program; stdout
+ * and stderr through pipes the parent drains. What Kiln does
  * besides, in user space, is left out: validation, error reporting,
  * statistics, the protocol and the audit log. That makes the difference
  * between Kiln and `--spec` Kiln's own cost, and `--spec` against the bare
@@ -58,19 +61,16 @@
 #include <linux/capability.h>
 #include <linux/securebits.h>
 
-/* Debian 12's uapi headers stop at Landlock ABI 2, and <linux/mount.h>
- * clashes with glibc's <sys/mount.h> (musl's has none of it): the bits
- * used here, under names of their own. */
+#include "sandbox/jail_tables.h"
+
+/* <linux/mount.h> clashes with glibc's <sys/mount.h> (musl's has none of
+ * it): the new mount API's bits used here, under names of their own. */
 #define FLOOR_OPEN_TREE_CLONE 1
 #define FLOOR_MOVE_MOUNT_F_EMPTY_PATH 0x4
-#define FLOOR_ATTR_RDONLY 0x1ull
-#define FLOOR_ATTR_NOSUID 0x2ull
-#define FLOOR_ATTR_NODEV 0x4ull
-#define FLOOR_ATTR_NOEXEC 0x8ull
-#define FLOOR_LANDLOCK_TRUNCATE (1ull << 14)
 struct floor_mount_attr {
     unsigned long long attr_set, attr_clr, propagation, userns_fd;
 };
+#define COUNT(array) (sizeof(array) / sizeof *(array))
 
 #define NGROUPS 4
 static const char *const kControllers[NGROUPS] = {"memory", "pids", "cpu", "cpuacct"};
@@ -130,9 +130,15 @@ static void make_groups(void) {
         tasks_fds[i] = open(path, O_WRONLY | O_CLOEXEC);
         if (tasks_fds[i] < 0) die(path);
     }
-    group_file(0, "memory.limit_in_bytes", "268435456");
-    group_file(1, "pids.max", "64");
-    group_file(2, "cpu.cfs_quota_us", "100000");
+    /* A run's default limits, set the way sandbox/cgroup_v1.cpp sets them. */
+    char text[32];
+    snprintf(text, sizeof text, "%llu", KILN_DEFAULT_MEMORY_BYTES);
+    group_file(0, "memory.limit_in_bytes", text);
+    snprintf(text, sizeof text, "%u", KILN_DEFAULT_PIDS);
+    group_file(1, "pids.max", text);
+    group_file(2, "cpu.cfs_period_us", "100000");
+    snprintf(text, sizeof text, "%lld", (long long)(KILN_DEFAULT_CPUS * 100000));
+    group_file(2, "cpu.cfs_quota_us", text);
 }
 
 static void remove_groups(void) {
@@ -147,18 +153,16 @@ static void mount_proc(void) {
 }
 
 static void mount_tmp(void) {
+    char options[64];
+    snprintf(options, sizeof options, "size=%llu,mode=1777", KILN_DEFAULT_TMP_SIZE_BYTES);
     if (mkdir("/tmp/tmp", 0755) != 0) die("mkdir tmp");
-    if (mount("tmpfs", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777") != 0)
-        die("tmp tmpfs");
+    if (mount("tmpfs", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options) != 0) die("tmp tmpfs");
 }
 
 /* --spec: the host paths bound into the jail, opened before the root
  * tmpfs hides /tmp (Kiln opens its bind sources the same way). */
 #define WORKSPACE "/tmp/jail-floor-workspace"
-static const char *const kEtcNames[] = {"/etc/ld.so.cache", "/etc/localtime", "/etc/ssl", "/etc/ca-certificates",
-                                        "/etc/alternatives"};
-static const char *const kDevNames[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"};
-#define NSOURCES 12
+#define NSOURCES (COUNT(kiln_system_paths) + 1 + COUNT(kiln_etc_mirrored) + COUNT(kiln_dev_bound))
 static const char *source_paths[NSOURCES];
 static int source_fds[NSOURCES];
 static int nsources;
@@ -166,11 +170,13 @@ static int nsources;
 static void open_sources(void) {
     if (mkdir(WORKSPACE, 0777) != 0 && errno != EEXIST) die(WORKSPACE);
     if (chmod(WORKSPACE, 0777) != 0) die(WORKSPACE); /* the jail writes as nobody */
-    const char *all[NSOURCES] = {"/usr", WORKSPACE};
-    int n = 2;
-    for (size_t i = 0; i < sizeof kEtcNames / sizeof *kEtcNames; ++i) all[n++] = kEtcNames[i];
-    for (size_t i = 0; i < sizeof kDevNames / sizeof *kDevNames; ++i) all[n++] = kDevNames[i];
-    for (int i = 0; i < n; ++i) {
+    const char *all[NSOURCES];
+    size_t n = 0;
+    for (size_t i = 0; i < COUNT(kiln_system_paths); ++i) all[n++] = kiln_system_paths[i];
+    all[n++] = WORKSPACE;
+    for (size_t i = 0; i < COUNT(kiln_etc_mirrored); ++i) all[n++] = kiln_etc_mirrored[i];
+    for (size_t i = 0; i < COUNT(kiln_dev_bound); ++i) all[n++] = kiln_dev_bound[i];
+    for (size_t i = 0; i < n; ++i) {
         struct stat st;
         if (lstat(all[i], &st) != 0 || S_ISLNK(st.st_mode)) continue; /* missing, or a link made below */
         source_paths[nsources] = all[i];
@@ -214,36 +220,40 @@ static void mirror(const char *path, const char *target, unsigned long long attr
     bind_source(path, target, attr);
 }
 
+/* Writes one of the jail's /etc files, with the jail's ids (nobody). */
+static void write_etc(const char *target, const char *format) {
+    char text[256];
+    snprintf(text, sizeof text, format, 65534u, 65534u);
+    write_text(target, text, O_CREAT);
+}
+
 static void build_spec_tree(void) {
-    const unsigned long long ro = FLOOR_ATTR_RDONLY | FLOOR_ATTR_NOSUID | FLOOR_ATTR_NODEV;
     char target[256];
-    bind_source("/usr", "/tmp/usr", ro);
-    const char *links[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
-    for (size_t i = 0; i < sizeof links / sizeof *links; ++i) {
-        snprintf(target, sizeof target, "/tmp%s", links[i]);
-        mirror(links[i], target, ro);
+    for (size_t i = 0; i < COUNT(kiln_system_paths); ++i) {
+        snprintf(target, sizeof target, "/tmp%s", kiln_system_paths[i]);
+        mirror(kiln_system_paths[i], target, KILN_ATTR_SYSTEM);
     }
     if (mkdir("/tmp/etc", 0755) != 0) die("mkdir etc");
-    write_text("/tmp/etc/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:65534:65534:Kiln sandbox:/tmp:/bin/sh\n",
-               O_CREAT);
-    write_text("/tmp/etc/group", "root:x:0:\nsandbox:x:65534:\n", O_CREAT);
-    write_text("/tmp/etc/hosts", "127.0.0.1 localhost kiln\n::1 localhost\n", O_CREAT);
-    write_text("/tmp/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n", O_CREAT);
-    for (size_t i = 0; i < sizeof kEtcNames / sizeof *kEtcNames; ++i) {
-        snprintf(target, sizeof target, "/tmp%s", kEtcNames[i]);
-        mirror(kEtcNames[i], target, ro);
+    write_etc("/tmp/etc/passwd", KILN_ETC_PASSWD_FORMAT);
+    write_etc("/tmp/etc/group", KILN_ETC_GROUP_FORMAT);
+    write_text("/tmp/etc/hosts", KILN_ETC_HOSTS, O_CREAT);
+    write_text("/tmp/etc/nsswitch.conf", KILN_ETC_NSSWITCH, O_CREAT);
+    for (size_t i = 0; i < COUNT(kiln_etc_mirrored); ++i) {
+        snprintf(target, sizeof target, "/tmp%s", kiln_etc_mirrored[i]);
+        mirror(kiln_etc_mirrored[i], target, KILN_ATTR_SYSTEM);
     }
     mount_proc();
     if (mkdir("/tmp/dev", 0755) != 0) die("mkdir dev");
-    for (size_t i = 0; i < sizeof kDevNames / sizeof *kDevNames; ++i) {
-        snprintf(target, sizeof target, "/tmp%s", kDevNames[i]);
-        bind_source(kDevNames[i], target, FLOOR_ATTR_NOSUID | FLOOR_ATTR_NOEXEC);
+    for (size_t i = 0; i < COUNT(kiln_dev_bound); ++i) {
+        snprintf(target, sizeof target, "/tmp%s", kiln_dev_bound[i]);
+        bind_source(kiln_dev_bound[i], target, KILN_ATTR_DEVICE);
     }
-    if (symlink("/proc/self/fd", "/tmp/dev/fd") != 0 || symlink("/proc/self/fd/0", "/tmp/dev/stdin") != 0 ||
-        symlink("/proc/self/fd/1", "/tmp/dev/stdout") != 0 || symlink("/proc/self/fd/2", "/tmp/dev/stderr") != 0)
-        die("dev links");
+    for (size_t i = 0; i < COUNT(kiln_dev_links); ++i) {
+        snprintf(target, sizeof target, "/tmp%s", kiln_dev_links[i].path);
+        if (symlink(kiln_dev_links[i].target, target) != 0) die(target);
+    }
     mount_tmp();
-    bind_source(WORKSPACE, "/tmp/workspace", FLOOR_ATTR_NOSUID | FLOOR_ATTR_NODEV);
+    bind_source(WORKSPACE, "/tmp/workspace", KILN_ATTR_WRITABLE);
 }
 
 static void build_minimal_tree(void) {
@@ -283,11 +293,16 @@ static void loopback_up(void) {
     close(fd);
 }
 
+/* Kiln's rlimits for a run with the default limits (sandbox/rlimits.cpp). */
 static void set_rlimits(void) {
     const struct { int resource; rlim_t value; } limits[] = {
-        {RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 1024}, {RLIMIT_FSIZE, 256 << 20},
-        {RLIMIT_STACK, 8 << 20}, {RLIMIT_NPROC, 65}, {RLIMIT_CPU, 12}};
-    for (size_t i = 0; i < sizeof limits / sizeof *limits; ++i) {
+        {RLIMIT_CORE, KILN_RLIMIT_CORE_VALUE},
+        {RLIMIT_NOFILE, KILN_RLIMIT_NOFILE_VALUE},
+        {RLIMIT_FSIZE, kiln_rlimit_fsize(KILN_DEFAULT_TMP_SIZE_BYTES)},
+        {RLIMIT_STACK, KILN_RLIMIT_STACK_VALUE},
+        {RLIMIT_NPROC, kiln_rlimit_nproc(KILN_DEFAULT_PIDS)},
+        {RLIMIT_CPU, kiln_rlimit_cpu(KILN_DEFAULT_TIMEOUT_MS, KILN_DEFAULT_CPUS)}};
+    for (size_t i = 0; i < COUNT(limits); ++i) {
         struct rlimit cur, lim = {limits[i].value, limits[i].value};
         if (getrlimit(limits[i].resource, &cur) != 0 || setrlimit(limits[i].resource, &lim) != 0) die("rlimit");
     }
@@ -316,35 +331,35 @@ static void landlock_rule(int ruleset, const char *path, unsigned long long acce
     close(pb.parent_fd);
 }
 
-/* Reads anywhere, writes only under /tmp and /workspace (ABI 3 rights). */
+/* Kiln's ruleset for the kernel's ABI (sandbox/landlock.cpp): reads
+ * anywhere, writes only to /dev's files and under /tmp and /workspace. The
+ * attribute's size tells the kernel which of its fields are there. */
 static void restrict_landlock(void) {
-    const unsigned long long read = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
-    const unsigned long long all = read | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
-        LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
-        LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |
-        LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM | LANDLOCK_ACCESS_FS_REFER | FLOOR_LANDLOCK_TRUNCATE;
-    struct landlock_ruleset_attr attr = {.handled_access_fs = all};
-    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    if (abi <= 0) die("landlock ABI");
+    struct { unsigned long long handled_access_fs, handled_access_net, scoped; } attr = {
+        kiln_landlock_handled_fs(abi), 0, kiln_landlock_scoped(abi)};
+    size_t size = abi >= 6 ? sizeof attr : abi >= 4 ? 2 * sizeof(unsigned long long) : sizeof(unsigned long long);
+    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (ruleset < 0) die("landlock ruleset");
-    landlock_rule(ruleset, "/", read);
-    landlock_rule(ruleset, "/dev", read | LANDLOCK_ACCESS_FS_WRITE_FILE | FLOOR_LANDLOCK_TRUNCATE);
-    const unsigned long long writable = all & ~(LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_BLOCK);
-    landlock_rule(ruleset, "/tmp", writable);
-    landlock_rule(ruleset, "/workspace", writable);
+    landlock_rule(ruleset, "/", KILN_LANDLOCK_READ_ONLY);
+    landlock_rule(ruleset, "/dev", kiln_landlock_dev(abi));
+    landlock_rule(ruleset, "/tmp", kiln_landlock_read_write(abi));
+    landlock_rule(ruleset, "/workspace", kiln_landlock_read_write(abi));
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) die("landlock_restrict_self");
     close(ruleset);
 }
 
-/* Kiln's own seccomp filters, as its build writes them for this program
- * (sandbox/seccomp_gen.cpp): build/sandbox/, two levels up from here. */
+/* Kiln's own seccomp filters, as the bench build writes them beside this
+ * program (kiln-seccomp-gen --raw, bench/sandbox/meson.build). */
 static struct sock_filter base_filter[BPF_MAXINSNS], no_new_process_filter[BPF_MAXINSNS];
 static struct sock_fprog base_prog = {0, base_filter}, no_new_process_prog = {0, no_new_process_filter};
 
 static void load_filter(const char *dir, const char *name, struct sock_fprog *prog) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/../../sandbox/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) die(path); /* built with Kiln: ninja -C BUILD sandbox/seccomp-base.bpf */
+    if (fd < 0) die(path); /* built with -Dbench=true: ninja -C BUILD bench/sandbox/seccomp-base.bpf */
     ssize_t n = read(fd, prog->filter, sizeof(struct sock_filter) * BPF_MAXINSNS);
     if (n <= 0 || n % (ssize_t)sizeof(struct sock_filter) != 0) die(path);
     prog->len = (unsigned short)(n / (ssize_t)sizeof(struct sock_filter));

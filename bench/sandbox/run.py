@@ -19,6 +19,8 @@ build = sys.argv[1] if len(sys.argv) > 1 else "build"
 runs = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 kiln = os.path.join(build, "cli", "kiln")
 bench_runtime = os.path.join(build, "bench", "sandbox", "bench_runtime")
+if not os.access(bench_runtime, os.X_OK):
+    sys.exit(f"{bench_runtime} not built: meson configure {build} -Dbench=true && ninja -C {build}")
 
 
 have_bwrap = shutil.which("bwrap") is not None

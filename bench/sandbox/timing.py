@@ -3,6 +3,7 @@ the bubblewrap command line used as the reference. Standard library only."""
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 # The reference the issue names: bubblewrap with every namespace Kiln's jail
@@ -25,10 +26,16 @@ def median_ms(argv, runs):
 
 def jail_floor(build_dir):
     """build_dir's jail-floor (jail_floor.c) when it can run here (root, a
-    cgroup v1 pids hierarchy), else None."""
+    cgroup v1 pids hierarchy), else None, saying why on stderr."""
     path = os.path.join(build_dir, "bench", "sandbox", "jail-floor")
-    usable = os.access(path, os.X_OK) and os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup/pids")
-    return path if usable else None
+    if not os.access(path, os.X_OK):
+        why = f"{path} not built (meson configure {build_dir} -Dbench=true)"
+    elif os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup/pids"):
+        why = "it needs root and a cgroup v1 pids hierarchy"
+    else:
+        return path
+    print(f"jail-floor left out: {why}", file=sys.stderr)
+    return None
 
 
 def netns_holder():
