@@ -20,7 +20,7 @@ constexpr unsigned kOpenTreeClone = 1;
 constexpr unsigned kAtRecursive = 0x8000;
 constexpr unsigned kMoveMountFEmptyPath = 0x4;
 constexpr unsigned long long kAttrRdonly = KILN_MOUNT_ATTR_RDONLY, kAttrNosuid = KILN_MOUNT_ATTR_NOSUID,
-                             kAttrNodev = KILN_MOUNT_ATTR_NODEV;
+                             kAttrNodev = KILN_MOUNT_ATTR_NODEV, kAttrNoexec = KILN_MOUNT_ATTR_NOEXEC;
 struct MountAttr {
     std::uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
