@@ -20,7 +20,7 @@ APT_PACKAGES=(
   musl-tools
 )
 
-log() { printf '==> %s\n' "$*" >&2; }
+log() { printf '==> [%s, %ss] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -78,6 +78,21 @@ run_tests() {
   # shellcheck disable=SC2046  # one target per word
   ninja -C build-fuzz $(tests/fuzz/run.sh --targets)
   tests/fuzz/run.sh build-fuzz "${KILN_FUZZ_SECONDS:-20}"
+  log "done in ${SECONDS}s"
+  summarize_suites build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+}
+
+# One closing line over both meson runs (each line of testlog.json is a test).
+summarize_suites() {
+  python3 - "$@" <<'PY'
+import json, sys
+counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for path in sys.argv[1:]:
+    for line in open(path):
+        result = json.loads(line).get("result", "FAIL")
+        counts["OK" if result == "OK" else "SKIP" if result == "SKIP" else "FAIL"] += 1
+print(f"{counts['OK']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
+PY
 }
 
 cmd=${1:-}
