@@ -34,6 +34,22 @@ constexpr const char* kMakeLinks =
     "except OSError as e:\n"
     "    print(n, errno.errorcode[e.errno])\n";
 
+// Options for workspaces under a scratch directory, with a session group
+// on the real runtime (root only: tmpfs and cgroups).
+tools::WorkspaceOptions root_options(const std::filesystem::path& root, sandbox::Runtime& rt) {
+    tools::WorkspaceOptions o;
+    o.root_dir = root.string() + "/ws";
+    o.size_bytes = 16ull << 20;
+    o.owner_uid = rt.capabilities().host_uid;
+    o.owner_gid = rt.capabilities().host_gid;
+    o.runtime = &rt;
+    return o;
+}
+
+std::filesystem::path scratch(const char* name) {
+    return std::filesystem::temp_directory_path() / (std::string(name) + "-" + std::to_string(::getpid()));
+}
+
 }  // namespace
 
 TEST_CASE("workspace: max_files bounds its inodes, and a session group holds their kernel memory (C007 T003)") {
@@ -43,14 +59,9 @@ TEST_CASE("workspace: max_files bounds its inodes, and a session group holds the
     }
     auto rt = sandbox::make_native_runtime(sandbox::NativeOptions{});
     REQUIRE_MESSAGE(rt, (rt ? "" : rt.error().what()));
-    auto root = std::filesystem::temp_directory_path() / ("kiln-quota-test-" + std::to_string(::getpid()));
-    tools::WorkspaceOptions o;
-    o.root_dir = root.string() + "/ws";
-    o.size_bytes = 16ull << 20;
+    auto root = scratch("kiln-quota-test");
+    tools::WorkspaceOptions o = root_options(root, **rt);
     o.max_files = 1000;
-    o.owner_uid = (*rt)->capabilities().host_uid;
-    o.owner_gid = (*rt)->capabilities().host_gid;
-    o.runtime = rt->get();
     o.session_memory_bytes = 256ull << 20;
     {
         tools::WorkspaceManager manager(o);
@@ -124,11 +135,8 @@ TEST_CASE("workspace: each session's jails run as host ids of their own, so per-
     }
     auto rt = sandbox::make_native_runtime(sandbox::NativeOptions{});
     REQUIRE_MESSAGE(rt, (rt ? "" : rt.error().what()));
-    auto root = std::filesystem::temp_directory_path() / ("kiln-ids-test-" + std::to_string(::getpid()));
-    tools::WorkspaceOptions o;
-    o.root_dir = root.string() + "/ws";
-    o.size_bytes = 16ull << 20;
-    o.runtime = rt->get();
+    auto root = scratch("kiln-ids-test");
+    tools::WorkspaceOptions o = root_options(root, **rt);
     o.session_memory_bytes = 1ull << 30;
     o.session_ids = std::make_shared<tools::HostIdPool>(0x70000000u, 4);
     {
