@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace kiln::sandbox::test {
@@ -19,6 +20,63 @@ bool must_work() {
 }
 
 bool is_root() { return ::geteuid() == 0; }
+
+namespace {
+std::map<std::string, std::string>& skipped_cases() {
+    static std::map<std::string, std::string> cases;
+    return cases;
+}
+
+std::string read_all(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool offers(const std::string& controllers_file, const std::vector<std::string>& wanted) {
+    std::istringstream in(read_all(controllers_file));
+    std::set<std::string> have;
+    for (std::string w; in >> w;) have.insert(w);
+    for (const auto& w : wanted)
+        if (!have.count(w)) return false;
+    return true;
+}
+}  // namespace
+
+bool not_applicable(const char* name, bool applies, const char* reason) {
+    if (!applies) skipped_cases()[name] = reason;
+    return !applies;
+}
+
+const char* skip_reason(const std::string& name) {
+    auto it = skipped_cases().find(name);
+    return it == skipped_cases().end() ? nullptr : it->second.c_str();
+}
+
+bool has_cgroup_v1_controllers() {
+    std::istringstream mounts(read_all("/proc/self/mounts"));
+    bool memory = false, pids = false;
+    for (std::string line; std::getline(mounts, line);) {
+        std::istringstream f(line);
+        std::string dev, dir, type, opts;
+        f >> dev >> dir >> type >> opts;
+        if (type != "cgroup") continue;
+        opts = "," + opts + ",";
+        memory = memory || opts.find(",memory,") != std::string::npos;
+        pids = pids || opts.find(",pids,") != std::string::npos;
+    }
+    return memory && pids;
+}
+
+bool has_cgroup_v2_controllers() {
+    std::istringstream mounts(read_all("/proc/self/mounts"));
+    for (std::string line; std::getline(mounts, line);) {
+        std::istringstream f(line);
+        std::string dev, dir, type;
+        f >> dev >> dir >> type;
+        if (type == "cgroup2" && offers(dir + "/cgroup.controllers", {"memory", "pids"})) return true;
+    }
+    return false;
+}
 
 Runtime& runtime() {
     static std::unique_ptr<Runtime> rt = [] {
@@ -50,13 +108,28 @@ ExecResult run_ok(const SandboxSpec& spec, const RunHooks& hooks) {
     return std::move(*r);
 }
 
-std::map<std::string, std::string> parse(const std::string& text) {
-    std::map<std::string, std::string> out;
+ExecResult run_probe(const SandboxSpec& spec, const RunHooks& hooks) {
+    ExecResult r = run_ok(spec, hooks);
+    REQUIRE_MESSAGE((r.exit_code == 0 && !r.signal), spec.argv.front() << " did not exit 0 (exit "
+                                                       << (r.exit_code ? std::to_string(*r.exit_code) : "none") << ", signal "
+                                                       << (r.signal ? std::to_string(*r.signal) : "none")
+                                                       << "); stderr: " << r.stderr_data);
+    return r;
+}
+
+const std::string& Report::operator[](const std::string& key) const {
+    auto it = values_.find(key);
+    if (it == values_.end()) FAIL("the report has no '" << key << "'");
+    return it->second;
+}
+
+Report parse(const std::string& text) {
+    Report out;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
         auto sp = line.find(' ');
         if (sp == std::string::npos) continue;
-        out[line.substr(0, sp)] = line.substr(sp + 1);
+        out.values_[line.substr(0, sp)] = line.substr(sp + 1);
     }
     return out;
 }

@@ -29,15 +29,21 @@ bool is_root();
         }                                                            \
     } while (0)
 
-// A test that applies only to some machines or modes (root-only, v2-only):
-// reports why it does not apply and returns, in CI as well.
-#define KILN_ONLY_IF(cond, reason)                         \
-    do {                                                   \
-        if (!(cond)) {                                     \
-            MESSAGE("not applicable: " << reason);         \
-            return;                                        \
-        }                                                  \
-    } while (0)
+// A test case that applies only to some machines or modes (root-only,
+// v1-only, v2-only), in CI as well. The condition is evaluated when the case
+// registers, so doctest counts the case as skipped, not passed, and the
+// skip reporter (main.cpp) prints its name with the reason.
+#define KILN_TEST_CASE_IF(name, applies, reason) \
+    TEST_CASE(name * doctest::skip(::kiln::sandbox::test::not_applicable(name, applies, reason)))
+
+// Records a case that does not apply here and returns true (skip it).
+bool not_applicable(const char* name, bool applies, const char* reason);
+// The reason a case was recorded as not applicable, or nullptr.
+const char* skip_reason(const std::string& name);
+
+// Host facts cheap enough to decide applicability at registration.
+bool has_cgroup_v1_controllers();  // memory and pids hierarchies mounted as v1
+bool has_cgroup_v2_controllers();  // a cgroup2 hierarchy offering memory and pids
 
 Runtime& runtime();
 std::string probe_path();
@@ -46,9 +52,23 @@ std::string kiln_path();
 // A spec that runs the probe with the given arguments.
 SandboxSpec probe_spec(std::vector<std::string> args);
 ExecResult run_ok(const SandboxSpec& spec, const RunHooks& hooks = {});
+// run_ok for a probe (or any program) that must exit 0: a crash, a
+// failed exec or an early exit is a failure, never an empty report.
+ExecResult run_probe(const SandboxSpec& spec, const RunHooks& hooks = {});
 
-// "key value" lines; repeated keys keep the last value.
-std::map<std::string, std::string> parse(const std::string& text);
+// "key value" lines; repeated keys keep the last value. Reading a key the
+// text does not have is a failure: a check on a probe's answer must not pass
+// because the probe said nothing.
+class Report {
+public:
+    const std::string& operator[](const std::string& key) const;
+    std::size_t count(const std::string& key) const { return values_.count(key); }
+
+private:
+    friend Report parse(const std::string& text);
+    std::map<std::string, std::string> values_;
+};
+Report parse(const std::string& text);
 std::vector<std::string> values_of(const std::string& text, const std::string& key);
 
 // Records the host state before a run and checks after it that nothing was

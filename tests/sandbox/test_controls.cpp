@@ -42,7 +42,7 @@ TEST_CASE("host capabilities are stated") {
 TEST_CASE("identity: unprivileged ids, no capabilities, no_new_privs, seccomp filter (C001 C006 C009)") {
     LeakCheck leaks;
     auto spec = probe_spec({"report"});
-    auto r = run_ok(spec);
+    auto r = run_probe(spec);
     REQUIRE(r.exit_code == 0);
     auto rep = parse(r.stdout_data);
     CHECK(rep["uid"] == "65534");
@@ -63,7 +63,7 @@ TEST_CASE("hygiene: only stdio fds, environment from the allowlist (C012 C013)")
     int extra = ::open("/dev/null", O_RDONLY);  // not CLOEXEC: must still not reach the jail
     auto spec = probe_spec({"report"});
     spec.env = {"FOO=bar", "LANG=C"};
-    auto r = run_ok(spec);
+    auto r = run_probe(spec);
     ::close(extra);
     ::unsetenv("KILN_TEST_SECRET");
     auto fds = values_of(r.stdout_data, "fd");
@@ -78,7 +78,7 @@ TEST_CASE("hygiene: only stdio fds, environment from the allowlist (C012 C013)")
 
 TEST_CASE("seccomp default profile: dangerous calls fail with EPERM (C006)") {
     LeakCheck leaks;
-    auto r = run_ok(probe_spec({"syscalls"}));
+    auto r = run_probe(probe_spec({"syscalls"}));
     REQUIRE(r.exit_code == 0);
     auto rep = parse([&] {
         std::string flat;
@@ -150,7 +150,7 @@ std::string answer_of(const std::map<std::string, std::string>& answers, const s
 // later kernels add, whatever is set above bit 31.
 TEST_CASE("seccomp default profile: sockets of AF_UNIX, AF_INET, AF_INET6 only, whatever the high bits say (C003 C006)") {
     LeakCheck leaks;
-    auto r = run_ok(probe_spec({"families"}));
+    auto r = run_probe(probe_spec({"families"}));
     REQUIRE(r.exit_code == 0);
     auto answers = family_answers(r.stdout_data);
     const std::set<unsigned long long> allowed = {AF_UNIX, AF_INET, AF_INET6};
@@ -173,7 +173,7 @@ TEST_CASE("seccomp strict profile: no socket of any family, whatever the high bi
     LeakCheck leaks;
     auto spec = probe_spec({"families"});
     spec.seccomp = SeccompProfile::Strict;
-    auto r = run_ok(spec);
+    auto r = run_probe(spec);
     REQUIRE(r.exit_code == 0);
     auto answers = family_answers(r.stdout_data);
     for (const ProbedCall& c : probed_calls()) {
@@ -186,11 +186,11 @@ TEST_CASE("seccomp strict profile: no socket of any family, whatever the high bi
 TEST_CASE("seccomp strict profile: no sockets, no new processes (C006)") {
     auto spec = probe_spec({"socket"});
     spec.seccomp = SeccompProfile::Strict;
-    CHECK(parse(run_ok(spec).stdout_data)["socket"] == "1");
+    CHECK(parse(run_probe(spec).stdout_data)["socket"] == "1");
     spec.argv = {kProbeInJail, "fork"};
-    CHECK(parse(run_ok(spec).stdout_data)["fork"] == "1");
+    CHECK(parse(run_probe(spec).stdout_data)["fork"] == "1");
     spec.seccomp = SeccompProfile::Default;
-    CHECK(parse(run_ok(spec).stdout_data)["fork"] == "0");
+    CHECK(parse(run_probe(spec).stdout_data)["fork"] == "0");
 }
 
 // The base filter is installed once, by kiln-init, and inherited; the
@@ -202,10 +202,10 @@ TEST_CASE("seccomp filters: the program inherits the base filter, pid 1 may not 
     spec.argv = {"/bin/sh", "-c",
                  "for i in $(seq 500); do grep -q 'Seccomp_filters:.2' /proc/1/status && break; sleep 0.01; done;"
                  "grep -h ^Seccomp_filters /proc/1/status /proc/self/status"};
-    CHECK(run_ok(spec).stdout_data == "Seccomp_filters:\t2\nSeccomp_filters:\t1\n");
+    CHECK(run_probe(spec).stdout_data == "Seccomp_filters:\t2\nSeccomp_filters:\t1\n");
     spec.seccomp = SeccompProfile::Strict;  // no fork: grep itself is the program
     spec.argv = {"/bin/grep", "-h", "^Seccomp_filters", "/proc/self/status"};
-    CHECK(run_ok(spec).stdout_data == "Seccomp_filters:\t2\n");
+    CHECK(run_probe(spec).stdout_data == "Seccomp_filters:\t2\n");
 }
 
 TEST_CASE("filesystem: read-only root, writable /tmp and /workspace only (C002 C012)") {
@@ -219,7 +219,7 @@ TEST_CASE("filesystem: read-only root, writable /tmp and /workspace only (C002 C
     for (const char* path : {"/usr/kiln-x", "/kiln-x", "/etc/passwd", "/etc/kiln-x", "/dev/kiln-x",
                              "/opt/kiln/probe", "/proc/sys/kernel/hostname", "/tmp/x", "/workspace/x"}) {
         spec.argv = {kProbeInJail, "write", path};
-        auto r = run_ok(spec);
+        auto r = run_probe(spec);
         std::string err = parse(r.stdout_data)["write"];
         err = err.substr(err.rfind(' ') + 1);
         if (expect_ok.count(path)) CHECK_MESSAGE(err == "0", path << ": errno " << err);
@@ -230,7 +230,7 @@ TEST_CASE("filesystem: read-only root, writable /tmp and /workspace only (C002 C
 }
 
 TEST_CASE("filesystem: the mount table is the allowlist, system binds read-only (C002)") {
-    auto r = run_ok(probe_spec({"mounts"}));
+    auto r = run_probe(probe_spec({"mounts"}));
     std::istringstream in(r.stdout_data);
     std::set<std::string> points;
     for (std::string line; std::getline(in, line);) {
@@ -274,7 +274,7 @@ TEST_CASE("/proc: kernel symbols, keys, config and timers are masked, the progra
     std::vector<std::string> args = {"read"};
     args.insert(args.end(), masked.begin(), masked.end());
     args.insert(args.end(), readable.begin(), readable.end());
-    auto r = run_ok(probe_spec(args));
+    auto r = run_probe(probe_spec(args));
     REQUIRE(r.exit_code == 0);
     auto answers = read_answers(r.stdout_data, {args.begin() + 1, args.end()});
     // Each exists where the kernel has it (kallsyms, config.gz and
@@ -293,7 +293,7 @@ TEST_CASE("/proc: kernel symbols, keys, config and timers are masked, the progra
         for (const auto& e : std::filesystem::directory_iterator(dir, ec)) entries.push_back(e.path().string());
     }
     if (entries.size() > 1) {
-        auto listed = run_ok(probe_spec(entries));
+        auto listed = run_probe(probe_spec(entries));
         REQUIRE(listed.exit_code == 0);
         auto seen = parse([&] {
             std::string flat;
@@ -314,7 +314,7 @@ TEST_CASE("host files planted in /etc and the home directory are invisible (C012
     std::string in_etc = "/etc/kiln-planted-" + std::to_string(::getpid());
     std::ofstream(in_home) << "secret\n";
     if (is_root()) std::ofstream(in_etc) << "secret\n";
-    auto r = run_ok(probe_spec({"exists", in_home, in_etc, "/etc/shadow", "/root", "/home", "/var", "/run",
+    auto r = run_probe(probe_spec({"exists", in_home, in_etc, "/etc/shadow", "/root", "/home", "/var", "/run",
                                 "/sys", "/etc/passwd", "/usr/bin/python3"}));
     std::remove(in_home.c_str());
     std::remove(in_etc.c_str());
@@ -343,8 +343,8 @@ TEST_CASE("network: the host's loopback and abstract sockets are unreachable (C0
     REQUIRE(::bind(unix_fd, reinterpret_cast<sockaddr*>(&u), ulen) == 0);
     REQUIRE(::listen(unix_fd, 4) == 0);
 
-    auto r1 = run_ok(probe_spec({"connect-tcp", std::to_string(port)}));
-    auto r2 = run_ok(probe_spec({"connect-abstract", name}));
+    auto r1 = run_probe(probe_spec({"connect-tcp", std::to_string(port)}));
+    auto r2 = run_probe(probe_spec({"connect-abstract", name}));
     CHECK(parse(r1.stdout_data)["connect"] != "0");
     CHECK(parse(r2.stdout_data)["connect"] != "0");
     CHECK(::accept(tcp.fd(), nullptr, nullptr) < 0);
@@ -366,8 +366,8 @@ int free_host_port() {
     return ntohs(a.sin_port);
 }
 
-TEST_CASE("network: runs joining one shared namespace share its loopback; other jails and the host do not (C003)") {
-    KILN_ONLY_IF(is_root(), "a shared network namespace needs a root server");
+KILN_TEST_CASE_IF("network: runs joining one shared namespace share its loopback; other jails and the host do not (C003)",
+                  is_root(), "a shared network namespace needs a root server") {
     LeakCheck leaks;
     auto ns = net::Namespace::create();
     REQUIRE_MESSAGE(ns.ok(), (ns.ok() ? "" : ns.error().what()));
@@ -391,7 +391,7 @@ TEST_CASE("network: runs joining one shared namespace share its loopback; other 
     REQUIRE(std::ifstream(ws.path() + "/ready").good());
 
     // Another jail in its own namespace, and the host, find nothing there.
-    CHECK(parse(run_ok(probe_spec({"connect-tcp", port})).stdout_data)["connect"] == std::to_string(ECONNREFUSED));
+    CHECK(parse(run_probe(probe_spec({"connect-tcp", port})).stdout_data)["connect"] == std::to_string(ECONNREFUSED));
     int host = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -403,7 +403,7 @@ TEST_CASE("network: runs joining one shared namespace share its loopback; other 
     // B: joins the same namespace and reaches A.
     SandboxSpec client = probe_spec({"connect-tcp", port});
     client.network_fd = (*ns)->fd();
-    CHECK(parse(run_ok(client).stdout_data)["connect"] == "0");
+    CHECK(parse(run_probe(client).stdout_data)["connect"] == "0");
     serving.join();
     REQUIRE(served->ok());
     CHECK((*served)->stdout_data == "accepted\n");
@@ -416,12 +416,12 @@ TEST_CASE("network: runs joining one shared namespace share its loopback; other 
                  "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                  "try:\n    fcntl.ioctl(s, 0x8914, struct.pack('16sH14x', b'lo', 0)); print('down')\n"
                  "except OSError as e:\n    print('errno', e.errno)\n"};
-    CHECK(run_ok(down).stdout_data == "errno 1\n");
+    CHECK(run_probe(down).stdout_data == "errno 1\n");
     leaks.verify();
 }
 
-TEST_CASE("a shared network namespace is refused to a rootless server, with the reason") {
-    KILN_ONLY_IF(!is_root(), "applies to a rootless server");
+KILN_TEST_CASE_IF("a shared network namespace is refused to a rootless server, with the reason",
+                  !is_root(), "applies to a rootless server") {
     SandboxSpec spec = probe_spec({"report"});
     spec.network_fd = 0;
     auto r = runtime().run(spec, {});
@@ -439,7 +439,7 @@ TEST_CASE("Landlock confines the program even where mounts would allow (C010)") 
                  "import os, stat\n"
                  "try:\n    os.mknod('/tmp/w', stat.S_IFCHR | 0o600, 0); print('made')\n"
                  "except OSError as e:\n    print('errno', e.errno)\n"};
-    auto r = run_ok(spec);
+    auto r = run_probe(spec);
     CHECK(r.exit_code == 0);
     CHECK(r.stdout_data == "errno 13\n");
 }

@@ -17,6 +17,26 @@ using namespace kiln::sandbox;
 using namespace kiln::sandbox::test;
 using std::chrono::milliseconds;
 
+namespace {
+// Where a cgroup2 hierarchy is mounted ("" when none is).
+std::string cgroup_v2_mount() {
+    std::ifstream in("/proc/self/mounts");
+    for (std::string dev, dir, type, rest; in >> dev >> dir >> type && std::getline(in, rest);)
+        if (type == "cgroup2") return dir;
+    return "";
+}
+// A test's manager sits on this process's kiln/<pid>, which is also the
+// shared runtime's subtree when both are of one version: the manager's
+// destructor would remove it under the runtime, and every jail test after
+// that would fail. Then the manager is left open.
+struct KeepSharedSubtree {
+    std::unique_ptr<cgroup::Manager>& m;
+    ~KeepSharedSubtree() {
+        if (m && m->kind() == runtime().capabilities().cgroup) (void)m.release();
+    }
+};
+}  // namespace
+
 TEST_CASE("stdin bytes are fed from memory") {
     auto spec = probe_spec({"cat"});
     spec.stdin_data.assign(300'000, 'x');
@@ -44,15 +64,20 @@ TEST_CASE("exit codes and signals come back as they are") {
 
 TEST_CASE("on_output streams and on_progress ticks") {
     auto spec = probe_spec({"sleep", "1"});
-    int ticks = 0;
+    // Ticks are due every 250 ms from the start of setup; a late tick does
+    // not bring the next one closer than that (how many there are depends on
+    // how long setup took, so the spacing is asserted, not the count).
+    std::vector<milliseconds> at;
     RunHooks hooks;
-    hooks.on_progress = [&](const Progress& p) {
-        ++ticks;
-        CHECK(p.elapsed >= milliseconds(0));
-    };
-    run_ok(spec, hooks);
-    CHECK(ticks >= 2);
-    CHECK(ticks <= 6);
+    hooks.on_progress = [&](const Progress& p) { at.push_back(p.elapsed); };
+    auto r = run_probe(spec, hooks);
+    REQUIRE(at.size() >= 2);
+    CHECK(at.front() >= milliseconds(250));
+    for (std::size_t i = 1; i < at.size(); ++i)
+        CHECK_MESSAGE(at[i] - at[i - 1] >= milliseconds(200), "tick " << i << " came " << (at[i] - at[i - 1]).count() << " ms after the last");
+    CHECK(at.back() <= std::chrono::duration_cast<milliseconds>(r.duration));
+    // Every 250 ms slot of the run that ended has its tick, give or take one.
+    CHECK(at.size() + 1 >= static_cast<std::size_t>(std::chrono::duration_cast<milliseconds>(r.duration) / milliseconds(250)));
     std::string seen;
     RunHooks out;
     out.on_output = [&](std::string_view chunk, bool is_stderr) {
@@ -208,25 +233,26 @@ TEST_CASE("a rootfs directory replaces the host binds") {
     CHECK(r.stdout_data.find("exists /usr/bin/python3 0") != std::string::npos);
 }
 
-TEST_CASE("reap_leftovers removes the cgroups of a crashed server") {
-    KILN_ONLY_IF(is_root(), "needs root: a rootless server has no cgroup v1 subtree");
+KILN_TEST_CASE_IF("reap_leftovers removes the cgroups of a crashed server (cgroup v1)",
+                  is_root() && has_cgroup_v1_controllers(), "needs root and cgroup v1 controllers") {
+    runtime();  // the shared runtime made kiln/<pid> in each hierarchy
+    std::string parent = "/sys/fs/cgroup/pids/kiln";
+    REQUIRE(std::filesystem::exists(parent));
     // A dead server's subtree: a pid that cannot be running (above pid_max).
-    std::string parent;
-    for (const auto& dir : {std::string("/sys/fs/cgroup/pids/kiln")}) {
-        if (std::filesystem::exists(dir)) parent = dir;
-    }
-    KILN_ONLY_IF(!parent.empty(), "no cgroup v1 pids hierarchy with a kiln subtree");
     std::string stale = parent + "/99999999";
     REQUIRE(::mkdir(stale.c_str(), 0755) == 0);
     REQUIRE(::mkdir((stale + "/run-7").c_str(), 0755) == 0);
     REQUIRE(reap_leftovers().ok());
     CHECK(!std::filesystem::exists(stale));
+    CHECK(std::filesystem::exists(parent + "/" + std::to_string(::getpid())));  // a live server's stays
 }
 
-TEST_CASE("cgroup v1 module: the child joins its run's groups itself, the spawning thread never does") {
-    KILN_ONLY_IF(is_root(), "needs root: a rootless server has no cgroup v1 subtree");
+KILN_TEST_CASE_IF("cgroup v1 module: the child joins its run's groups itself, the spawning thread never does",
+                  is_root() && has_cgroup_v1_controllers(), "needs root and cgroup v1 controllers") {
+    runtime();
     auto mgr = cgroup::open_v1(cgroup::HostView::read());
-    KILN_REQUIRE_HOST(mgr.ok(), (mgr.ok() ? "" : mgr.error().what()));
+    REQUIRE_MESSAGE(mgr.ok(), (mgr.ok() ? "" : mgr.error().what()));
+    KeepSharedSubtree keep{*mgr};
     auto group = (*mgr)->create("run-v1-spawn", Limits{});
     REQUIRE(group.ok());
     std::string before = thread_cgroups();
@@ -263,18 +289,15 @@ TEST_CASE("cgroup v1 module: the child joins its run's groups itself, the spawni
     CHECK(!std::filesystem::exists((*mgr)->root() + "/run-v1-spawn"));
 }
 
-TEST_CASE("cgroup v2 module: create, join, kill, remove on a controller-less hierarchy") {
+KILN_TEST_CASE_IF("cgroup v2 module: create, join, kill, remove on a controller-less hierarchy",
+                  is_root() && !cgroup_v2_mount().empty(), "needs root and a cgroup2 hierarchy") {
     // This host's only v2 hierarchy (/sys/fs/cgroup/unified) has no
     // controllers (they are bound to v1), which still exercises the v2 group
     // lifecycle: mkdir, cgroup.procs, cgroup.kill, cgroup.events, rmdir.
-    std::string base = "/sys/fs/cgroup/unified";
-    if (!std::filesystem::exists(base + "/cgroup.procs")) base = "/sys/fs/cgroup";
-    bool usable = ::access((base + "/cgroup.procs").c_str(), W_OK) == 0 &&
-                  std::filesystem::exists(base + "/cgroup.controllers");
-    KILN_ONLY_IF(is_root(), "needs root to write the v2 hierarchy");
-    KILN_REQUIRE_HOST(usable, "no writable cgroup v2 hierarchy");
+    std::string base = cgroup_v2_mount();
     auto mgr = cgroup::open_v2_at(base, {});
     REQUIRE_MESSAGE(mgr.ok(), (mgr.ok() ? "" : mgr.error().what()));
+    KeepSharedSubtree keep{*mgr};
     auto group = (*mgr)->create("run-v2-test", Limits{});
     REQUIRE(group.ok());
     // The child waits until it is in the group before forking, so both
@@ -326,20 +349,78 @@ TEST_CASE("cgroup v2 module: create, join, kill, remove on a controller-less hie
     CHECK((*born)->remove().ok());
 }
 
-TEST_CASE("cgroup v2 limits (only on hosts whose v2 hierarchy offers memory and pids)") {
-    // Applicable only where a v2 hierarchy has the controllers; on a v1 host
-    // (like the development VM, whose controllers are bound to v1) the limits
-    // are enforced through cgroup_v1.cpp instead, covered by the hostile tests.
+KILN_TEST_CASE_IF("cgroup v2 limits: memory, swap, pids and CPU quota are written to the run's group",
+                  is_root() && has_cgroup_v2_controllers(), "needs root and a cgroup v2 hierarchy offering memory and pids") {
+    // On a v1 host (like the development VM, whose controllers are bound to
+    // v1) the limits are enforced through cgroup_v1.cpp instead, covered by
+    // the hostile tests.
     auto mgr = cgroup::open_v2();
-    if (!mgr) {
-        MESSAGE("not applicable on this host: " << mgr.error().what());
-        return;
-    }
+    REQUIRE_MESSAGE(mgr.ok(), (mgr.ok() ? "" : mgr.error().what()));
+    KeepSharedSubtree keep{*mgr};
     auto group = (*mgr)->create("run-v2-limits", Limits{64ull << 20, 0.5, 16, milliseconds(1000), 1 << 20, 1 << 20});
     REQUIRE(group.ok());
-    std::ifstream mem((*mgr)->root() + "/run-v2-limits/memory.max");
-    std::string v;
-    mem >> v;
-    CHECK(v == std::to_string(64ull << 20));
+    auto first_word = [&](const std::string& file) {
+        std::ifstream in((*mgr)->root() + "/run-v2-limits/" + file);
+        std::string v;
+        in >> v;
+        return v;
+    };
+    CHECK(first_word("memory.max") == std::to_string(64ull << 20));
+    CHECK(first_word("pids.max") == "16");
+    if (std::filesystem::exists((*mgr)->root() + "/run-v2-limits/memory.swap.max")) CHECK(first_word("memory.swap.max") == "0");
+    if (std::filesystem::exists((*mgr)->root() + "/run-v2-limits/cpu.max")) CHECK(first_word("cpu.max") == "50000");
     CHECK((*group)->remove().ok());
+}
+
+// The reaping logic both versions share, on a fake tree: any host.
+TEST_CASE("cgroup leftovers: only subtrees of servers that are gone are reaped, their processes killed") {
+    TempDir fake;
+    const std::string kiln = fake.path() + "/kiln";
+    pid_t stray = ::fork();
+    if (stray == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    REQUIRE(stray > 0);
+    for (const std::string& dir : std::vector<std::string>{"", "/99999999", "/99999999/run-1", "/99999998", "/99999998/run-2", "/1", "/1/run-3",
+                                  "/not-a-pid", "/" + std::to_string(::getpid())})
+        std::filesystem::create_directories(kiln + dir);
+    // A stale run group with a process still in it (a crashed server's jail).
+    std::ofstream(kiln + "/99999998/run-2/cgroup.procs") << stray << "\n";
+    cgroup::reap_stale_in(kiln);
+    CHECK(!std::filesystem::exists(kiln + "/99999999"));
+    // The reaper killed it: it is reapable within 2 s, or it is killed here and that is a failure.
+    int status = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 200 && (got = ::waitpid(stray, &status, WNOHANG)) == 0; ++i) ::usleep(10'000);
+    if (got == 0) {
+        ::kill(stray, SIGKILL);
+        ::waitpid(stray, &status, 0);
+        FAIL_CHECK("the process in the stale group was left running");
+    } else {
+        CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+    }
+    CHECK(std::filesystem::exists(kiln + "/1/run-3"));  // pid 1 is running
+    CHECK(std::filesystem::exists(kiln + "/not-a-pid"));
+    CHECK(std::filesystem::exists(kiln + "/" + std::to_string(::getpid())));  // this server
+}
+
+// reap_stale_v2 finds kiln/ under this process's own v2 group and reaps
+// it, on a v2 hierarchy with or without controllers.
+KILN_TEST_CASE_IF("cgroup v2 leftovers: reap_stale_v2 removes a dead server's subtree",
+                  is_root() && !cgroup_v2_mount().empty(), "needs root and a cgroup2 hierarchy") {
+    std::ifstream own_file("/proc/self/cgroup");
+    std::string own = "/";
+    for (std::string line; std::getline(own_file, line);)
+        if (line.rfind("0::", 0) == 0) own = line.substr(3);
+    const std::string kiln = cgroup_v2_mount() + (own == "/" ? "" : own) + "/kiln";
+    ::mkdir(kiln.c_str(), 0755);
+    const std::string stale = kiln + "/99999999", live = kiln + "/1";  // pid 1 is running
+    REQUIRE(::mkdir(stale.c_str(), 0755) == 0);
+    REQUIRE(::mkdir((stale + "/run-7").c_str(), 0755) == 0);
+    REQUIRE(::mkdir(live.c_str(), 0755) == 0);
+    REQUIRE(cgroup::reap_stale_v2().ok());
+    CHECK(!std::filesystem::exists(stale));
+    CHECK(std::filesystem::exists(live));
+    ::rmdir(live.c_str());
 }

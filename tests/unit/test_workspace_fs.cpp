@@ -132,7 +132,13 @@ TEST_CASE("workspace manager: per-session dirs, quota when root, cleanup") {
         CHECK_FALSE(m.acquire("../evil").ok());
         REQUIRE(wsfs::write_file((*a)->dir_fd(), "f.txt", "a", {}).ok());
         CHECK_FALSE(wsfs::read_file((*b)->dir_fd(), "f.txt", 10).ok());
-        if (::geteuid() == 0) {
+        if (::geteuid() != 0) {
+            // The size quota is a tmpfs mount, which needs root; CI runs as
+            // root with KILN_MUST_WORK=1, where not checking it is a failure.
+            const char* must = std::getenv("KILN_MUST_WORK");
+            if (must && std::string(must) == "1") FAIL_CHECK("KILN_MUST_WORK=1 but the workspace size quota needs root");
+            else MESSAGE("SKIP: the workspace size quota (a tmpfs mount) needs root");
+        } else {
             CHECK((*a)->ram_backed());
             auto big = wsfs::write_file((*a)->dir_fd(), "big", std::string(2 << 20, 'x'), {});
             REQUIRE_FALSE(big.ok());
