@@ -16,6 +16,9 @@ constexpr const char* kNamespaceBudget =
 constexpr const char* kMountDenied =
     "the kernel refused a mount in the jail's namespace: a container or LSM policy (AppArmor, SELinux) may forbid "
     "mounts in user namespaces, or the source is a locked mount that may not be remounted";
+constexpr const char* kMountNests =
+    "a mount target or spec file lies below a file the spec binds or creates: give them paths that do not nest "
+    "under files";
 constexpr const char* kBindMissing = "the bind mount's source must exist on the host and be readable by the server";
 constexpr const char* kLandlockOff =
     "Landlock is disabled: add landlock to the lsm= boot parameter (the kernel needs CONFIG_SECURITY_LANDLOCK)";
@@ -47,6 +50,7 @@ const char* hint_for(kiln_hint hint, int err) noexcept {
         case KILN_HINT_BIND_SOURCE:
             return is_any(err, {ENOENT, ENOTDIR, EACCES, ELOOP}) ? kBindMissing : nullptr;
         case KILN_HINT_MOUNT:
+            if (err == ENOTDIR) return kMountNests;
             return is_any(err, {EPERM, EACCES}) ? kMountDenied : nullptr;
         case KILN_HINT_BUDGETS:
             return is_any(err, {EPERM, EACCES, EINVAL}) ? kNamespaceBudget : nullptr;

@@ -45,6 +45,7 @@ TEST_CASE("the hint table maps (step, errno) to what the operator should do") {
     CHECK(contains(hint(KILN_HINT_LANDLOCK, EOPNOTSUPP), "lsm="));
     CHECK(contains(hint(KILN_HINT_CGROUP, EACCES), "Delegate=yes"));
     CHECK(contains(hint(KILN_HINT_MOUNT, EPERM), "AppArmor"));
+    CHECK(contains(hint(KILN_HINT_MOUNT, ENOTDIR), "nest under files"));
     CHECK(contains(hint(KILN_HINT_BIND_SOURCE, ENOENT), "must exist on the host"));
     CHECK(contains(hint(KILN_HINT_RLIMIT, EPERM), "hard limit"));
     CHECK(contains(hint(KILN_HINT_CWD, ENOENT), "working directory"));
@@ -75,4 +76,21 @@ TEST_CASE("a child record becomes an Error without trusting its terminator") {
     plain.hint = KILN_HINT_PROCESS;
     CHECK(child_failure(plain).what() == std::string("sethostname kiln: jail setup failed in the child: ") +
                                              std::strerror(EIO));
+}
+
+TEST_CASE("a mount step that fails in the setup child names the step, errno and advice") {
+    LeakCheck leaks;
+    SandboxSpec spec;
+    spec.argv = {"/bin/true"};
+    // A directory bound below a file bound before it: the child's mkdir of
+    // the second target fails.
+    spec.mounts = {{"/etc/hostname", "/opt/kiln-f", false}, {"/etc", "/opt/kiln-f/etc", false}};
+    auto r = runtime().run(spec, {});
+    REQUIRE(!r.ok());
+    const std::string what = r.error().what();
+    CHECK(r.error().err == ENOTDIR);
+    CHECK_MESSAGE(contains(r.error().step, "mkdir "), what);
+    CHECK_MESSAGE(contains(r.error().step, "/opt/kiln-f/etc"), what);
+    CHECK_MESSAGE(contains(what, "do not nest under files: " + std::string(std::strerror(ENOTDIR))), what);
+    leaks.verify();
 }
