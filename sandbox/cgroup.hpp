@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "sandbox/child.hpp"
 #include "sandbox/runtime.hpp"
 
 namespace kiln::sandbox::cgroup {
@@ -110,6 +111,9 @@ pid_t clone_process(unsigned long flags, int cgroup_fd);
 // (a thread moving itself takes no global lock; see cgroup_v1.cpp).
 // Allocation-free; false with errno set on the first failure.
 bool join_self(const Group::Entry& entry) noexcept;
+// In the child, once born in its group: a cgroup namespace, so that the
+// jail sees its own group as "/" (C012).
+bool enter_namespace(ChildError& e) noexcept;
 // Kills and reaps a child that will not be used.
 void discard_child(pid_t pid);
 void kill_procs_in(const std::string& procs_file);

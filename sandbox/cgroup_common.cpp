@@ -75,12 +75,6 @@ Result<pid_t> Group::spawn_inside(const SpawnFn& spawn) {
     return pid;
 }
 
-bool join_self(const Group::Entry& entry) noexcept {
-    for (int fd : entry.tasks_fds)
-        if (fd >= 0 && ::write(fd, "0", 1) != 1) return false;
-    return true;
-}
-
 void discard_child(pid_t pid) {
     ::kill(pid, SIGKILL);
     while (::waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) {

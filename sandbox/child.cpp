@@ -13,8 +13,9 @@ std::size_t cstr_len(const char* s) noexcept {
     return n;
 }
 
-bool fail(ChildError& e, const char* what, const char* arg) noexcept {
+bool fail(ChildError& e, kiln_hint hint, const char* what, const char* arg) noexcept {
     e.err = errno;
+    e.hint = hint;
     std::size_t i = 0;
     auto append = [&](const char* s) {
         for (; s && *s && i + 1 < sizeof e.step; ++s) e.step[i++] = *s;

@@ -31,10 +31,39 @@ enum kiln_init_fd {
  * reports the program's status and exits (SIGKILL follows if it does not). */
 #define KILN_SIGNAL_END SIGUSR1
 
-/* Sent when a step fails: errno and "step argument" (NUL-terminated). */
+/* What kind of step failed, so that the server can tell the operator what
+ * to check next (sandbox/hints.cpp maps it and errno to advice): the child
+ * cannot format text of its own, it must not allocate. */
+enum kiln_hint {
+    KILN_HINT_NONE = 0,
+    KILN_HINT_CGROUP = 1,      /* joining the run's cgroup */
+    KILN_HINT_NAMESPACE = 2,   /* unshare of a namespace */
+    KILN_HINT_IDS = 3,         /* setgroups/setresuid/setresgid in the jail */
+    KILN_HINT_BIND_SOURCE = 4, /* opening a bind mount's host source */
+    KILN_HINT_MOUNT = 5,       /* building the jail's tree, pivot_root */
+    KILN_HINT_BUDGETS = 6,     /* the per-user namespace budgets (/proc/sys/user) */
+    KILN_HINT_PROCESS = 7,     /* prctl, hostname, descriptors of the setup */
+    KILN_HINT_NETWORK = 8,     /* the jail's loopback */
+    KILN_HINT_RLIMIT = 9,      /* setrlimit */
+    KILN_HINT_CAPS = 10,       /* dropping capabilities, no_new_privs */
+    KILN_HINT_LANDLOCK = 11,   /* building or entering the Landlock ruleset */
+    KILN_HINT_SECCOMP = 12,    /* loading the seccomp filters */
+    KILN_HINT_CWD = 13,        /* the program's working directory */
+    KILN_HINT_EXEC = 14,       /* exec of kiln-init or of the program; the last */
+};
+
+/* Sent when a step fails: errno, the kind of step (enum kiln_hint) and
+ * "step argument" (NUL-terminated). 244 bytes, one pipe write (atomic). */
 struct kiln_child_error {
     int err;
-    char step[240];
+    int hint;
+    char step[236];
 };
+
+#ifdef __cplusplus
+static_assert(sizeof(struct kiln_child_error) == 244, "the error record's layout is shared with kiln-init");
+#else
+_Static_assert(sizeof(struct kiln_child_error) == 244, "the error record's layout is shared with the server");
+#endif
 
 #endif

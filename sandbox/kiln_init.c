@@ -65,11 +65,12 @@ static void write_all(int fd, const void* data, size_t len) {
     }
 }
 
-/* Sends errno and "step arg" to the server, then exits. */
-static _Noreturn void report(const char* step, const char* arg) {
+/* Sends errno, the kind of step and "step arg" to the server, then exits. */
+static _Noreturn void report(enum kiln_hint hint, const char* step, const char* arg) {
     struct kiln_child_error e;
     memset(&e, 0, sizeof e);
     e.err = errno;
+    e.hint = hint;
     size_t i = 0;
     for (const char* s = step; *s && i + 1 < sizeof e.step; ++s) e.step[i++] = *s;
     if (arg && i + 2 < sizeof e.step) {
@@ -86,7 +87,7 @@ static void read_filter(int fd, struct sock_filter* insns, struct sock_fprog* pr
     for (;;) {
         ssize_t n = pread(fd, (char*)insns + got, cap - got, (off_t)got);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) report("read seccomp filter", which);
+        if (n < 0) report(KILN_HINT_SECCOMP, "read seccomp filter", which);
         if (n == 0 || got + (size_t)n == cap) {
             got += (size_t)n;
             break;
@@ -95,7 +96,7 @@ static void read_filter(int fd, struct sock_filter* insns, struct sock_fprog* pr
     }
     if (got == 0 || got % sizeof(struct sock_filter) != 0) {
         errno = EINVAL;
-        report("read seccomp filter", which);
+        report(KILN_HINT_SECCOMP, "read seccomp filter", which);
     }
     prog->len = (unsigned short)(got / sizeof(struct sock_filter));
     prog->filter = insns;
@@ -111,7 +112,7 @@ static _Noreturn void exec_program(const struct program_args* a) {
     const char* file = a->argv[0];
     if (strchr(file, '/')) {
         execve(file, a->argv, environ);
-        report("execve", file);
+        report(KILN_HINT_EXEC, "execve", file);
     }
     int saved = ENOENT;
     char path[4096];
@@ -130,7 +131,7 @@ static _Noreturn void exec_program(const struct program_args* a) {
         if (*dir == ':') ++dir;
     }
     errno = saved;
-    report("execve", file);
+    report(KILN_HINT_EXEC, "execve", file);
 }
 
 /* The program, on its own stack in our memory until its execve. */
@@ -142,10 +143,10 @@ static int program_main(void* arg) {
     for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, NULL); /* EINVAL for KILL/STOP: fine */
     sigset_t none;
     sigemptyset(&none);
-    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) report("sigprocmask", NULL);
-    if (chdir(a->cwd) != 0) report("chdir", a->cwd);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) report(KILN_HINT_PROCESS, "sigprocmask", NULL);
+    if (chdir(a->cwd) != 0) report(KILN_HINT_CWD, "chdir", a->cwd);
     /* Seccomp last: after it, even these calls could be refused. */
-    if (a->strict_filter && install_filter(a->strict_filter) != 0) report("seccomp", "no-new-process filter");
+    if (a->strict_filter && install_filter(a->strict_filter) != 0) report(KILN_HINT_SECCOMP, "seccomp", "no-new-process filter");
     exec_program(a);
 }
 
@@ -194,16 +195,16 @@ static _Noreturn void reap_until_program_exits(void) {
 int main(int argc, char** argv) {
     if (argc < 6 || strcmp(argv[4], "--") != 0 || (strcmp(argv[3], "default") != 0 && strcmp(argv[3], "strict") != 0)) {
         errno = EINVAL;
-        report("kiln-init", "usage: kiln-init CWD PATH_DIRS default|strict -- PROGRAM ARGS...");
+        report(KILN_HINT_NONE, "kiln-init", "usage: kiln-init CWD PATH_DIRS default|strict -- PROGRAM ARGS...");
     }
     /* 1. Nobody in the jail may read or write our memory through /proc. */
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) report("prctl", "PR_SET_DUMPABLE");
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) report(KILN_HINT_PROCESS, "prctl", "PR_SET_DUMPABLE");
     /* The program gets neither our status pipe nor, once it runs, the error pipe. */
-    if (fcntl(KILN_FD_EXEC_ERROR, F_SETFD, FD_CLOEXEC) != 0) report("fcntl", "exec error pipe");
-    if (fcntl(KILN_FD_STATUS, F_SETFD, FD_CLOEXEC) != 0) report("fcntl", "status pipe");
+    if (fcntl(KILN_FD_EXEC_ERROR, F_SETFD, FD_CLOEXEC) != 0) report(KILN_HINT_PROCESS, "fcntl", "exec error pipe");
+    if (fcntl(KILN_FD_STATUS, F_SETFD, FD_CLOEXEC) != 0) report(KILN_HINT_PROCESS, "fcntl", "status pipe");
     /* 2. Landlock, when the kernel has it (the setup leaves the fd closed otherwise). */
     if (fcntl(KILN_FD_LANDLOCK, F_GETFD) >= 0) {
-        if (syscall(SYS_landlock_restrict_self, KILN_FD_LANDLOCK, 0) != 0) report("landlock_restrict_self", NULL);
+        if (syscall(SYS_landlock_restrict_self, KILN_FD_LANDLOCK, 0) != 0) report(KILN_HINT_LANDLOCK, "landlock_restrict_self", NULL);
         close(KILN_FD_LANDLOCK);
     }
     struct sock_fprog base_filter, extra_filter;
@@ -212,11 +213,11 @@ int main(int argc, char** argv) {
     struct program_args a = {argv[1], argv[2], argv + 5, strcmp(argv[3], "strict") == 0 ? &extra_filter : NULL};
 
     /* 3. The base filter, for us and (inherited) the program. */
-    if (install_filter(&base_filter) != 0) report("seccomp", "base filter");
+    if (install_filter(&base_filter) != 0) report(KILN_HINT_SECCOMP, "seccomp", "base filter");
 
     /* 4. The program; we wait here until it has exec'd (or failed). */
     g_program = clone(program_main, g_program_stack + sizeof g_program_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
-    if (g_program < 0) report("clone", "program");
+    if (g_program < 0) report(KILN_HINT_PROCESS, "clone", "program");
     close(KILN_FD_EXEC_ERROR); /* the program's copy closed at its execve: the server sees EOF */
 
     /* 5. Init duties, under a filter that allows no new process, stacked

@@ -30,6 +30,7 @@
 
 #include "common/unique_fd.hpp"
 #include "sandbox/cgroup.hpp"
+#include "sandbox/hints.hpp"
 #include "sandbox/jail.hpp"
 #include "sandbox/net.hpp"
 #include "sandbox/runtime.hpp"
@@ -88,6 +89,15 @@ constexpr bool kSetupSharesMemory = true;
 #else
 constexpr bool kSetupSharesMemory = true;
 #endif
+
+// A failed clone into new namespaces, with what to check next (hints.hpp).
+Error clone_failure(Error e) {
+    if (e.step != "clone") return e;  // the cgroup failed before the clone
+    const char* hint = hint_for(KILN_HINT_NAMESPACE, e.err);
+    e.step = "clone new user, pid, mount, ipc and uts namespaces";
+    e.message = hint ? hint : "";
+    return e;
+}
 
 struct Pipe {
     UniqueFd read, write;
@@ -263,11 +273,11 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
     pid_t pid = -1;
     if (group_) {
         auto spawned = group_->spawn_inside(clone_jail);
-        if (!spawned) return spawned.error().wrap("starting the jail in its cgroup (new user, pid, mount, ipc and uts namespaces)");
+        if (!spawned) return clone_failure(spawned.error()).wrap("starting the jail in its cgroup");
         pid = *spawned;
     } else {
         pid = clone_jail(cgroup::Group::Entry{});
-        if (pid < 0) return sys_error("clone", "new user, pid, mount, ipc and uts namespaces");
+        if (pid < 0) return clone_failure(sys_error("clone"));
     }
     child_ = std::make_unique<ChildGuard>(pid);
     if (Status st = in_network.leave(); !st) return st;
@@ -323,16 +333,10 @@ void Run::feed_stdin() {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
-// A ChildError record from the setup or from kiln-init, as an Error.
-Error setup_failure(ChildError& e) {
-    e.step[sizeof e.step - 1] = '\0';
-    return make_error(e.step, "jail setup failed in the child", e.err);
-}
-
 std::optional<Error> Run::child_error() {
     ChildError e;
     ssize_t n = ::read(error_.read.get(), &e, sizeof e);
-    if (n == static_cast<ssize_t>(sizeof e)) return setup_failure(e);
+    if (n == static_cast<ssize_t>(sizeof e)) return child_failure(e);
     return std::nullopt;
 }
 
@@ -367,7 +371,7 @@ Status Run::wait_for_setup() {
     }
     setup_.read.reset();
     if (got != sizeof e) return {};
-    return setup_failure(e);
+    return child_failure(e);
 }
 
 // At the deadline or on cancellation. Once the program runs, kiln-init ends

@@ -21,8 +21,13 @@
 
 namespace kiln::sandbox::net {
 
-// In the setup child, in a fresh namespace: loopback up.
+// In the setup child: a fresh network namespace (made by the child, not the
+// clone, so that its set-up overlaps the parent writing the id maps) ...
+bool make_namespace(ChildError& e) noexcept;
+// ... with loopback up ...
 bool enter(ChildError& e) noexcept;
+// ... and the host name "kiln", in the jail's own uts namespace.
+bool name_host(ChildError& e) noexcept;
 
 class Namespace {
 public:

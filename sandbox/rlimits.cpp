@@ -29,18 +29,4 @@ Plan prepare(const Limits& limits, bool memory_by_rlimit, const ucounts::Plan& s
     return p;
 }
 
-bool enter(const Plan& plan, ChildError& e) noexcept {
-    for (std::size_t i = 0; i < plan.count; ++i) {
-        const Entry& en = plan.entries[i];
-        rlimit cur{};
-        if (::getrlimit(en.resource, &cur) != 0) return fail(e, "getrlimit", en.name);
-        // Never raise a limit the server itself runs under.
-        rlim_t v = en.value;
-        if (cur.rlim_max != RLIM_INFINITY && cur.rlim_max < v) v = cur.rlim_max;
-        rlimit lim{v, v};
-        if (::setrlimit(en.resource, &lim) != 0) return fail(e, "setrlimit", en.name);
-    }
-    return true;
-}
-
 }  // namespace kiln::sandbox::rlimits

@@ -6,9 +6,10 @@
 // google/nsjail; a Docker runtime will later sit behind the same interface.
 //
 // Errors: run() returns an Error only when the jail could not be set up
-// (structured: step, errno, message, sent from the child over the sync
-// pipe). A program that fails or crashes is a successful run whose
-// ExecResult carries exit_code or signal.
+// (structured: step, errno, and as message what the operator should check
+// next; a failure in the setup child or in kiln-init comes back as a fixed
+// record on an error pipe, sandbox/init_protocol.h). A program that fails
+// or crashes is a successful run whose ExecResult carries exit_code or signal.
 #pragma once
 
 #include <chrono>

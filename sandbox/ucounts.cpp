@@ -53,27 +53,4 @@ Plan prepare(unsigned max_runs) {
     return p;
 }
 
-bool open_files(const Plan& plan, Files& fds, ChildError& e) noexcept {
-    fds.fill(-1);
-    for (std::size_t i = 0; i < plan.count; ++i) {
-        const Sysctl& s = plan.sysctls[i];
-        fds[i] = ::open(s.path.c_str(), O_WRONLY | O_CLOEXEC);
-        // A kernel without this counter has nothing to bound.
-        if (fds[i] < 0 && errno != ENOENT) return fail(e, "open", s.path.c_str());
-    }
-    return true;
-}
-
-bool enter(const Plan& plan, Files& fds, ChildError& e) noexcept {
-    for (std::size_t i = 0; i < plan.count; ++i) {
-        if (fds[i] < 0) continue;
-        const Sysctl& s = plan.sysctls[i];
-        bool ok = write_all(fds[i], s.value.data(), s.value.size());
-        ::close(fds[i]);
-        fds[i] = -1;
-        if (!ok) return fail(e, "write", s.path.c_str());
-    }
-    return true;
-}
-
 }  // namespace kiln::sandbox::ucounts

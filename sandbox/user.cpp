@@ -58,14 +58,4 @@ Status own_namespaces_for_rootless_server() {
     return {};
 }
 
-bool enter(const Plan& plan, ChildError& e) noexcept {
-    // Supplementary groups inherited from a root server (gid 0 among them)
-    // must go. A rootless server cannot drop them: the kernel forbids it so
-    // that negative group ACLs keep working; they show as nogroup inside.
-    if (!plan.deny_setgroups && ::syscall(SYS_setgroups, 0, nullptr) != 0) return fail(e, "setgroups", "[]");
-    if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) return fail(e, "setresgid");
-    if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) return fail(e, "setresuid");
-    return true;
-}
-
 }  // namespace kiln::sandbox::user

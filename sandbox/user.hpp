@@ -26,6 +26,9 @@ struct Plan {
 Plan prepare(unsigned jail_uid, unsigned jail_gid, unsigned host_uid, unsigned host_gid, bool rootless);
 Status write_maps(pid_t child, const Plan& plan);
 bool enter(const Plan& plan, ChildError& e) noexcept;
+// In the child, after enter() (an id change clears it): SIGKILL when the
+// server thread that cloned it ends, so no jail outlives its server.
+bool die_with_server(ChildError& e) noexcept;
 
 // For a rootless server, before it starts any thread: a user namespace of
 // its own, with its uid and gid mapped to themselves, and a mount namespace

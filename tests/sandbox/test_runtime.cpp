@@ -114,6 +114,7 @@ TEST_CASE("setup failures are structured errors, not results") {
     REQUIRE(!r.ok());
     CHECK(r.error().step == "execve /no/such/program");
     CHECK(r.error().err == ENOENT);
+    CHECK_MESSAGE(r.error().message.find("must exist inside the jail") != std::string::npos, r.error().what());
     spec.argv = {"no-such-program-on-path"};
     r = runtime().run(spec, {});
     REQUIRE(!r.ok());
