@@ -185,7 +185,7 @@ private:
     }
 
     void env_dump(std::size_t i) {
-        out_.add("js.env-dump", "T005", Severity::Medium, t_[i], "uses the whole process.env, which may hold secrets",
+        out_.add("js.env-dump", "T005", Severity::High, t_[i], "uses the whole process.env, which may hold secrets",
                  "Read only the variables you need: process.env.NAME.");
         // {...process.env, X: 1} and env: process.env hand the environment
         // on to a child process, as build scripts do; they do not collect it.

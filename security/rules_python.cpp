@@ -265,7 +265,7 @@ private:
         bool iterated = (name == "os.environ.items" || name == "os.environ.keys" || name == "os.environ.values" ||
                          name == "os.environ.copy");
         if (!(whole && !w_.is(end, "[")) && !iterated) return;
-        out_.add("py.env-dump", "T005", Severity::Medium, t_[i],
+        out_.add("py.env-dump", "T005", Severity::High, t_[i],
                  "reads the whole environment (" + std::string(name) + "), which may hold secrets",
                  "Read only the variables you need with os.environ.get('NAME').");
         if (!hands_env_on(name, i)) out_.note_secret_read(t_[i], "the whole environment");
@@ -649,7 +649,7 @@ private:
                 sizes = true;
         }
         if (sizes)
-            out_.add("py.huge-allocation", "T003", Severity::Medium, t_[i],
+            out_.add("py.huge-allocation", "T003", Severity::High, t_[i],
                      "allocation or loop sized " + std::string(s) + (w_.is(i + 1, "**") ? "**" + std::string(t_[i + 2].text) : ""),
                      "Size data to what the task needs; the sandbox's memory limit will kill the run.");
     }

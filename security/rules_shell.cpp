@@ -345,7 +345,7 @@ private:
         if (name == "env" || name == "printenv" || (name == "export" && has_arg(c, ni + 1, {"-p"})) ||
             (name == "set" && c.words.size() == ni + 1) || (name == "declare" && has_arg(c, ni + 1, {"-x", "-p"}))) {
             out_.note_secret_read(at, "the whole environment");
-            return out_.add("sh.env-dump", "T005", Severity::Medium, at, std::string(name) + " dumps the environment",
+            return out_.add("sh.env-dump", "T005", Severity::High, at, std::string(name) + " dumps the environment",
                             "Read only the variables you need, e.g. \"$HOME\".");
         }
         if (name == "rm") return rm(c, ni, at);

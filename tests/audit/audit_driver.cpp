@@ -1,6 +1,6 @@
 // Drives the audit library from outside the test process.
 //   audit_driver append PATH COUNT PAD [ROTATE_BYTES]  appends COUNT records
-//       (fsync always) of PAD bytes each, printing "SEQ I" once each append
+//       (fsync always, or $KILN_AUDIT_DRIVER_FSYNC) of PAD bytes each, printing "SEQ I" once each append
 //       returns; the kill -9 test kills it mid-burst, the writers test runs
 //       several at once
 //   audit_driver verify PATH            prints the verifier's verdict on the
@@ -24,7 +24,9 @@ namespace {
 int append(const std::string& path, long count, std::size_t pad, std::uint64_t rotate_bytes) {
     kiln::AuditConfig cfg;
     cfg.path = path;
-    cfg.fsync = "always";
+    // The power-cut test runs a control with "never" to show it can tell.
+    const char* mode = std::getenv("KILN_AUDIT_DRIVER_FSYNC");
+    cfg.fsync = mode ? mode : "always";
     cfg.rotate_bytes = rotate_bytes;
     auto log = kiln::audit::AuditLog::open(cfg);
     if (!log) {

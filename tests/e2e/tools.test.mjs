@@ -2,7 +2,8 @@
 // TypeScript SDK client over stdio: a real kiln serve, a real jail.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -16,6 +17,8 @@ const stateDir = mkdtempSync(join(tmpdir(), 'kiln-e2e-tools-'));
 
 // Every server shares one state dir and one audit chain, as two editor
 // windows launching Kiln with the default configuration would.
+// Each client's server process, to check how it ended after close().
+const serverOf = new Map();
 async function connect({ elicit = null, name = 'e2e-tools', config = [] } = {}) {
   const transport = new StdioClientTransport({
     command: KILN,
@@ -26,15 +29,56 @@ async function connect({ elicit = null, name = 'e2e-tools', config = [] } = {}) 
   const client = new Client({ name, version: '1.0.0' }, { capabilities });
   if (elicit) client.setRequestHandler(ElicitRequestSchema, elicit);
   await client.connect(transport);
+  serverOf.set(client, transport._process);
   return client;
 }
+
+// close() ends the server's stdin; a clean shutdown is exit 0 without the
+// SIGTERM the SDK sends to a server still alive 2 s later.
+async function closeCleanly(c) {
+  const proc = serverOf.get(c);
+  await c.close();
+  if (proc.exitCode === null && proc.signalCode === null) await new Promise((res) => proc.once('exit', res));
+  assert.equal(proc.signalCode, null, 'the server ended on its own, not by signal');
+  assert.equal(proc.exitCode, 0, 'the server exits 0 after the client closes');
+}
+
+// The records of one call, through the CLI an operator would use.
+function auditShow(...args) {
+  const r = spawnSync(KILN, ['--set', `server.state_dir=${stateDir}`, 'audit', 'show', '--json', ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+// Checks that audit_id names this call's tool_call record (seq and hash
+// prefix) and that every later record of the call carries it as call_id.
+// Returns the call's records by event.
+function callRecords(auditId, { tool, code }) {
+  const m = /^(\d+)-([0-9a-f]{12})$/.exec(auditId);
+  assert.ok(m, `audit_id ${auditId} is <seq>-<12 hex>`);
+  const recs = auditShow('--id', auditId);
+  const call = recs.find((r) => r.event === 'tool_call');
+  assert.ok(call, `no tool_call record for ${auditId}: ${JSON.stringify(recs)}`);
+  assert.equal(call.seq, Number(m[1]));
+  assert.ok(call.hash.startsWith(m[2]), 'the id carries the record\'s hash prefix');
+  assert.equal(call.tool, tool);
+  if (code !== undefined) assert.equal(call.code, code);
+  const later = recs.filter((r) => r !== call);
+  for (const r of later) assert.equal(r.call_id, auditId, `${r.event} record carries the call's id`);
+  const by = {};
+  for (const r of later) by[r.event] = r;
+  return by;
+}
+
+// audit_ids of calls checked at the end against the log.
+const logged = {};
 
 const text = (r) => r.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
 
 let client;
 before(async () => { client = await connect(); });
 after(async () => {
-  await client?.close();
+  if (client) await closeCleanly(client);
   rmSync(stateDir, { recursive: true, force: true });
 });
 
@@ -55,18 +99,16 @@ test('the tool list holds the agent tools with schemas', async () => {
 test('write a file, run code that reads it and writes another, list, read back', async () => {
   let r = await client.callTool({ name: 'write_file', arguments: { path: 'data/in.txt', content: 'hello kiln\n' } });
   assert.equal(r.isError, false, text(r));
-  r = await client.callTool({
-    name: 'run_code',
-    arguments: {
-      language: 'python',
-      code: "import pathlib\ns = pathlib.Path('data/in.txt').read_text()\nprint(s.upper(), end='')\npathlib.Path('out.txt').write_text(s[::-1])\n",
-    },
-  });
+  const code = "import pathlib\ns = pathlib.Path('data/in.txt').read_text()\nprint(s.upper(), end='')\npathlib.Path('out.txt').write_text(s[::-1])\n";
+  r = await client.callTool({ name: 'run_code', arguments: { language: 'python', code } });
   assert.equal(r.isError, false, text(r));
   assert.equal(r.structuredContent.exit_code, 0);
   assert.equal(r.structuredContent.stdout, 'HELLO KILN\n');
   assert.equal(r.structuredContent.decision, 'allow');
-  assert.match(r.structuredContent.audit_id, /.+/);
+  const recs = callRecords(r.structuredContent.audit_id, { tool: 'run_code', code });
+  assert.equal(recs.decision?.decision, 'allow');
+  assert.equal(recs.execution?.result.exit_code, 0);
+  assert.equal(recs.execution?.result.stdout_bytes, 'HELLO KILN\n'.length);
   assert.match(text(r), /^exit 0/);
   r = await client.callTool({ name: 'list_files', arguments: { recursive: true } });
   const paths = r.structuredContent.entries.map((e) => e.path);
@@ -108,6 +150,7 @@ test('a dangerous call is denied with findings, and nothing runs', async () => {
   assert.equal(r.structuredContent.decision, 'deny');
   assert.ok(r.structuredContent.findings.some((f) => f.threat === 'T005'), JSON.stringify(r.structuredContent.findings));
   assert.equal(r.structuredContent.exit_code, null);
+  logged.denied = r.structuredContent.audit_id;
   const l = await client.callTool({ name: 'list_files', arguments: {} });
   assert.ok(!l.structuredContent.entries.some((e) => e.path === 'ran'));
 });
@@ -130,7 +173,8 @@ test('an attack signature is not mitigated away: loading a kernel module is refu
 test('assess_code returns the validator contract and runs nothing', async () => {
   const r = await client.callTool({ name: 'assess_code', arguments: { language: 'python', code: "import os\nos.system(input())\n" } });
   assert.equal(r.isError, false);
-  assert.ok(['allow', 'ask', 'deny'].includes(r.structuredContent.decision));
+  // High risk (a command from input): balanced asks.
+  assert.equal(r.structuredContent.decision, 'ask');
   assert.ok(r.structuredContent.findings.some((f) => f.threat === 'T002'));
   assert.equal(r.structuredContent.threats.length, 5);
 });
@@ -165,7 +209,8 @@ test('approval through elicitation: approve once runs the code', async () => {
     assert.equal(asked.length, 1, 'the user was asked once');
     assert.equal(r.structuredContent.decision, 'approved', text(r));
     assert.equal(r.structuredContent.stdout, 'approved\n');
-  } finally { await c.close(); }
+    logged.approved = r.structuredContent.audit_id;
+  } finally { await closeCleanly(c); }
 });
 
 test('without elicitation, ask falls back to deny and says how to approve', async () => {
@@ -202,17 +247,44 @@ test('progress notifications arrive during a long run', async () => {
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i] > seen[i - 1]);
 });
 
+// The jail's program is found by a number no other process has in its
+// command line; a server with one call slot must have freed it.
+const procsWith = (marker) => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+  try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker); } catch { return false; }
+});
+async function waitFor(pred, ms) {
+  const until = Date.now() + ms;
+  while (!pred() && Date.now() < until) await new Promise((res) => setTimeout(res, 25));
+  return pred();
+}
+
 test('cancellation kills the jail at once', async () => {
-  const ac = new AbortController();
-  const start = Date.now();
-  const p = client.callTool({ name: 'run_code', arguments: { language: 'python', code: 'import time\ntime.sleep(60)\n', timeout_seconds: 60 } },
-    undefined, { signal: ac.signal });
-  setTimeout(() => ac.abort('test cancel'), 700);
-  await assert.rejects(p);
-  // The server is free again: a quick run answers promptly.
-  const r = await client.callTool({ name: 'run_command', arguments: { command: 'echo after' } });
-  assert.equal(r.structuredContent.stdout, 'after\n');
-  assert.ok(Date.now() - start < 30000);
+  const c = await connect({ name: 'e2e-cancel', config: ['--set', 'server.max_inflight_calls=1'] });
+  try {
+    const marker = `61.${process.pid}${Date.now() % 100000}`;
+    const ac = new AbortController();
+    const p = c.callTool({ name: 'run_command', arguments: { command: `exec sleep ${marker}`, timeout_seconds: 90 } },
+      undefined, { signal: ac.signal });
+    p.catch(() => {});
+    assert.ok(await waitFor(() => procsWith(marker).length > 0, 15000), 'the jail\'s sleep never started');
+    const cancelled = Date.now();
+    ac.abort('test cancel');
+    await assert.rejects(p);
+    assert.ok(await waitFor(() => procsWith(marker).length === 0, 2000),
+      `the jail's program still runs 2 s after the cancellation: pids ${procsWith(marker)}`);
+    // The one slot is free again within the same bound: a second call runs
+    // (a refusal names server.max_inflight_calls; teardown may still be
+    // finishing for a moment after the program died).
+    let r;
+    for (;;) {
+      r = await c.callTool({ name: 'run_command', arguments: { command: 'echo after' } });
+      if (!/max_inflight_calls/.test(text(r)) || Date.now() - cancelled > 2000) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(r.isError, false, text(r));
+    assert.equal(r.structuredContent.stdout, 'after\n');
+    assert.ok(Date.now() - cancelled < 5000, `${Date.now() - cancelled} ms from cancel to the next answer`);
+  } finally { await closeCleanly(c); }
 });
 
 test('traversal attempts fail on every file tool', async () => {
@@ -243,7 +315,7 @@ test('two sessions cannot see each other\'s files', async () => {
     assert.equal(r.isError, true);
     r = await other.callTool({ name: 'run_command', arguments: { command: 'ls -A /workspace; cat /workspace/mine.txt 2>&1; true' } });
     assert.doesNotMatch(r.structuredContent.stdout, /secret/);
-  } finally { await other.close(); }
+  } finally { await closeCleanly(other); }
 });
 
 test('runs of one session share a loopback (root server); another session never reaches it', async () => {
@@ -271,7 +343,7 @@ test('runs of one session share a loopback (root server); another session never 
     r = await listening;
     assert.equal(r.structuredContent.stdout, shared ? 'accepted\n' : 'nobody came\n');
     await client.callTool({ name: 'delete_file', arguments: { path: 'listening' } });
-  } finally { await other.close(); }
+  } finally { await closeCleanly(other); }
 });
 
 test('bad input names the field and the allowed range', async () => {
@@ -293,8 +365,20 @@ test('resources: policy, threat model, recent audit', async () => {
   const tm = JSON.parse((await client.readResource({ uri: 'kiln://threat-model' })).contents[0].text);
   assert.equal(tm.threats.length, 5);
   assert.equal(tm.controls.length, 13);
+  // The call just made is among this session's recent records, without its code.
+  const r = await client.callTool({ name: 'run_command', arguments: { command: 'echo recent' } });
+  const id = r.structuredContent.audit_id;
   const recent = JSON.parse((await client.readResource({ uri: 'kiln://audit/recent' })).contents[0].text);
-  assert.ok(recent.length > 0);
+  assert.ok(recent.length > 0 && recent.length <= 50, `${recent.length} records`);
+  // The resource holds the fields as logged, without seq: the call's later
+  // records carry its id, its tool_call is the one just before them.
+  const exec = recent.findIndex((x) => x.event === 'execution' && x.call_id === id);
+  assert.ok(exec > 0, `the call ${id} is not in kiln://audit/recent`);
+  const call = recent.slice(0, exec).findLast((x) => x.event === 'tool_call');
+  assert.equal(call?.tool, 'run_command');
+  assert.ok(!('code' in call), 'code is omitted');
+  assert.equal(recent[recent.length - 1], recent[exec], 'the newest record is last');
+  assert.ok(recent.every((x) => x.session_id === call.session_id), 'only this session\'s records');
 });
 
 test('when a server ends, its workspaces are gone and the others stay', async () => {
@@ -303,7 +387,7 @@ test('when a server ends, its workspaces are gone and the others stay', async ()
   const root = join(stateDir, 'workspaces');
   const before = readdirSync(root);
   assert.equal(before.length, 2, `one workspace directory per live server: ${before}`);
-  await c.close();
+  await closeCleanly(c);
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(readdirSync(root).length, 1);
   const mounts = (await import('node:fs')).readFileSync('/proc/self/mounts', 'utf8');
@@ -311,7 +395,6 @@ test('when a server ends, its workspaces are gone and the others stay', async ()
 });
 
 test('every call above left an intact audit chain', async () => {
-  const { spawnSync } = await import('node:child_process');
   const v = spawnSync(KILN, ['--set', `server.state_dir=${stateDir}`, 'audit', 'verify'], { encoding: 'utf8' });
   assert.equal(v.status, 0, v.stdout + v.stderr);
   const show = spawnSync(KILN, ['--set', `server.state_dir=${stateDir}`, 'audit', 'show', '--json', '--event', 'execution'], { encoding: 'utf8' });
@@ -319,6 +402,14 @@ test('every call above left an intact audit chain', async () => {
   const execs = show.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.ok(execs.some((r) => r.result?.timed_out === true), 'the timeout is in the log');
   assert.ok(execs.some((r) => r.result?.cancelled === true), 'the cancellation is in the log');
+  // The denied call: its decision, and nothing ran.
+  let recs = callRecords(logged.denied, { tool: 'run_code' });
+  assert.equal(recs.decision?.decision, 'deny');
+  assert.equal(recs.execution, undefined, 'a denied call has no execution record');
+  // The approved call: asked, approved by the user, then run.
+  recs = callRecords(logged.approved, { tool: 'run_code' });
+  assert.equal(recs.decision?.decision, 'approved');
+  assert.equal(recs.execution?.result.exit_code, 0);
 });
 
 // The limits kiln://policy shows are the ones a run's jail gets, for every
@@ -345,7 +436,7 @@ test('every policy preset reaches the jail through kiln serve', async () => {
       assert.match(inside, new RegExp(`Max processes +${want.pids + 1} `), `${preset}: ${inside}`);
       assert.match(inside, want.seccomp === 'strict' ? /Seccomp_filters:\t2\n/ : /Seccomp_filters:\t1\n/, preset);
     } finally {
-      await c.close();
+      await closeCleanly(c);
     }
   }
 });

