@@ -21,9 +21,11 @@
 namespace kiln::security::detail {
 
 // Where the data of a command built at run time comes from, in order of
-// concern: code the program computed, a file, the environment, the user or
-// caller (stdin, argv), the network.
-enum class DataSource { Computed, File, Environment, Input, Network };
+// concern: code the program computed, a file, the environment, a name the
+// code never defines (its value comes from outside the code shown, e.g. an
+// earlier call in the same interpreter), the user or caller (stdin, argv),
+// the network.
+enum class DataSource { Computed, File, Environment, Unbound, Input, Network };
 
 const char* describe(DataSource s);
 
@@ -88,6 +90,9 @@ public:
     // language's safer form, as the hint.
     void dynamic_command(const char* rule, std::string_view wrapping, DataSource source, DynamicPart part,
                          const Token& call, const char* safer);
+    // A network call at `call` whose payload holds `source` data: file
+    // contents or the environment sent out is an exfil.data finding.
+    void sends_data(std::string_view call_name, DataSource source, const Token& call);
 
     const Policy& policy() const { return policy_; }
     std::vector<Finding>& list() { return list_; }
@@ -200,6 +205,11 @@ private:
 // says otherwise.
 DataSource data_source(std::span<const Token> tokens, std::size_t begin, std::size_t end,
                        const NameMap<DataSource>& markers);
+
+// The first token after a call's first argument (the one after its first
+// top-level comma), or `close` when it has one argument: what a network call
+// sends, past the address it sends to.
+std::size_t after_first_argument(std::span<const Token> tokens, std::size_t open, std::size_t close);
 
 // Words joined into one shell command line, each quoted when the shell
 // would otherwise split or expand it: ["sh", "-c", "a | b"] -> sh -c 'a | b'.

