@@ -1,5 +1,6 @@
-#!/bin/sh
-# Runs every fuzz target for the same bounded time.
+#!/usr/bin/env bash
+# Runs every fuzz target for the same bounded time, as many at once as there
+# are CPUs (each libFuzzer process uses one).
 #   tests/fuzz/run.sh BUILD_DIR [SECONDS_PER_TARGET]   (default 20)
 #   tests/fuzz/run.sh --targets      the ninja targets to build first
 # BUILD_DIR must be configured with CXX=clang++ and -Dfuzz=true. Seeds: the
@@ -16,6 +17,7 @@ if [ "${1:-}" = --targets ]; then
 fi
 build=${1:?usage: tests/fuzz/run.sh BUILD_DIR [SECONDS]}
 seconds=${2:-20}
+jobs=$(nproc)
 here=$(cd "$(dirname "$0")" && pwd)
 validator_corpus="$here/../validator"
 artifacts="$build/fuzz-artifacts"
@@ -33,25 +35,48 @@ copy_seeds() {  # TARGET DIR
     done
 }
 
-status=0
+# One target, its report printed whole when it ends (so parallel runs do not
+# interleave); the exit status says whether it found a crash.
+fuzz_one() {  # NAME MAX_LEN
+    local name=$1 max_len=$2 bin="$build/tests/fuzz/fuzz_$1" work status=0
+    work=$(mktemp -d)
+    copy_seeds "$name" "$work"
+    local seeds
+    seeds=$(ls "$work" | wc -l)
+    "$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$artifacts/$name-" -print_final_stats=1 "$work" 2>"$build/fuzz-$name.log" || status=1
+    {
+        echo "== fuzz_$name for ${seconds}s (seeds: $seeds)"
+        if [ $status -ne 0 ]; then
+            echo "fuzz_$name FAILED; see $build/fuzz-$name.log and $artifacts/"
+            tail -n 40 "$build/fuzz-$name.log"
+        fi
+        grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|cov:" "$build/fuzz-$name.log" | tail -n 3
+    } >&2
+    rm -rf "$work"
+    return $status
+}
+
 for entry in $targets; do
-    name=${entry%%:*}
-    max_len=${entry#*:}
-    bin="$build/tests/fuzz/fuzz_$name"
+    bin="$build/tests/fuzz/fuzz_${entry%%:*}"
     if [ ! -x "$bin" ]; then
         echo "run.sh: $bin missing: CXX=clang++ meson setup $build -Dfuzz=true && ninja -C $build" >&2
         exit 2
     fi
-    work=$(mktemp -d)
-    copy_seeds "$name" "$work"
-    echo "== fuzz_$name for ${seconds}s (seeds: $(ls "$work" | wc -l))"
-    if ! "$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
-            -artifact_prefix="$artifacts/$name-" -print_final_stats=1 "$work" 2>"$build/fuzz-$name.log"; then
-        echo "fuzz_$name FAILED; see $build/fuzz-$name.log and $artifacts/" >&2
-        tail -n 40 "$build/fuzz-$name.log" >&2
-        status=1
+done
+
+status=0
+running=0
+for entry in $targets; do
+    if [ $running -ge "$jobs" ]; then
+        wait -n || status=1
+        running=$((running - 1))
     fi
-    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|cov:" "$build/fuzz-$name.log" | tail -n 3
-    rm -rf "$work"
+    fuzz_one "${entry%%:*}" "${entry#*:}" &
+    running=$((running + 1))
+done
+while [ $running -gt 0 ]; do
+    wait -n || status=1
+    running=$((running - 1))
 done
 exit $status
