@@ -400,7 +400,7 @@ std::string to_table(const Report& r) {
     for (const auto& t : r.threats) {
         out << t.id << "  score " << t.score << " (" << threat_model::to_string(t.level) << ")  " << t.name << ": "
             << threat_model::weight(t.impact) << " x " << threat_model::weight(t.probability)
-            << (t.mitigated ? " x 0.3, every control in force" : " x 1, missing:");
+            << (t.mitigated ? " x 0.3, every control in force" : " x 1, not in force:");
         for (const auto& c : t.missing_controls) out << " " << c;
         out << "\n";
     }
