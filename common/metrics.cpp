@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 
 namespace kiln::metrics {
@@ -24,6 +25,10 @@ std::string escape_help(const std::string& text) {
         else out += c;
     }
     return out;
+}
+
+bool strictly_increasing(std::span<const double> bounds) {
+    return std::adjacent_find(bounds.begin(), bounds.end(), std::greater_equal<>()) == bounds.end();
 }
 
 constexpr const char* type_name(Type t) {
@@ -108,9 +113,7 @@ std::string format_value(double value) {
 Histogram::Histogram(std::span<const double> upper_bounds)
     : bounds_(upper_bounds.begin(), upper_bounds.end()),
       buckets_(new std::atomic<std::uint64_t>[upper_bounds.size() + 1]) {
-    if (!std::is_sorted(bounds_.begin(), bounds_.end()) ||
-        std::adjacent_find(bounds_.begin(), bounds_.end()) != bounds_.end())
-        throw std::logic_error("histogram bounds must increase strictly");
+    if (!strictly_increasing(bounds_)) throw std::logic_error("histogram bounds must increase strictly");
     for (std::size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0, std::memory_order_relaxed);
 }
 
@@ -150,7 +153,8 @@ Family<M>::Family(std::string name, std::string help, std::vector<std::string> l
     for (const auto& l : label_names_)
         if (!valid_name(l, false) || l.rfind("__", 0) == 0 || (type_of<M>() == Type::Histogram && l == "le"))
             throw std::logic_error("metric " + name_ + ": label name '" + l + "' is not valid");
-    if (type_of<M>() == Type::Histogram && bounds_.empty()) throw std::logic_error("histogram " + name_ + " has no buckets");
+    if (type_of<M>() == Type::Histogram && (bounds_.empty() || !strictly_increasing(bounds_)))
+        throw std::logic_error("histogram " + name_ + ": bucket bounds must be given and increase strictly");
 }
 
 template <class M>
