@@ -26,6 +26,10 @@ struct ServerConfig {
     std::string log_level = "info";
     std::string state_dir;          // default: $XDG_STATE_HOME/kiln or /var/lib/kiln
     bool test_tools = false;        // registers diagnostic tools for the e2e tests
+    // GET /metrics on the HTTP transport (server/metrics_endpoint.hpp),
+    // guarded by the bearer token in metrics_token_file when set.
+    bool metrics_enabled = true;
+    std::string metrics_token_file;
 };
 
 struct SandboxConfig {
@@ -119,5 +123,8 @@ void config_finalize(Config& config);
 std::string config_to_yaml(const Config& config);
 // Names of all keys, in schema order.
 std::vector<std::string> config_keys();
+// The environment variable of each key, in the same order
+// (server.metrics.enabled: KILN_SERVER_METRICS_ENABLED).
+std::vector<std::string> config_env_names();
 
 }  // namespace kiln
