@@ -55,10 +55,11 @@ inline constexpr LabelName<ExecutionOutcome> kExecutionOutcomeNames[] = {
     {ExecutionOutcome::Refused, "refused"},      // refused before the validator: nothing ran
     {ExecutionOutcome::Error, "error"}};         // Kiln could not run it (workspace, files, jail start)
 
-// Why a transport refused a request's credentials.
+// Why a transport refused a request's credentials (any endpoint, /metrics
+// and its own token included).
 enum class AuthFailure {
     MissingToken, Malformed, UnknownToken, BadSignature, UnsupportedAlgorithm,
-    Expired, NotYetValid, WrongIssuer, WrongAudience, InsufficientScope, MetricsToken
+    Expired, NotYetValid, WrongIssuer, WrongAudience, InsufficientScope
 };
 inline constexpr LabelName<AuthFailure> kAuthFailureNames[] = {
     {AuthFailure::MissingToken, "missing_token"},
@@ -70,8 +71,7 @@ inline constexpr LabelName<AuthFailure> kAuthFailureNames[] = {
     {AuthFailure::NotYetValid, "not_yet_valid"},
     {AuthFailure::WrongIssuer, "wrong_issuer"},
     {AuthFailure::WrongAudience, "wrong_audience"},
-    {AuthFailure::InsufficientScope, "insufficient_scope"},
-    {AuthFailure::MetricsToken, "metrics_token"}};  // GET /metrics without its own token
+    {AuthFailure::InsufficientScope, "insufficient_scope"}};
 
 template <class E>
 std::string_view label_name(E value, std::span<const LabelName<E>> table) {
