@@ -18,6 +18,7 @@ APT_PACKAGES=(
   python3 util-linux iproute2 passwd
   clang libclang-rt-14-dev
   musl-tools
+  prometheus
 )
 
 log() { printf '==> [%s, %ss] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }

@@ -171,6 +171,8 @@ const std::vector<Key>& schema() {
         string_key("server.state_dir", "workspaces, trust store and default audit log live here", &Config::server, &ServerConfig::state_dir),
         bool_key("server.test_tools", "register diagnostic tools (tests only)", &Config::server, &ServerConfig::test_tools),
         bool_key("server.allow_missing_controls", "start even when the selftest finds a control the policy requires missing", &Config::server, &ServerConfig::allow_missing_controls),
+        bool_key("server.metrics.enabled", "serve Prometheus metrics at GET /metrics (HTTP transport)", &Config::server, &ServerConfig::metrics_enabled),
+        string_key("server.metrics.token_file", "file (mode 0600) holding the bearer token GET /metrics requires; empty: none", &Config::server, &ServerConfig::metrics_token_file),
         enum_key<RuntimeKind>("sandbox.runtime", "runtime that runs code (native, the only one)", &Config::sandbox, &SandboxConfig::runtime),
         string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
         enum_key<SeccompProfile>("sandbox.seccomp", "seccomp profile, default or strict", &Config::sandbox, &SandboxConfig::seccomp),
@@ -246,6 +248,44 @@ Status config_set(Config& config, const std::string& key, const std::string& val
     return {};
 }
 
+namespace {
+
+constexpr const char* kSections = "server, sandbox, policy, audit, workspace";
+
+// One mapping of the file: a section ("server") or a group of keys inside
+// one ("server.metrics"), which may be written nested or as dotted keys.
+Status load_mapping(Config& config, const std::string& path, const std::string& prefix, const YAML::Node& map) {
+    for (const auto& entry : map) {
+        std::string full = prefix + "." + entry.first.as<std::string>();
+        std::string where = path + ":" + std::to_string(entry.first.Mark().line + 1);
+        if (entry.second.IsMap() && !known_keys_hint(full).empty()) {
+            if (Status st = load_mapping(config, path, full, entry.second); !st) return st;
+            continue;
+        }
+        if (!find_key(full))
+            return make_error("config " + where,
+                              "unknown key '" + full + "' (known keys in " + prefix + ": " + known_keys_hint(prefix) + ")");
+        if (!entry.second.IsScalar())
+            return make_error("config " + where, "key '" + full + "' must be a single value");
+        if (Status st = config_set(config, full, entry.second.Scalar(), "file:" + where); !st) return st;
+    }
+    return {};
+}
+
+// KILN_SERVER_METRICS_ENABLED names server.metrics.enabled: a key's name
+// with its dots as underscores, upper case (config_env_names() checks that
+// no two keys share one).
+const Key* find_env_key(const std::string& lower_name) {
+    for (const auto& k : schema()) {
+        std::string n = k.name;
+        std::replace(n.begin(), n.end(), '.', '_');
+        if (n == lower_name) return &k;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
 Status config_load_yaml(Config& config, const std::string& path) {
     YAML::Node root;
     try {
@@ -257,32 +297,14 @@ Status config_load_yaml(Config& config, const std::string& path) {
         return make_error("parse config " + path, "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
     if (root.IsNull()) return {};
-    if (!root.IsMap()) return make_error("config " + path, "the top level must be a mapping of sections (server, sandbox, policy, audit, workspace)");
+    if (!root.IsMap()) return make_error("config " + path, std::string("the top level must be a mapping of sections (") + kSections + ")");
     for (const auto& section : root) {
         std::string sname = section.first.as<std::string>();
-        int sline = section.first.Mark().line + 1;
-        if (!section.second.IsMap()) {
-            if (known_keys_hint(sname).empty())
-                return make_error("config " + path + ":" + std::to_string(sline), "unknown section '" + sname + "' (known: server, sandbox, policy, audit, workspace)");
-            return make_error("config " + path + ":" + std::to_string(sline), "section '" + sname + "' must be a mapping");
-        }
-        for (const auto& entry : section.second) {
-            std::string kname = entry.first.as<std::string>();
-            int line = entry.first.Mark().line + 1;
-            std::string full = sname + "." + kname;
-            std::string where = path + ":" + std::to_string(line);
-            if (!find_key(full)) {
-                std::string hint = known_keys_hint(sname);
-                return make_error("config " + where,
-                                  "unknown key '" + full + "'" +
-                                      (hint.empty() ? std::string(" (unknown section '" + sname + "'; known: server, sandbox, policy, audit, workspace)")
-                                                    : " (known keys in " + sname + ": " + hint + ")"));
-            }
-            if (!entry.second.IsScalar())
-                return make_error("config " + where, "key '" + full + "' must be a single value");
-            Status st = config_set(config, full, entry.second.Scalar(), "file:" + where);
-            if (!st) return st;
-        }
+        std::string where = path + ":" + std::to_string(section.first.Mark().line + 1);
+        if (known_keys_hint(sname).empty())
+            return make_error("config " + where, "unknown section '" + sname + "' (known: " + kSections + ")");
+        if (!section.second.IsMap()) return make_error("config " + where, "section '" + sname + "' must be a mapping");
+        if (Status st = load_mapping(config, path, sname, section.second); !st) return st;
     }
     return {};
 }
@@ -295,13 +317,17 @@ Status config_load_env(Config& config, char** env) {
         if (eq == std::string::npos || var.rfind("KILN_", 0) != 0) continue;
         std::string name = var.substr(5, eq - 5);
         if (name == "CONFIG" || name == "MUST_WORK") continue;  // read elsewhere
-        // KILN_SANDBOX_MEMORY -> sandbox.memory; the first '_' splits section and key.
-        auto us = name.find('_');
-        if (us == std::string::npos) continue;
-        std::string key = name.substr(0, us) + "." + name.substr(us + 1);
-        for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (!find_key(key))
-            return make_error("environment variable " + var.substr(0, eq), "does not name a config key (" + key + ")");
+        if (name.find('_') == std::string::npos) continue;      // KILN_INIT: not a section's key
+        std::string lower = name;
+        for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        const Key* k = find_env_key(lower);
+        if (!k) {
+            // Named as the first '_' would split it: KILN_SANDBOX_MEMORY -> sandbox.memory.
+            auto us = lower.find('_');
+            std::string guess = lower.substr(0, us) + "." + lower.substr(us + 1);
+            return make_error("environment variable " + var.substr(0, eq), "does not name a config key (" + guess + ")");
+        }
+        std::string key = k->name;
         Status st = config_set(config, key, var.substr(eq + 1), "env:" + var.substr(0, eq));
         if (!st) return st;
     }
@@ -325,15 +351,24 @@ void config_finalize(Config& config) {
 
 std::string config_to_yaml(const Config& config) {
     std::ostringstream out;
-    std::string current;
+    std::string current, current_group;
     for (const auto& k : schema()) {
         std::string name = k.name;
         auto dot = name.find('.');
         std::string section = name.substr(0, dot);
+        std::string rest = name.substr(dot + 1);
         if (section != current) {
             out << section << ":\n";
             current = section;
+            current_group.clear();
         }
+        // server.metrics.enabled prints as `enabled` under `metrics:`.
+        auto group_dot = rest.find('.');
+        std::string group = group_dot == std::string::npos ? "" : rest.substr(0, group_dot);
+        if (!group.empty() && group != current_group) out << "  " << group << ":\n";
+        current_group = group;
+        std::string indent = group.empty() ? "  " : "    ";
+        std::string leaf = group.empty() ? rest : rest.substr(group_dot + 1);
         auto it = config.origin.find(name);
         std::string origin = it == config.origin.end() ? "default" : it->second;
         auto value = k.get(config);
@@ -341,9 +376,20 @@ std::string config_to_yaml(const Config& config) {
         YAML::Emitter val;
         if (value) val << *value;
         else val << YAML::Null;
-        out << "  " << name.substr(dot + 1) << ": " << val.c_str() << "  # " << k.help << " [" << origin << "]\n";
+        out << indent << leaf << ": " << val.c_str() << "  # " << k.help << " [" << origin << "]\n";
     }
     return out.str();
+}
+
+std::vector<std::string> config_env_names() {
+    std::vector<std::string> out;
+    for (const auto& k : schema()) {
+        std::string n = std::string("KILN_") + k.name;
+        std::replace(n.begin(), n.end(), '.', '_');
+        for (auto& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        out.push_back(n);
+    }
+    return out;
 }
 
 }  // namespace kiln

@@ -1,7 +1,7 @@
 // Kiln's one configuration schema.
 //
 // The same struct is filled, in order, from built-in defaults, a YAML file
-// (--config or $KILN_CONFIG), environment variables (KILN_<SECTION>_<KEY>)
+// (--config or $KILN_CONFIG), environment variables (KILN_<KEY>, its dots as _)
 // and command-line flags. Every key is declared once in the table in
 // config.cpp, which drives parsing, error messages and `kiln config print`.
 #pragma once
@@ -28,6 +28,10 @@ struct ServerConfig {
     bool test_tools = false;        // registers diagnostic tools for the e2e tests
     // Start even when the selftest finds a control the policy requires missing.
     bool allow_missing_controls = false;
+    // GET /metrics on the HTTP transport (server/metrics_endpoint.hpp),
+    // guarded by the bearer token in metrics_token_file when set.
+    bool metrics_enabled = true;
+    std::string metrics_token_file;
 };
 
 struct SandboxConfig {
@@ -113,7 +117,7 @@ Status config_set(Config& config, const std::string& key, const std::string& val
                   const std::string& origin);
 // Merges a YAML file; unknown keys and bad values name the key and line.
 Status config_load_yaml(Config& config, const std::string& path);
-// Applies KILN_<SECTION>_<KEY> variables from the environment.
+// Applies KILN_<KEY> variables (server.metrics.enabled: KILN_SERVER_METRICS_ENABLED).
 Status config_load_env(Config& config, char** environ_vars);
 // Fills derived defaults (state dir, audit path) once all sources are merged.
 void config_finalize(Config& config);
@@ -121,5 +125,8 @@ void config_finalize(Config& config);
 std::string config_to_yaml(const Config& config);
 // Names of all keys, in schema order.
 std::vector<std::string> config_keys();
+// The environment variable of each key, in the same order
+// (server.metrics.enabled: KILN_SERVER_METRICS_ENABLED).
+std::vector<std::string> config_env_names();
 
 }  // namespace kiln

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <thread>
 
+#include "common/kiln_metrics.hpp"
 #include "server/jsonrpc.hpp"
 #include "tools/registry.hpp"
 #include "tools/resources.hpp"
@@ -102,6 +103,8 @@ private:
     std::condition_variable pending_cv_;
     std::map<std::string, std::shared_ptr<Pending>> pending_;
     std::uint64_t next_request_id_ = 1;
+
+    metrics::GaugeHold open_{metrics::sessions_active()};  // kiln_sessions_active
 };
 
 }  // namespace kiln::server

@@ -41,6 +41,7 @@ void Registry::add(std::unique_ptr<Tool> tool) {
     } catch (const std::invalid_argument& e) {
         throw std::logic_error("tool " + tool->def().name + ": inputSchema is " + e.what());
     }
+    call_counts_.push_back(&metrics::tool_calls(tool->def().name));
     tools_.push_back(std::move(tool));
 }
 
@@ -68,20 +69,38 @@ std::string invalid_arguments_text(const std::string& tool, const std::vector<Sc
 
 }  // namespace
 
-std::vector<SchemaViolation> Registry::check_arguments(const Tool& tool, const json& arguments) const {
+std::size_t Registry::index_of(const Tool& tool) const {
     for (std::size_t i = 0; i < tools_.size(); ++i)
-        if (tools_[i].get() == &tool) return input_checkers_[i].check(arguments);
-    // Not one of ours (a test's own tool): compiled for this call only.
-    return check_schema(tool.def().input_schema, arguments);
+        if (tools_[i].get() == &tool) return i;
+    return tools_.size();
 }
 
 ToolResult Registry::call(Tool& tool, const json& arguments, const CallContext& ctx) const {
+    auto outcome = metrics::ToolOutcome::Ok;
+    ToolResult result = checked_call(tool, arguments, ctx, outcome);
+    // A tool that is not registered (a test's own) has no series: only
+    // registered names become label values.
+    if (std::size_t i = index_of(tool); i < tools_.size()) call_counts_[i]->record(outcome);
+    return result;
+}
+
+ToolResult Registry::checked_call(Tool& tool, const json& arguments, const CallContext& ctx,
+                                  metrics::ToolOutcome& outcome) const {
     try {
-        auto violations = check_arguments(tool, arguments);
-        if (!violations.empty()) return ToolResult::error(invalid_arguments_text(tool.def().name, violations));
-        return tool.call(arguments, ctx);
+        std::size_t i = index_of(tool);
+        // Not one of ours (a test's own tool): compiled for this call only.
+        auto violations = i < tools_.size() ? input_checkers_[i].check(arguments)
+                                            : check_schema(tool.def().input_schema, arguments);
+        if (!violations.empty()) {
+            outcome = metrics::ToolOutcome::InvalidArguments;
+            return ToolResult::error(invalid_arguments_text(tool.def().name, violations));
+        }
+        ToolResult result = tool.call(arguments, ctx);
+        outcome = result.is_error ? metrics::ToolOutcome::Error : metrics::ToolOutcome::Ok;
+        return result;
     } catch (const std::exception& e) {
         spdlog::error("tool {} threw: {}", tool.def().name, e.what());
+        outcome = metrics::ToolOutcome::Exception;
         return ToolResult::error("Tool '" + tool.def().name + "' failed: " + e.what());
     }
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/kiln_metrics.hpp"
 #include "common/result.hpp"
 #include "tools/schema.hpp"
 
@@ -93,14 +94,19 @@ public:
 
     // Checks the arguments against the tool's schema, then runs the tool.
     // Schema failures and exceptions become isError results; a schema
-    // failure lists every wrong field, each with what it must be.
+    // failure lists every wrong field, each with what it must be. Each
+    // call of a registered tool counts in kiln_tool_calls_total.
     ToolResult call(Tool& tool, const nlohmann::json& arguments, const CallContext& ctx) const;
 
 private:
-    std::vector<SchemaViolation> check_arguments(const Tool& tool, const nlohmann::json& arguments) const;
+    ToolResult checked_call(Tool& tool, const nlohmann::json& arguments, const CallContext& ctx,
+                            metrics::ToolOutcome& outcome) const;
+    // The registered tool's index, or tools_.size() for a test's own tool.
+    std::size_t index_of(const Tool& tool) const;
 
     std::vector<std::unique_ptr<Tool>> tools_;
     std::vector<SchemaChecker> input_checkers_;  // input_checkers_[i] checks tools_[i]
+    std::vector<metrics::ToolCalls*> call_counts_;  // call_counts_[i] counts tools_[i]
 };
 
 std::string to_string(LogLevel level);

@@ -10,10 +10,12 @@
 #include <sstream>
 
 #include "common/hash.hpp"
+#include "common/kiln_metrics.hpp"
 #include "common/text.hpp"
 #include "common/units.hpp"
 #include "tools/run_outcome.hpp"
 #include "security/run_limits.hpp"
+#include "threat_model/catalogue.hpp"
 #include "tools/workspace_fs.hpp"
 
 namespace kiln::tools {
@@ -28,6 +30,27 @@ constexpr std::size_t kRecentPerSession = 50;
 bool executable_in(const std::string& rootfs, const std::string& path) {
     return ::access((rootfs + path).c_str(), X_OK) == 0;
 }
+
+// The verdict as the decisions metric names it: under warn a verdict that
+// ran (Allow) with the label of what would have happened is "warned".
+metrics::DecisionLevel decision_level(const security::Verdict& v) {
+    if (v.label == "approved") return metrics::DecisionLevel::Approved;
+    if (v.label == "denied") return metrics::DecisionLevel::Denied;
+    if (v.decision == security::Decision::Deny) return metrics::DecisionLevel::Deny;
+    return v.label == "allow" ? metrics::DecisionLevel::Allow : metrics::DecisionLevel::Warned;
+}
+
+// In the order summarize() reports them: a cancelled run may also have
+// hit its timeout on the way down.
+metrics::ExecutionOutcome execution_outcome(const sandbox::ExecResult& r) {
+    if (r.cancelled) return metrics::ExecutionOutcome::Cancelled;
+    if (r.timed_out) return metrics::ExecutionOutcome::Timeout;
+    if (r.oom_killed) return metrics::ExecutionOutcome::Oom;
+    if (r.signal || r.exit_code.value_or(1) != 0) return metrics::ExecutionOutcome::Failed;
+    return metrics::ExecutionOutcome::Ok;
+}
+
+double seconds(std::chrono::microseconds d) { return static_cast<double>(d.count()) / 1e6; }
 
 }  // namespace
 
@@ -89,6 +112,9 @@ struct RunService::Call {
     std::shared_ptr<Workspace> ws;
     sandbox::SandboxSpec spec;
     RunOutcome outcome;
+    // How the call ended, for kiln_executions_total; each phase that ends
+    // it says which.
+    metrics::ExecutionOutcome ending = metrics::ExecutionOutcome::Error;
     PhaseTimes times;
     // Progress values are milliseconds since the call began: they only grow
     // (MCP requires it), from waiting for a slot through the run.
@@ -101,6 +127,7 @@ struct RunService::Call {
 struct RunService::Slot {
     RunService* owner;
     std::string session;
+    metrics::GaugeHold active{metrics::runs_active()};
     ~Slot() {
         {
             std::lock_guard lock(owner->mutex_);
@@ -119,7 +146,11 @@ RunService::RunService(const Config& config, security::Policy policy, sandbox::R
       audit_(audit),
       workspaces_(workspaces),
       trust_(trust),
-      interpreters_(available_interpreters(config.sandbox.rootfs)) {}
+      interpreters_(available_interpreters(config.sandbox.rootfs)) {
+    std::vector<std::string> threats;
+    for (const auto& t : threat_model::catalogue().threats) threats.push_back(t.id);
+    metrics::declare_threats(threats);
+}
 
 std::set<std::string> RunService::controls_in_force() const {
     std::set<std::string> in_force = runtime_.capabilities().in_force();
@@ -157,15 +188,18 @@ Result<std::unique_ptr<RunService::Slot>> RunService::take_slot(Call& call) {
             return make_error("run", busy() + ", and " + std::to_string(waiting_) +
                                          " calls already wait for a slot (workspace.queue_length); retry when one finishes");
         ++waiting_;
-        const auto start = Clock::now(), deadline = start + w.queue_wait;
-        while (!free()) {
-            auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-            if (call.ctx.stop.stop_requested() || Clock::now() >= deadline) break;
-            lock.unlock();
-            call.ctx.progress(call.elapsed_ms(), std::nullopt,
-                              "waiting for a run slot (" + std::to_string(waited.count() / 1000) + " s)");
-            lock.lock();
-            slot_freed_.wait_until(lock, call.ctx.stop, std::min(deadline, Clock::now() + std::chrono::seconds(1)), free);
+        {
+            metrics::GaugeHold queued(metrics::runs_waiting());
+            const auto start = Clock::now(), deadline = start + w.queue_wait;
+            while (!free()) {
+                auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+                if (call.ctx.stop.stop_requested() || Clock::now() >= deadline) break;
+                lock.unlock();
+                call.ctx.progress(call.elapsed_ms(), std::nullopt,
+                                  "waiting for a run slot (" + std::to_string(waited.count() / 1000) + " s)");
+                lock.lock();
+                slot_freed_.wait_until(lock, call.ctx.stop, std::min(deadline, Clock::now() + std::chrono::seconds(1)), free);
+            }
         }
         --waiting_;
         if (!free()) {
@@ -232,6 +266,8 @@ json RunService::recent_audit(const std::string& session_id) const {
 
 ToolResult RunService::refuse(Call& call, const std::string& reason) {
     record("refused", {{"reason", reason}}, call);
+    metrics::decisions(metrics::DecisionLevel::Refused).inc();
+    call.ending = call.ctx.stop.stop_requested() ? metrics::ExecutionOutcome::Cancelled : metrics::ExecutionOutcome::Refused;
     call.outcome.decision = "refused";
     call.outcome.audit_id = call.call_id;
     return ToolResult::error(call.req.tool + ": " + reason, outcome_json(call.outcome));
@@ -239,6 +275,7 @@ ToolResult RunService::refuse(Call& call, const std::string& reason) {
 
 ToolResult RunService::fail(Call& call, const std::string& step, const Error& e) {
     record("error", {{"step", e.step}, {"errno", e.err}, {"message", e.what()}}, call);
+    call.ending = metrics::ExecutionOutcome::Error;
     call.outcome.audit_id = call.call_id;
     return ToolResult::error(call.req.tool + ": " + step + ": " + e.what(), outcome_json(call.outcome));
 }
@@ -289,6 +326,12 @@ ToolResult RunService::assess_only(const std::string& language, const std::strin
 ToolResult RunService::run(const Request& req, const CallContext& ctx) {
     Call call(req, ctx);
     call.times.add("parse", req.parse_time);
+    ToolResult result = run_phases(call);
+    metrics::executions(call.ending).inc();
+    return result;
+}
+
+ToolResult RunService::run_phases(Call& call) {
     if (auto answer = admit(call)) return *answer;
     validate(call);
     if (auto answer = decide(call)) return *answer;
@@ -332,6 +375,7 @@ void RunService::validate(Call& call) {
     } else {
         call.assessment = security::assess(call.interp->validator_language, call.req.code, call.in_force, policy_);
     }
+    for (const auto& f : call.assessment.findings) metrics::record_finding(f.threat);
     call.outcome.take_assessment(call.assessment);
 }
 
@@ -351,7 +395,9 @@ std::optional<ToolResult> RunService::decide(Call& call) {
                         {"code_sha256", sha256_hex(call.req.code)}, {"timings", call.times.to_json()}},
            call);
     call.outcome.decision = call.verdict.label;
+    metrics::decisions(decision_level(call.verdict)).inc();
     if (call.verdict.decision == security::Decision::Allow) return std::nullopt;
+    call.ending = metrics::ExecutionOutcome::Denied;
     std::ostringstream text;
     text << "denied (risk " << threat_model::to_string(call.assessment.risk) << "): " << call.verdict.how << "\n";
     for (const auto& f : call.assessment.findings) text << format_finding(f) << "\n";
@@ -419,6 +465,9 @@ ToolResult RunService::record_outcome(Call& call) {
     call.times.add("jail_setup", r.timings.setup);
     call.times.add("jail_run", r.timings.run);
     call.times.add("jail_teardown", r.timings.teardown);
+    metrics::jail_setup_seconds().observe(seconds(r.timings.setup));
+    metrics::execution_seconds().observe(seconds(r.timings.run));
+    call.ending = execution_outcome(r);
     record("execution",
            {{"language", call.req.language}, {"code_sha256", sha256_hex(call.req.code)},
             {"decision", call.verdict.label}, {"result", outcome_audit(call.outcome)},

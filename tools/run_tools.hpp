@@ -69,6 +69,7 @@ public:
 private:
     struct Slot;
     struct Call;
+    ToolResult run_phases(Call& call);
     // The phases, in order. Each returns the answer when the call ends there
     // (refused, denied, failed), or nothing to go on.
     std::optional<ToolResult> admit(Call& call);

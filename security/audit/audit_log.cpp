@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/hash.hpp"
+#include "common/kiln_metrics.hpp"
 #include "common/unique_fd.hpp"
 #include "security/audit/files.hpp"
 #include "security/audit/record.hpp"
@@ -462,6 +463,7 @@ Result<AuditRef> AuditLog::Impl::commit_line(const nlohmann::json& record, const
     written_seq = next_seq++;
     ++written_count;
     ++stats.records;
+    metrics::audit_records().inc();
     prev_hash = std::move(hash);
     return ref;
 }
@@ -787,6 +789,7 @@ Result<AuditRef> AuditLog::append(std::string_view event, nlohmann::json fields)
     }();
     if (!ref) {
         ++s.stats.write_failures;
+        metrics::audit_write_failures().inc();
         s.set_failure(ref.error());
         return std::move(ref).error();
     }
@@ -794,7 +797,10 @@ Result<AuditRef> AuditLog::append(std::string_view event, nlohmann::json fields)
     bool batch_full = s.mode == Durability::kBatch && s.written_count - s.durable_count >= s.cfg.batch_records;
     lk.unlock();
 
-    if (Status st = s.make_durable(ref->seq, batch_full); !st) return std::move(st).error();
+    if (Status st = s.make_durable(ref->seq, batch_full); !st) {
+        metrics::audit_write_failures().inc();
+        return std::move(st).error();
+    }
     return ref;
 }
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/libcrypto.hpp"
+#include "common/secret_file.hpp"
 #include "common/units.hpp"
 
 namespace kiln::audit {
@@ -43,21 +44,6 @@ std::optional<std::string> from_hex(std::string_view hex) {
         out.push_back(static_cast<char>(hi * 16 + lo));
     }
     return out;
-}
-
-// Key files hold secrets: refuse one that others can read, the way ssh
-// refuses a private key with loose permissions.
-Result<std::string> read_key_file(const std::string& path, const char* what) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return sys_error(std::string("stat ") + what + " " + path);
-    if (st.st_mode & 077)
-        return make_error(std::string("load ") + what + " " + path,
-                          "the key file is readable or writable by group or others; run: chmod 600 " + path);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return sys_error(std::string("open ") + what + " " + path);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
 }
 
 }  // namespace
@@ -156,7 +142,7 @@ std::string record_id(std::uint64_t seq, std::string_view hash) {
 }
 
 Result<std::string> load_hmac_key(const std::string& path) {
-    auto text = read_key_file(path, "audit HMAC key");
+    auto text = read_secret_file(path, "audit HMAC key");
     if (!text) return std::move(text).error();
     std::string key = std::move(*text);
     while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
@@ -167,7 +153,7 @@ Result<std::string> load_hmac_key(const std::string& path) {
 }
 
 Result<std::string> load_seal_key(const std::string& path) {
-    auto text = read_key_file(path, "audit seal key");
+    auto text = read_secret_file(path, "audit seal key");
     if (!text) return std::move(text).error();
     std::string raw = std::move(*text);
     if (raw.size() == 32) return raw;

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "common/kiln_metrics.hpp"
 #include "security/audit/audit_log.hpp"
 #include "security/audit/files.hpp"
 #include "security/audit/verify.hpp"
@@ -121,6 +122,7 @@ TEST_CASE("disk full: fail closed, no partial record, recover after space is fre
     auto opened = AuditLog::open(cfg);
     REQUIRE(opened.ok());
     auto& log = **opened;
+    const std::uint64_t records0 = metrics::audit_records().value(), failures0 = metrics::audit_write_failures().value();
 
     const std::string payload(3000, 'p');
     std::uint64_t acknowledged = 0;
@@ -147,6 +149,11 @@ TEST_CASE("disk full: fail closed, no partial record, recover after space is fre
     // Still refusing while the disk is full, and still nothing partial.
     CHECK_FALSE(log.append("execution", {{"output", payload}}).ok());
     CHECK_FALSE(log.healthy());
+    // kiln_audit_write_failures_total: the two refused appends;
+    // kiln_audit_records_total: every record the file holds, the log's own
+    // `reserve` record included.
+    CHECK(metrics::audit_write_failures().value() - failures0 == 2);
+    CHECK(metrics::audit_records().value() - records0 == acknowledged);
 
     auto full = verify_chain({cfg.path}, {});
     REQUIRE(full.ok());
