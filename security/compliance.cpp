@@ -130,7 +130,7 @@ const selftest::Evidence* find_evidence(const selftest::ControlResult& control, 
 Decision decide_by_status(const selftest::ControlResult& control) {
     Decision d{control.id, "status", std::string(selftest::to_string(control.status)), Verdict::Fail};
     if (control.status == ControlStatus::InForce) d.verdict = Verdict::Pass;
-    else d.answer += ": " + control.summary;
+    else d.note = control.summary;
     return d;
 }
 
@@ -144,9 +144,10 @@ Decision decide(const Check& check, const selftest::Report& report) {
     if (!e)
         return {control->id, std::string(check.probe), "no such evidence in the selftest report", Verdict::NotAssessed};
     Decision d{control->id, e->probe, e->answer, Verdict::Fail};
-    if (control->status == ControlStatus::Missing) d.answer += " (" + control->id + " is missing)";
+    if (control->status == ControlStatus::Missing) d.note = control->id + " is missing: " + control->summary;
     else if (e->answer.rfind("not tried", 0) == 0) d.verdict = Verdict::NotAssessed;
     else if (answer_holds(check, e->answer)) d.verdict = Verdict::Pass;
+    else d.note = "expected " + expectation(check);
     return d;
 }
 
@@ -171,8 +172,7 @@ Line judge(const Rule& rule, const selftest::Report& report) {
     }
     const Decision& d = line.decided_by[size_t(i)];
     line.verdict = d.verdict;
-    line.reason = d.control + " " + d.probe + ": " + d.answer;
-    if (d.verdict == Verdict::Fail) line.reason += " (expected " + expectation(rule.checks[size_t(i)]) + ")";
+    line.reason = d.control + " " + d.probe + ": " + d.answer + (d.note.empty() ? "" : " (" + d.note + ")");
     return line;
 }
 
@@ -224,7 +224,7 @@ json to_json(const Table& table, const selftest::Report& report) {
     for (const auto& l : table.lines) {
         json by = json::array();
         for (const auto& d : l.decided_by)
-            by.push_back({{"control", d.control}, {"probe", d.probe}, {"answer", d.answer},
+            by.push_back({{"control", d.control}, {"probe", d.probe}, {"answer", d.answer}, {"note", d.note},
                           {"verdict", std::string(to_string(d.verdict))}});
         lines.push_back({{"framework", std::string(to_string(l.rule->framework))},
                          {"section", std::string(l.rule->section)},

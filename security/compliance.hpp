@@ -57,6 +57,7 @@ const std::vector<Rule>& rules();
 struct Decision {
     std::string control, probe, answer;
     Verdict verdict = Verdict::NotAssessed;
+    std::string note;  // why it failed: what was expected, or the control's own summary
 };
 
 struct Line {
