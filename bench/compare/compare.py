@@ -135,16 +135,15 @@ class RssSampler:
 
 
 def measure_rows(rows, srv, runs, concurrency, warmup):
-    """Each row one call at a time, then `concurrency` at once; the server's
-    RSS idle (before any call) and its peak while run_code runs 8-way."""
+    """Each row in turn: warm-up calls, then one call at a time, then
+    `concurrency` at once; the server's RSS idle (before any call) and its
+    peak while run_code runs `concurrency`-way."""
     rss = {"idle": rss_kib(srv.p.pid)}
     for r in rows:
         for _ in range(warmup):
             r.call()
-    for r in rows:
         r.stats[1] = measure(r.call, runs, 1)
-    for r in rows:
-        if r.name.startswith("MCP"):
+        if r.call == srv.run_print:
             with RssSampler(srv.p.pid) as s:
                 r.stats[concurrency] = measure(r.call, runs, concurrency)
             rss["load"] = s.peak
