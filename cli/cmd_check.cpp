@@ -38,8 +38,9 @@ bool read_input(const std::string& file, std::string& code) {
 // The controls in force for the run this check stands for. "runtime" asks
 // the native runtime what it would enforce on this host, then adds what
 // the tools layer would (C004 validation is on: this is it; C005 when the
-// policy's allowlist is on). C011 and C013 depend on a running server's
-// audit log and workspace, so a one-shot check does not claim them.
+// policy's allowlist is on). C011 depends on a running server's audit log,
+// so a one-shot check does not claim it; C013 is never in force (nothing is
+// encrypted at rest).
 Result<std::set<std::string>> controls_for(const std::string& spec,
                                            const security::Policy& policy) {
     std::set<std::string> in_force;

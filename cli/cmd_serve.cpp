@@ -16,7 +16,7 @@ Command register_serve(CLI::App& app) {
         "Logs go to stderr; stdout carries only protocol messages. Ends at EOF.");
     struct Flags {
         std::string log_level, max_message, max_inflight, audit_log;
-        bool test_tools = false;
+        bool test_tools = false, allow_missing_controls = false;
     };
     auto f = std::make_shared<Flags>();
     sub->add_option("--log-level", f->log_level, "stderr log level: trace, debug, info, warn, error, off");
@@ -24,12 +24,15 @@ Command register_serve(CLI::App& app) {
     sub->add_option("--max-inflight", f->max_inflight, "tool calls running at once (default 16)");
     sub->add_option("--audit-log", f->audit_log, "audit log file (JSON Lines); default <state_dir>/audit.jsonl");
     sub->add_flag("--test-tools", f->test_tools, "register the diagnostic debug_* tools (for tests only)");
+    sub->add_flag("--allow-missing-controls", f->allow_missing_controls,
+                  "start even when the selftest at start finds a control the policy requires missing (logged as a warning)");
     return {sub, [f](Context& ctx) {
                 if (!f->log_level.empty() && !ctx.set_from_flag("server.log_level", f->log_level, "--log-level")) return int(kExitUsage);
                 if (!f->max_message.empty() && !ctx.set_from_flag("server.max_message_bytes", f->max_message, "--max-message-bytes")) return int(kExitUsage);
                 if (!f->max_inflight.empty() && !ctx.set_from_flag("server.max_inflight_calls", f->max_inflight, "--max-inflight")) return int(kExitUsage);
                 if (!f->audit_log.empty() && !ctx.set_from_flag("audit.path", f->audit_log, "--audit-log")) return int(kExitUsage);
                 if (f->test_tools) ctx.config.server.test_tools = true;
+                if (f->allow_missing_controls) ctx.config.server.allow_missing_controls = true;
                 spdlog::set_level(spdlog::level::from_str(ctx.config.server.log_level));
 
                 // The audit log hashes every record: a missing libcrypto must

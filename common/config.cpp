@@ -170,6 +170,7 @@ const std::vector<Key>& schema() {
         string_key("server.log_level", "stderr log level", &Config::server, &ServerConfig::log_level, {"trace", "debug", "info", "warn", "error", "off"}),
         string_key("server.state_dir", "workspaces, trust store and default audit log live here", &Config::server, &ServerConfig::state_dir),
         bool_key("server.test_tools", "register diagnostic tools (tests only)", &Config::server, &ServerConfig::test_tools),
+        bool_key("server.allow_missing_controls", "start even when the selftest finds a control the policy requires missing", &Config::server, &ServerConfig::allow_missing_controls),
         enum_key<RuntimeKind>("sandbox.runtime", "runtime that runs code (native, the only one)", &Config::sandbox, &SandboxConfig::runtime),
         string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
         enum_key<SeccompProfile>("sandbox.seccomp", "seccomp profile, default or strict", &Config::sandbox, &SandboxConfig::seccomp),

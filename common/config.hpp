@@ -26,6 +26,8 @@ struct ServerConfig {
     std::string log_level = "info";
     std::string state_dir;          // default: $XDG_STATE_HOME/kiln or /var/lib/kiln
     bool test_tools = false;        // registers diagnostic tools for the e2e tests
+    // Start even when the selftest finds a control the policy requires missing.
+    bool allow_missing_controls = false;
 };
 
 struct SandboxConfig {

@@ -149,8 +149,12 @@ Verdict judge_c007(const Measurements& m) {
     const auto& mem = m.memory;
     bool oom = mem.run && mem.run->ran() && mem.run->result.oom_killed;
     bool enomem = mem.run && mem.run->facts.count("enomem_at");
-    bool pids = f.fact("fork_past_limit") == "EAGAIN";
-    std::string pids_answer = f.fact("fork_past_limit") + " after " + f.fact("forked") + " forks";
+    // Under the strict profile fork itself is refused (EPERM): no process
+    // can be made, so the pids limit is never reached, and that is stronger.
+    bool strict = m.spec.seccomp == SeccompProfile::Strict;
+    bool pids = f.fact("fork_past_limit") == "EAGAIN" || (strict && f.fact("fork_past_limit") == "EPERM");
+    std::string pids_answer = f.fact("fork_past_limit") + " after " + f.fact("forked") + " forks" +
+                              (strict ? " (the strict seccomp profile refuses fork)" : "");
     std::vector<Evidence> ev = {memory_evidence(mem),
                                 {"fork past pids " + std::to_string(m.spec.limits.pids), kInJail, pids_answer},
                                 {"cpu quota", "written to the run's cgroup, not probed", cores(m.spec.limits.cpus)},
@@ -400,7 +404,7 @@ std::string to_table(const Report& r) {
     for (const auto& t : r.threats) {
         out << t.id << "  score " << t.score << " (" << threat_model::to_string(t.level) << ")  " << t.name << ": "
             << threat_model::weight(t.impact) << " x " << threat_model::weight(t.probability)
-            << (t.mitigated ? " x 0.3, every control in force" : " x 1, missing:");
+            << (t.mitigated ? " x 0.3, every control in force" : " x 1, not in force:");
         for (const auto& c : t.missing_controls) out << " " << c;
         out << "\n";
     }

@@ -46,8 +46,9 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     auto runtime = sandbox::make_native_runtime(native);
     if (!runtime) return Error(runtime.error()).wrap("start the native sandbox runtime");
     box->runtime_ = std::move(*runtime);
-    for (const auto& c : box->runtime_->capabilities().controls)
-        if (!c.in_force) spdlog::warn("control {} not in force on this host: {}", c.id, c.detail);
+    box->reports_ = std::make_unique<SelftestReports>(
+        security::selftest::Options{&box->config_, &box->policy_, box->runtime_.get(), box->audit_.get(), {}});
+    if (Status st = box->check_controls(); !st) return st.error();
 
     WorkspaceOptions ws;
     ws.root_dir = config.server.state_dir + "/workspaces/" + std::to_string(::getpid());
@@ -73,6 +74,7 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
 
     register_run_tools(box->registry_, *box->runs_);
     register_file_tools(box->registry_, *box->workspaces_);
+    register_report_tool(box->registry_, *box->reports_);
     if (config.server.test_tools) register_debug_tools(box->registry_);
     box->add_resources();
     if (box->audit_)
@@ -83,6 +85,31 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
 
 Toolbox::~Toolbox() {
     if (audit_) (void)audit_->append("server", {{"action", "stop"}});
+}
+
+// The live selftest at start: degraded and missing controls are logged, and
+// a missing control the policy requires stops the server unless the
+// operator said otherwise (server.allow_missing_controls).
+Status Toolbox::check_controls() {
+    auto report = reports_->measure();
+    if (!report) return Error(report.error()).wrap("run the selftest at start");
+    for (const auto& c : report->controls) {
+        if (c.status == security::selftest::ControlStatus::InForce) continue;
+        spdlog::warn("control {} {} {}: {}", c.id, c.required ? "(required)" : "(optional)",
+                     security::selftest::to_string(c.status), c.summary);
+    }
+    auto missing = report->missing_required();
+    std::string list;
+    for (const auto& id : missing) list += (list.empty() ? "" : " ") + id;
+    spdlog::info("selftest: {} of {} controls in force, measured in {} ms", report->in_force().size(),
+                 report->controls.size(), report->duration.count());
+    if (missing.empty()) return {};
+    if (config_.server.allow_missing_controls) {
+        spdlog::warn("starting without required controls {} (server.allow_missing_controls)", list);
+        return {};
+    }
+    return make_error("selftest", "required controls missing: " + list +
+                                      " (see `kiln selftest`; --allow-missing-controls starts anyway)");
 }
 
 void Toolbox::session_closed(const std::string& session_id) {
@@ -100,29 +127,21 @@ void Toolbox::add_resources() {
                         for (const auto& i : runs_->interpreters()) p["languages"].push_back(i.language);
                         return p;
                     }});
-    resources_.add({"kiln://threat-model", "threat-model", "Threat model with live control status",
-                    "Threats T001-T005 and controls C001-C013, with which controls are in force on this host now.",
+    resources_.add({"kiln://threat-model", "threat-model", "Threat model with the live selftest",
+                    "Threats T001-T005 and controls C001-C013 as the catalogue defines them, and `selftest`: the "
+                    "latest security_report (measured at start or by the last security_report call).",
                     "application/json", [this](const SessionInfo&) {
                         const auto& cat = threat_model::catalogue();
-                        auto in_force = runs_->controls_in_force();
                         json threats = json::array(), controls = json::array();
-                        for (const auto& t : cat.threats) {
-                            auto risk = threat_model::score(t, in_force);
+                        for (const auto& t : cat.threats)
                             threats.push_back({{"id", t.id}, {"name", t.name}, {"description", t.description},
-                                               {"controls", t.controls}, {"baseline_score", risk.score},
-                                               {"level", threat_model::to_string(risk.level)}, {"mitigated", risk.mitigated},
-                                               {"missing_controls", risk.missing_controls}});
-                        }
-                        for (const auto& c : cat.controls) {
-                            std::string detail;
-                            for (const auto& s : runtime_->capabilities().controls)
-                                if (s.id == c.id) detail = s.detail;
+                                               {"impact", threat_model::to_string(t.impact)},
+                                               {"probability", threat_model::to_string(t.probability)},
+                                               {"controls", t.controls}});
+                        for (const auto& c : cat.controls)
                             controls.push_back({{"id", c.id}, {"name", c.name}, {"description", c.description},
-                                                {"in_force", in_force.count(c.id) > 0}, {"detail", detail}});
-                        }
-                        return json{{"threats", threats}, {"controls", controls},
-                                    {"lsm", runtime_->capabilities().lsm}, {"cgroup", runtime_->capabilities().cgroup},
-                                    {"rootless", runtime_->capabilities().rootless}};
+                                                {"how_verified", c.how_verified}});
+                        return json{{"threats", threats}, {"controls", controls}, {"selftest", reports_->latest()}};
                     }});
     resources_.add({"kiln://audit/recent", "audit-recent", "Recent audit records of this session",
                     "The last 50 audit records this session produced (code omitted).", "application/json",

@@ -10,6 +10,7 @@
 #include "security/audit/audit_log.hpp"
 #include "security/policy.hpp"
 #include "tools/registry.hpp"
+#include "tools/report_tool.hpp"
 #include "tools/resources.hpp"
 #include "tools/run_tools.hpp"
 #include "security/trust_store.hpp"
@@ -33,6 +34,7 @@ public:
 private:
     explicit Toolbox(const Config& config) : config_(config) {}
     void add_resources();
+    Status check_controls();
 
     Config config_;
     std::unique_ptr<audit::AuditLog> audit_;
@@ -41,6 +43,7 @@ private:
     std::unique_ptr<WorkspaceManager> workspaces_;
     std::unique_ptr<security::TrustStore> trust_;
     std::unique_ptr<RunService> runs_;
+    std::unique_ptr<SelftestReports> reports_;
     Registry registry_;
     ResourceSet resources_;
 };
