@@ -20,6 +20,9 @@ constexpr std::string_view kHostPaths = "lstat /home";
 constexpr std::string_view kMemory = "allocate ";
 constexpr std::string_view kPids = "fork past pids";
 constexpr std::string_view kInterfaces = "interfaces in /proc/net/dev";
+// Under the strict seccomp profile fork itself is refused, so the fork loop
+// never reaches the pids limit: that answer decides nothing about it.
+constexpr std::string_view kForkRefused = "refuses fork";
 
 constexpr std::string_view kNoDaemon = "Kiln runs no Docker daemon or swarm; nothing here to judge";
 constexpr std::string_view kNoExec = "Kiln has no way to enter a running jail (no exec); nothing here to judge";
@@ -72,13 +75,13 @@ std::vector<Rule> make_rules() {
         {cis, "5.23", "Ensure that docker exec commands are not used with the privileged option", {}, kNoExec},
         {cis, "5.24", "Ensure that docker exec commands are not used with the user=root option", {}, kNoExec},
         {cis, "5.25", "Ensure that cgroup usage is confirmed",
-         {{"C007", kMemory, {}, "killed by the memory cgroup"}, {"C007", kPids, {}, "EAGAIN"}}},
+         {{"C007", kMemory, {}, "killed by the memory cgroup"}, {"C007", kPids, {}, "EAGAIN", {}, kForkRefused}}},
         {cis, "5.26", "Ensure that the container is restricted from acquiring additional privileges",
          {{"C009", kNnp, "1"}}},
         {cis, "5.27", "Ensure that container health is checked at runtime", {},
          "a jail lives for one run; Kiln has no health check to judge"},
         {cis, "5.28", "Ensure that Docker commands always make use of the latest version of their image", {}, kNoImage},
-        {cis, "5.29", "Ensure that the PIDs cgroup limit is used", {{"C007", kPids, {}, "EAGAIN"}}},
+        {cis, "5.29", "Ensure that the PIDs cgroup limit is used", {{"C007", kPids, {}, "EAGAIN", {}, kForkRefused}}},
         {cis, "5.30", "Ensure that Docker's default bridge 'docker0' is not used", {{"C003", kInterfaces, "lo"}}},
         {cis, "5.31", "Ensure that the host's user namespaces are not shared", {{"C001"}}},
         {cis, "5.32", "Ensure that the Docker socket is not mounted inside any containers",
@@ -120,6 +123,11 @@ bool answer_holds(const Check& c, std::string_view answer) {
     return c.answer_lacks.empty() || answer.find(c.answer_lacks) == std::string_view::npos;
 }
 
+bool undecided(const Check& c, std::string_view answer) {
+    if (answer.substr(0, 9) == "not tried") return true;
+    return !c.answer_undecided.empty() && answer.find(c.answer_undecided) != std::string_view::npos;
+}
+
 const selftest::Evidence* find_evidence(const selftest::ControlResult& control, std::string_view probe) {
     for (const auto& e : control.evidence)
         if (std::string_view(e.probe).substr(0, probe.size()) == probe) return &e;
@@ -145,7 +153,7 @@ Decision decide(const Check& check, const selftest::Report& report) {
         return {control->id, std::string(check.probe), "no such evidence in the selftest report", Verdict::NotAssessed};
     Decision d{control->id, e->probe, e->answer, Verdict::Fail};
     if (control->status == ControlStatus::Missing) d.note = control->id + " is missing: " + control->summary;
-    else if (e->answer.rfind("not tried", 0) == 0) d.verdict = Verdict::NotAssessed;
+    else if (undecided(check, e->answer)) d.verdict = Verdict::NotAssessed;
     else if (answer_holds(check, e->answer)) d.verdict = Verdict::Pass;
     else d.note = "expected " + expectation(check);
     return d;

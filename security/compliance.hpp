@@ -30,14 +30,17 @@ std::string_view to_string(Verdict v);
 // (in_force passes; degraded and missing fail). With `probe` set, the
 // control's evidence whose probe starts with `probe` decides: its answer
 // must equal `answer_is` (when set), start with `answer_starts` and not
-// contain `answer_lacks`; a probe the selftest did not try ("not tried")
-// leaves the line not assessed. A missing control fails either way.
+// contain `answer_lacks`; a probe the selftest did not try ("not tried"),
+// or one whose answer contains `answer_undecided` (the probe could not
+// reach what it tests), leaves the line not assessed. A missing control
+// fails either way.
 struct Check {
     std::string_view control;
     std::string_view probe = {};
     std::string_view answer_is = {};
     std::string_view answer_starts = {};
     std::string_view answer_lacks = {};
+    std::string_view answer_undecided = {};
 };
 
 // One recommendation. `checks` empty: Kiln has no probe that could decide

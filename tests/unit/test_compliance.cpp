@@ -143,6 +143,15 @@ TEST_CASE("compliance: an unknown control or absent evidence is not assessed, ne
     CHECK(v["5.11"] == Verdict::NotAssessed);
     CHECK(v["5.29"] == Verdict::Pass);  // the pids evidence still decides
     check_no_unproven_pass(compliance::assess(skipped));
+
+    // The strict seccomp profile refuses fork itself: the loop never reaches
+    // the pids limit, so its answer decides neither way.
+    auto strict = healthy();
+    control(strict, "C007").evidence[1].answer = "EPERM after 0 forks (the strict seccomp profile refuses fork)";
+    v = verdicts(strict);
+    CHECK(v["5.29"] == Verdict::NotAssessed);
+    CHECK(v["5.25"] == Verdict::NotAssessed);
+    CHECK(v["5.11"] == Verdict::Pass);
 }
 
 TEST_CASE("compliance: a wrong answer or a degraded control fails its line with the answer quoted") {
