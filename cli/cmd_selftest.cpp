@@ -8,9 +8,25 @@
 #include "cli/cli.hpp"
 #include "common/libcrypto.hpp"
 #include "sandbox/runtime.hpp"
+#include "security/compliance.hpp"
 #include "security/selftest.hpp"
 
 namespace kiln::cli {
+namespace {
+
+void print_report(const security::selftest::Report& report, bool json, bool compliance) {
+    namespace c = security::compliance;
+    if (compliance) {
+        auto table = c::assess(report);
+        if (json) std::cout << c::to_json(table, report).dump(2) << "\n";
+        else std::cout << c::to_table(table, report);
+        return;
+    }
+    if (json) std::cout << security::selftest::to_json(report).dump(2) << "\n";
+    else std::cout << security::selftest::to_table(report);
+}
+
+}  // namespace
 
 Command register_selftest(CLI::App& app) {
     auto* sub = app.add_subcommand(
@@ -19,8 +35,13 @@ Command register_selftest(CLI::App& app) {
         "the validator, the audit log and the host's swap; each control's evidence and each threat's live score.\n"
         "Exit status 1 when a control the policy requires is missing.");
     auto json_out = std::make_shared<bool>(false);
+    auto compliance = std::make_shared<bool>(false);
     sub->add_flag("--json", *json_out, "Print the report as JSON (docs/threat-model.md, \"Selftest\")");
-    return {sub, [json_out](Context& ctx) {
+    sub->add_flag("--compliance", *compliance,
+                  "Read the measurements against the CIS Docker Benchmark v1.6.0 (section 5) and NIST SP 800-190\n"
+                  "(4.4, 4.5): pass, fail or not assessed per recommendation, with the probe that decided it\n"
+                  "(docs/compliance.md)");
+    return {sub, [json_out, compliance](Context& ctx) {
                 auto policy = security::effective_policy(ctx.config);
                 if (!policy) {
                     std::cerr << "kiln selftest: " << policy.error().what() << "\n";
@@ -45,8 +66,7 @@ Command register_selftest(CLI::App& app) {
                     std::cerr << "kiln selftest: " << report.error().what() << "\n";
                     return int(kExitFailure);
                 }
-                if (*json_out) std::cout << security::selftest::to_json(*report).dump(2) << "\n";
-                else std::cout << security::selftest::to_table(*report);
+                print_report(*report, *json_out, *compliance);
                 return report->missing_required().empty() ? int(kExitOk) : int(kExitFailure);
             }};
 }
