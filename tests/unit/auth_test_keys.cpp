@@ -6,6 +6,9 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include <stdlib.h>
+
+#include <fstream>
 #include <stdexcept>
 
 namespace kiln::test {
@@ -37,6 +40,19 @@ std::string der_to_raw_es256(const std::string& der) {
 }
 
 }  // namespace
+
+TempDir::TempDir() {
+    char tmpl[] = "/tmp/kiln-auth-test-XXXXXX";
+    check(mkdtemp(tmpl) != nullptr, "mkdtemp");
+    path = tmpl;
+}
+
+TempDir::~TempDir() { std::filesystem::remove_all(path); }
+
+std::string TempDir::write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+    return file(name);
+}
 
 std::string b64url(const std::string& bytes) {
     std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -29,5 +30,15 @@ std::string sign_jwt(const nlohmann::json& header, const nlohmann::json& claims,
 std::string sign_hs256(const nlohmann::json& header, const nlohmann::json& claims, const std::string& secret);
 
 std::string b64url(const std::string& bytes);
+
+// A directory under /tmp, removed with everything in it.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir();
+    ~TempDir();
+    std::string file(const std::string& name) const { return (path / name).string(); }
+    // Writes `text` to `name` and returns its path.
+    std::string write(const std::string& name, const std::string& text) const;
+};
 
 }  // namespace kiln::test

@@ -28,20 +28,7 @@ const std::string kIssuer = "https://issuer.test";
 const std::string kResource = "https://kiln.test/mcp";
 const std::string kMetadataUrl = "https://kiln.test/.well-known/oauth-protected-resource/mcp";
 
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/kiln-auth-test-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-    std::string write(const std::string& name, const std::string& text) const {
-        auto p = path / name;
-        std::ofstream(p) << text;
-        return p.string();
-    }
-};
+using test::TempDir;
 
 // The keys, the JWKS file and an authenticator in jwt mode.
 struct JwtFixture {

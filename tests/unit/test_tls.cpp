@@ -12,21 +12,13 @@
 #include <thread>
 
 #include "server/tls.hpp"
+#include "tests/unit/auth_test_keys.hpp"
 
 using namespace kiln;
 
 namespace {
 
-struct Dir {
-    std::filesystem::path path;
-    Dir() {
-        char tmpl[] = "/tmp/kiln-tls-test-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~Dir() { std::filesystem::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using Dir = test::TempDir;
 
 // A self-signed P-256 certificate for 127.0.0.1, written to <name>.crt and
 // <name>.key.
