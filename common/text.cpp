@@ -102,7 +102,13 @@ std::optional<std::string> base64url_decode(std::string_view text) {
         else return std::nullopt;
     }
     while (standard.size() % 4 != 0) standard.push_back('=');
-    return base64_decode(standard);
+    auto bytes = base64_decode(standard);
+    // The last character may carry bits no byte uses; a text whose unused
+    // bits are set decodes to the same bytes as the canonical one, so a
+    // signature could be rewritten without changing it. Only the canonical
+    // text is accepted.
+    if (!bytes || base64url_encode(*bytes) != text) return std::nullopt;
+    return bytes;
 }
 
 }  // namespace kiln

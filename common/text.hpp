@@ -21,8 +21,8 @@ std::optional<std::string> base64_decode(std::string_view text);
 bool is_scope_token(std::string_view s);
 
 // The URL-safe alphabet without padding (RFC 4648 section 5), as JWTs and
-// JWKs use it. Decoding is strict: nothing for '=', whitespace or any
-// character outside the alphabet.
+// JWKs use it. Decoding is strict: nothing for '=', whitespace, any
+// character outside the alphabet or unused bits that are not zero.
 std::string base64url_encode(std::string_view data);
 std::optional<std::string> base64url_decode(std::string_view text);
 

@@ -165,8 +165,15 @@ TEST_CASE("jwt: bad signature, alg none, HS256 keyed with the public key, unknow
     check_invalid_token(fx.present(test::sign_jwt({{"alg", "RS256"}, {"kid", "rsa-1"}}, fx.claims(), stranger)),
                         AuthReason::BadSignature);
     std::string es = fx.es256(fx.claims());
-    es.back() = es.back() == 'A' ? 'B' : 'A';
+    char& first = es[es.rfind('.') + 1];  // the top bits of r
+    first = first == 'A' ? 'B' : 'A';
     check_invalid_token(fx.present(es), AuthReason::BadSignature);
+    // The last character of a 64-byte signature carries 4 unused bits: set
+    // them and the bytes are the same, but the text is not canonical.
+    std::string es2 = fx.es256(fx.claims());
+    const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    es2.back() = alphabet[alphabet.find(es2.back()) | 1];
+    check_invalid_token(fx.present(es2), AuthReason::BadSignature);
 
     std::string none = test::b64url(R"({"alg":"none"})") + "." + test::b64url(fx.claims().dump()) + ".";
     check_invalid_token(fx.present(none), AuthReason::UnsupportedAlgorithm);
