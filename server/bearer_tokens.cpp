@@ -16,14 +16,6 @@ constexpr std::string_view kDigestPrefix = "sha256:";
 constexpr std::size_t kMinPlainTokenLength = 32;
 constexpr std::size_t kMaxPrincipalLength = 128;
 
-// Principals end up in audit records and logs: a conservative alphabet
-// keeps them unambiguous there.
-bool is_principal_name(std::string_view s) {
-    return !s.empty() && s.size() <= kMaxPrincipalLength && std::all_of(s.begin(), s.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '@' || c == ':';
-    });
-}
-
 std::optional<Sha256Digest> parse_hex_digest(std::string_view hex) {
     if (hex.size() != 64) return std::nullopt;
     Sha256Digest out{};
@@ -83,6 +75,14 @@ Result<TokenEntry> parse_line(const std::string& text, const std::string& origin
 }
 
 }  // namespace
+
+// Principals end up in audit records and logs: a conservative alphabet
+// keeps them unambiguous there.
+bool is_principal_name(std::string_view s) {
+    return !s.empty() && s.size() <= kMaxPrincipalLength && std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '@' || c == ':';
+    });
+}
 
 bool is_b64token(std::string_view t) {
     std::size_t end = t.find_last_not_of('=');

@@ -46,6 +46,9 @@ private:
     std::vector<TokenEntry> entries_;
 };
 
+// What a principal's name may be: 1-128 letters, digits or . _ - @ :
+bool is_principal_name(std::string_view name);
+
 // RFC 6750's b64token: the characters a bearer token may have.
 bool is_b64token(std::string_view token);
 
