@@ -5,9 +5,11 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/config.hpp"
 #include "common/hash.hpp"
@@ -413,4 +415,37 @@ TEST_CASE("config: server.auth and server.tls keys, nested in YAML and from the 
     REQUIRE_FALSE(st.ok());
     CHECK(st.error().what().find(bad + ":3") != std::string::npos);
     CHECK(st.error().what().find("server.auth.mood") != std::string::npos);
+}
+
+TEST_CASE("tokens reload: a line added to the file lets its token in after reload()") {
+    TempDir dir;
+    std::string first = "kiln_first-token-0123456789abcdefghijklmn", second = "kiln_second-token-0123456789abcdefghijklm";
+    std::string path = dir.write("tokens", "alice " + first + "\n");
+    AuthConfig c;
+    c.mode = AuthMode::Tokens;
+    c.tokens_file = path;
+    auto a = Authenticator::create(c);
+    REQUIRE(a.ok());
+    CHECK(failure_of((*a)->authenticate("Bearer " + second)).reason == AuthReason::UnknownToken);
+    dir.write("tokens", "bob " + second + "\n");
+    REQUIRE((*a)->reload().ok());
+    CHECK(principal_of((*a)->authenticate("Bearer " + second)).name == "bob");
+    CHECK(failure_of((*a)->authenticate("Bearer " + first)).reason == AuthReason::UnknownToken);
+}
+
+TEST_CASE("reload while other threads authenticate: every answer is a whole old or new key set") {
+    JwtFixture fx;
+    std::string token = fx.rs256(fx.claims());
+    std::atomic<bool> stop{false};
+    std::atomic<int> accepted{0}, refused{0};
+    std::vector<std::thread> callers;
+    for (int i = 0; i < 4; ++i)
+        callers.emplace_back([&] {
+            while (!stop) (std::holds_alternative<Principal>(fx.present(token)) ? accepted : refused)++;
+        });
+    for (int i = 0; i < 50; ++i) REQUIRE(fx.auth->reload().ok());
+    stop = true;
+    for (auto& t : callers) t.join();
+    CHECK(accepted > 0);
+    CHECK(refused == 0);
 }
