@@ -167,7 +167,11 @@ bool is_header_safe_url(const std::string& s) {
     return scheme && s.find('#') == std::string::npos && is_scope_token(s);
 }
 
-std::vector<std::string> split_words(const std::string& v) {
+// Words separated by spaces or commas: "a b", "a, b", and a YAML sequence,
+// which the loader joins with ", ". (RFC 6749 allows ',' inside a scope;
+// no scope Kiln gates on has one.)
+std::vector<std::string> split_words(std::string v) {
+    std::replace(v.begin(), v.end(), ',', ' ');
     std::vector<std::string> out;
     std::istringstream in(v);
     for (std::string w; in >> w;) out.push_back(w);
@@ -225,9 +229,9 @@ const std::vector<Key>& schema() {
         string_key("server.auth.jwks_file", "JWKS file with the authorization server's RS256/ES256 keys (reloaded on SIGHUP)", &Config::auth, &AuthConfig::jwks_file),
         url_key("server.auth.issuer", "the iss every JWT must carry", &Config::auth, &AuthConfig::issuer),
         url_key("server.auth.resource", "this server's URI: the aud a JWT must name (RFC 8707) and the protected-resource metadata's resource", &Config::auth, &AuthConfig::resource),
-        words_key("server.auth.authorization_servers", "authorization servers listed in the protected-resource metadata, space-separated (empty: the issuer)", &Config::auth, &AuthConfig::authorization_servers, is_header_safe_url, "an absolute https:// (or http://) URI"),
-        words_key("server.auth.scopes", "scopes every request needs, space-separated", &Config::auth, &AuthConfig::scopes, is_scope, "a scope token (printable ASCII without space, quote or backslash)"),
-        words_key("server.auth.run_scopes", "scopes run_code and run_command need as well, space-separated", &Config::auth, &AuthConfig::run_scopes, is_scope, "a scope token (printable ASCII without space, quote or backslash)"),
+        words_key("server.auth.authorization_servers", "authorization servers listed in the protected-resource metadata, a list (empty: the issuer)", &Config::auth, &AuthConfig::authorization_servers, is_header_safe_url, "an absolute https:// (or http://) URI"),
+        words_key("server.auth.scopes", "scopes every request needs, a list", &Config::auth, &AuthConfig::scopes, is_scope, "a scope token (printable ASCII without space, quote or backslash)"),
+        words_key("server.auth.run_scopes", "scopes run_code and run_command need as well, a list", &Config::auth, &AuthConfig::run_scopes, is_scope, "a scope token (printable ASCII without space, quote or backslash)"),
         duration_key("server.auth.clock_skew", "leeway when checking a JWT's exp and nbf", &Config::auth, &AuthConfig::clock_skew, milliseconds(0), milliseconds(300'000)),
         string_key("server.tls.cert_file", "PEM certificate (then its chain) for HTTPS; with key_file, reloaded on SIGHUP", &Config::tls, &TlsConfig::cert_file),
         string_key("server.tls.key_file", "PEM private key of server.tls.cert_file", &Config::tls, &TlsConfig::key_file),
@@ -318,6 +322,19 @@ Status config_set(Config& config, const std::string& key, const std::string& val
 
 namespace {
 
+// A scalar as it is; a sequence of scalars joined with ", ", the form the
+// list keys parse.
+std::optional<std::string> scalar_or_list(const YAML::Node& node) {
+    if (node.IsScalar()) return node.Scalar();
+    if (!node.IsSequence()) return std::nullopt;
+    std::string out;
+    for (const auto& item : node) {
+        if (!item.IsScalar()) return std::nullopt;
+        out += (out.empty() ? "" : ", ") + item.Scalar();
+    }
+    return out;
+}
+
 // The entries of one mapping under `prefix` ("server", "server.auth"); a
 // nested mapping is a group of keys (server: {auth: {mode: jwt}}).
 Status load_yaml_entries(Config& config, const std::string& path, const std::string& prefix, const YAML::Node& map) {
@@ -337,9 +354,9 @@ Status load_yaml_entries(Config& config, const std::string& path, const std::str
                                   (hint.empty() ? std::string(" (unknown section '" + section + "'; known: server, sandbox, policy, audit, workspace)")
                                                 : " (known keys in " + prefix + ": " + hint + ")"));
         }
-        if (!entry.second.IsScalar())
-            return make_error("config " + where, "key '" + full + "' must be a single value");
-        Status st = config_set(config, full, entry.second.Scalar(), "file:" + where);
+        auto value = scalar_or_list(entry.second);
+        if (!value) return make_error("config " + where, "key '" + full + "' must be a single value or a list of them");
+        Status st = config_set(config, full, *value, "file:" + where);
         if (!st) return st;
     }
     return {};
