@@ -43,5 +43,6 @@ Command register_check(CLI::App& app);
 Command register_audit(CLI::App& app);
 Command register_trust(CLI::App& app);
 Command register_selftest(CLI::App& app);
+Command register_token(CLI::App& app);
 
 }  // namespace kiln::cli

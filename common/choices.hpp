@@ -23,6 +23,9 @@ enum class AuditOnFailure { FailClosed, Continue };
 enum class WorkspaceNetwork { Session, Run };  // one namespace per session, or per run
 enum class Transport { Stdio, Http };
 enum class RuntimeKind { Native };
+// How HTTP clients authenticate: not at all, bearer tokens from a file, or
+// OAuth 2.1 JWT access tokens checked against a JWKS file (docs/auth.md).
+enum class AuthMode { None, Tokens, Jwt };
 
 template <class E>
 struct ChoiceName {
@@ -44,6 +47,8 @@ inline constexpr ChoiceName<WorkspaceNetwork> kWorkspaceNetworkNames[] = {
 inline constexpr ChoiceName<Transport> kTransportNames[] = {
     {Transport::Stdio, "stdio"}, {Transport::Http, "http", false}};
 inline constexpr ChoiceName<RuntimeKind> kRuntimeKindNames[] = {{RuntimeKind::Native, "native"}};
+inline constexpr ChoiceName<AuthMode> kAuthModeNames[] = {
+    {AuthMode::None, "none"}, {AuthMode::Tokens, "tokens"}, {AuthMode::Jwt, "jwt"}};
 
 // The table of each enum, found by overload on a value of it.
 constexpr std::span<const ChoiceName<SeccompProfile>> choice_names(SeccompProfile) { return kSeccompProfileNames; }
@@ -53,6 +58,7 @@ constexpr std::span<const ChoiceName<AuditOnFailure>> choice_names(AuditOnFailur
 constexpr std::span<const ChoiceName<WorkspaceNetwork>> choice_names(WorkspaceNetwork) { return kWorkspaceNetworkNames; }
 constexpr std::span<const ChoiceName<Transport>> choice_names(Transport) { return kTransportNames; }
 constexpr std::span<const ChoiceName<RuntimeKind>> choice_names(RuntimeKind) { return kRuntimeKindNames; }
+constexpr std::span<const ChoiceName<AuthMode>> choice_names(AuthMode) { return kAuthModeNames; }
 
 template <class E>
 std::string_view choice_name(E value) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <sstream>
 
+#include "common/text.hpp"
 #include "common/units.hpp"
 
 namespace kiln {
@@ -158,6 +159,59 @@ Key cpus_key() {
                }};
 }
 
+bool is_scope(const std::string& s) { return is_scope_token(s); }
+
+// An absolute http(s) URI that can sit inside a quoted header parameter.
+bool is_header_safe_url(const std::string& s) {
+    bool scheme = s.rfind("https://", 0) == 0 || s.rfind("http://", 0) == 0;
+    return scheme && s.find('#') == std::string::npos && is_scope_token(s);
+}
+
+// Words separated by spaces or commas: "a b", "a, b", and a YAML sequence,
+// which the loader joins with ", ". (RFC 6749 allows ',' inside a scope;
+// no scope Kiln gates on has one.)
+std::vector<std::string> split_words(std::string v) {
+    std::replace(v.begin(), v.end(), ',', ' ');
+    std::vector<std::string> out;
+    std::istringstream in(v);
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+}
+
+std::string join_words(const std::vector<std::string>& words) {
+    std::string out;
+    for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+    return out;
+}
+
+// A space-separated list whose every word passes `valid`.
+template <class T>
+Key words_key(const char* name, const char* help, T Config::*section, std::vector<std::string> T::*field,
+              bool (*valid)(const std::string&), const char* expected) {
+    return Key{name, help,
+               [=](Config& c, const std::string& v) -> Status {
+                   auto words = split_words(v);
+                   for (const auto& w : words)
+                       if (!valid(w)) return bad_value(w, expected);
+                   (c.*section).*field = std::move(words);
+                   return {};
+               },
+               [=](const Config& c) { return join_words((c.*section).*field); }};
+}
+
+// A single URL, or empty.
+template <class T>
+Key url_key(const char* name, const char* help, T Config::*section, std::string T::*field) {
+    return Key{name, help,
+               [=](Config& c, const std::string& v) -> Status {
+                   if (!v.empty() && !is_header_safe_url(v))
+                       return bad_value(v, "an absolute https:// (or http://) URI without a fragment, spaces or quotes");
+                   (c.*section).*field = v;
+                   return {};
+               },
+               [=](const Config& c) { return (c.*section).*field; }};
+}
+
 using std::chrono::milliseconds;
 constexpr std::uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;
 
@@ -173,6 +227,17 @@ const std::vector<Key>& schema() {
         bool_key("server.allow_missing_controls", "start even when the selftest finds a control the policy requires missing", &Config::server, &ServerConfig::allow_missing_controls),
         bool_key("server.metrics.enabled", "serve Prometheus metrics at GET /metrics (HTTP transport)", &Config::server, &ServerConfig::metrics_enabled),
         string_key("server.metrics.token_file", "file (mode 0600) holding the bearer token GET /metrics requires; empty: none", &Config::server, &ServerConfig::metrics_token_file),
+        enum_key<AuthMode>("server.auth.mode", "how HTTP clients authenticate: none, tokens (server.auth.tokens_file) or jwt (OAuth 2.1 access tokens)", &Config::auth, &AuthConfig::mode),
+        string_key("server.auth.tokens_file", "bearer tokens, one '<principal> <token or sha256:hex> [scope...]' per line", &Config::auth, &AuthConfig::tokens_file),
+        string_key("server.auth.jwks_file", "JWKS file with the authorization server's RS256/ES256 keys (reloaded on SIGHUP)", &Config::auth, &AuthConfig::jwks_file),
+        url_key("server.auth.issuer", "the iss every JWT must carry", &Config::auth, &AuthConfig::issuer),
+        url_key("server.auth.resource", "this server's URI: the aud a JWT must name (RFC 8707) and the protected-resource metadata's resource", &Config::auth, &AuthConfig::resource),
+        words_key("server.auth.authorization_servers", "authorization servers listed in the protected-resource metadata, a list (empty: the issuer)", &Config::auth, &AuthConfig::authorization_servers, is_header_safe_url, "an absolute https:// (or http://) URI"),
+        words_key("server.auth.scopes", "scopes every request needs, a list", &Config::auth, &AuthConfig::scopes, is_scope, "a scope token (printable ASCII without space, quote or backslash)"),
+        words_key("server.auth.run_scopes", "scopes run_code and run_command need as well, a list", &Config::auth, &AuthConfig::run_scopes, is_scope, "a scope token (printable ASCII without space, quote or backslash)"),
+        duration_key("server.auth.clock_skew", "leeway when checking a JWT's exp and nbf", &Config::auth, &AuthConfig::clock_skew, milliseconds(0), milliseconds(300'000)),
+        string_key("server.tls.cert_file", "PEM certificate (then its chain) for HTTPS; with key_file, reloaded on SIGHUP", &Config::tls, &TlsConfig::cert_file),
+        string_key("server.tls.key_file", "PEM private key of server.tls.cert_file", &Config::tls, &TlsConfig::key_file),
         enum_key<RuntimeKind>("sandbox.runtime", "runtime that runs code (native, the only one)", &Config::sandbox, &SandboxConfig::runtime),
         string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
         enum_key<SeccompProfile>("sandbox.seccomp", "seccomp profile, default or strict", &Config::sandbox, &SandboxConfig::seccomp),
@@ -217,6 +282,16 @@ const Key* find_key(const std::string& name) {
     return nullptr;
 }
 
+// The key whose name, with '.' read as '_', is `env_name` ("server_auth_mode").
+std::string key_named_by_env(const std::string& env_name) {
+    for (const auto& k : schema()) {
+        std::string n = k.name;
+        std::replace(n.begin(), n.end(), '.', '_');
+        if (n == env_name) return k.name;
+    }
+    return {};
+}
+
 std::string known_keys_hint(const std::string& section) {
     std::string list;
     for (const auto& k : schema()) {
@@ -252,36 +327,44 @@ namespace {
 
 constexpr const char* kSections = "server, sandbox, policy, audit, workspace";
 
-// One mapping of the file: a section ("server") or a group of keys inside
-// one ("server.metrics"), which may be written nested or as dotted keys.
-Status load_mapping(Config& config, const std::string& path, const std::string& prefix, const YAML::Node& map) {
+// A scalar as it is; a sequence of scalars joined with ", ", the form the
+// list keys parse.
+std::optional<std::string> scalar_or_list(const YAML::Node& node) {
+    if (node.IsScalar()) return node.Scalar();
+    if (!node.IsSequence()) return std::nullopt;
+    std::string out;
+    for (const auto& item : node) {
+        if (!item.IsScalar()) return std::nullopt;
+        out += (out.empty() ? "" : ", ") + item.Scalar();
+    }
+    return out;
+}
+
+// The entries of one mapping under `prefix` ("server", "server.auth"); a
+// nested mapping is a group of keys (server: {auth: {mode: jwt}}).
+Status load_yaml_entries(Config& config, const std::string& path, const std::string& prefix, const YAML::Node& map) {
     for (const auto& entry : map) {
         std::string full = prefix + "." + entry.first.as<std::string>();
         std::string where = path + ":" + std::to_string(entry.first.Mark().line + 1);
         if (entry.second.IsMap() && !known_keys_hint(full).empty()) {
-            if (Status st = load_mapping(config, path, full, entry.second); !st) return st;
+            Status st = load_yaml_entries(config, path, full, entry.second);
+            if (!st) return st;
             continue;
         }
-        if (!find_key(full))
+        std::string section = prefix.substr(0, prefix.find('.'));
+        if (!find_key(full)) {
+            std::string hint = known_keys_hint(prefix);
             return make_error("config " + where,
-                              "unknown key '" + full + "' (known keys in " + prefix + ": " + known_keys_hint(prefix) + ")");
-        if (!entry.second.IsScalar())
-            return make_error("config " + where, "key '" + full + "' must be a single value");
-        if (Status st = config_set(config, full, entry.second.Scalar(), "file:" + where); !st) return st;
+                              "unknown key '" + full + "'" +
+                                  (hint.empty() ? std::string(" (unknown section '" + section + "'; known: server, sandbox, policy, audit, workspace)")
+                                                : " (known keys in " + prefix + ": " + hint + ")"));
+        }
+        auto value = scalar_or_list(entry.second);
+        if (!value) return make_error("config " + where, "key '" + full + "' must be a single value or a list of them");
+        Status st = config_set(config, full, *value, "file:" + where);
+        if (!st) return st;
     }
     return {};
-}
-
-// KILN_SERVER_METRICS_ENABLED names server.metrics.enabled: a key's name
-// with its dots as underscores, upper case (config_env_names() checks that
-// no two keys share one).
-const Key* find_env_key(const std::string& lower_name) {
-    for (const auto& k : schema()) {
-        std::string n = k.name;
-        std::replace(n.begin(), n.end(), '.', '_');
-        if (n == lower_name) return &k;
-    }
-    return nullptr;
 }
 
 }  // namespace
@@ -300,11 +383,14 @@ Status config_load_yaml(Config& config, const std::string& path) {
     if (!root.IsMap()) return make_error("config " + path, std::string("the top level must be a mapping of sections (") + kSections + ")");
     for (const auto& section : root) {
         std::string sname = section.first.as<std::string>();
-        std::string where = path + ":" + std::to_string(section.first.Mark().line + 1);
-        if (known_keys_hint(sname).empty())
-            return make_error("config " + where, "unknown section '" + sname + "' (known: " + kSections + ")");
-        if (!section.second.IsMap()) return make_error("config " + where, "section '" + sname + "' must be a mapping");
-        if (Status st = load_mapping(config, path, sname, section.second); !st) return st;
+        int sline = section.first.Mark().line + 1;
+        if (!section.second.IsMap()) {
+            if (known_keys_hint(sname).empty())
+                return make_error("config " + path + ":" + std::to_string(sline), "unknown section '" + sname + "' (known: server, sandbox, policy, audit, workspace)");
+            return make_error("config " + path + ":" + std::to_string(sline), "section '" + sname + "' must be a mapping");
+        }
+        Status st = load_yaml_entries(config, path, sname, section.second);
+        if (!st) return st;
     }
     return {};
 }
@@ -317,17 +403,16 @@ Status config_load_env(Config& config, char** env) {
         if (eq == std::string::npos || var.rfind("KILN_", 0) != 0) continue;
         std::string name = var.substr(5, eq - 5);
         if (name == "CONFIG" || name == "MUST_WORK") continue;  // read elsewhere
-        if (name.find('_') == std::string::npos) continue;      // KILN_INIT: not a section's key
-        std::string lower = name;
-        for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        const Key* k = find_env_key(lower);
-        if (!k) {
-            // Named as the first '_' would split it: KILN_SANDBOX_MEMORY -> sandbox.memory.
-            auto us = lower.find('_');
-            std::string guess = lower.substr(0, us) + "." + lower.substr(us + 1);
-            return make_error("environment variable " + var.substr(0, eq), "does not name a config key (" + guess + ")");
+        // KILN_SANDBOX_MEMORY -> sandbox.memory, KILN_SERVER_AUTH_MODE ->
+        // server.auth.mode: the key whose dots, read as '_', spell the name.
+        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        std::string key = key_named_by_env(name);
+        if (key.empty()) {
+            auto us = name.find('_');
+            if (us == std::string::npos) continue;
+            return make_error("environment variable " + var.substr(0, eq),
+                              "does not name a config key (" + name.substr(0, us) + "." + name.substr(us + 1) + ")");
         }
-        std::string key = k->name;
         Status st = config_set(config, key, var.substr(eq + 1), "env:" + var.substr(0, eq));
         if (!st) return st;
     }
@@ -351,32 +436,29 @@ void config_finalize(Config& config) {
 
 std::string config_to_yaml(const Config& config) {
     std::ostringstream out;
-    std::string current, current_group;
+    // The groups ("server", "auth") the last key sat in; a key opens the
+    // groups it does not share with it, so keys print as nested mappings.
+    std::vector<std::string> open_groups;
     for (const auto& k : schema()) {
-        std::string name = k.name;
-        auto dot = name.find('.');
-        std::string section = name.substr(0, dot);
-        std::string rest = name.substr(dot + 1);
-        if (section != current) {
-            out << section << ":\n";
-            current = section;
-            current_group.clear();
+        std::vector<std::string> parts;
+        std::istringstream in(k.name);
+        for (std::string p; std::getline(in, p, '.');) parts.push_back(p);
+        std::size_t shared = 0;
+        while (shared < open_groups.size() && shared + 1 < parts.size() && open_groups[shared] == parts[shared]) ++shared;
+        open_groups.resize(shared);
+        for (std::size_t i = shared; i + 1 < parts.size(); ++i) {
+            out << std::string(2 * i, ' ') << parts[i] << ":\n";
+            open_groups.push_back(parts[i]);
         }
-        // server.metrics.enabled prints as `enabled` under `metrics:`.
-        auto group_dot = rest.find('.');
-        std::string group = group_dot == std::string::npos ? "" : rest.substr(0, group_dot);
-        if (!group.empty() && group != current_group) out << "  " << group << ":\n";
-        current_group = group;
-        std::string indent = group.empty() ? "  " : "    ";
-        std::string leaf = group.empty() ? rest : rest.substr(group_dot + 1);
-        auto it = config.origin.find(name);
+        auto it = config.origin.find(k.name);
         std::string origin = it == config.origin.end() ? "default" : it->second;
         auto value = k.get(config);
         if (!value) origin = "unset: the policy's value";
         YAML::Emitter val;
         if (value) val << *value;
         else val << YAML::Null;
-        out << indent << leaf << ": " << val.c_str() << "  # " << k.help << " [" << origin << "]\n";
+        out << std::string(2 * open_groups.size(), ' ') << parts.back() << ": " << val.c_str() << "  # " << k.help
+            << " [" << origin << "]\n";
     }
     return out.str();
 }

@@ -99,8 +99,34 @@ struct WorkspaceConfig {
     WorkspaceNetwork network = WorkspaceNetwork::Session;
 };
 
+// Who may call the HTTP transport (docs/auth.md). Keys server.auth.*.
+struct AuthConfig {
+    AuthMode mode = AuthMode::None;
+    std::string tokens_file;        // tokens: "<principal> <token or sha256:hex> [scope...]" lines
+    std::string jwks_file;          // jwt: the authorization server's signing keys
+    std::string issuer;             // jwt: the "iss" every token must carry
+    // This server's resource URI (RFC 8707): the "aud" a JWT must name, and
+    // the "resource" of the protected-resource metadata (RFC 9728).
+    std::string resource;
+    std::vector<std::string> authorization_servers;  // empty: the issuer
+    std::vector<std::string> scopes;      // needed for every request
+    std::vector<std::string> run_scopes;  // needed as well for run_code and run_command
+    std::chrono::milliseconds clock_skew{60'000};
+};
+
+// TLS for the HTTP transport; both files or neither. Keys server.tls.*.
+struct TlsConfig {
+    std::string cert_file;          // PEM: the certificate, then its chain
+    std::string key_file;           // PEM private key, unencrypted
+};
+
 struct Config {
     ServerConfig server;
+    // The HTTP transport's auth.* and tls.* keys of the server section; kept
+    // apart from ServerConfig because each key's table entry reaches its
+    // field through one section member.
+    AuthConfig auth;
+    TlsConfig tls;
     SandboxConfig sandbox;
     PolicyConfig policy;
     AuditConfig audit;

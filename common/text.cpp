@@ -1,6 +1,9 @@
 #include "common/text.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "common/libcrypto.hpp"
@@ -63,6 +66,49 @@ std::optional<std::string> base64_decode(std::string_view text) {
     if (clean.size() > 1 && clean[clean.size() - 2] == '=') ++pad;
     out.resize(static_cast<std::size_t>(n) - pad);
     return out;
+}
+
+Result<std::string> read_file_text(const std::string& path, const std::string& what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return sys_error("read " + what + " " + path, "cannot open it");
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) return sys_error("read " + what + " " + path);
+    return text.str();
+}
+
+bool is_scope_token(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return c >= 0x21 && c <= 0x7E && c != '"' && c != '\\';
+    });
+}
+
+std::string base64url_encode(std::string_view data) {
+    std::string out = base64_encode(data);
+    while (!out.empty() && out.back() == '=') out.pop_back();
+    for (auto& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+    // One leftover character cannot encode a byte.
+    if (text.size() % 4 == 1) return std::nullopt;
+    std::string standard;
+    standard.reserve(text.size() + 2);
+    for (char c : text) {
+        if (c == '-') standard.push_back('+');
+        else if (c == '_') standard.push_back('/');
+        else if (std::isalnum(static_cast<unsigned char>(c))) standard.push_back(c);
+        else return std::nullopt;
+    }
+    while (standard.size() % 4 != 0) standard.push_back('=');
+    auto bytes = base64_decode(standard);
+    // The last character may carry bits no byte uses; a text whose unused
+    // bits are set decodes to the same bytes as the canonical one, so a
+    // signature could be rewritten without changing it. Only the canonical
+    // text is accepted.
+    if (!bytes || base64url_encode(*bytes) != text) return std::nullopt;
+    return bytes;
 }
 
 }  // namespace kiln

@@ -9,7 +9,7 @@ kiln=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")  # absolute: the test chang
 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-commands="serve run check audit trust selftest config version"
+commands="serve run check audit trust selftest config version token"
 
 expect() {  # expect CODE DESCRIPTION -- ARGS...
     want=$1 what=$2
@@ -49,5 +49,12 @@ expect 0 "--set KEY=VALUE before the subcommand" -- --set server.log_level=info 
 expect 64 "extra words after the subcommand are a usage error" -- version extra
 expect 78 "server.transport=http is refused, not ignored" -- --set server.transport=http serve
 grep -q "server.transport: 'http' is not implemented yet; use stdio" "$tmp/out" || { echo "FAIL the http refusal does not say so"; fail=1; }
+
+# kiln token new: the token, then a tokens-file line holding its SHA-256.
+expect 0 "token new prints a token and its line" -- token new --principal ci-bot --scope kiln:read
+token=$(sed -n 1p "$tmp/out")
+want="ci-bot sha256:$(printf %s "$token" | sha256sum | cut -d' ' -f1) kiln:read"
+grep -qx "$want" "$tmp/out" || { echo "FAIL token new: no line '$want'"; sed 's/^/    /' "$tmp/out"; fail=1; }
+expect 64 "token new refuses a principal the tokens file could not hold" -- token new --principal "a b"
 
 exit $fail
