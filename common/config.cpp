@@ -158,18 +158,91 @@ Key cpus_key() {
                }};
 }
 
+// A comma-separated list ("a, b"); a YAML sequence arrives joined the same way.
+template <class T>
+Key list_key(const char* name, const char* help, T Config::*section, std::vector<std::string> T::*field,
+             bool (*valid)(const std::string&), const char* expected) {
+    return Key{name, help,
+               [=](Config& c, const std::string& v) -> Status {
+                   std::vector<std::string> items;
+                   std::stringstream in(v);
+                   for (std::string item; std::getline(in, item, ',');) {
+                       auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+                       if (b == std::string::npos) continue;
+                       item = item.substr(b, e - b + 1);
+                       if (!valid(item)) return bad_value(item, expected);
+                       items.push_back(item);
+                   }
+                   (c.*section).*field = items;
+                   return {};
+               },
+               [=](const Config& c) {
+                   std::string joined;
+                   for (const auto& i : (c.*section).*field) joined += (joined.empty() ? "" : ", ") + i;
+                   return joined;
+               }};
+}
+
+bool valid_origin(const std::string& o) {
+    return (o.rfind("http://", 0) == 0 || o.rfind("https://", 0) == 0) && o.find('/', o.find("//") + 2) == std::string::npos;
+}
+
+bool valid_host_name(const std::string& h) {
+    return (!h.empty() && h.find_first_of(" /:@") == std::string::npos) ||
+           (h.size() > 2 && h.front() == '[' && h.back() == ']');
+}
+
+Key listen_key() {
+    return Key{"server.http.listen", "address and port the HTTP transport listens on (port 0: any free one)",
+               [](Config& c, const std::string& v) -> Status {
+                   auto a = parse_listen_address(v);
+                   if (!a) return a.error();
+                   c.http.listen = v;
+                   return {};
+               },
+               [](const Config& c) { return c.http.listen; }};
+}
+
+Key http_path_key() {
+    return Key{"server.http.path", "the MCP endpoint's path",
+               [](Config& c, const std::string& v) -> Status {
+                   if (v.size() < 2 || v.front() != '/' || v.find_first_of(" ?#*:") != std::string::npos ||
+                       v == "/healthz" || v == "/readyz")
+                       return bad_value(v, "a path such as /mcp (not /healthz or /readyz)");
+                   c.http.path = v;
+                   return {};
+               },
+               [](const Config& c) { return c.http.path; }};
+}
+
 using std::chrono::milliseconds;
 constexpr std::uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;
 
 const std::vector<Key>& schema() {
     static const std::vector<Key> keys = {
-        enum_key<Transport>("server.transport", "stdio, one client (http is not implemented yet)", &Config::server, &ServerConfig::transport),
+        enum_key<Transport>("server.transport", "stdio: one client on stdin/stdout; http: Streamable HTTP, many clients (server.http.*)", &Config::server, &ServerConfig::transport),
         size_key("server.max_message_bytes", "largest JSON-RPC message accepted", &Config::server, &ServerConfig::max_message_bytes, 1 * KiB, 256 * MiB),
         uint_key("server.max_inflight_calls", "tool calls running at once; more are refused", &Config::server, &ServerConfig::max_inflight_calls, 1, 1024),
         uint_key("server.page_size", "items per tools/list page", &Config::server, &ServerConfig::page_size, 1, 1000),
         string_key("server.log_level", "stderr log level", &Config::server, &ServerConfig::log_level, {"trace", "debug", "info", "warn", "error", "off"}),
         string_key("server.state_dir", "workspaces, trust store and default audit log live here", &Config::server, &ServerConfig::state_dir),
         bool_key("server.test_tools", "register diagnostic tools (tests only)", &Config::server, &ServerConfig::test_tools),
+        listen_key(),
+        http_path_key(),
+        list_key("server.http.allowed_origins", "Origin values accepted (scheme://host:port, :* for any port); empty: loopback origins", &Config::http, &HttpConfig::allowed_origins, valid_origin, "an origin such as https://app.example.com or http://localhost:*"),
+        list_key("server.http.allowed_hosts", "Host header names accepted; empty: loopback names and the listen address", &Config::http, &HttpConfig::allowed_hosts, valid_host_name, "a host name without port, such as kiln.example.com or [::1]"),
+        duration_key("server.http.session_idle_timeout", "a session unused this long ends and its workspace goes", &Config::http, &HttpConfig::session_idle_timeout, milliseconds(1000), milliseconds(7LL * 24 * 3600 * 1000)),
+        uint_key("server.http.max_sessions", "HTTP sessions open at once; initialize past it gets 429", &Config::http, &HttpConfig::max_sessions, 1, 10000),
+        uint_key("server.http.max_sse_streams", "GET event streams open at once, all sessions", &Config::http, &HttpConfig::max_sse_streams, 1, 1024),
+        uint_key("server.http.max_sse_streams_per_session", "GET event streams open at once per session", &Config::http, &HttpConfig::max_sse_streams_per_session, 1, 16),
+        uint_key("server.http.max_calls", "POSTs being answered at once, all sessions; more wait call_wait, then 429", &Config::http, &HttpConfig::max_calls, 1, 1024),
+        duration_key("server.http.call_wait", "how long a POST past max_calls waits for a slot before 429", &Config::http, &HttpConfig::call_wait, milliseconds(0), milliseconds(60'000)),
+        uint_key("server.http.sse_buffer_events", "events kept per SSE stream for resumption with Last-Event-ID", &Config::http, &HttpConfig::sse_buffer_events, 16, 65536),
+        uint_key("server.http.threads", "HTTP worker threads; 0: max_calls + max_sse_streams + 16", &Config::http, &HttpConfig::threads, 0, 4096),
+        duration_key("server.http.keep_alive_timeout", "an idle keep-alive connection is closed after this", &Config::http, &HttpConfig::keep_alive_timeout, milliseconds(1000), milliseconds(300'000)),
+        duration_key("server.http.read_timeout", "a request that sends nothing for this long is dropped", &Config::http, &HttpConfig::read_timeout, milliseconds(1000), milliseconds(300'000)),
+        duration_key("server.http.shutdown_grace", "on SIGTERM, running calls get this long before they are cancelled", &Config::http, &HttpConfig::shutdown_grace, milliseconds(0), milliseconds(600'000)),
+        bool_key("server.http.allow_unauthenticated_remote", "DANGER: serve a non-loopback address without authentication", &Config::http, &HttpConfig::allow_unauthenticated_remote),
         enum_key<RuntimeKind>("sandbox.runtime", "runtime that runs code (native, the only one)", &Config::sandbox, &SandboxConfig::runtime),
         string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
         enum_key<SeccompProfile>("sandbox.seccomp", "seccomp profile, default or strict", &Config::sandbox, &SandboxConfig::seccomp),
@@ -245,6 +318,47 @@ Status config_set(Config& config, const std::string& key, const std::string& val
     return {};
 }
 
+namespace {
+
+// The entries of a section with nested mappings spelled as dotted names, so
+// `http: {listen: X}` under server is server.http.listen.
+struct Entry {
+    std::string name;
+    int line;
+    YAML::Node value;
+};
+
+std::vector<Entry> flatten(const YAML::Node& section) {
+    std::vector<Entry> out;
+    for (const auto& entry : section) {
+        std::string name = entry.first.as<std::string>();
+        if (!entry.second.IsMap()) {
+            out.push_back({name, entry.first.Mark().line + 1, entry.second});
+            continue;
+        }
+        for (auto& nested : flatten(entry.second)) {
+            nested.name = name + "." + nested.name;
+            out.push_back(std::move(nested));
+        }
+    }
+    return out;
+}
+
+// A scalar, or a list of scalars joined with commas (list keys).
+std::optional<std::string> scalar_value(const YAML::Node& node) {
+    if (node.IsScalar()) return node.Scalar();
+    if (node.IsNull()) return std::string();
+    if (!node.IsSequence()) return std::nullopt;
+    std::string joined;
+    for (const auto& item : node) {
+        if (!item.IsScalar()) return std::nullopt;
+        joined += (joined.empty() ? "" : ",") + item.Scalar();
+    }
+    return joined;
+}
+
+}  // namespace
+
 Status config_load_yaml(Config& config, const std::string& path) {
     YAML::Node root;
     try {
@@ -265,9 +379,9 @@ Status config_load_yaml(Config& config, const std::string& path) {
                 return make_error("config " + path + ":" + std::to_string(sline), "unknown section '" + sname + "' (known: server, sandbox, policy, audit, workspace)");
             return make_error("config " + path + ":" + std::to_string(sline), "section '" + sname + "' must be a mapping");
         }
-        for (const auto& entry : section.second) {
-            std::string kname = entry.first.as<std::string>();
-            int line = entry.first.Mark().line + 1;
+        for (const auto& entry : flatten(section.second)) {
+            const std::string& kname = entry.name;
+            int line = entry.line;
             std::string full = sname + "." + kname;
             std::string where = path + ":" + std::to_string(line);
             if (!find_key(full)) {
@@ -277,9 +391,9 @@ Status config_load_yaml(Config& config, const std::string& path) {
                                       (hint.empty() ? std::string(" (unknown section '" + sname + "'; known: server, sandbox, policy, audit, workspace)")
                                                     : " (known keys in " + sname + ": " + hint + ")"));
             }
-            if (!entry.second.IsScalar())
-                return make_error("config " + where, "key '" + full + "' must be a single value");
-            Status st = config_set(config, full, entry.second.Scalar(), "file:" + where);
+            auto value = scalar_value(entry.value);
+            if (!value) return make_error("config " + where, "key '" + full + "' must be a single value or a list of values");
+            Status st = config_set(config, full, *value, "file:" + where);
             if (!st) return st;
         }
     }
@@ -299,6 +413,12 @@ Status config_load_env(Config& config, char** env) {
         if (us == std::string::npos) continue;
         std::string key = name.substr(0, us) + "." + name.substr(us + 1);
         for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        // KILN_SERVER_HTTP_LISTEN -> server.http.listen: a subsection's '_'.
+        if (auto sub = key.find('_', key.find('.')); !find_key(key) && sub != std::string::npos) {
+            std::string nested = key;
+            nested[sub] = '.';
+            if (find_key(nested)) key = nested;
+        }
         if (!find_key(key))
             return make_error("environment variable " + var.substr(0, eq), "does not name a config key (" + key + ")");
         Status st = config_set(config, key, var.substr(eq + 1), "env:" + var.substr(0, eq));
@@ -320,6 +440,29 @@ void config_finalize(Config& config) {
         }
     }
     if (config.audit.path.empty()) config.audit.path = config.server.state_dir + "/audit.jsonl";
+}
+
+Result<ListenAddress> parse_listen_address(const std::string& text) {
+    auto bad = [&] {
+        return make_error("", "'" + text + "' is not valid: expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080");
+    };
+    ListenAddress a;
+    std::size_t colon;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return bad();
+        a.host = text.substr(1, close - 1);
+        colon = close + 1;
+    } else {
+        colon = text.rfind(':');
+        if (colon == std::string::npos || text.find(':') != colon) return bad();
+        a.host = text.substr(0, colon);
+    }
+    if (a.host.empty()) return bad();
+    auto port = parse_uint(text.substr(colon + 1), 0, 65535);
+    if (!port) return make_error("", "'" + text + "' is not valid: the port must be an integer from 0 to 65535");
+    a.port = static_cast<int>(*port);
+    return a;
 }
 
 std::string config_to_yaml(const Config& config) {
