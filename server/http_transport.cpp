@@ -223,6 +223,7 @@ struct HttpServer::StreamState {
     std::shared_ptr<HttpSession> session;
     std::shared_ptr<SseStream> stream;
     std::uint64_t after = 0;
+    std::uint64_t reader = 0;
     bool prime = false;
     std::unique_ptr<HttpSession::Use> use;
     std::function<void()> on_end;
@@ -439,10 +440,10 @@ void HttpServer::answer_post(const std::shared_ptr<HttpSession>& hs, const std::
     if (got == SseStream::Read::Finished)
         return refuse(res, 200, "Request cancelled by the client", -32800);
     if (got != SseStream::Read::Events) return refuse_busy(res, 503, "Service Unavailable: the session ended");
-    if (!stream->attach()) return refuse(res, 409, "Conflict: the stream is already being read");
     auto state = std::make_shared<StreamState>();
     state->session = hs;
     state->stream = stream;
+    state->reader = stream->attach();
     state->prime = primes(*hs);
     state->use = std::make_unique<HttpSession::Use>(hs);
     stream_events(res, state);
@@ -478,14 +479,13 @@ void HttpServer::on_get(const httplib::Request& req, httplib::Response& res) {
         return refuse_busy(res, 429, "Too Many Requests: too many open SSE streams (server.http.max_sse_streams " +
                                          std::to_string(http_.max_sse_streams) + ", per session " +
                                          std::to_string(http_.max_sse_streams_per_session) + ")");
-    if (!stream->attach())
-        return refuse(res, 409, "Conflict: another connection is reading stream '" + stream->name() + "' of this session");
     ++get_streams_;
     ++hs->get_streams;
     auto state = std::make_shared<StreamState>();
     state->session = hs;
     state->stream = stream;
     state->after = after;
+    state->reader = stream->attach();
     state->prime = primes(*hs);
     state->use = std::make_unique<HttpSession::Use>(hs);
     state->on_end = [this, hs] {
@@ -503,7 +503,7 @@ void HttpServer::stream_events(httplib::Response& res, std::shared_ptr<StreamSta
         [state](bool) {
             // A dropped connection is not a cancellation: the call goes on and
             // its events wait in the buffer for a GET with Last-Event-ID.
-            state->stream->detach();
+            state->stream->detach(state->reader);
             if (state->on_end) state->on_end();
             state->use.reset();
         });
@@ -519,7 +519,7 @@ bool HttpServer::pump(StreamState& state, httplib::DataSink& sink) {
                      std::to_string(kRetryMs) + "\ndata: \n\n");
     }
     std::vector<SseEvent> events;
-    switch (state.stream->read_after(state.after, events, kKeepAliveComment)) {
+    switch (state.stream->read_after(state.after, events, kKeepAliveComment, state.reader)) {
         case SseStream::Read::Events:
             for (const auto& e : events) {
                 if (!write(format_sse_event(state.stream->name(), e))) return false;
@@ -539,6 +539,9 @@ bool HttpServer::pump(StreamState& state, httplib::DataSink& sink) {
             return true;
         case SseStream::Read::Overwritten:
             // The reader fell a whole buffer behind; a resumption says so.
+            sink.done();
+            return true;
+        case SseStream::Read::Superseded:
             sink.done();
             return true;
     }

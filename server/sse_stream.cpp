@@ -61,10 +61,13 @@ void SseStream::close_early() {
     cv_.notify_all();
 }
 
-SseStream::Read SseStream::read_after(std::uint64_t after, std::vector<SseEvent>& out, std::chrono::milliseconds wait) {
+SseStream::Read SseStream::read_after(std::uint64_t after, std::vector<SseEvent>& out, std::chrono::milliseconds wait,
+                                      std::uint64_t reader) {
     std::unique_lock lock(mutex_);
-    auto available = [&] { return next_seq_ - 1 > after || closed_ || finished_; };
+    auto superseded = [&] { return reader != 0 && reader != reader_; };
+    auto available = [&] { return next_seq_ - 1 > after || closed_ || finished_ || superseded(); };
     if (!cv_.wait_for(lock, wait, available)) return Read::Idle;
+    if (superseded()) return Read::Superseded;
     if (next_seq_ - 1 > after) {
         // The oldest event kept must directly follow the one the reader has.
         if (events_.empty() || events_.front().seq > after + 1) return Read::Overwritten;
@@ -95,16 +98,19 @@ void SseStream::mark_delivered(std::uint64_t seq) {
     if (seq > delivered_) delivered_ = seq;
 }
 
-bool SseStream::attach() {
-    std::lock_guard lock(mutex_);
-    if (attached_) return false;
-    attached_ = true;
-    return true;
+std::uint64_t SseStream::attach() {
+    std::uint64_t reader;
+    {
+        std::lock_guard lock(mutex_);
+        reader = reader_ = ++readers_;
+    }
+    cv_.notify_all();
+    return reader;
 }
 
-void SseStream::detach() {
+void SseStream::detach(std::uint64_t reader) {
     std::lock_guard lock(mutex_);
-    attached_ = false;
+    if (reader_ == reader) reader_ = 0;
 }
 
 void SseStream::hold_until_finished(std::shared_ptr<void> held) {

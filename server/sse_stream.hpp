@@ -44,6 +44,7 @@ public:
         Closed,       // the server is ending the stream early (shutdown)
         Idle,         // nothing new within the wait
         Overwritten,  // the buffer no longer holds the events asked for
+        Superseded,   // another connection took the stream over
     };
 
     SseStream(std::string name, std::size_t capacity);
@@ -56,8 +57,10 @@ public:
     void finish();
     // Shutdown: readers wake up, write `retry:` and leave.
     void close_early();
-    // Events with seq > after, waiting up to `wait` for one.
-    Read read_after(std::uint64_t after, std::vector<SseEvent>& out, std::chrono::milliseconds wait);
+    // Events with seq > after, waiting up to `wait` for one. A `reader`
+    // (from attach) that was taken over gets Superseded; 0 reads unattached.
+    Read read_after(std::uint64_t after, std::vector<SseEvent>& out, std::chrono::milliseconds wait,
+                    std::uint64_t reader = 0);
     bool finished() const;
     // The newest seq pushed (0: none yet).
     std::uint64_t last_seq() const;
@@ -65,9 +68,12 @@ public:
     std::uint64_t delivered() const;
     void mark_delivered(std::uint64_t seq);
 
-    // One connection reads a stream at a time: attach() fails while one does.
-    bool attach();
-    void detach();
+    // One connection reads a stream at a time. A new one takes over (the
+    // old one is usually a dropped connection the server has not noticed
+    // yet): attach() returns its reader number, and the previous reader
+    // leaves at its next read, so no message goes out on two connections.
+    std::uint64_t attach();
+    void detach(std::uint64_t reader);
 
     // Released when the stream finishes: whatever the stream's call holds
     // (a slot of the global call limit).
@@ -81,9 +87,10 @@ private:
     std::deque<SseEvent> events_;
     std::uint64_t next_seq_ = 1;
     std::uint64_t delivered_ = 0;
+    std::uint64_t readers_ = 0;
     bool finished_ = false;
     bool closed_ = false;
-    bool attached_ = false;
+    std::uint64_t reader_ = 0;  // the attached reader; 0: none
     std::shared_ptr<void> held_;
 };
 
