@@ -95,6 +95,19 @@ test('DELETE ends the session: its id then gets 404 and a new client can start o
   await again.client.close();
 });
 
+test('a session unused for server.http.session_idle_timeout expires: its id then gets 404', TEST_TIMEOUT, async (t) => {
+  const server = await startHttpServer(t, { set: { 'server.http.session_idle_timeout': '1s' } });
+  const { session } = await initialize(server.url);
+  const ping = () => fetch(server.url, {
+    method: 'POST', headers: postHeaders(session, { 'MCP-Protocol-Version': '2025-11-25' }),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+  });
+  assert.equal((await ping()).status, 200);
+  await new Promise((r) => setTimeout(r, 3_000));
+  assert.equal((await ping()).status, 404);
+  assert.match(server.stderr(), new RegExp(`session ${session} expired`));
+});
+
 test('a dropped SSE stream is resumed with Last-Event-ID: the call goes on and nothing is lost', TEST_TIMEOUT, async (t) => {
   const server = await startHttpServer(t);
   const { session } = await initialize(server.url);
