@@ -61,6 +61,15 @@ void register_conformance_fixtures(Registry& registry) {
         for (int i = 1; i <= 3; ++i) ctx.progress(i, 3);
         return with("reported progress");
     });
+    add("test_elicitation", "Asks the client for a user name and email (elicitation/create).", [](const CallContext& ctx) {
+        if (!ctx.request_fn) return ToolResult::error("no channel to the client", json::object());
+        json schema = {{"type", "object"},
+                       {"properties", {{"username", {{"type", "string"}}}, {"email", {{"type", "string"}}}}},
+                       {"required", {"username", "email"}}};
+        auto answer = ctx.request_fn("elicitation/create", {{"message", "Please provide your information"}, {"requestedSchema", schema}});
+        if (!answer) return ToolResult::error("elicitation failed: " + answer.error().message, json::object());
+        return with("User response: " + answer->dump());
+    });
     add("test_error_handling", "Always fails.", [](const CallContext&) {
         return ToolResult::error("This tool intentionally returns an error for testing", json::object());
     });
