@@ -1,9 +1,17 @@
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 #include "cli/cli.hpp"
 #include "common/libcrypto.hpp"
 #include "sandbox/user.hpp"
+#ifdef KILN_HTTP_BUILTIN
 #include "server/http_transport.hpp"
+#endif
 #include "server/stdio_transport.hpp"
 #include "tools/toolbox.hpp"
 
@@ -25,6 +33,7 @@ server::SessionOptions session_options(const Config& config, tools::Toolbox& box
     return options;
 }
 
+#ifdef KILN_HTTP_BUILTIN
 server::HttpOptions http_options(const HttpConfig& c, tools::Toolbox& box) {
     server::HttpOptions o;
     auto address = parse_listen_address(c.listen);  // checked when the key was set
@@ -48,6 +57,24 @@ server::HttpOptions http_options(const HttpConfig& c, tools::Toolbox& box) {
     o.ready = [&box] { return box.ready(); };
     return o;
 }
+#else
+// kiln-http is this program with the HTTP transport built in (see
+// cli/meson.build for why it is apart). It reads the same argv,
+// environment and configuration file, so it serves what was asked here.
+// Returns only when it cannot be started.
+int exec_http_helper(const std::vector<std::string>& argv) {
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    std::string helper = (ec ? std::filesystem::path(".") : self.parent_path()) / "kiln-http";
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(helper.c_str(), args.data());
+    spdlog::error("cannot start the HTTP transport: {}: {}; it is built and installed next to kiln "
+                  "(ninja -C build cli/kiln-http)", helper, std::strerror(errno));
+    return int(kExitFailure);
+}
+#endif
 
 }  // namespace
 
@@ -82,6 +109,9 @@ Command register_serve(CLI::App& app) {
                 }
                 if (f->test_tools) ctx.config.server.test_tools = true;
                 spdlog::set_level(spdlog::level::from_str(ctx.config.server.log_level));
+#ifndef KILN_HTTP_BUILTIN
+                if (ctx.config.server.transport == Transport::Http) return exec_http_helper(ctx.argv);
+#endif
 
                 // The audit log hashes every record: a missing libcrypto must
                 // stop the server now, not at its first tool call.
@@ -109,8 +139,12 @@ Command register_serve(CLI::App& app) {
                     case Transport::Stdio:
                         return server::serve_stdio(options, (*toolbox)->registry(), stop_fd.get());
                     case Transport::Http:
+#ifdef KILN_HTTP_BUILTIN
                         return server::serve_http(http_options(ctx.config.http, **toolbox), options,
                                                   (*toolbox)->registry(), stop_fd.get());
+#else
+                        break;  // exec_http_helper above
+#endif
                 }
                 return int(kExitFailure);
             }};
