@@ -205,8 +205,10 @@ private:
     SessionOptions session_options_;
     const tools::Registry& registry_;
     httplib::Server svr_;
-    SessionTable sessions_;
+    // Before the sessions: a stream's call slot goes back to it when the
+    // stream dies, which may be as the sessions are destroyed.
     Slots calls_;
+    SessionTable sessions_;
     std::atomic<unsigned> get_streams_{0};
     std::atomic<bool> draining_{false};
     std::vector<std::string> allowed_hosts_;
@@ -230,7 +232,7 @@ struct HttpServer::StreamState {
 };
 
 HttpServer::HttpServer(const HttpOptions& http, const SessionOptions& session, const tools::Registry& registry)
-    : http_(http), session_options_(session), registry_(registry), sessions_(http.max_sessions), calls_(http.max_calls) {
+    : http_(http), session_options_(session), registry_(registry), calls_(http.max_calls), sessions_(http.max_sessions) {
     allowed_hosts_ = http_.allowed_hosts;
     if (allowed_hosts_.empty()) {
         allowed_hosts_.assign(std::begin(kLoopbackNames), std::end(kLoopbackNames));
