@@ -24,6 +24,7 @@ enum ExitCode : int {
 
 struct Context {
     Config config;
+    std::vector<std::string> argv;  // as given, for a command that re-executes
     // Applies a flag's value to a config key so errors name the flag.
     bool set_from_flag(const std::string& key, const std::string& value, const std::string& flag);
 };

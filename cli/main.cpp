@@ -127,6 +127,7 @@ int main(int argc, char** argv) {
     }
 
     Context ctx;
+    ctx.argv.assign(argv, argv + argc);
     if (int rc = load_config(ctx, config_file, sets); rc != kExitOk) return rc;
     for (auto& cmd : commands) {
         if (cmd.app && cmd.app->parsed()) {

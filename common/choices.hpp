@@ -43,9 +43,8 @@ inline constexpr ChoiceName<AuditOnFailure> kAuditOnFailureNames[] = {
     {AuditOnFailure::FailClosed, "fail_closed"}, {AuditOnFailure::Continue, "continue"}};
 inline constexpr ChoiceName<WorkspaceNetwork> kWorkspaceNetworkNames[] = {
     {WorkspaceNetwork::Session, "session"}, {WorkspaceNetwork::Run, "run"}};
-// HTTP is built by another issue; until then server.transport=http is an error.
 inline constexpr ChoiceName<Transport> kTransportNames[] = {
-    {Transport::Stdio, "stdio"}, {Transport::Http, "http", false}};
+    {Transport::Stdio, "stdio"}, {Transport::Http, "http"}};
 inline constexpr ChoiceName<RuntimeKind> kRuntimeKindNames[] = {{RuntimeKind::Native, "native"}};
 inline constexpr ChoiceName<AuthMode> kAuthModeNames[] = {
     {AuthMode::None, "none"}, {AuthMode::Tokens, "tokens"}, {AuthMode::Jwt, "jwt"}};

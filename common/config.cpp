@@ -212,12 +212,44 @@ Key url_key(const char* name, const char* help, T Config::*section, std::string 
                [=](const Config& c) { return (c.*section).*field; }};
 }
 
+bool valid_origin(const std::string& o) {
+    return (o.rfind("http://", 0) == 0 || o.rfind("https://", 0) == 0) && o.find('/', o.find("//") + 2) == std::string::npos;
+}
+
+bool valid_host_name(const std::string& h) {
+    return (!h.empty() && h.find_first_of(" /:@") == std::string::npos) ||
+           (h.size() > 2 && h.front() == '[' && h.back() == ']');
+}
+
+Key listen_key() {
+    return Key{"server.http.listen", "address and port the HTTP transport listens on (port 0: any free one)",
+               [](Config& c, const std::string& v) -> Status {
+                   auto a = parse_listen_address(v);
+                   if (!a) return a.error();
+                   c.http.listen = v;
+                   return {};
+               },
+               [](const Config& c) { return c.http.listen; }};
+}
+
+Key http_path_key() {
+    return Key{"server.http.path", "the MCP endpoint's path",
+               [](Config& c, const std::string& v) -> Status {
+                   if (v.size() < 2 || v.front() != '/' || v.find_first_of(" ?#*:") != std::string::npos ||
+                       v == "/healthz" || v == "/readyz")
+                       return bad_value(v, "a path such as /mcp (not /healthz or /readyz)");
+                   c.http.path = v;
+                   return {};
+               },
+               [](const Config& c) { return c.http.path; }};
+}
+
 using std::chrono::milliseconds;
 constexpr std::uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;
 
 const std::vector<Key>& schema() {
     static const std::vector<Key> keys = {
-        enum_key<Transport>("server.transport", "stdio, one client (http is not implemented yet)", &Config::server, &ServerConfig::transport),
+        enum_key<Transport>("server.transport", "stdio: one client on stdin/stdout; http: Streamable HTTP, many clients (server.http.*)", &Config::server, &ServerConfig::transport),
         size_key("server.max_message_bytes", "largest JSON-RPC message accepted", &Config::server, &ServerConfig::max_message_bytes, 1 * KiB, 256 * MiB),
         uint_key("server.max_inflight_calls", "tool calls running at once; more are refused", &Config::server, &ServerConfig::max_inflight_calls, 1, 1024),
         uint_key("server.page_size", "items per tools/list page", &Config::server, &ServerConfig::page_size, 1, 1000),
@@ -238,6 +270,22 @@ const std::vector<Key>& schema() {
         duration_key("server.auth.clock_skew", "leeway when checking a JWT's exp and nbf", &Config::auth, &AuthConfig::clock_skew, milliseconds(0), milliseconds(300'000)),
         string_key("server.tls.cert_file", "PEM certificate (then its chain) for HTTPS; with key_file, reloaded on SIGHUP", &Config::tls, &TlsConfig::cert_file),
         string_key("server.tls.key_file", "PEM private key of server.tls.cert_file", &Config::tls, &TlsConfig::key_file),
+        listen_key(),
+        http_path_key(),
+        words_key("server.http.allowed_origins", "Origin values accepted (scheme://host:port, :* for any port); empty: loopback origins", &Config::http, &HttpConfig::allowed_origins, valid_origin, "an origin such as https://app.example.com or http://localhost:*"),
+        words_key("server.http.allowed_hosts", "Host header names accepted; empty: loopback names and the listen address", &Config::http, &HttpConfig::allowed_hosts, valid_host_name, "a host name without port, such as kiln.example.com or [::1]"),
+        duration_key("server.http.session_idle_timeout", "a session unused this long ends and its workspace goes", &Config::http, &HttpConfig::session_idle_timeout, milliseconds(1000), milliseconds(7LL * 24 * 3600 * 1000)),
+        uint_key("server.http.max_sessions", "HTTP sessions open at once; initialize past it gets 429", &Config::http, &HttpConfig::max_sessions, 1, 10000),
+        uint_key("server.http.max_sse_streams", "GET event streams open at once, all sessions", &Config::http, &HttpConfig::max_sse_streams, 1, 1024),
+        uint_key("server.http.max_sse_streams_per_session", "GET event streams open at once per session", &Config::http, &HttpConfig::max_sse_streams_per_session, 1, 16),
+        uint_key("server.http.max_calls", "POSTs being answered at once, all sessions; more wait call_wait, then 429", &Config::http, &HttpConfig::max_calls, 1, 1024),
+        duration_key("server.http.call_wait", "how long a POST past max_calls waits for a slot before 429", &Config::http, &HttpConfig::call_wait, milliseconds(0), milliseconds(60'000)),
+        uint_key("server.http.sse_buffer_events", "events kept per SSE stream for resumption with Last-Event-ID", &Config::http, &HttpConfig::sse_buffer_events, 16, 65536),
+        uint_key("server.http.threads", "HTTP worker threads; 0: max_calls + max_sse_streams + 16", &Config::http, &HttpConfig::threads, 0, 4096),
+        duration_key("server.http.keep_alive_timeout", "an idle keep-alive connection is closed after this", &Config::http, &HttpConfig::keep_alive_timeout, milliseconds(1000), milliseconds(300'000)),
+        duration_key("server.http.read_timeout", "a request that sends nothing for this long is dropped", &Config::http, &HttpConfig::read_timeout, milliseconds(1000), milliseconds(300'000)),
+        duration_key("server.http.shutdown_grace", "on SIGTERM, running calls get this long before they are cancelled", &Config::http, &HttpConfig::shutdown_grace, milliseconds(0), milliseconds(600'000)),
+        bool_key("server.http.allow_unauthenticated_remote", "DANGER: serve a non-loopback address without authentication", &Config::http, &HttpConfig::allow_unauthenticated_remote),
         enum_key<RuntimeKind>("sandbox.runtime", "runtime that runs code (native, the only one)", &Config::sandbox, &SandboxConfig::runtime),
         string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
         enum_key<SeccompProfile>("sandbox.seccomp", "seccomp profile, default or strict", &Config::sandbox, &SandboxConfig::seccomp),
@@ -432,6 +480,29 @@ void config_finalize(Config& config) {
         }
     }
     if (config.audit.path.empty()) config.audit.path = config.server.state_dir + "/audit.jsonl";
+}
+
+Result<ListenAddress> parse_listen_address(const std::string& text) {
+    auto bad = [&] {
+        return make_error("", "'" + text + "' is not valid: expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080");
+    };
+    ListenAddress a;
+    std::size_t colon;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return bad();
+        a.host = text.substr(1, close - 1);
+        colon = close + 1;
+    } else {
+        colon = text.rfind(':');
+        if (colon == std::string::npos || text.find(':') != colon) return bad();
+        a.host = text.substr(0, colon);
+    }
+    if (a.host.empty()) return bad();
+    auto port = parse_uint(text.substr(colon + 1), 0, 65535);
+    if (!port) return make_error("", "'" + text + "' is not valid: the port must be an integer from 0 to 65535");
+    a.port = static_cast<int>(*port);
+    return a;
 }
 
 std::string config_to_yaml(const Config& config) {

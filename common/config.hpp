@@ -18,6 +18,26 @@
 
 namespace kiln {
 
+// The Streamable HTTP transport (server.transport: http, or kiln serve --http).
+struct HttpConfig {
+    std::string listen = "127.0.0.1:8080";  // host:port, [v6]:port; port 0 picks a free one
+    std::string path = "/mcp";
+    std::vector<std::string> allowed_origins;  // empty: the loopback origins
+    std::vector<std::string> allowed_hosts;    // empty: loopback names and the listen host
+    std::chrono::milliseconds session_idle_timeout{30 * 60 * 1000};
+    unsigned max_sessions = 64;
+    unsigned max_sse_streams = 32;
+    unsigned max_sse_streams_per_session = 2;
+    unsigned max_calls = 64;
+    std::chrono::milliseconds call_wait{2000};
+    unsigned sse_buffer_events = 256;
+    unsigned threads = 0;  // 0: sized from max_calls and max_sse_streams
+    std::chrono::milliseconds keep_alive_timeout{5000};
+    std::chrono::milliseconds read_timeout{5000};
+    std::chrono::milliseconds shutdown_grace{10'000};
+    bool allow_unauthenticated_remote = false;
+};
+
 struct ServerConfig {
     Transport transport = Transport::Stdio;
     std::uint64_t max_message_bytes = 4ull << 20;
@@ -33,6 +53,13 @@ struct ServerConfig {
     bool metrics_enabled = true;
     std::string metrics_token_file;
 };
+
+// "127.0.0.1:8080" or "[::1]:8080" split into host and port.
+struct ListenAddress {
+    std::string host;
+    int port = 0;
+};
+Result<ListenAddress> parse_listen_address(const std::string& text);
 
 struct SandboxConfig {
     RuntimeKind runtime = RuntimeKind::Native;
@@ -127,6 +154,7 @@ struct Config {
     // field through one section member.
     AuthConfig auth;
     TlsConfig tls;
+    HttpConfig http;  // the server.http.* keys
     SandboxConfig sandbox;
     PolicyConfig policy;
     AuditConfig audit;

@@ -51,6 +51,7 @@ Session::Session(SessionOptions options, const tools::Registry& registry, Sink s
       sink_(std::move(sink)),
       min_log_level_(static_cast<int>(tools::LogLevel::Warning)) {
     info_.id = std::move(session_id);
+    info_.principal = options_.principal;
 }
 
 Session::~Session() { shutdown(); }
@@ -60,37 +61,61 @@ std::size_t Session::inflight() const {
     return static_cast<std::size_t>(std::count_if(calls_.begin(), calls_.end(), [](const auto& c) { return !c->done; }));
 }
 
-void Session::send(const json& message) { sink_(message); }
+void Session::send(const json& message, const std::optional<json>& related) { sink_(message, related); }
 
 void Session::reject_oversized(std::size_t size_seen) {
     send(make_error(nullptr, kInvalidRequest,
                     "Invalid Request: message of at least " + std::to_string(size_seen) +
                         " bytes exceeds the limit of " + std::to_string(options_.max_message_bytes) +
-                        " bytes (server.max_message_bytes)"));
+                        " bytes (server.max_message_bytes)"),
+         json(nullptr));
 }
 
-void Session::handle_text(std::string_view text) {
-    Parsed parsed = parse(text);
+namespace {
+
+// The request a single message's reply answers (null for an invalid one).
+json reply_relation(const Message& message) {
+    if (const auto* req = std::get_if<Request>(&message)) return req->id;
+    if (const auto* bad = std::get_if<Invalid>(&message)) return bad->reply.value("id", json());
+    return nullptr;
+}
+
+// A batch's reply answers all of its requests at once.
+json batch_relation(const std::vector<Message>& messages) {
+    json ids = json::array();
+    for (const auto& m : messages)
+        if (const auto* req = std::get_if<Request>(&m)) ids.push_back(req->id);
+    return ids;
+}
+
+}  // namespace
+
+void Session::handle_text(std::string_view text) { handle(parse(text)); }
+
+void Session::handle(Parsed parsed) {
     if (!parsed.is_batch) {
-        handle_message(std::move(parsed.messages.front()), [this](std::optional<json> r) {
-            if (r) send(*r);
+        json related = reply_relation(parsed.messages.front());
+        handle_message(std::move(parsed.messages.front()), [this, related](std::optional<json> r) {
+            if (r) send(*r, related);
         });
         return;
     }
     // Batches were required by 2025-03-26 and removed from later revisions.
+    json related = batch_relation(parsed.messages);
     if (!initialized_ || info_.protocol_version != "2025-03-26") {
         send(make_error(nullptr, kInvalidRequest,
                         "Invalid Request: batches are accepted only in sessions that negotiated protocol "
                         "version 2025-03-26" +
-                            (initialized_ ? " (this session uses " + info_.protocol_version + ")" : std::string())));
+                            (initialized_ ? " (this session uses " + info_.protocol_version + ")" : std::string())),
+             related);
         return;
     }
     auto batch = std::make_shared<BatchCollector>();
     batch->remaining = parsed.messages.size();
-    Reply collect = [this, batch](std::optional<json> r) {
+    Reply collect = [this, batch, related](std::optional<json> r) {
         std::lock_guard lock(batch->mutex);
         if (r) batch->replies.push_back(std::move(*r));
-        if (--batch->remaining == 0 && !batch->replies.empty()) send(batch->replies);
+        if (--batch->remaining == 0 && !batch->replies.empty()) send(batch->replies, related);
     };
     for (auto& m : parsed.messages) handle_message(std::move(m), collect);
 }
@@ -315,20 +340,22 @@ tools::CallContext Session::make_context(const Request& req, const std::shared_p
             json params = {{"progressToken", token}, {"progress", progress}};
             if (total) params["total"] = *total;
             if (!message.empty()) params["message"] = message;
-            send(make_notification("notifications/progress", params));
+            send(make_notification("notifications/progress", params), c->id);
         };
     }
-    ctx.log_fn = [this](tools::LogLevel level, const json& data) {
+    ctx.log_fn = [this, related = req.id](tools::LogLevel level, const json& data) {
         if (static_cast<int>(level) < min_log_level_) return;
-        send(make_notification("notifications/message", {{"level", tools::to_string(level)}, {"logger", "kiln"}, {"data", data}}));
+        send(make_notification("notifications/message", {{"level", tools::to_string(level)}, {"logger", "kiln"}, {"data", data}}),
+             related);
     };
-    ctx.request_fn = [this, stop = ctx.stop](const std::string& method, const json& params) {
-        return request_client(method, params, stop);
+    ctx.request_fn = [this, related = req.id, stop = ctx.stop](const std::string& method, const json& params) {
+        return request_client(method, params, related, stop);
     };
     return ctx;
 }
 
-Result<json> Session::request_client(const std::string& method, const json& params, std::stop_token stop) {
+Result<json> Session::request_client(const std::string& method, const json& params, const json& related,
+                                     std::stop_token stop) {
     if (method == "elicitation/create" && !info_.client_can_elicit)
         return make_error(method, "the client did not declare the elicitation capability");
     auto pending = std::make_shared<Pending>();
@@ -339,14 +366,15 @@ Result<json> Session::request_client(const std::string& method, const json& para
         id = "kiln-" + std::to_string(next_request_id_++);
         pending_[json(id).dump()] = pending;
     }
-    send(make_request(id, method, params));
+    send(make_request(id, method, params), related);
     std::unique_lock lock(pending_mutex_);
     while (!pending->done && !stop.stop_requested() && !closing_)
         pending_cv_.wait_for(lock, std::chrono::milliseconds(50));
     pending_.erase(json(id).dump());
     if (!pending->done) {
         lock.unlock();
-        send(make_notification("notifications/cancelled", {{"requestId", id}, {"reason", "the tool call was cancelled"}}));
+        send(make_notification("notifications/cancelled", {{"requestId", id}, {"reason", "the tool call was cancelled"}}),
+             related);
         return make_error(method, "cancelled before the client answered");
     }
     if (!pending->error.is_null()) return make_error(method, "the client answered with an error: " + pending->error.dump());

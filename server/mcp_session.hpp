@@ -37,6 +37,9 @@ struct SessionOptions {
     std::function<void(const std::string& session_id)> on_close;
     // Read-only resources; null or empty: the capability is not declared.
     const tools::ResourceSet* resources = nullptr;
+    // Who the transport says is on the other end; written into every audit
+    // record of the session's calls ("local" for stdio).
+    std::string principal = "local";
 };
 
 // Picks the protocol version to answer with: the client's when supported,
@@ -45,7 +48,13 @@ std::string negotiate_version(const std::string& requested);
 
 class Session {
 public:
-    using Sink = std::function<void(const nlohmann::json&)>;
+    // Every outgoing message, with the id of the client request it belongs
+    // to: a response, or a progress, log or elicitation message sent while
+    // that call runs. A batch's reply carries the array of the batch's
+    // request ids; a reply to a message without a usable id carries null.
+    // No related request (nullopt): the message belongs to no call. stdio
+    // ignores it; HTTP routes by it (the POST's stream or the GET stream).
+    using Sink = std::function<void(const nlohmann::json& message, const std::optional<nlohmann::json>& related)>;
 
     Session(SessionOptions options, const tools::Registry& registry, Sink sink, std::string session_id);
     ~Session();
@@ -54,6 +63,9 @@ public:
 
     // Handles one framed message (or batch) from the client.
     void handle_text(std::string_view text);
+    // The same for a text the transport has already parsed (HTTP looks at a
+    // POST's messages to choose its answer before the session sees them).
+    void handle(jsonrpc::Parsed parsed);
     // The transport refused a message over the size limit without reading it.
     void reject_oversized(std::size_t size_seen);
     // Cancels every in-flight call, fails pending server-to-client requests
@@ -81,8 +93,8 @@ private:
 
     tools::CallContext make_context(const jsonrpc::Request& req, const std::shared_ptr<InFlight>& call);
     Result<nlohmann::json> request_client(const std::string& method, const nlohmann::json& params,
-                                          std::stop_token stop);
-    void send(const nlohmann::json& message);
+                                          const nlohmann::json& related, std::stop_token stop);
+    void send(const nlohmann::json& message, const std::optional<nlohmann::json>& related);
     bool has_resources() const { return options_.resources && !options_.resources->empty(); }
     void reap_finished_calls();
 

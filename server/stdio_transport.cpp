@@ -62,7 +62,7 @@ int serve_stdio(const SessionOptions& options, const tools::Registry& registry, 
 
     std::mutex out_mutex;
     bool out_broken = false;
-    auto sink = [&](const nlohmann::json& message) {
+    auto sink = [&](const nlohmann::json& message, const std::optional<nlohmann::json>&) {
         std::string text = jsonrpc::serialize(message);
         text.push_back('\n');
         std::lock_guard lock(out_mutex);

@@ -43,6 +43,7 @@ struct SessionInfo {
     std::string client_name;
     std::string client_version;
     bool client_can_elicit = false;
+    std::string principal;  // who the transport authenticated ("local" on stdio)
 };
 
 enum class LogLevel { Debug, Info, Notice, Warning, Error, Critical, Alert, Emergency };

@@ -236,6 +236,7 @@ std::string RunService::record(const std::string& event, json fields, Call& call
     if (!call.call_id.empty()) fields["call_id"] = call.call_id;
     fields["tool"] = call.req.tool;
     fields["session_id"] = s ? s->id : "";
+    if (s) fields["principal"] = s->principal;
     if (s) fields["client"] = {{"name", s->client_name}, {"version", s->client_version}};
     {
         std::lock_guard lock(mutex_);

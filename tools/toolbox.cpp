@@ -4,7 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "security/run_limits.hpp"
 #include "threat_model/catalogue.hpp"
+#include "tools/conformance_fixtures.hpp"
 #include "tools/debug_tools.hpp"
 #include "tools/file_tools.hpp"
 
@@ -75,7 +77,10 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     register_run_tools(box->registry_, *box->runs_);
     register_file_tools(box->registry_, *box->workspaces_);
     register_report_tool(box->registry_, *box->reports_);
-    if (config.server.test_tools) register_debug_tools(box->registry_);
+    if (config.server.test_tools) {
+        register_debug_tools(box->registry_);
+        register_conformance_fixtures(box->registry_);
+    }
     box->add_resources();
     if (box->audit_)
         (void)box->audit_->append("server", {{"action", "start"}, {"policy", box->policy_.name},
@@ -110,6 +115,19 @@ Status Toolbox::check_controls() {
     }
     return make_error("selftest", "required controls missing: " + list +
                                       " (see `kiln selftest`; --allow-missing-controls starts anyway)");
+}
+
+Status Toolbox::ready() {
+    if (audit_ && !audit_->healthy()) return make_error("ready", "the audit log cannot take records (see its earlier error)");
+    sandbox::SandboxSpec spec;
+    spec.argv = {"/bin/true"};
+    spec.cwd = "/tmp";
+    security::apply_run_limits(spec, policy_, config_.sandbox);
+    auto run = runtime_->run(spec, {});
+    if (!run) return make_error("ready", "the runtime cannot start a jail: " + run.error().what());
+    if (run->exit_code != 0)
+        return make_error("ready", "a jail running /bin/true exited with " + std::to_string(run->exit_code.value_or(-1)));
+    return {};
 }
 
 void Toolbox::session_closed(const std::string& session_id) {

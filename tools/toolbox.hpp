@@ -30,6 +30,9 @@ public:
     audit::AuditLog* audit() { return audit_.get(); }
     // The MCP session ended: drop its workspace and record it.
     void session_closed(const std::string& session_id);
+    // Can a call be served now? The runtime starts a jail (/bin/true under
+    // the policy's limits) and the audit log takes records. For /readyz.
+    Status ready();
 
 private:
     explicit Toolbox(const Config& config) : config_(config) {}

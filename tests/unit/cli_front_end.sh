@@ -47,8 +47,8 @@ expect 0 "-c run version: 'run' is the config file, not the subcommand" -- -c ru
 grep -q "^kiln " "$tmp/out" || { echo "FAIL -c run version printed no version"; fail=1; }
 expect 0 "--set KEY=VALUE before the subcommand" -- --set server.log_level=info version
 expect 64 "extra words after the subcommand are a usage error" -- version extra
-expect 78 "server.transport=http is refused, not ignored" -- --set server.transport=http serve
-grep -q "server.transport: 'http' is not implemented yet; use stdio" "$tmp/out" || { echo "FAIL the http refusal does not say so"; fail=1; }
+expect 64 "serve --http with a bad address is a usage error" -- serve --http 8080
+grep -q "expected host:port" "$tmp/out" || { echo "FAIL the --http error does not say what an address looks like"; fail=1; }
 
 # kiln token new: the token, then a tokens-file line holding its SHA-256.
 expect 0 "token new prints a token and its line" -- token new --principal ci-bot --scope kiln:read

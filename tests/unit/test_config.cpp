@@ -121,18 +121,50 @@ TEST_CASE("choices are parsed into enums; errors name the allowed values") {
     }
 }
 
-// A key nothing reads must not be accepted silently: a value that is named
-// but not built yet is an error that says so and what works.
-TEST_CASE("server.transport: http is refused as not implemented yet") {
-    std::string path = write_temp("server:\n  transport: http\n");
+// The HTTP transport's keys: nested or dotted in YAML, lists as sequences
+// or comma-separated, env names with the subsection, bad values named.
+TEST_CASE("server.transport: http and the server.http keys") {
+    std::string path = write_temp("server:\n  transport: http\n  http:\n    listen: \"[::1]:9000\"\n"
+                                  "    allowed_origins: [\"https://a.example\", \"http://localhost:*\"]\n"
+                                  "  http.max_sessions: 7\n");
     Config c;
     Status st = config_load_yaml(c, path);
-    REQUIRE_FALSE(st.ok());
-    CHECK(st.error().what().find("server.transport") != std::string::npos);
-    CHECK(st.error().what().find(path + ":2") != std::string::npos);
-    CHECK(st.error().what().find("'http' is not implemented yet; use stdio") != std::string::npos);
+    REQUIRE_MESSAGE(st.ok(), st.error().what());
+    CHECK(c.server.transport == Transport::Http);
+    CHECK(c.http.listen == "[::1]:9000");
+    CHECK(c.http.allowed_origins == std::vector<std::string>{"https://a.example", "http://localhost:*"});
+    CHECK(c.http.max_sessions == 7);
+    CHECK(c.origin["server.http.listen"] == "file:" + path + ":4");
     unlink(path.c_str());
-    CHECK(c.server.transport == Transport::Stdio);
+    auto address = parse_listen_address(c.http.listen);
+    REQUIRE(address.ok());
+    CHECK(address->host == "::1");
+    CHECK(address->port == 9000);
+
+    char var[] = "KILN_SERVER_HTTP_MAX_SSE_STREAMS=5";
+    char* env[] = {var, nullptr};
+    REQUIRE(config_load_env(c, env).ok());
+    CHECK(c.http.max_sse_streams == 5);
+
+    struct Bad {
+        const char *key, *value, *allowed;
+    } bad[] = {
+        {"server.http.listen", "8080", "host:port"},
+        {"server.http.listen", "127.0.0.1:70000", "0 to 65535"},
+        {"server.http.path", "mcp", "/mcp"},
+        {"server.http.allowed_origins", "evil.example", "https://app.example.com"},
+        {"server.http.max_calls", "0", "from 1 to 1024"},
+        {"server.http.session_idle_timeout", "10ms", "a duration from"},
+    };
+    for (const auto& b : bad) {
+        CAPTURE(b.key);
+        Status err = config_set(c, b.key, b.value, "test");
+        REQUIRE_FALSE(err.ok());
+        CHECK(err.error().what().find(b.allowed) != std::string::npos);
+    }
+    std::string printed = config_to_yaml(c);
+    CHECK(printed.find("http.listen: ") != std::string::npos);
+    CHECK(printed.find("[::1]:9000") != std::string::npos);
 }
 
 // The sandbox.* limits are the policy's unless set: nothing but their being

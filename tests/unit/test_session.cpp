@@ -19,9 +19,10 @@ class Client {
 public:
     explicit Client(server::SessionOptions options = {}) {
         tools::register_debug_tools(registry_);
-        session_ = std::make_unique<server::Session>(options, registry_, [this](const json& m) {
+        session_ = std::make_unique<server::Session>(options, registry_, [this](const json& m, const std::optional<json>& related) {
             std::lock_guard lock(mutex_);
             sent_.push_back(m);
+            related_.push_back(related);
             cv_.notify_all();
         }, "test");
     }
@@ -60,6 +61,11 @@ public:
         std::lock_guard lock(mutex_);
         return sent_;
     }
+    // The request each sent message was said to belong to, in sending order.
+    std::vector<std::optional<json>> related() {
+        std::lock_guard lock(mutex_);
+        return related_;
+    }
     server::Session& session() { return *session_; }
 
 private:
@@ -67,6 +73,7 @@ private:
     std::mutex mutex_;
     std::condition_variable cv_;
     std::vector<json> sent_;
+    std::vector<std::optional<json>> related_;
     std::unique_ptr<server::Session> session_;
     int next_id_ = 1;
 };
@@ -201,6 +208,41 @@ TEST_CASE("progress notifications carry the request's token and increase") {
             seen.push_back(m["params"]["progress"]);
         }
     CHECK(seen == std::vector<double>{1, 2, 3, 4});
+}
+
+// The HTTP transport routes by this relation: a call's progress, logs and
+// result go on that call's POST stream, nothing else does.
+TEST_CASE("every message names the request it belongs to, batches all of theirs") {
+    Client c;
+    c.initialize();
+    CHECK(c.request("logging/setLevel", {{"level", "debug"}}, "lvl").contains("result"));
+    c.request("tools/call", {{"name", "debug_sleep"}, {"arguments", {{"seconds", 0.1}, {"steps", 2}}}, {"_meta", {{"progressToken", "t"}}}}, "sleepy");
+    c.request("tools/call", {{"name", "debug_log"}, {"arguments", {{"level", "warning"}, {"message", "hello"}}}}, 77);
+    auto sent = c.sent();
+    auto related = c.related();
+    REQUIRE(sent.size() == related.size());
+    int progress = 0, logs = 0;
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        REQUIRE(related[i].has_value());
+        std::string method = sent[i].value("method", "");
+        if (method == "notifications/progress") {
+            ++progress;
+            CHECK(*related[i] == "sleepy");
+        } else if (method == "notifications/message") {
+            ++logs;
+            CHECK(*related[i] == 77);
+        } else {
+            CHECK(*related[i] == sent[i]["id"]);  // a response belongs to its own request
+        }
+    }
+    CHECK(progress == 2);
+    CHECK(logs == 1);
+
+    Client old;
+    old.initialize("2025-03-26");
+    old.raw(R"([{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","id":9,"method":"ping"}])");
+    old.wait_for([](const json& m) { return m.is_array(); });
+    CHECK(old.related().back() == std::optional<json>(json::array({"a", 9})));
 }
 
 TEST_CASE("logging/setLevel filters notifications/message") {

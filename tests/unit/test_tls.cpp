@@ -11,7 +11,6 @@
 #include <fstream>
 #include <thread>
 
-#include "server/httplib_loader.hpp"
 #include "server/tls.hpp"
 #include "tests/unit/auth_test_keys.hpp"
 
@@ -33,13 +32,6 @@ void make_certificate(const Dir& dir, const std::string& name) {
 void install(const Dir& dir, const std::string& name) {
     std::filesystem::copy_file(dir.file(name + ".crt"), dir.file("server.crt"), std::filesystem::copy_options::overwrite_existing);
     std::filesystem::copy_file(dir.file(name + ".key"), dir.file("server.key"), std::filesystem::copy_options::overwrite_existing);
-}
-
-bool mapped(const std::string& soname) {
-    std::ifstream maps("/proc/self/maps");
-    for (std::string line; std::getline(maps, line);)
-        if (line.find(soname) != std::string::npos) return true;
-    return false;
 }
 
 // GET /hello over TLS, trusting only `ca_file`: the body, or "" when the
@@ -74,41 +66,11 @@ struct Server {
 
 }  // namespace
 
-// First in this file: the tests before it load neither library.
-TEST_CASE("httplib: neither it nor libssl is mapped until load(), then a plain server answers and a throwing handler is a 500") {
-    CHECK_FALSE(httplib_loader::is_mapped());
-    CHECK_FALSE(mapped("libssl.so.3"));
-    REQUIRE(httplib_loader::load().ok());
-    CHECK(httplib_loader::is_mapped());
-    CHECK(mapped("libssl.so.3"));
-
-    httplib::Server server;
-    server.Get("/hello", [](const httplib::Request& req, httplib::Response& res) {
-        if (req.has_param("throw")) throw std::runtime_error("handler failed");
-        res.set_content("hello " + req.get_header_value("X-Name"), "text/plain");
-    });
-    int port = server.bind_to_any_port("127.0.0.1");
-    REQUIRE(port > 0);
-    std::thread thread([&] { server.listen_after_bind(); });
-    while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    httplib::Client client("127.0.0.1", port);
-    auto res = client.Get("/hello", {{"X-Name", "kiln"}});
-    REQUIRE(res);
-    CHECK(res->body == "hello kiln");
-    // The exception crosses httplib's frames: one C++ runtime for both.
-    res = client.Get("/hello?throw=1");
-    REQUIRE(res);
-    CHECK(res->status == 500);
-    server.stop();
-    thread.join();
-}
-
 TEST_CASE("tls: the server answers over TLS, and serves the new certificate after reload()") {
     Dir dir;
     make_certificate(dir, "first");
     make_certificate(dir, "second");
     install(dir, "first");
-    REQUIRE(httplib_loader::load().ok());
     TlsConfig config{dir.file("server.crt"), dir.file("server.key")};
     auto creds = tls::Credentials::load(config);
     REQUIRE_MESSAGE(creds.ok(), (creds.ok() ? "" : creds.error().what()));

@@ -1,0 +1,76 @@
+// MCP's Streamable HTTP transport (2025-11-25, negotiating 2025-06-18 and
+// 2025-03-26) on cpp-httplib: one endpoint where POST carries client
+// messages, GET opens the session's server-to-client SSE stream and DELETE
+// ends the session; plus /healthz and /readyz. Each session is one
+// server::Session with its own workspace, exactly as on stdio.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/result.hpp"
+#include "server/mcp_session.hpp"
+
+namespace kiln::server {
+
+// Who sent a request. Today, with no authentication configured, everyone
+// is "anonymous"; an authenticator plugs in through HttpOptions::authenticate.
+struct Principal {
+    std::string name;
+};
+// A request the authenticator refused: the status (401, 403), the
+// WWW-Authenticate value to send with it, and a reason for the log.
+struct AuthFailure {
+    int status = 401;
+    std::string www_authenticate;
+    std::string reason;
+};
+using AuthOutcome = std::variant<Principal, AuthFailure>;
+// Gets the Authorization header ("" when absent).
+using Authenticate = std::function<AuthOutcome(std::string_view authorization)>;
+
+struct HttpOptions {
+    std::string host = "127.0.0.1";
+    int port = 8080;  // 0: any free port (the log says which)
+    std::string path = "/mcp";
+    // Origins browsers may send from; "scheme://host:*" allows any port.
+    // Empty: the loopback origins only.
+    std::vector<std::string> allowed_origins;
+    // Host header names (without port) accepted; empty: loopback names and
+    // the listen address.
+    std::vector<std::string> allowed_hosts;
+    std::chrono::milliseconds session_idle_timeout{30 * 60 * 1000};
+    unsigned max_sessions = 64;
+    unsigned max_sse_streams = 32;              // GET streams open at once, all sessions
+    unsigned max_sse_streams_per_session = 2;
+    unsigned max_calls = 64;                    // POSTs being answered at once, all sessions
+    std::chrono::milliseconds call_wait{2000};  // a POST past max_calls waits this long, then 429
+    std::size_t sse_buffer_events = 256;        // events kept per stream for resumption
+    unsigned threads = 0;                       // 0: max_calls + max_sse_streams + kSpareWorkers
+    std::chrono::milliseconds shutdown_grace{10'000};
+    std::chrono::seconds keep_alive_timeout{5};
+    std::chrono::seconds read_timeout{5};
+    bool allow_unauthenticated_remote = false;
+
+    Authenticate authenticate;  // empty: no authentication, principal "anonymous"
+    // /readyz: can the runtime start a jail and is the audit log writable?
+    std::function<Status()> ready;
+};
+
+// Workers kept beyond the calls and streams that may each hold one, for
+// pings, tools/list, /healthz and idle keep-alive connections.
+inline constexpr unsigned kSpareWorkers = 16;
+
+// Refuses a non-loopback address without authentication unless the
+// operator set server.http.allow_unauthenticated_remote.
+Status check_listen_address(const HttpOptions& options);
+
+// Serves until `stop_fd` (from block_termination_signals) fires, then shuts
+// down gracefully. Returns the process exit status.
+int serve_http(const HttpOptions& http, const SessionOptions& session, const tools::Registry& registry, int stop_fd);
+
+}  // namespace kiln::server
