@@ -240,7 +240,7 @@ TEST_CASE("metrics: an MCP session counts as open while it lives, and its tool c
     const auto ok0 = echo.value(metrics::ToolOutcome::Ok), bad0 = echo.value(metrics::ToolOutcome::InvalidArguments);
     const auto threw0 = fail.value(metrics::ToolOutcome::Exception);
     {
-        server::Session session({}, registry, [](const json&) {}, "metrics-test");
+        server::Session session({}, registry, [](const json&, const std::optional<json>&) {}, "metrics-test");
         CHECK(metrics::sessions_active().value() == open0 + 1);
         tools::CallContext ctx;
         CHECK_FALSE(registry.call(*registry.find("debug_echo"), {{"text", "hi"}}, ctx).is_error);
