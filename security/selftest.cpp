@@ -254,7 +254,8 @@ Verdict judge_c012(const Measurements& m) {
 // always; the validator, the allowlist and the log when they are turned on.
 // C013 is never required: Kiln has no encryption to require.
 bool required(std::string_view id, const Config& config, const Policy& policy) {
-    if (id == "C004") return config.policy.validation == ValidationMode::Enforce;
+    // A warn-only policy (permissive) asks the validator to report, not to stop.
+    if (id == "C004") return config.policy.validation == ValidationMode::Enforce && !policy.warn_only;
     if (id == "C005") return policy.command_allowlist_enabled;
     if (id == "C011") return config.audit.on_failure == AuditOnFailure::FailClosed;
     if (id == "C013") return false;
