@@ -281,7 +281,7 @@ const std::vector<Key>& schema() {
         uint_key("server.http.max_calls", "POSTs being answered at once, all sessions; more wait call_wait, then 429", &Config::http, &HttpConfig::max_calls, 1, 1024),
         duration_key("server.http.call_wait", "how long a POST past max_calls waits for a slot before 429", &Config::http, &HttpConfig::call_wait, milliseconds(0), milliseconds(60'000)),
         uint_key("server.http.sse_buffer_events", "events kept per SSE stream for resumption with Last-Event-ID", &Config::http, &HttpConfig::sse_buffer_events, 16, 65536),
-        uint_key("server.http.threads", "HTTP worker threads; 0: max_calls + max_sse_streams + 16", &Config::http, &HttpConfig::threads, 0, 4096),
+        uint_key("server.http.threads", "most HTTP worker threads, one per open connection, started on demand; 0: max_calls + max_sse_streams + 1024", &Config::http, &HttpConfig::threads, 0, 4096),
         duration_key("server.http.keep_alive_timeout", "an idle keep-alive connection is closed after this", &Config::http, &HttpConfig::keep_alive_timeout, milliseconds(1000), milliseconds(300'000)),
         duration_key("server.http.read_timeout", "a request that sends nothing for this long is dropped", &Config::http, &HttpConfig::read_timeout, milliseconds(1000), milliseconds(300'000)),
         duration_key("server.http.shutdown_grace", "on SIGTERM, running calls get this long before they are cancelled", &Config::http, &HttpConfig::shutdown_grace, milliseconds(0), milliseconds(600'000)),

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "server/connection_pool.hpp"
 #include "server/http_sessions.hpp"
 #include "server/jsonrpc.hpp"
 #include "server/sse_stream.hpp"
@@ -33,13 +34,16 @@ namespace {
 //   - a GET stream holds one until it closes: at most max_sse_streams;
 //   - an idle keep-alive connection holds one for keep_alive_timeout, a
 //     slow request for read_timeout per read (5 s each by default);
-// and the pool has kSpareWorkers more than calls and streams together, so
-// that pings, tools/list and /healthz find a worker while every call slot
-// and stream is taken. A flood of idle connections can still fill the
-// spare workers, but only for keep_alive_timeout before they are freed.
+// and the pool (server/connection_pool.hpp) starts a worker for each
+// connection that finds none free, up to kSpareWorkers more than calls and
+// streams together, so that pings, tools/list and /healthz find a worker
+// while every call slot and stream is taken and hundreds of idle or
+// trickling connections hold workers of their own.
 constexpr auto kKeepAliveComment = 15s;  // an idle SSE stream writes a comment this often
 constexpr int kRetryMs = 2000;           // the `retry:` a client waits before reconnecting
 constexpr auto kReadyCacheFor = 5s;
+constexpr unsigned kKeptWorkers = 8;       // workers an idle server keeps
+constexpr auto kWorkerIdleExit = 10'000ms;  // a worker beyond them with no connection this long ends
 
 const char* const kLoopbackNames[] = {"localhost", "127.0.0.1", "[::1]"};
 
@@ -248,7 +252,7 @@ HttpServer::HttpServer(const HttpOptions& http, const SessionOptions& session, c
 
 void HttpServer::configure() {
     unsigned threads = http_.threads ? http_.threads : http_.max_calls + http_.max_sse_streams + kSpareWorkers;
-    svr_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    svr_.new_task_queue = [threads] { return new ConnectionPool(threads, kKeptWorkers, kWorkerIdleExit); };
     svr_.set_keep_alive_timeout(http_.keep_alive_timeout.count());
     svr_.set_keep_alive_max_count(10'000);
     svr_.set_read_timeout(http_.read_timeout.count());

@@ -61,9 +61,10 @@ struct HttpOptions {
     std::function<Status()> ready;
 };
 
-// Workers kept beyond the calls and streams that may each hold one, for
-// pings, tools/list, /healthz and idle keep-alive connections.
-inline constexpr unsigned kSpareWorkers = 16;
+// Workers allowed beyond the calls and streams that may each hold one, for
+// pings, tools/list, /healthz, idle keep-alive and slow connections. They
+// are started on demand and end when idle (server/connection_pool.hpp).
+inline constexpr unsigned kSpareWorkers = 1024;
 
 // Refuses a non-loopback address without authentication unless the
 // operator set server.http.allow_unauthenticated_remote.
