@@ -19,6 +19,7 @@ APT_PACKAGES=(
   clang libclang-rt-14-dev
   musl-tools
   prometheus
+  openssl
 )
 
 log() { printf '==> [%s, %ss] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }

@@ -34,6 +34,27 @@ server::SessionOptions session_options(const Config& config, tools::Toolbox& box
 }
 
 #ifdef KILN_HTTP_BUILTIN
+// The authenticator, the TLS credentials and the metrics endpoint, each
+// loaded now so that a bad key, file or certificate stops the server at
+// start with the configuration key's name.
+Status load_http_security(const Config& config, server::HttpOptions& o) {
+    if (Status st = tls::check_config(config.tls); !st) return st;
+    if (config.auth.mode != AuthMode::None) {
+        auto authenticator = auth::Authenticator::create(config.auth);
+        if (!authenticator) return std::move(authenticator).error();
+        o.authenticator = std::move(*authenticator);
+    }
+    if (!config.tls.cert_file.empty()) {
+        auto credentials = tls::Credentials::load(config.tls);
+        if (!credentials) return std::move(credentials).error();
+        o.tls = std::move(*credentials);
+    }
+    auto metrics = server::MetricsEndpoint::create(config.server);
+    if (!metrics) return std::move(metrics).error();
+    o.metrics = std::make_shared<const server::MetricsEndpoint>(std::move(*metrics));
+    return {};
+}
+
 server::HttpOptions http_options(const HttpConfig& c, tools::Toolbox& box) {
     server::HttpOptions o;
     auto address = parse_listen_address(c.listen);  // checked when the key was set
@@ -84,8 +105,10 @@ Command register_serve(CLI::App& app) {
         "Serve MCP. By default to one client over stdin/stdout (newline-delimited JSON-RPC):\n"
         "this is what an MCP client (Claude Desktop, Claude Code...) launches; it ends at EOF.\n"
         "With --http ADDRESS (or server.transport: http), Streamable HTTP for many clients at\n"
-        "http://ADDRESS/mcp, each session with its own workspace, plus /healthz and /readyz;\n"
-        "it ends on SIGTERM or SIGINT. Without authentication it serves loopback addresses only.\n"
+        "http://ADDRESS/mcp (https with server.tls.*), each session with its own workspace,\n"
+        "plus /healthz, /readyz and /metrics; it ends on SIGTERM or SIGINT, and SIGHUP reloads\n"
+        "the tokens file or JWKS and the certificate (server.auth.*, docs/auth.md). Without\n"
+        "authentication it serves loopback addresses only.\n"
         "Logs go to stderr; on stdio, stdout carries only protocol messages.");
     struct Flags {
         std::string log_level, max_message, max_inflight, audit_log, http;
@@ -141,13 +164,18 @@ Command register_serve(CLI::App& app) {
                 switch (ctx.config.server.transport) {
                     case Transport::Stdio:
                         return server::serve_stdio(options, (*toolbox)->registry(), stop_fd.get());
-                    case Transport::Http:
+                    case Transport::Http: {
 #ifdef KILN_HTTP_BUILTIN
-                        return server::serve_http(http_options(ctx.config.http, **toolbox), options,
-                                                  (*toolbox)->registry(), stop_fd.get());
+                        server::HttpOptions http = http_options(ctx.config.http, **toolbox);
+                        if (Status st = load_http_security(ctx.config, http); !st) {
+                            spdlog::error("cannot start: {}", st.error().what());
+                            return int(kExitFailure);
+                        }
+                        return server::serve_http(http, options, (*toolbox)->registry(), stop_fd.get());
 #else
                         break;  // exec_http_helper above
 #endif
+                    }
                 }
                 return int(kExitFailure);
             }};

@@ -56,17 +56,20 @@ inline constexpr LabelName<ExecutionOutcome> kExecutionOutcomeNames[] = {
     {ExecutionOutcome::Error, "error"}};         // Kiln could not run it (workspace, files, jail start)
 
 // Why a transport refused a request's credentials (any endpoint, /metrics
-// and its own token included).
+// and its own token included). The MCP endpoint's reasons are
+// auth::AuthReason's, under the same names (server/auth_reason.hpp).
 enum class AuthFailure {
-    MissingToken, Malformed, UnknownToken, BadSignature, UnsupportedAlgorithm,
-    Expired, NotYetValid, WrongIssuer, WrongAudience, InsufficientScope
+    Missing, MalformedHeader, Malformed, UnknownToken, UnsupportedAlgorithm, UnknownKey,
+    BadSignature, Expired, NotYetValid, WrongIssuer, WrongAudience, InsufficientScope
 };
 inline constexpr LabelName<AuthFailure> kAuthFailureNames[] = {
-    {AuthFailure::MissingToken, "missing_token"},
+    {AuthFailure::Missing, "missing"},
+    {AuthFailure::MalformedHeader, "malformed_header"},
     {AuthFailure::Malformed, "malformed"},
     {AuthFailure::UnknownToken, "unknown_token"},
-    {AuthFailure::BadSignature, "bad_signature"},
     {AuthFailure::UnsupportedAlgorithm, "unsupported_algorithm"},
+    {AuthFailure::UnknownKey, "unknown_key"},
+    {AuthFailure::BadSignature, "bad_signature"},
     {AuthFailure::Expired, "expired"},
     {AuthFailure::NotYetValid, "not_yet_valid"},
     {AuthFailure::WrongIssuer, "wrong_issuer"},

@@ -3,6 +3,8 @@
 #include <httplib.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -12,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/kiln_metrics.hpp"
 #include "server/connection_pool.hpp"
 #include "server/http_sessions.hpp"
 #include "server/jsonrpc.hpp"
@@ -104,6 +107,52 @@ bool accepts(const httplib::Request& req, std::string_view type) {
     return accept.find(type) != std::string::npos || accept.find("*/*") != std::string::npos;
 }
 
+// The auth-failure metric's label of a refusal: the same closed set.
+metrics::AuthFailure metric_reason(auth::AuthReason reason) {
+    using R = auth::AuthReason;
+    using M = metrics::AuthFailure;
+    switch (reason) {
+        case R::Missing: return M::Missing;
+        case R::MalformedHeader: return M::MalformedHeader;
+        case R::Malformed: return M::Malformed;
+        case R::UnknownToken: return M::UnknownToken;
+        case R::UnsupportedAlgorithm: return M::UnsupportedAlgorithm;
+        case R::UnknownKey: return M::UnknownKey;
+        case R::BadSignature: return M::BadSignature;
+        case R::Expired: return M::Expired;
+        case R::NotYetValid: return M::NotYetValid;
+        case R::WrongIssuer: return M::WrongIssuer;
+        case R::WrongAudience: return M::WrongAudience;
+        case R::InsufficientScope: return M::InsufficientScope;
+    }
+    return M::Malformed;
+}
+
+// Each reason keeps its name as the metric's label (docs/auth.md lists them).
+constexpr bool reasons_match_labels() {
+    for (auto reason : auth::kAuthReasons) {
+        bool found = false;
+        for (const auto& label : metrics::kAuthFailureNames)
+            if (label.name == auth::reason_name(reason)) found = true;
+        if (!found) return false;
+    }
+    return std::size(auth::kAuthReasons) == std::size(metrics::kAuthFailureNames);
+}
+static_assert(reasons_match_labels(), "auth::AuthReason and metrics::AuthFailure must name the same reasons");
+
+// The names of the tools a POST body calls (tools/call's params.name), to
+// check each against the principal's scopes before anything runs.
+std::vector<std::string> called_tools(const jsonrpc::Parsed& parsed) {
+    std::vector<std::string> names;
+    for (const auto& m : parsed.messages) {
+        const auto* req = std::get_if<jsonrpc::Request>(&m);
+        if (req && req->method == "tools/call" && req->params.is_object() && req->params.contains("name") &&
+            req->params["name"].is_string())
+            names.push_back(req->params["name"].get<std::string>());
+    }
+    return names;
+}
+
 // A bound on something many requests share: a request takes a slot, waiting
 // up to `wait` for one, and gives it back when the returned handle dies.
 class Slots {
@@ -178,14 +227,16 @@ public:
 
 private:
     struct Admitted {
-        std::string principal;
+        auth::Principal principal;
     };
     struct StreamState;
 
     void configure();
     bool check_host_and_origin(const httplib::Request& req, httplib::Response& res) const;
     std::optional<Admitted> admit(const httplib::Request& req, httplib::Response& res);
-    AuthOutcome authenticate(const httplib::Request& req) const;
+    void refuse_credentials(const httplib::Request& req, httplib::Response& res, const auth::AuthFailure& failure) const;
+    bool authorize_calls(const httplib::Request& req, httplib::Response& res, const Admitted& who,
+                         const jsonrpc::Parsed& parsed) const;
     std::shared_ptr<HttpSession> session_for(const httplib::Request& req, httplib::Response& res, const Admitted& who);
     bool check_protocol_version(const httplib::Request& req, httplib::Response& res) const;
 
@@ -197,6 +248,9 @@ private:
     void on_get(const httplib::Request& req, httplib::Response& res);
     void on_delete(const httplib::Request& req, httplib::Response& res);
     void on_readyz(httplib::Response& res);
+    void on_metrics(const httplib::Request& req, httplib::Response& res) const;
+    void serve_resource_metadata();
+    void reload();
 
     void stream_events(httplib::Response& res, std::shared_ptr<StreamState> state);
     bool pump(StreamState& state, httplib::DataSink& sink);
@@ -208,7 +262,7 @@ private:
     HttpOptions http_;
     SessionOptions session_options_;
     const tools::Registry& registry_;
-    httplib::Server svr_;
+    std::unique_ptr<httplib::Server> svr_;  // an SSLServer when TLS is configured
     // Before the sessions: a stream's call slot goes back to it when the
     // stream dies, which may be as the sessions are destroyed.
     Slots calls_;
@@ -233,10 +287,19 @@ struct HttpServer::StreamState {
     bool prime = false;
     std::unique_ptr<HttpSession::Use> use;
     std::function<void()> on_end;
+    metrics::GaugeHold open{metrics::sse_streams()};  // kiln_sse_streams_active while it lasts
 };
 
+// An SSLServer takes its SSL_CTX set up by the credentials, which hand each
+// handshake the certificate current at that moment (reloaded on SIGHUP).
+std::unique_ptr<httplib::Server> make_server(const std::shared_ptr<tls::Credentials>& credentials) {
+    if (!credentials) return std::make_unique<httplib::Server>();
+    return std::make_unique<httplib::SSLServer>([credentials](SSL_CTX& ctx) { return credentials->setup(ctx); });
+}
+
 HttpServer::HttpServer(const HttpOptions& http, const SessionOptions& session, const tools::Registry& registry)
-    : http_(http), session_options_(session), registry_(registry), calls_(http.max_calls), sessions_(http.max_sessions) {
+    : http_(http), session_options_(session), registry_(registry), svr_(make_server(http.tls)),
+      calls_(http.max_calls), sessions_(http.max_sessions) {
     allowed_hosts_ = http_.allowed_hosts;
     if (allowed_hosts_.empty()) {
         allowed_hosts_.assign(std::begin(kLoopbackNames), std::end(kLoopbackNames));
@@ -252,20 +315,23 @@ HttpServer::HttpServer(const HttpOptions& http, const SessionOptions& session, c
 
 void HttpServer::configure() {
     unsigned threads = http_.threads ? http_.threads : http_.max_calls + http_.max_sse_streams + kSpareWorkers;
-    svr_.new_task_queue = [threads] { return new ConnectionPool(threads, kKeptWorkers, kWorkerIdleExit); };
-    svr_.set_keep_alive_timeout(http_.keep_alive_timeout.count());
-    svr_.set_keep_alive_max_count(10'000);
-    svr_.set_read_timeout(http_.read_timeout.count());
-    svr_.set_write_timeout(http_.read_timeout.count());
-    svr_.set_payload_max_length(session_options_.max_message_bytes);
-    svr_.set_tcp_nodelay(true);
+    svr_->new_task_queue = [threads] { return new ConnectionPool(threads, kKeptWorkers, kWorkerIdleExit); };
+    svr_->set_keep_alive_timeout(http_.keep_alive_timeout.count());
+    svr_->set_keep_alive_max_count(10'000);
+    svr_->set_read_timeout(http_.read_timeout.count());
+    svr_->set_write_timeout(http_.read_timeout.count());
+    svr_->set_payload_max_length(session_options_.max_message_bytes);
+    svr_->set_tcp_nodelay(true);
+    // Every response once sent, with its final status (an SSE stream's when
+    // it ends): kiln_http_requests_total.
+    svr_->set_logger([](const httplib::Request&, const httplib::Response& res) { metrics::record_http_request(res.status); });
 
     // Host and Origin on every request, before any route (DNS rebinding).
-    svr_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    svr_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         return check_host_and_origin(req, res) ? httplib::Server::HandlerResponse::Unhandled
                                                : httplib::Server::HandlerResponse::Handled;
     });
-    svr_.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
+    svr_->set_error_handler([this](const httplib::Request&, httplib::Response& res) {
         if (!res.body.empty()) return;
         if (res.status == 413)
             refuse(res, 413, "Payload Too Large: the body exceeds " + std::to_string(session_options_.max_message_bytes) +
@@ -273,7 +339,7 @@ void HttpServer::configure() {
         else if (res.status == 404)
             refuse(res, 404, "Not Found: MCP is served at " + http_.path);
     });
-    svr_.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    svr_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
         std::string what = "unknown";
         try {
             if (ep) std::rethrow_exception(ep);
@@ -285,19 +351,43 @@ void HttpServer::configure() {
         refuse(res, 500, "Internal error", jsonrpc::kInternalError);
     });
 
-    svr_.Post(http_.path, [this](const auto& req, auto& res) { on_post(req, res); });
-    svr_.Get(http_.path, [this](const auto& req, auto& res) { on_get(req, res); });
-    svr_.Delete(http_.path, [this](const auto& req, auto& res) { on_delete(req, res); });
-    svr_.Get("/healthz", [](const auto&, auto& res) { res.set_content("ok\n", "text/plain"); });
-    svr_.Get("/readyz", [this](const auto&, auto& res) { on_readyz(res); });
+    svr_->Post(http_.path, [this](const auto& req, auto& res) { on_post(req, res); });
+    svr_->Get(http_.path, [this](const auto& req, auto& res) { on_get(req, res); });
+    svr_->Delete(http_.path, [this](const auto& req, auto& res) { on_delete(req, res); });
+    svr_->Get("/healthz", [](const auto&, auto& res) { res.set_content("ok\n", "text/plain"); });
+    svr_->Get("/readyz", [this](const auto&, auto& res) { on_readyz(res); });
+    if (http_.metrics && http_.metrics->enabled())
+        svr_->Get("/metrics", [this](const auto& req, auto& res) { on_metrics(req, res); });
+    serve_resource_metadata();
+}
+
+// RFC 9728's document, unauthenticated: a client that got a 401 reads it
+// to find the authorization server (jwt mode only).
+void HttpServer::serve_resource_metadata() {
+    if (!http_.authenticator) return;
+    auto document = http_.authenticator->protected_resource_metadata();
+    if (!document) return;
+    std::string body = document->dump();
+    for (const auto& path : http_.authenticator->metadata_paths())
+        svr_->Get(path, [body](const auto&, auto& res) { res.set_content(body, "application/json"); });
+}
+
+// Behind its own token if any, never behind MCP's authentication: a
+// scraper is not an MCP client.
+void HttpServer::on_metrics(const httplib::Request& req, httplib::Response& res) const {
+    MetricsAnswer answer = http_.metrics->answer(req.get_header_value("Authorization"));
+    res.status = answer.status;
+    if (!answer.www_authenticate.empty()) res.set_header("WWW-Authenticate", answer.www_authenticate);
+    res.set_content(answer.body, answer.content_type);
 }
 
 Status HttpServer::bind() {
+    if (!svr_->is_valid()) return make_error("tls", "cannot set up TLS for " + http_.host + " (server.tls.*)");
     if (http_.port == 0) {
-        int port = svr_.bind_to_any_port(http_.host);
+        int port = svr_->bind_to_any_port(http_.host);
         if (port <= 0) return make_error("bind", "cannot listen on " + http_.host + " (any port)", errno);
         http_.port = port;
-    } else if (!svr_.bind_to_port(http_.host, http_.port)) {
+    } else if (!svr_->bind_to_port(http_.host, http_.port)) {
         return make_error("bind", "cannot listen on " + http_.host + ":" + std::to_string(http_.port) +
                                       " (in use, or not an address of this host?)", errno);
     }
@@ -319,21 +409,45 @@ bool HttpServer::check_host_and_origin(const httplib::Request& req, httplib::Res
     return true;
 }
 
-// The one place a request's principal is decided.
-AuthOutcome HttpServer::authenticate(const httplib::Request& req) const {
-    if (!http_.authenticate) return Principal{"anonymous"};
-    return http_.authenticate(req.get_header_value("Authorization"));
+void HttpServer::refuse_credentials(const httplib::Request& req, httplib::Response& res,
+                                    const auth::AuthFailure& failure) const {
+    auto reason = auth::reason_name(failure.reason);
+    spdlog::info("http: {} {} refused: {}", req.method, req.path, reason);
+    metrics::record_auth_failure(metric_reason(failure.reason));
+    if (!failure.www_authenticate.empty()) res.set_header("WWW-Authenticate", failure.www_authenticate);
+    std::string status = failure.status == 403 ? "Forbidden" : failure.status == 400 ? "Bad Request" : "Unauthorized";
+    refuse(res, failure.status, status + ": " + std::string(reason));
 }
 
+// The one place a request's principal is decided: its credentials, then
+// the scopes every request needs (server.auth.scopes).
 std::optional<HttpServer::Admitted> HttpServer::admit(const httplib::Request& req, httplib::Response& res) {
-    AuthOutcome outcome = authenticate(req);
-    if (auto* failure = std::get_if<AuthFailure>(&outcome)) {
-        spdlog::info("http: {} {} refused: {}", req.method, req.path, failure->reason);
-        if (!failure->www_authenticate.empty()) res.set_header("WWW-Authenticate", failure->www_authenticate);
-        refuse(res, failure->status, failure->status == 403 ? "Forbidden" : "Unauthorized");
+    if (!http_.authenticator) return Admitted{{std::string(auth::kAnonymousPrincipal), {}}};
+    auto outcome = http_.authenticator->authenticate(req.get_header_value("Authorization"));
+    if (auto* failure = std::get_if<auth::AuthFailure>(&outcome)) {
+        refuse_credentials(req, res, *failure);
         return std::nullopt;
     }
-    return Admitted{std::get<Principal>(outcome).name};
+    Admitted who{std::move(std::get<auth::Principal>(outcome))};
+    if (auto missing = http_.authenticator->authorize(who.principal, "")) {
+        refuse_credentials(req, res, *missing);
+        return std::nullopt;
+    }
+    return who;
+}
+
+// run_code and run_command need server.auth.run_scopes as well: checked
+// for every call of the body before any of it is handled.
+bool HttpServer::authorize_calls(const httplib::Request& req, httplib::Response& res, const Admitted& who,
+                                 const jsonrpc::Parsed& parsed) const {
+    if (!http_.authenticator) return true;
+    for (const auto& tool : called_tools(parsed)) {
+        if (auto missing = http_.authenticator->authorize(who.principal, tool)) {
+            refuse_credentials(req, res, *missing);
+            return false;
+        }
+    }
+    return true;
 }
 
 bool HttpServer::check_protocol_version(const httplib::Request& req, httplib::Response& res) const {
@@ -351,7 +465,7 @@ std::shared_ptr<HttpSession> HttpServer::session_for(const httplib::Request& req
         refuse(res, 400, "Bad Request: the MCP-Session-Id header is required; initialize a session first");
         return nullptr;
     }
-    auto hs = sessions_.find(req.get_header_value("MCP-Session-Id"), who.principal);
+    auto hs = sessions_.find(req.get_header_value("MCP-Session-Id"), who.principal.name);
     if (!hs) {
         refuse(res, 404, "Not Found: no such session (it ended, expired or never existed); initialize a new one", -32001);
         return nullptr;
@@ -374,6 +488,7 @@ void HttpServer::on_post(const httplib::Request& req, httplib::Response& res) {
         if (const auto* bad = std::get_if<jsonrpc::Invalid>(&parsed.messages.front()))
             return send_json(res, 400, bad->reply);
     }
+    if (!authorize_calls(req, res, *who, parsed)) return;
     PostShape shape = shape_of(parsed);
     if (!req.has_header("MCP-Session-Id") && shape.is_initialize && !parsed.is_batch)
         return start_session(*who, std::move(parsed), res);
@@ -387,7 +502,7 @@ void HttpServer::on_post(const httplib::Request& req, httplib::Response& res) {
 }
 
 void HttpServer::start_session(const Admitted& who, jsonrpc::Parsed parsed, httplib::Response& res) {
-    auto hs = sessions_.create(who.principal, http_.sse_buffer_events);
+    auto hs = sessions_.create(who.principal.name, http_.sse_buffer_events);
     if (!hs) return refuse_busy(res, 429, std::string("Too Many Requests: ") + hs.error().message);
     (*hs)->start(session_options_, registry_);
     PostShape shape = shape_of(parsed);
@@ -399,10 +514,10 @@ void HttpServer::start_session(const Admitted& who, jsonrpc::Parsed parsed, http
     json body = reply.empty() ? json() : json::parse(reply.front().data, nullptr, false);
     if (!body.is_object() || !body.contains("result")) {
         // A refused initialize leaves no session behind.
-        if (auto gone = sessions_.remove((*hs)->id(), who.principal)) gone->end();
+        if (auto gone = sessions_.remove((*hs)->id(), who.principal.name)) gone->end();
         return send_json(res, 400, body.is_object() ? body : jsonrpc::make_error(nullptr, jsonrpc::kInternalError, "Internal error: no answer to initialize"));
     }
-    spdlog::info("http: session {} started for {}", (*hs)->id(), who.principal);
+    spdlog::info("http: session {} started for {}", (*hs)->id(), who.principal.name);
     res.set_header("MCP-Session-Id", (*hs)->id());
     send_json(res, 200, body);
 }
@@ -560,7 +675,7 @@ void HttpServer::on_delete(const httplib::Request& req, httplib::Response& res) 
     if (!req.has_header("MCP-Session-Id"))
         return refuse(res, 400, "Bad Request: the MCP-Session-Id header is required");
     if (!check_protocol_version(req, res)) return;
-    auto hs = sessions_.remove(req.get_header_value("MCP-Session-Id"), who->principal);
+    auto hs = sessions_.remove(req.get_header_value("MCP-Session-Id"), who->principal.name);
     if (!hs) return refuse(res, 404, "Not Found: no such session", -32001);
     spdlog::info("http: session {} ended by the client", hs->id());
     hs->end();
@@ -603,24 +718,52 @@ void HttpServer::shut_down() {
     if (!calls_.wait_idle(deadline))
         spdlog::warn("http: {} requests still running after the grace period: cancelling them", calls_.used());
     for (auto& hs : sessions_.take_all()) hs->end();
-    svr_.stop();
+    svr_->stop();
+}
+
+// SIGHUP: new tokens or keys, a new certificate. Each keeps its previous
+// set when the new one does not load, and says why.
+void HttpServer::reload() {
+    spdlog::info("SIGHUP: reloading credentials");
+    if (http_.authenticator) {
+        if (Status st = http_.authenticator->reload(); !st)
+            spdlog::error("reload: keeping the previous tokens or keys: {}", st.error().what());
+        else
+            spdlog::info("reload: authentication reloaded");
+    }
+    if (http_.tls) {
+        if (Status st = http_.tls->reload(); !st)
+            spdlog::error("reload: keeping the previous certificate: {}", st.error().what());
+        else
+            spdlog::info("reload: TLS certificate and key reloaded");
+    }
+}
+
+// Which signal made `fd` readable: 0 when there was none to read.
+int take_signal(int fd) {
+    signalfd_siginfo info{};
+    ssize_t n = ::read(fd, &info, sizeof info);
+    return n == static_cast<ssize_t>(sizeof info) ? static_cast<int>(info.ssi_signo) : 0;
 }
 
 int HttpServer::run(int stop_fd) {
     std::atomic<bool> listening{true};
     std::thread listener([this, &listening] {
-        if (!svr_.listen_after_bind()) spdlog::error("http: the listener stopped unexpectedly");
+        if (!svr_->listen_after_bind()) spdlog::error("http: the listener stopped unexpectedly");
         listening = false;
     });
-    spdlog::info("serving MCP over HTTP at http://{}:{}{} ({})",
+    spdlog::info("serving MCP over {} at {}://{}:{}{} ({})", http_.tls ? "HTTPS" : "HTTP", http_.tls ? "https" : "http",
                  http_.host.find(':') != std::string::npos ? "[" + http_.host + "]" : http_.host, http_.port, http_.path,
-                 http_.authenticate ? "authentication required" : "no authentication");
+                 requires_authentication(http_) ? "authentication required" : "no authentication");
     bool signalled = false;
-    while (listening) {
+    while (listening && !signalled) {
         pollfd p{stop_fd, POLLIN, 0};
         if (::poll(&p, 1, 1000) > 0) {
-            signalled = true;
-            break;
+            if (take_signal(stop_fd) == SIGHUP)
+                reload();
+            else
+                signalled = true;
+            continue;
         }
         expire_idle_sessions();
     }
@@ -632,8 +775,12 @@ int HttpServer::run(int stop_fd) {
 
 }  // namespace
 
+bool requires_authentication(const HttpOptions& options) {
+    return options.authenticator && options.authenticator->mode() != AuthMode::None;
+}
+
 Status check_listen_address(const HttpOptions& options) {
-    if (is_loopback_host(options.host) || options.authenticate) return {};
+    if (is_loopback_host(options.host) || requires_authentication(options)) return {};
     if (!options.allow_unauthenticated_remote)
         return make_error("listen", "refusing to serve " + options.host +
                                         " without authentication: anyone who reaches this address could run code. "

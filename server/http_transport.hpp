@@ -7,31 +7,17 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
-#include <string_view>
-#include <variant>
 #include <vector>
 
 #include "common/result.hpp"
+#include "server/auth.hpp"
 #include "server/mcp_session.hpp"
+#include "server/metrics_endpoint.hpp"
+#include "server/tls.hpp"
 
 namespace kiln::server {
-
-// Who sent a request. Today, with no authentication configured, everyone
-// is "anonymous"; an authenticator plugs in through HttpOptions::authenticate.
-struct Principal {
-    std::string name;
-};
-// A request the authenticator refused: the status (401, 403), the
-// WWW-Authenticate value to send with it, and a reason for the log.
-struct AuthFailure {
-    int status = 401;
-    std::string www_authenticate;
-    std::string reason;
-};
-using AuthOutcome = std::variant<Principal, AuthFailure>;
-// Gets the Authorization header ("" when absent).
-using Authenticate = std::function<AuthOutcome(std::string_view authorization)>;
 
 struct HttpOptions {
     std::string host = "127.0.0.1";
@@ -56,7 +42,12 @@ struct HttpOptions {
     std::chrono::seconds read_timeout{5};
     bool allow_unauthenticated_remote = false;
 
-    Authenticate authenticate;  // empty: no authentication, principal "anonymous"
+    // Null, or mode none: everyone is "anonymous". Reloaded on SIGHUP.
+    std::shared_ptr<auth::Authenticator> authenticator;
+    // Set: HTTPS with these credentials, reloaded on SIGHUP. Null: plain HTTP.
+    std::shared_ptr<tls::Credentials> tls;
+    // Set and enabled: GET /metrics. Null or disabled: no such route.
+    std::shared_ptr<const MetricsEndpoint> metrics;
     // /readyz: can the runtime start a jail and is the audit log writable?
     std::function<Status()> ready;
 };
@@ -70,8 +61,13 @@ inline constexpr unsigned kSpareWorkers = 1024;
 // operator set server.http.allow_unauthenticated_remote.
 Status check_listen_address(const HttpOptions& options);
 
-// Serves until `stop_fd` (from block_termination_signals) fires, then shuts
-// down gracefully. Returns the process exit status.
+// Whether requests must authenticate (an authenticator in a mode but none).
+bool requires_authentication(const HttpOptions& options);
+
+// Serves until SIGTERM or SIGINT arrives on `stop_fd` (a signalfd from
+// block_termination_signals), then shuts down gracefully; a SIGHUP on it
+// reloads the authenticator's tokens or JWKS and the TLS credentials.
+// Returns the process exit status.
 int serve_http(const HttpOptions& http, const SessionOptions& session, const tools::Registry& registry, int stop_fd);
 
 }  // namespace kiln::server

@@ -63,7 +63,7 @@ Result<MetricsEndpoint> MetricsEndpoint::create(const ServerConfig& config) {
 MetricsAnswer MetricsEndpoint::answer(std::string_view authorization) const {
     if (!enabled_) return {404, "text/plain; charset=utf-8", "404 Not Found: metrics are off (server.metrics.enabled)\n", {}};
     if (!token_sha256_.empty()) {
-        if (authorization.empty()) return unauthorized(metrics::AuthFailure::MissingToken);
+        if (authorization.empty()) return unauthorized(metrics::AuthFailure::Missing);
         auto token = bearer_token(authorization);
         if (!token) return unauthorized(metrics::AuthFailure::Malformed);
         if (!same_digest(sha256_hex(*token), token_sha256_)) return unauthorized(metrics::AuthFailure::UnknownToken);

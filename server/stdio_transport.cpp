@@ -33,13 +33,14 @@ bool write_all(int fd, std::string_view text) {
 
 }  // namespace
 
-// SIGINT/SIGTERM arrive through a signalfd so shutdown is an ordinary event
-// in the read loop.
+// SIGINT/SIGTERM (and SIGHUP) arrive through a signalfd so shutdown and
+// reload are ordinary events in the serving loop, run on a normal thread.
 UniqueFd block_termination_signals() {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     return UniqueFd(signalfd(-1, &set, SFD_CLOEXEC));
 }

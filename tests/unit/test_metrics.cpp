@@ -188,7 +188,7 @@ TEST_CASE("GET /metrics: 404 when off, 401 without its token (counted by reason)
     write_file(dir / "token", token + "\n", 0600);
     auto guarded = server::MetricsEndpoint::create(cfg);
     REQUIRE_MESSAGE(guarded.ok(), (guarded.ok() ? "" : guarded.error().what()));
-    auto& missing = metrics::auth_failures(metrics::AuthFailure::MissingToken);
+    auto& missing = metrics::auth_failures(metrics::AuthFailure::Missing);
     auto& unknown = metrics::auth_failures(metrics::AuthFailure::UnknownToken);
     auto& malformed = metrics::auth_failures(metrics::AuthFailure::Malformed);
     const auto missing0 = missing.value(), unknown0 = unknown.value(), malformed0 = malformed.value();

@@ -1,5 +1,5 @@
-// Starts `kiln serve --http 127.0.0.1:0` (a free loopback port) and finds
-// its URL in the log. Shared by the SDK, raw-protocol and conformance tests.
+// Starts `kiln serve --http 127.0.0.1:0` (a free loopback port, or `listen`)
+// and finds its URL (http or https) in the log. Shared by the SDK, raw-protocol and conformance tests.
 import { spawn } from 'node:child_process';
 
 import {
@@ -8,9 +8,9 @@ import {
 
 // Resolves with {proc, url, base, stateDir, stderr()}; the server is stopped
 // (SIGTERM, then SIGKILL) and its state removed when the test ends.
-export async function startHttpServer(t, { set = {}, flags = [], testTools = true } = {}) {
+export async function startHttpServer(t, { set = {}, flags = [], testTools = true, listen = '127.0.0.1:0' } = {}) {
   const stateDir = makeStateDir();
-  let args = serveArgs(stateDir, { set, flags: [...flags, '--http', '127.0.0.1:0'] });
+  let args = serveArgs(stateDir, { set, flags: [...flags, '--http', listen] });
   if (!testTools) args = args.filter((a) => a !== '--test-tools');
   const proc = spawn(kilnBin(), args, { env: serverEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
@@ -24,7 +24,7 @@ export async function startHttpServer(t, { set = {}, flags = [], testTools = tru
   });
   const url = await eventually(() => {
     if (proc.exitCode !== null) throw new Error(`kiln exited with ${proc.exitCode} before listening:\n${log}`);
-    return /serving MCP over HTTP at (http:\/\/\S+)/.exec(log)?.[1];
+    return /serving MCP over HTTPS? at (https?:\/\/\S+)/.exec(log)?.[1];
   }, 15_000, 'the server to listen');
   return { proc, url, base: new URL(url).origin, stateDir, stderr: () => log };
 }
