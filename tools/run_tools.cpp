@@ -265,6 +265,11 @@ json RunService::recent_audit(const std::string& session_id) const {
     return out;
 }
 
+void RunService::forget_session(const std::string& session_id) {
+    std::lock_guard lock(mutex_);
+    recent_.erase(session_id);
+}
+
 ToolResult RunService::refuse(Call& call, const std::string& reason) {
     record("refused", {{"reason", reason}}, call);
     metrics::decisions(metrics::DecisionLevel::Refused).inc();

@@ -65,6 +65,9 @@ public:
     const std::vector<Interpreter>& interpreters() const { return interpreters_; }
     sandbox::Runtime& runtime() { return runtime_; }
     nlohmann::json recent_audit(const std::string& session_id) const;
+    // The session has ended: its recent records go with it (a server that
+    // serves many sessions over HTTP would otherwise keep every one's).
+    void forget_session(const std::string& session_id);
 
 private:
     struct Slot;

@@ -132,6 +132,7 @@ Status Toolbox::ready() {
 
 void Toolbox::session_closed(const std::string& session_id) {
     workspaces_->release(session_id);
+    runs_->forget_session(session_id);
     if (audit_) (void)audit_->append("session", {{"action", "end"}, {"session_id", session_id}});
 }
 
