@@ -16,11 +16,12 @@ Usage: bench/http/http_bench.py [--kiln build/cli/kiln] [--seconds 3] [--rounds 
 The machine's other load shows in the numbers: run it on a quiet machine,
 or read the medians. Only the standard library is used.
 """
-import argparse, http.client, json, os, re, shutil, statistics, subprocess, sys, tempfile, threading, time
+import argparse, http.client, itertools, json, os, re, shutil, statistics, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from run_code_latency import Server as StdioServer  # noqa: E402  (the same settings as below)
 
+REQUEST_IDS = itertools.count(2)  # next() is atomic under the GIL
 SETTINGS = ["--set", "server.log_level=error", "--set", "workspace.max_runs_per_session=16",
             "--set", "workspace.max_runs_total=16", "--set", "audit.fsync=batch",
             "--set", "server.http.max_sessions=1100"]
@@ -91,11 +92,11 @@ class HttpClient:
         self.conn = http.client.HTTPConnection("127.0.0.1", port)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
                         "MCP-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"}
-        self.next_id = 1
 
     def call(self, method, params):
-        self.next_id += 1
-        self.conn.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method,
+        # Every connection shares the one session, so request ids must be
+        # unique across them: a reused id still running is refused (400).
+        self.conn.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": next(REQUEST_IDS), "method": method,
                                                       "params": params}), self.headers)
         r = self.conn.getresponse()
         body = r.read()
@@ -109,13 +110,18 @@ def measure(server, name, conns, seconds):
     lat, stop = [], time.perf_counter() + seconds
     lock = threading.Lock()
 
+    failures = []
+
     def loop():
         c = server.client()
         mine = []
-        while time.perf_counter() < stop:
-            t = time.perf_counter()
-            check(name, c.call(method, params))
-            mine.append((time.perf_counter() - t) * 1000.0)
+        try:
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                check(name, c.call(method, params))
+                mine.append((time.perf_counter() - t) * 1000.0)
+        except BaseException as e:  # SystemExit too: a thread would swallow it
+            failures.append(repr(e))
         with lock:
             lat.extend(mine)
 
@@ -126,6 +132,8 @@ def measure(server, name, conns, seconds):
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    if failures:
+        raise SystemExit(f"{name} at {conns} connections: {len(failures)} clients failed, first: {failures[0]}")
     lat.sort()
     return {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))], "rps": len(lat) / wall}
 

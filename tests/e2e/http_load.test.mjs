@@ -79,8 +79,15 @@ test('64 clients mixing ping, tools/list and run_code: no errors, flat memory, n
       // A real signal, not an idle server: every kind of call was answered.
       for (const name of Object.keys(calls)) assert.ok(r.by[name] > 0, `no ${name} was answered`);
     }
-    assert.ok(afterSecond - afterFirst < RSS_GROWTH_BOUND_KIB,
-      `the server's RSS grew ${afterSecond - afterFirst} KiB in round 2 (bound ${RSS_GROWTH_BOUND_KIB} KiB)`);
+    // Under AddressSanitizer freed memory stays in its quarantine (256 MiB by
+    // default), so RSS says nothing about leaks there; the plain build's run
+    // of this test checks the bound, this one looks for memory errors.
+    if (process.env.KILN_SANITIZED === '1') {
+      t.diagnostic('RSS bound not checked: sanitizer build (ASan quarantine)');
+    } else {
+      assert.ok(afterSecond - afterFirst < RSS_GROWTH_BOUND_KIB,
+        `the server's RSS grew ${afterSecond - afterFirst} KiB in round 2 (bound ${RSS_GROWTH_BOUND_KIB} KiB)`);
+    }
 
     server.proc.kill('SIGTERM');
     assert.deepEqual(await waitForExit(server.proc, 30_000), { code: 0, signal: null }, server.stderr().slice(-3000));

@@ -10,6 +10,9 @@ import {
 // (SIGTERM, then SIGKILL) and its state removed when the test ends.
 export async function startHttpServer(t, { set = {}, flags = [], testTools = true, listen = '127.0.0.1:0' } = {}) {
   const stateDir = makeStateDir();
+  // An idle keep-alive connection holds its worker this long, and SIGTERM
+  // waits for it: 1 s (the least allowed) keeps each test's close short.
+  set = { 'server.http.keep_alive_timeout': '1s', ...set };
   let args = serveArgs(stateDir, { set, flags: [...flags, '--http', listen] });
   if (!testTools) args = args.filter((a) => a !== '--test-tools');
   const proc = spawn(kilnBin(), args, { env: serverEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
