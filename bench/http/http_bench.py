@@ -24,7 +24,10 @@ from run_code_latency import Server as StdioServer  # noqa: E402  (the same sett
 REQUEST_IDS = itertools.count(2)  # next() is atomic under the GIL
 SETTINGS = ["--set", "server.log_level=error", "--set", "workspace.max_runs_per_session=16",
             "--set", "workspace.max_runs_total=16", "--set", "audit.fsync=batch",
-            "--set", "server.http.max_sessions=1100"]
+            "--set", "server.http.max_sessions=1100",
+            # 64 connections' calls wait for the 16 run slots instead of
+            # being refused: in flight and queued, on both transports.
+            "--set", "server.max_inflight_calls=128", "--set", "workspace.queue_length=128"]
 INIT = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
 CALLS = {
     "ping": ("ping", {}),
