@@ -404,7 +404,7 @@ Status load_yaml_entries(Config& config, const std::string& path, const std::str
             std::string hint = known_keys_hint(prefix);
             return make_error("config " + where,
                               "unknown key '" + full + "'" +
-                                  (hint.empty() ? std::string(" (unknown section '" + section + "'; known: server, sandbox, policy, audit, workspace)")
+                                  (hint.empty() ? std::string(" (unknown section '" + section + "'; known: " + kSections + ")")
                                                 : " (known keys in " + prefix + ": " + hint + ")"));
         }
         auto value = scalar_or_list(entry.second);
@@ -434,7 +434,7 @@ Status config_load_yaml(Config& config, const std::string& path) {
         int sline = section.first.Mark().line + 1;
         if (!section.second.IsMap()) {
             if (known_keys_hint(sname).empty())
-                return make_error("config " + path + ":" + std::to_string(sline), "unknown section '" + sname + "' (known: server, sandbox, policy, audit, workspace)");
+                return make_error("config " + path + ":" + std::to_string(sline), "unknown section '" + sname + "' (known: " + std::string(kSections) + ")");
             return make_error("config " + path + ":" + std::to_string(sline), "section '" + sname + "' must be a mapping");
         }
         Status st = load_yaml_entries(config, path, sname, section.second);
