@@ -21,6 +21,14 @@ bool must_work() {
 
 bool is_root() { return ::geteuid() == 0; }
 
+std::string seccomp_filters_line(int jail_filters) {
+    std::ifstream in("/proc/self/status");
+    int outer = 0;
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("Seccomp_filters:", 0) == 0) outer = std::stoi(line.substr(line.find('\t') + 1));
+    return "Seccomp_filters:\t" + std::to_string(outer + jail_filters) + "\n";
+}
+
 namespace {
 std::map<std::string, std::string>& skipped_cases() {
     static std::map<std::string, std::string> cases;

@@ -44,6 +44,11 @@ const char* skip_reason(const std::string& name);
 // Host facts cheap enough to decide applicability at registration.
 bool has_cgroup_v1_controllers();  // memory and pids hierarchies mounted as v1
 bool has_cgroup_v2_controllers();  // a cgroup2 hierarchy offering memory and pids
+// The "Seccomp_filters:" line of /proc/<pid>/status for a jail process that
+// Kiln gave `jail_filters` filters: they stack on those the suite itself runs
+// under (none on a host; the container's profile in Kiln's image, where
+// tests/deploy runs this suite).
+std::string seccomp_filters_line(int jail_filters);
 
 Runtime& runtime();
 std::string probe_path();
