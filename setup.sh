@@ -20,6 +20,7 @@ APT_PACKAGES=(
   musl-tools
   prometheus
   openssl
+  docker.io debootstrap curl
 )
 
 log() { printf '==> [%s, %ss] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }
@@ -77,6 +78,8 @@ print_skipped() {
 run_tests() {
   install_npm_test_deps
   ensure_test_user
+  # The image tests (deploy suite) build and run Kiln's image in a daemon.
+  tests/docker/start-dockerd.sh >/dev/null
   log "running the test suites"
   meson test -C build --print-errorlogs --num-processes 2 || { print_skipped; exit 1; }
   print_skipped
