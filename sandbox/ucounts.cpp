@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <fstream>
 
 namespace kiln::sandbox::ucounts {
@@ -11,10 +12,18 @@ namespace {
 
 constexpr const char* kUserSysctls = "/proc/sys/user/";
 
+// The kernel starts every user namespace's maxima at INT_MAX, "no bound of
+// its own": a rootless server reads that in the namespace it makes itself,
+// and so does any server in a container with a user namespace (a pod with
+// hostUsers: false). The bound that holds is then an ancestor's, which
+// cannot be read from inside, and a share of INT_MAX let one jail take the
+// whole of it. The kernel's default (`fallback`) is the base instead.
+constexpr std::uint64_t kNoBoundInThisNamespace = INT_MAX;
+
 std::uint64_t read_host_value(const std::string& path, std::uint64_t fallback) {
     std::ifstream in(path);
     std::uint64_t v = 0;
-    return (in >> v) ? v : fallback;
+    return (in >> v) && v < kNoBoundInThisNamespace ? v : fallback;
 }
 
 rlim_t own_rlimit(int resource, rlim_t fallback) {
