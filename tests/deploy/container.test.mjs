@@ -5,11 +5,16 @@
 // (tests/sandbox, every hostile program), and an MCP call over HTTP from the
 // host with a bearer token.
 //
+// The pod's user namespace (hostUsers: false) is reproduced by a second
+// daemon this test starts and stops, with --userns-remap=default (Docker
+// 20.10 maps users per daemon, not per container): selftest and the jail
+// suite run under both daemons.
+//
 // Needs a Docker daemon (tests/docker/start-dockerd.sh starts one): without
 // it the tests skip with the reason, and fail under KILN_MUST_WORK=1.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -23,8 +28,13 @@ const pod = dockerFlagsForPod(findKind(loadManifests(), "Deployment"));
 const names = [];
 let image;
 
-function docker(args, { timeout = 120_000 } = {}) {
-  return spawnSync("docker", args, { encoding: "utf8", timeout, maxBuffer: 64 << 20 });
+// The second daemon's files, apart from the first's.
+const userns = { root: "/var/lib/kiln-test-docker-userns", exec: "/run/kiln-test-docker-userns" };
+userns.socket = `unix://${userns.exec}/docker.sock`;
+
+function docker(args, { timeout = 120_000, host } = {}) {
+  const env = host ? { ...process.env, DOCKER_HOST: host } : process.env;
+  return spawnSync("docker", args, { encoding: "utf8", timeout, maxBuffer: 64 << 20, env });
 }
 
 function daemonMissing() {
@@ -55,8 +65,34 @@ function containerName() {
 }
 
 // `docker run --rm` of the image with the pod's flags (or `flags`).
-function runInPod(args, { flags = pod.flags, extra = [], timeout } = {}) {
-  return docker(["run", "--rm", "--name", containerName(), "--network", "none", ...flags, ...extra, image, ...args], { timeout });
+function runInPod(args, { flags = pod.flags, extra = [], timeout, host } = {}) {
+  return docker(["run", "--rm", "--name", containerName(), "--network", "none", ...flags, ...extra, image, ...args],
+                { timeout, host });
+}
+
+// Starts the user-namespace daemon (dockerd makes its `dockremap` user and
+// subordinate ids on first use) and loads the image into it.
+async function startUsernsDaemon() {
+  fs.mkdirSync(userns.exec, { recursive: true });
+  const log = fs.openSync(path.join(userns.exec, "dockerd.log"), "a");
+  const daemon = spawn("dockerd", ["--userns-remap=default", "--data-root", userns.root, "--exec-root", `${userns.exec}/exec`,
+                                   "--pidfile", `${userns.exec}/dockerd.pid`, "-H", userns.socket,
+                                   "--bridge=none", "--iptables=false", "--ip6tables=false"],
+                       { stdio: ["ignore", log, log], detached: true });
+  const exited = new Promise((resolve) => daemon.once("exit", resolve));
+  for (let i = 0; i < 150 && daemon.exitCode === null; i++) {
+    if (docker(["version"], { host: userns.socket, timeout: 5_000 }).status === 0) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const tail = () => fs.readFileSync(path.join(userns.exec, "dockerd.log"), "utf8").slice(-2000);
+  assert.equal(docker(["version"], { host: userns.socket }).status, 0, `the --userns-remap dockerd did not start:\n${tail()}`);
+  const load = spawnSync("bash", ["-o", "pipefail", "-c", `docker save "$0" | DOCKER_HOST=${userns.socket} docker load -q`, image],
+                         { encoding: "utf8", timeout: 300_000 });
+  assert.equal(load.status, 0, load.stderr);
+  return async () => {
+    daemon.kill("SIGTERM");
+    await exited;
+  };
 }
 
 before(() => {
@@ -69,8 +105,15 @@ before(() => {
   image = r.stdout.trim().split("\n").pop();
 });
 
-after(() => {
-  for (const name of names) docker(["rm", "-f", name]);
+let stopUsernsDaemon = async () => {};
+let usernsStarted = false;
+
+after(async () => {
+  for (const name of names) {
+    docker(["rm", "-f", name]);
+    if (usernsStarted) docker(["rm", "-f", name], { host: userns.socket });
+  }
+  await stopUsernsDaemon();
 });
 
 test("the image builds without a registry, and again to the same image", opts, () => {
@@ -84,9 +127,29 @@ test("the image builds without a registry, and again to the same image", opts, (
   assert.deepEqual(config.Cmd, ["serve", "--http", "0.0.0.0:8080"]);
 });
 
-test("kiln selftest in the pod: every control a pod can have is in force, with the kernel's answers", opts, (t) => {
+test("the user-namespace daemon gives the pod's processes unprivileged host ids (hostUsers: false)", opts, async () => {
+  assert.ok(pod.userNamespace, "the Deployment should set hostUsers: false");
+  stopUsernsDaemon = await startUsernsDaemon();
+  usernsStarted = true;
+  const name = containerName();
+  const started = docker(["run", "-d", "--name", name, "--network", "none", ...pod.flags, "--entrypoint", "/bin/sleep", image, "60"],
+                         { host: userns.socket });
+  assert.equal(started.status, 0, started.stderr);
+  const pid = docker(["inspect", "--format", "{{.State.Pid}}", name], { host: userns.socket }).stdout.trim();
+  const [inside, outside, count] = fs.readFileSync(`/proc/${pid}/uid_map`, "utf8").trim().split(/\s+/).map(Number);
+  assert.equal(inside, 0);
+  assert.ok(outside >= 65536 && count === 65536, `uid_map ${inside} ${outside} ${count}`);
+  assert.equal(fs.statSync(`/proc/${pid}`).uid, outside + 10001);
+  docker(["rm", "-f", name], { host: userns.socket });
+});
+
+const daemons = [["Docker", undefined], ["Docker with a user namespace (hostUsers: false)", userns.socket]];
+
+for (const [daemon, host] of daemons)
+test(`${daemon}: kiln selftest in the pod: every control a pod can have is in force, with the kernel's answers`, opts, (t) => {
+  if (host && !usernsStarted) throw new Error("the user-namespace daemon did not start");
   for (const note of pod.notReproduced) t.diagnostic(`not reproduced under Docker: ${note}`);
-  const r = runInPod(["selftest", "--json"], { timeout: 120_000 });
+  const r = runInPod(["selftest", "--json"], { timeout: 120_000, host });
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   assert.equal(report.rootless, true);
@@ -113,10 +176,12 @@ test("each privilege the pod is given is needed: without it no jail starts", opt
   assert.match(withMaskedProc.stderr, /the native runtime cannot start: .*\/proc\/sys/);
 });
 
-test("the jail suite (every hostile program of tests/sandbox) passes inside the pod", opts, () => {
+for (const [daemon, host] of daemons)
+test(`${daemon}: the jail suite (every hostile program of tests/sandbox) passes inside the pod`, opts, () => {
+  if (host && !usernsStarted) throw new Error("the user-namespace daemon did not start");
   // The suite and its probe, kiln and kiln-init from the build tree, at the
   // same path; it runs as the pod's user, so it is the rootless suite.
-  const r = runInPod([], { extra: ["-v", `${buildDir}:${buildDir}:ro`, "--entrypoint", sandboxTests], timeout: 600_000 });
+  const r = runInPod([], { extra: ["-v", `${buildDir}:${buildDir}:ro`, "--entrypoint", sandboxTests], timeout: 600_000, host });
   const summary = r.stdout.split("\n").filter((l) => l.startsWith("[doctest] test cases")).pop() ?? "";
   assert.equal(r.status, 0, `${summary}\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-2000)}`);
   const [, passed, failed] = summary.match(/(\d+) passed \| (\d+) failed/) ?? [];

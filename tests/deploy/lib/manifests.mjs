@@ -117,7 +117,8 @@ export function findKind(manifests, kind) {
 // The Docker flags that grant a container what the Deployment grants its
 // pod, as near as Docker gets. A security setting without a translation
 // here is an error, so a privilege added to the manifest cannot go
-// untested. What Docker cannot reproduce is returned in `notReproduced`.
+// untested. What Docker cannot reproduce is returned in `notReproduced`;
+// `userNamespace` says the pod has one of its own (hostUsers: false).
 export function dockerFlagsForPod(deployment) {
   const pod = deployment.spec.template.spec;
   if (pod.containers.length !== 1) throw new Error("the Deployment should run one container");
@@ -161,13 +162,14 @@ export function dockerFlagsForPod(deployment) {
     const left = Object.keys(rest);
     if (left.length) throw new Error(`${side} securityContext keys without a Docker translation: ${left.join(", ")}`);
   }
-  if (pod.hostUsers === false)
-    notReproduced.push("hostUsers: false (Docker 20.10 maps user namespaces per daemon, --userns-remap, not per container)");
+  // Docker 20.10 gives containers a user namespace per daemon
+  // (--userns-remap), not per container: the caller picks the daemon.
+  const userNamespace = pod.hostUsers === false;
   // The pod's writable volumes: tmpfs here, emptyDir and the claim there.
   for (const mount of container.volumeMounts ?? []) {
     const volume = pod.volumes.find((v) => v.name === mount.name);
     if (volume.emptyDir && mount.mountPath === "/tmp") flags.push("--tmpfs", "/tmp:rw,exec,nosuid,nodev,size=64m");
     else if (volume.emptyDir) flags.push("--tmpfs", `${mount.mountPath}:rw,exec,uid=${user},gid=${group ?? user}`);
   }
-  return { flags, notReproduced };
+  return { flags, notReproduced, userNamespace };
 }
