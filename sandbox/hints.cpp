@@ -10,9 +10,14 @@ namespace {
 constexpr const char* kUserNamespaces =
     "unprivileged user namespaces are off: check sysctl kernel.unprivileged_userns_clone=1 and "
     "user.max_user_namespaces > 0, or an AppArmor policy restricts them "
-    "(kernel.apparmor_restrict_unprivileged_userns=0, or a profile for the server allowing userns)";
+    "(kernel.apparmor_restrict_unprivileged_userns=0, or a profile for the server allowing userns); in a container, "
+    "its seccomp profile must allow unshare and clone with namespace flags (Kiln's pod profile: "
+    "deploy/seccomp/kiln.json, docs/deploy.md)";
 constexpr const char* kNamespaceBudget =
     "a per-user namespace budget is exhausted: raise user.max_*_namespaces, or lower max_runs_total";
+constexpr const char* kProcSysReadOnly =
+    "/proc/sys is read-only, as a container's masked /proc makes it: give the container an unmasked /proc "
+    "(Kubernetes procMount: Unmasked, Docker --security-opt systempaths=unconfined; docs/deploy.md)";
 constexpr const char* kMountDenied =
     "the kernel refused a mount in the jail's namespace: a container or LSM policy (AppArmor, SELinux) may forbid "
     "mounts in user namespaces, or the source is a locked mount that may not be remounted";
@@ -53,6 +58,7 @@ const char* hint_for(kiln_hint hint, int err) noexcept {
             if (err == ENOTDIR) return kMountNests;
             return is_any(err, {EPERM, EACCES}) ? kMountDenied : nullptr;
         case KILN_HINT_BUDGETS:
+            if (err == EROFS) return kProcSysReadOnly;
             return is_any(err, {EPERM, EACCES, EINVAL}) ? kNamespaceBudget : nullptr;
         case KILN_HINT_RLIMIT:
             return is_any(err, {EPERM, EINVAL}) ? kRlimit : nullptr;

@@ -171,9 +171,11 @@ test("each privilege the pod is given is needed: without it no jail starts", opt
   const withDefaultSeccomp = runInPod(["selftest"], { flags: podFlagsWithout("seccomp=") });
   assert.notEqual(withDefaultSeccomp.status, 0);
   assert.match(withDefaultSeccomp.stderr, /the native runtime cannot start: .*user, pid, mount/);
+  assert.match(withDefaultSeccomp.stderr, /seccomp profile must allow unshare .*deploy\/seccomp\/kiln\.json/);
   const withMaskedProc = runInPod(["selftest"], { flags: podFlagsWithout("systempaths=") });
   assert.notEqual(withMaskedProc.status, 0);
   assert.match(withMaskedProc.stderr, /the native runtime cannot start: .*\/proc\/sys/);
+  assert.match(withMaskedProc.stderr, /procMount: Unmasked.*systempaths=unconfined/);
 });
 
 for (const [daemon, host] of daemons)

@@ -41,6 +41,9 @@ TEST_CASE("the hint table maps (step, errno) to what the operator should do") {
     CHECK(contains(hint(KILN_HINT_NAMESPACE, EPERM), "apparmor_restrict_unprivileged_userns"));
     CHECK(contains(hint(KILN_HINT_NAMESPACE, EACCES), "user.max_user_namespaces"));
     CHECK(contains(hint(KILN_HINT_NAMESPACE, ENOSPC), "user.max_*_namespaces"));
+    // In a container: its seccomp profile, and a /proc whose /proc/sys is read-only.
+    CHECK(contains(hint(KILN_HINT_NAMESPACE, EPERM), "deploy/seccomp/kiln.json"));
+    CHECK(contains(hint(KILN_HINT_BUDGETS, EROFS), "procMount: Unmasked"));
     CHECK(contains(hint(KILN_HINT_LANDLOCK, ENOSYS), "lsm="));
     CHECK(contains(hint(KILN_HINT_LANDLOCK, EOPNOTSUPP), "lsm="));
     CHECK(contains(hint(KILN_HINT_CGROUP, EACCES), "Delegate=yes"));
