@@ -191,6 +191,19 @@ test(`${daemon}: the jail suite (every hostile program of tests/sandbox) passes 
   assert.ok(Number(passed) >= 50, summary);
 });
 
+// A tokens file for the image's default path, readable by the pod's user.
+function tokensDir(t) {
+  const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-deploy-secrets-"));
+  t.after(() => fs.rmSync(secrets, { recursive: true, force: true }));
+  const made = spawnSync(process.env.KILN_BIN, ["token", "new", "--principal", "deploy-test", "--scope", "kiln:run"], { encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  const [token, , line] = made.stdout.trim().split("\n");
+  fs.writeFileSync(path.join(secrets, "tokens"), line + "\n");
+  fs.chmodSync(secrets, 0o755);
+  fs.chmodSync(path.join(secrets, "tokens"), 0o644);
+  return { secrets, token };
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -225,14 +238,7 @@ async function mcp(url, token, body, session) {
 }
 
 test("an MCP client on the host calls run_code in the pod over HTTP with a bearer token", opts, async (t) => {
-  const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-deploy-secrets-"));
-  t.after(() => fs.rmSync(secrets, { recursive: true, force: true }));
-  const made = spawnSync(process.env.KILN_BIN, ["token", "new", "--principal", "deploy-test", "--scope", "kiln:run"], { encoding: "utf8" });
-  assert.equal(made.status, 0, made.stderr);
-  const [token, , line] = made.stdout.trim().split("\n");
-  fs.writeFileSync(path.join(secrets, "tokens"), line + "\n");
-  fs.chmodSync(secrets, 0o755);
-  fs.chmodSync(path.join(secrets, "tokens"), 0o644);
+  const { secrets, token } = tokensDir(t);
 
   // Docker here has no bridge (dockerd --bridge=none), so the container
   // shares the host's network and listens on loopback only.
@@ -268,7 +274,20 @@ test("an MCP client on the host calls run_code in the pod over HTTP with a beare
   assert.equal(docker(["inspect", "--format", "{{.State.ExitCode}}", name]).stdout.trim(), "0");
 });
 
-test("the image's own command refuses a public address without authentication", opts, () => {
+test("the image's own command serves 0.0.0.0:8080 with the mounted tokens, and refuses without them", opts, async (t) => {
+  const { secrets } = tokensDir(t);
+  const name = containerName();
+  const started = docker(["run", "-d", "--name", name, "--network", "none", ...pod.flags,
+                          "-v", `${secrets}:/etc/kiln/secrets:ro`, image]);
+  assert.equal(started.status, 0, started.stderr);
+  // The container's own loopback, from inside it (its network is its own).
+  const ask = "import urllib.request as u\nfor i in range(100):\n  try:\n    print(u.urlopen('http://127.0.0.1:8080/readyz').status); break\n"
+              + "  except Exception:\n    __import__('time').sleep(0.1)\n";
+  const ready = docker(["exec", name, "python3", "-c", ask]);
+  assert.equal(ready.stdout.trim(), "200", `${ready.stderr}\n${docker(["logs", name]).stderr}`);
+  assert.match(docker(["logs", name]).stderr, /serving MCP over HTTP at http:\/\/0\.0\.0\.0:8080\/mcp \(authentication required\)/);
+  docker(["rm", "-f", name]);
+
   const noTokens = runInPod([]);
   assert.notEqual(noTokens.status, 0);
   assert.match(noTokens.stderr, /\/etc\/kiln\/secrets\/tokens/);
