@@ -75,10 +75,16 @@ stage_install
 stage_user
 stage_libraries
 say "docker build $tag FROM $base"
+previous=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 # The legacy builder: Debian 12's docker.io has no BuildKit (buildx). Its
 # output is shown only when the build fails.
 if ! out=$(DOCKER_BUILDKIT=0 docker build --network none --build-arg "BASE=$base" -t "$tag" "$context" 2>&1); then
   echo "$out" >&2
   exit 1
+fi
+# The image this tag named before a rebuild is left untagged: remove it
+# (kept if a container still uses it).
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect --format '{{.Id}}' "$tag")" ]; then
+  docker image rm "$previous" >/dev/null 2>&1 || true
 fi
 echo "$tag"
