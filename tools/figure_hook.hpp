@@ -1,10 +1,9 @@
 // How a Python run's matplotlib figures reach the server as images.
 //
-// The jail gets two small modules in its own read-only root (/kiln/py, on
-// PYTHONPATH): `kiln_mpl_backend`, a matplotlib backend (MPLBACKEND) that
-// draws with Agg and whose show() saves every open figure, and a
-// `sitecustomize` that saves the figures still open when the program exits,
-// whatever backend it chose. Figures are written as PNG files into a
+// The jail gets one small module in its own read-only root (/kiln/py, on
+// PYTHONPATH): `kiln_mpl_backend`, the matplotlib backend (MPLBACKEND) it
+// uses unless the program picks another, which draws with Agg and saves the
+// figures shown or left open at exit as PNG files into a
 // directory the server made in the workspace for this run only
 // (.kiln/figures-<n>, hidden, so never linked), and the server reads and
 // removes it after the run (rich_content.hpp bounds and checks each file).
@@ -26,7 +25,7 @@ namespace kiln::tools::figure_hook {
 // Where the modules go in the jail.
 inline constexpr const char* kModuleDir = "/kiln/py";
 
-// Adds the modules, PYTHONPATH, MPLBACKEND, MPLCONFIGDIR (matplotlib's
+// Adds the module, PYTHONPATH, MPLBACKEND, MPLCONFIGDIR (matplotlib's
 // cache in the jail's /tmp) and KILN_FIGURE_DIR=/workspace/<figure_dir>.
 void install(sandbox::SandboxSpec& spec, const std::string& figure_dir);
 
