@@ -71,7 +71,7 @@ void add_images(Content& out, const std::vector<Figure>& figures, const Limits& 
         if (f.size > limits.max_image_bytes) {
             out.notes.push_back("figure " + f.name + " dropped: it is " + format_size(f.size) +
                                 ", over the limit of " + format_size(limits.max_image_bytes) +
-                                " per image; save it smaller (lower dpi or figsize) or to a file in /workspace");
+                                " per image (workspace.max_image_size); save it smaller (lower dpi or figsize) or to a file in /workspace");
             continue;
         }
         if (!png_size(f.bytes)) {
@@ -84,7 +84,7 @@ void add_images(Content& out, const std::vector<Figure>& figures, const Limits& 
     if (past_count > 0)
         out.notes.push_back(plural(past_count, "more figure", "more figures") + " dropped: at most " +
                             plural(limits.max_images, "image", "images") +
-                            " per result; close figures you do not need (plt.close) or save them to /workspace");
+                            " per result (workspace.max_images); close figures you do not need (plt.close) or save them to /workspace");
 }
 
 namespace {
@@ -239,7 +239,7 @@ void add_file_links(Content& out, const std::vector<Change>& changes, wsfs::Trun
     if (changes.size() > n)
         out.notes.push_back(plural(changes.size() - n, "more created or changed file", "more created or changed files") +
                             " not linked: at most " + std::to_string(limits.max_links) +
-                            " links per result; list_files shows them all");
+                            " links per result (workspace.max_file_links); list_files shows them all");
     if (walk != wsfs::Truncation::None)
         out.notes.push_back(std::string("the workspace was only partly compared before and after the run (") +
                             wsfs::to_string(walk) + ": more than " + std::to_string(limits.max_snapshot_entries) +

@@ -152,6 +152,9 @@ RunService::RunService(const Config& config, security::Policy policy, sandbox::R
       workspaces_(workspaces),
       trust_(trust),
       interpreters_(available_interpreters(config.sandbox.rootfs)) {
+    rich_limits_.max_images = config.workspace.max_images;
+    rich_limits_.max_image_bytes = config.workspace.max_image_bytes;
+    rich_limits_.max_links = config.workspace.max_file_links;
     std::vector<std::string> threats;
     for (const auto& t : threat_model::catalogue().threats) threats.push_back(t.id);
     metrics::declare_threats(threats);

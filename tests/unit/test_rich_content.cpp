@@ -81,9 +81,9 @@ TEST_CASE("images are bounded in count and size, and a note says what was droppe
     rich::add_images(out, figs, limits);
     REQUIRE(out.items.size() == 2);
     CHECK(rich::png_size(*base64_decode(out.items[1]["data"].get<std::string>()))->width == 20);
-    CHECK(any_note_has(out, "big.png dropped: it is 5000B, over the limit of 1000B per image"));
+    CHECK(any_note_has(out, "big.png dropped: it is 5000B, over the limit of 1000B per image (workspace.max_image_size)"));
     CHECK(any_note_has(out, "fake.png dropped: it is not a PNG"));
-    CHECK(any_note_has(out, "2 more figures dropped: at most 2 images per result"));
+    CHECK(any_note_has(out, "2 more figures dropped: at most 2 images per result (workspace.max_images)"));
     CHECK(out.notes.size() == 3);
 
     rich::Content fits;
@@ -153,7 +153,7 @@ TEST_CASE("links are bounded, and notes say when the list or the walk was cut") 
     rich::Content out;
     rich::add_file_links(out, changes, after->truncated, limits);
     CHECK(out.items.size() == 2);
-    CHECK(any_note_has(out, "1 more created or changed file not linked: at most 2 links per result"));
+    CHECK(any_note_has(out, "1 more created or changed file not linked: at most 2 links per result (workspace.max_file_links)"));
     CHECK(any_note_has(out, "only partly compared"));
 }
 
