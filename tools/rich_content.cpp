@@ -61,26 +61,41 @@ json image_item(std::string_view png) {
     return {{"type", "image"}, {"data", base64_encode(png)}, {"mimeType", "image/png"}};
 }
 
+namespace {
+
+// One note per reason, whatever a program left: the first few names, then a count.
+std::string some_names(const std::vector<std::string>& names) {
+    constexpr std::size_t kShown = 3;
+    std::string out;
+    for (std::size_t i = 0; i < names.size() && i < kShown; ++i) out += (i ? ", " : "") + names[i];
+    if (names.size() > kShown) out += " and " + std::to_string(names.size() - kShown) + " more";
+    return out;
+}
+
+}  // namespace
+
 void add_images(Content& out, const std::vector<Figure>& figures, const Limits& limits) {
     std::size_t taken = 0, past_count = 0;
+    std::vector<std::string> too_large, not_png;
     for (const auto& f : figures) {
         if (taken >= limits.max_images) {
             ++past_count;
-            continue;
+        } else if (f.size > limits.max_image_bytes) {
+            too_large.push_back(f.name + " (" + format_size(f.size) + ")");
+        } else if (!png_size(f.bytes)) {
+            not_png.push_back(f.name);
+        } else {
+            out.items.push_back(image_item(f.bytes));
+            ++taken;
         }
-        if (f.size > limits.max_image_bytes) {
-            out.notes.push_back("figure " + f.name + " dropped: it is " + format_size(f.size) +
-                                ", over the limit of " + format_size(limits.max_image_bytes) +
-                                " per image (workspace.max_image_size); save it smaller (lower dpi or figsize) or to a file in /workspace");
-            continue;
-        }
-        if (!png_size(f.bytes)) {
-            out.notes.push_back("figure " + f.name + " dropped: it is not a PNG image");
-            continue;
-        }
-        out.items.push_back(image_item(f.bytes));
-        ++taken;
     }
+    if (!too_large.empty())
+        out.notes.push_back(plural(too_large.size(), "figure", "figures") + " over " + format_size(limits.max_image_bytes) +
+                            " per image (workspace.max_image_size) dropped: " + some_names(too_large) +
+                            "; save smaller (lower dpi or figsize) or to a file in /workspace");
+    if (!not_png.empty())
+        out.notes.push_back(plural(not_png.size(), "figure that is not a PNG image", "figures that are not PNG images") +
+                            " dropped: " + some_names(not_png));
     if (past_count > 0)
         out.notes.push_back(plural(past_count, "more figure", "more figures") + " dropped: at most " +
                             plural(limits.max_images, "image", "images") +

@@ -51,8 +51,9 @@ struct Figure {
     std::string bytes;
     std::uint64_t size = 0;
 };
-// The figures as image items in order, up to the limits; one that is too
-// large or not a PNG, and those past max_images, become notes.
+// The figures as image items in order, up to the limits. Those too large,
+// not PNGs, or past max_images are dropped with one note per reason (a few
+// names, then a count: a program leaving 1000 files makes three notes).
 void add_images(Content& out, const std::vector<Figure>& figures, const Limits& limits);
 
 // A directory of the workspace that receives one run's figures

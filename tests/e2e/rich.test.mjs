@@ -139,7 +139,7 @@ test('figures past the limit are dropped with a note, and a fake one too', async
     "for i in range(10):\n    plt.figure(figsize=(1, 1), dpi=20)\n" +
     "open(os.environ['KILN_FIGURE_DIR'] + '/a-fake.png', 'w').write('<svg/>')\n");
   assert.equal(items(r, 'image').length, 8, text(r));
-  assert.match(text(r), /note: figure a-fake\.png dropped: it is not a PNG image/);
+  assert.match(text(r), /note: 1 figure that is not a PNG image dropped: a-fake\.png/);
   assert.match(text(r), /note: 2 more figures dropped: at most 8 images per result \(workspace\.max_images\)/);
 });
 

@@ -81,10 +81,19 @@ TEST_CASE("images are bounded in count and size, and a note says what was droppe
     rich::add_images(out, figs, limits);
     REQUIRE(out.items.size() == 2);
     CHECK(rich::png_size(*base64_decode(out.items[1]["data"].get<std::string>()))->width == 20);
-    CHECK(any_note_has(out, "big.png dropped: it is 5000B, over the limit of 1000B per image (workspace.max_image_size)"));
-    CHECK(any_note_has(out, "fake.png dropped: it is not a PNG"));
+    CHECK(any_note_has(out, "1 figure over 1000B per image (workspace.max_image_size) dropped: big.png (5000B)"));
+    CHECK(any_note_has(out, "1 figure that is not a PNG image dropped: fake.png"));
     CHECK(any_note_has(out, "2 more figures dropped: at most 2 images per result (workspace.max_images)"));
     CHECK(out.notes.size() == 3);
+
+    // However many files a program leaves, one note per reason.
+    std::vector<rich::Figure> junk;
+    for (int i = 0; i < 100; ++i) junk.push_back(figure("junk-" + std::to_string(i) + ".png", "junk"));
+    rich::Content flooded;
+    rich::add_images(flooded, junk, limits);
+    CHECK(flooded.items.empty());
+    REQUIRE(flooded.notes.size() == 1);
+    CHECK(flooded.notes[0] == "100 figures that are not PNG images dropped: junk-0.png, junk-1.png, junk-2.png and 97 more");
 
     rich::Content fits;
     rich::add_images(fits, {figs[0]}, limits);
