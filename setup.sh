@@ -6,6 +6,11 @@
 #   ./setup.sh test                          install, build, run every test suite
 #   ./setup.sh build                         install and build only
 #
+# It also installs the data stack programs in the jail use (Debian's numpy,
+# pandas, matplotlib; the jail sees them through its read-only /usr).
+# KILN_SKIP_DATA_STACK=1 leaves them out (then `import pandas` fails in the
+# jail, and the tests that need them fail saying to run ./setup.sh).
+#
 # Run as root (or through sudo): packages are installed with apt-get, and the
 # sandbox tests need root to exercise cgroups and to test as a plain user.
 set -euo pipefail
@@ -22,6 +27,8 @@ APT_PACKAGES=(
   openssl
   docker.io debootstrap curl
 )
+# Seen by code in the jail through /usr, not used by Kiln itself.
+DATA_STACK_PACKAGES=(python3-numpy python3-pandas python3-matplotlib)
 
 log() { printf '==> [%s, %ss] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }
 
@@ -39,6 +46,20 @@ install_deps() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+  if [ "${KILN_SKIP_DATA_STACK:-0}" = 1 ]; then
+    log "data stack (${DATA_STACK_PACKAGES[*]}) skipped: KILN_SKIP_DATA_STACK=1"
+  else
+    local stack=()
+    for p in "${DATA_STACK_PACKAGES[@]}"; do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || stack+=("$p")
+    done
+    if [ ${#stack[@]} -gt 0 ]; then
+      log "installing the data stack for code in the jail: ${stack[*]} (KILN_SKIP_DATA_STACK=1 skips it)"
+      missing+=("${stack[@]}")
+    else
+      log "data stack present: ${DATA_STACK_PACKAGES[*]}"
+    fi
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -q
@@ -115,5 +136,5 @@ case "$cmd" in
   serve) shift; need_root serve "$@"; install_deps >&2; build >&2; exec ./build/cli/kiln serve "$@" ;;
   test)  need_root test; install_deps; build; run_tests ;;
   build) need_root build; install_deps; build ;;
-  *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
 esac

@@ -320,6 +320,9 @@ const std::vector<Key>& schema() {
         uint_key("workspace.queue_length", "calls that may wait for a run slot at once (0: refuse at once)", &Config::workspace, &WorkspaceConfig::queue_length, 0, 100'000),
         duration_key("workspace.queue_wait", "longest wait for a run slot before a call is refused", &Config::workspace, &WorkspaceConfig::queue_wait, milliseconds(0), milliseconds(3'600'000)),
         enum_key<WorkspaceNetwork>("workspace.network", "network namespace per session (its runs share a loopback; root only) or per run", &Config::workspace, &WorkspaceConfig::network),
+        uint_key("workspace.max_images", "figures a run returns as images; more are dropped with a note", &Config::workspace, &WorkspaceConfig::max_images, 0, 64),
+        size_key("workspace.max_image_size", "largest figure returned as an image", &Config::workspace, &WorkspaceConfig::max_image_bytes, 1 * KiB, 64 * MiB),
+        uint_key("workspace.max_file_links", "created or changed files a run returns as links; more are counted in a note", &Config::workspace, &WorkspaceConfig::max_file_links, 0, 10'000),
     };
     return keys;
 }

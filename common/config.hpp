@@ -124,6 +124,11 @@ struct WorkspaceConfig {
     // namespace that its runs share (as they share the workspace); "run": a
     // fresh one per run. Rootless servers always use one per run.
     WorkspaceNetwork network = WorkspaceNetwork::Session;
+    // Rich results of a run (tools/rich_content.hpp): figures returned as
+    // images and created or changed files returned as links, per result.
+    unsigned max_images = 8;
+    std::uint64_t max_image_bytes = 4ull << 20;
+    unsigned max_file_links = 50;
 };
 
 // Who may call the HTTP transport (docs/auth.md). Keys server.auth.*.

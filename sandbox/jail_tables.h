@@ -21,8 +21,11 @@ static const char *const kiln_system_paths[] = {"/usr", "/bin", "/sbin", "/lib",
 #define KILN_ETC_GROUP_FORMAT "root:x:0:\nsandbox:x:%u:\n"
 #define KILN_ETC_HOSTS "127.0.0.1 localhost kiln\n::1 localhost\n"
 #define KILN_ETC_NSSWITCH "passwd: files\ngroup: files\nhosts: files\n"
+/* /etc/matplotlibrc: Debian's matplotlib reads its defaults only there and
+ * will not import without it; /etc/fonts: without it fontconfig (fc-list,
+ * which matplotlib runs) prints an error into every plotting program's stderr. */
 static const char *const kiln_etc_mirrored[] = {"/etc/ld.so.cache", "/etc/localtime", "/etc/ssl",
-                                                "/etc/ca-certificates", "/etc/alternatives"};
+                                                "/etc/ca-certificates", "/etc/alternatives", "/etc/matplotlibrc", "/etc/fonts"};
 
 /* /dev: the host's harmless devices bound onto empty files, and the links
  * into the jail's own /proc. */

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <limits>
 
 namespace kiln::server {
@@ -171,7 +172,7 @@ void Session::handle_request(const Request& req, const Reply& reply) {
         } else if (req.method == "resources/list" && has_resources()) {
             reply(make_result(req.id, options_.resources->list()));
         } else if (req.method == "resources/templates/list" && has_resources()) {
-            reply(make_result(req.id, {{"resourceTemplates", json::array()}}));
+            reply(make_result(req.id, options_.resources->list_templates()));
         } else if (req.method == "resources/read" && has_resources()) {
             const json& p = req.params;
             if (!p.is_object() || !p.contains("uri") || !p["uri"].is_string()) {
@@ -179,10 +180,14 @@ void Session::handle_request(const Request& req, const Reply& reply) {
                 return;
             }
             auto contents = options_.resources->read(p["uri"].get<std::string>(), info_);
-            // -32002 is the code the MCP specification gives for an unknown resource.
-            reply(contents ? make_result(req.id, *contents)
-                           : make_error(req.id, -32002, "Resource not found: " + contents.error().message,
-                                        {{"uri", p["uri"]}}));
+            // -32002 is the code the MCP specification gives for an unknown
+            // resource; a URI refused (outside the workspace, too large) is
+            // an invalid parameter.
+            if (contents) reply(make_result(req.id, *contents));
+            else if (contents.error().err == ENOENT)
+                reply(make_error(req.id, -32002, "Resource not found: " + contents.error().what(), {{"uri", p["uri"]}}));
+            else
+                reply(make_error(req.id, kInvalidParams, "Invalid params: " + contents.error().what(), {{"uri", p["uri"]}}));
         } else if (req.method == "logging/setLevel") {
             json result = on_set_level(req);
             reply(result.contains("error") ? result : make_result(req.id, result));

@@ -26,6 +26,14 @@ struct Field {
 
 json optional_int(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
 
+json files_json(const RunOutcome& o) {
+    json out = json::array();
+    for (const auto& c : o.files)
+        out.push_back({{"path", c.path}, {"uri", rich::workspace_uri(c.path)}, {"mimeType", rich::mime_type(c.path)},
+                       {"size", c.state.size}, {"change", c.created ? "created" : "changed"}});
+    return out;
+}
+
 const std::vector<Field>& fields() {
     static const json integer = {{"type", "integer"}}, boolean = {{"type", "boolean"}}, str = {{"type", "string"}};
     static const json nullable_int = {{"type", json::array({"integer", "null"})}};
@@ -59,6 +67,14 @@ const std::vector<Field>& fields() {
         {"audit_id", {{"type", json::array({"string", "null"})}}, true, InAudit::No,
          [](const RunOutcome& o) { return o.audit_id.empty() ? json(nullptr) : json(o.audit_id); }},
         {"notes", {{"type", "array"}, {"items", str}}, false, InAudit::No, [](const RunOutcome& o) { return json(o.exec.notes); }},
+        {"files",
+         {{"type", "array"},
+          {"items", {{"type", "object"},
+                     {"properties", {{"path", str}, {"uri", str}, {"mimeType", str}, {"size", integer},
+                                     {"change", {{"type", "string"}, {"enum", {"created", "changed"}}}}}},
+                     {"required", {"path", "uri", "mimeType", "size", "change"}}}}},
+         false, InAudit::Value, files_json},
+        {"images", integer, false, InAudit::Value, [](const RunOutcome& o) { return json(o.images); }},
     };
     return table;
 }

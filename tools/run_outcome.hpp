@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sandbox/runtime.hpp"
+#include "tools/rich_content.hpp"
 #include "security/validator.hpp"
 
 namespace kiln::tools {
@@ -21,6 +22,10 @@ struct RunOutcome {
     threat_model::Level risk = threat_model::Level::Low;
     nlohmann::json findings = nlohmann::json::array();
     std::string audit_id;  // the call's tool_call record (docs/audit.md)
+    // Files of /workspace the run created or changed, each also a
+    // resource_link item, and how many figures came back as image items.
+    std::vector<rich::Change> files;
+    std::size_t images = 0;
 
     void take_assessment(const security::Assessment& a);
 };

@@ -13,6 +13,7 @@
 #include "common/kiln_metrics.hpp"
 #include "common/text.hpp"
 #include "common/units.hpp"
+#include "tools/figure_hook.hpp"
 #include "tools/run_outcome.hpp"
 #include "security/run_limits.hpp"
 #include "threat_model/catalogue.hpp"
@@ -111,6 +112,10 @@ struct RunService::Call {
     std::unique_ptr<Slot> slot;
     std::shared_ptr<Workspace> ws;
     sandbox::SandboxSpec spec;
+    // After ws: the figure directory is removed before the workspace goes.
+    std::optional<rich::Snapshot> before;
+    std::optional<rich::FigureDir> figures;
+    rich::Content rich;
     RunOutcome outcome;
     // How the call ended, for kiln_executions_total; each phase that ends
     // it says which.
@@ -147,6 +152,9 @@ RunService::RunService(const Config& config, security::Policy policy, sandbox::R
       workspaces_(workspaces),
       trust_(trust),
       interpreters_(available_interpreters(config.sandbox.rootfs)) {
+    rich_limits_.max_images = config.workspace.max_images;
+    rich_limits_.max_image_bytes = config.workspace.max_image_bytes;
+    rich_limits_.max_links = config.workspace.max_file_links;
     std::vector<std::string> threats;
     for (const auto& t : threat_model::catalogue().threats) threats.push_back(t.id);
     metrics::declare_threats(threats);
@@ -444,7 +452,47 @@ std::optional<ToolResult> RunService::prepare(Call& call) {
         spec.files.push_back({path, req.code});
         spec.argv = {call.interp->path, path};
     }
+    prepare_rich(call);
     return std::nullopt;
+}
+
+// Taken after the call's own `files` are written: those are the agent's,
+// not the run's, and come back as links only if the run changes them.
+void RunService::prepare_rich(Call& call) {
+    auto before = rich::snapshot(call.ws->dir_fd(), rich_limits_);
+    if (before) call.before = std::move(*before);
+    else call.rich.notes.push_back("files the run creates are not linked: " + before.error().what());
+    if (call.req.tool != "run_code" || call.interp->language != "python") return;
+    auto dir = rich::FigureDir::create(call.ws->dir_fd(), next_figure_dir_.fetch_add(1),
+                                       {call.ws->owner_uid(), call.ws->owner_gid()});
+    if (!dir) {
+        call.rich.notes.push_back("matplotlib figures are not returned as images: " + dir.error().what());
+        return;
+    }
+    figure_hook::install(call.spec, dir->path());
+    call.figures.emplace(std::move(*dir));
+}
+
+void RunService::collect_rich(Call& call) {
+    auto timer = call.times.time("rich");
+    if (call.figures) {
+        rich::add_images(call.rich, call.figures->take(rich_limits_), rich_limits_);
+        call.figures.reset();
+    }
+    call.outcome.images = call.rich.items.size();
+    if (call.before) {
+        auto after = rich::snapshot(call.ws->dir_fd(), rich_limits_);
+        if (after) {
+            auto changes = rich::changed_files(*call.before, *after);
+            auto walk = after->truncated != wsfs::Truncation::None ? after->truncated : call.before->truncated;
+            rich::add_file_links(call.rich, changes, walk, rich_limits_);
+            if (changes.size() > rich_limits_.max_links) changes.resize(rich_limits_.max_links);
+            call.outcome.files = std::move(changes);
+        } else {
+            call.rich.notes.push_back("files the run created are not linked: " + after.error().what());
+        }
+    }
+    for (auto& n : call.rich.notes) call.outcome.exec.notes.push_back(std::move(n));
 }
 
 std::optional<ToolResult> RunService::execute(Call& call) {
@@ -474,6 +522,7 @@ ToolResult RunService::record_outcome(Call& call) {
     metrics::jail_setup_seconds().observe(seconds(r.timings.setup));
     metrics::execution_seconds().observe(seconds(r.timings.run));
     call.ending = execution_outcome(r);
+    collect_rich(call);
     record("execution",
            {{"language", call.req.language}, {"code_sha256", sha256_hex(call.req.code)},
             {"decision", call.verdict.label}, {"result", outcome_audit(call.outcome)},
@@ -483,7 +532,7 @@ ToolResult RunService::record_outcome(Call& call) {
             {"timings", call.times.to_json()}},
            call);
     bool failed = r.timed_out || r.oom_killed || r.cancelled || r.signal.has_value() || r.exit_code.value_or(1) != 0;
-    return {summarize(r, call.assessment, call.req.language), outcome_json(call.outcome), failed, {}};
+    return {summarize(r, call.assessment, call.req.language), outcome_json(call.outcome), failed, std::move(call.rich.items)};
 }
 
 namespace {

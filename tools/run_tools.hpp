@@ -26,6 +26,7 @@
 #include "security/policy.hpp"
 #include "security/validator.hpp"
 #include "tools/registry.hpp"
+#include "tools/rich_content.hpp"
 #include "security/trust_store.hpp"
 #include "tools/workspace.hpp"
 
@@ -81,6 +82,11 @@ private:
     std::optional<ToolResult> prepare(Call& call);
     std::optional<ToolResult> execute(Call& call);
     ToolResult record_outcome(Call& call);
+    // Rich results (rich_content.hpp): before the run, a snapshot of the
+    // workspace and, for Python, a directory for its figures; after it, the
+    // image and resource_link items and the notes on what was left out.
+    void prepare_rich(Call& call);
+    void collect_rich(Call& call);
 
     const Interpreter* find_interpreter(const std::string& language) const;
     Result<std::unique_ptr<Slot>> take_slot(Call& call);
@@ -99,6 +105,8 @@ private:
     WorkspaceManager& workspaces_;
     security::TrustStore& trust_;
     std::vector<Interpreter> interpreters_;
+    rich::Limits rich_limits_;
+    std::atomic<std::uint64_t> next_figure_dir_{1};
 
     mutable std::mutex mutex_;
     std::map<std::string, unsigned> runs_by_session_;

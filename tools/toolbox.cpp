@@ -9,6 +9,8 @@
 #include "tools/conformance_fixtures.hpp"
 #include "tools/debug_tools.hpp"
 #include "tools/file_tools.hpp"
+#include "tools/rich_content.hpp"
+#include "common/units.hpp"
 
 namespace kiln::tools {
 
@@ -165,6 +167,17 @@ void Toolbox::add_resources() {
     resources_.add({"kiln://audit/recent", "audit-recent", "Recent audit records of this session",
                     "The last 50 audit records this session produced (code omitted).", "application/json",
                     [this](const SessionInfo& s) { return runs_->recent_audit(s.id); }});
+    // The links run_code returns point here; reads are confined and bounded
+    // as read_file's are.
+    resources_.add(ResourceTemplate{
+        "kiln://workspace/{+path}", std::string(rich::kWorkspaceUriPrefix), "workspace-file", "A file of this session's workspace",
+        "A file under /workspace, e.g. one a run created (run_code returns them as resource_link items): text as "
+        "`text`, binary as `blob` (base64), at most " + format_size(FileToolLimits{}.max_read_bytes) + ".",
+        [this](const std::string& uri, const SessionInfo& s) -> Result<json> {
+            auto ws = workspaces_->acquire(s.id);
+            if (!ws) return ws.error();
+            return rich::read_workspace_resource((*ws)->dir_fd(), uri, FileToolLimits{}.max_read_bytes);
+        }});
 }
 
 }  // namespace kiln::tools

@@ -137,6 +137,10 @@ Result<UniqueFd> open_beneath(int root_fd, const std::string& path, int flags, m
     return UniqueFd(fd);
 }
 
+Status make_directories(int root_fd, const std::string& path, Owner owner) {
+    return make_parents(root_fd, path + "/", owner);
+}
+
 Status write_file(int root_fd, const std::string& path, std::string_view data, Owner owner) {
     if (Status st = make_parents(root_fd, path, owner); !st) return st;
     // O_NOFOLLOW: the final component must not be a symlink at all, so a
@@ -321,7 +325,8 @@ private:
         struct stat st {};
         if (::fstatat(cur_.get(), item.name, &st, AT_SYMLINK_NOFOLLOW) != 0) return true;  // gone meanwhile
         Entry e{prefix_.empty() ? item.name : prefix_ + "/" + item.name, type_name(st.st_mode),
-                S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0};
+                S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0,
+                std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_ino};
         std::size_t cost = e.path.size() + kListEntryOverhead;
         if (bytes_ + cost > limits_.max_bytes) {
             note(Truncation::Bytes);

@@ -31,6 +31,10 @@ struct Owner {
     gid_t gid = static_cast<gid_t>(-1);
 };
 
+// Creates the directory and its missing parents (owned by `owner`); one
+// that exists already is fine.
+Status make_directories(int root_fd, const std::string& path, Owner owner);
+
 // Creates missing parent directories, then writes the file (truncating).
 // Refuses to write through anything but a regular file (FIFOs, devices).
 Status write_file(int root_fd, const std::string& path, std::string_view data, Owner owner);
@@ -46,6 +50,10 @@ struct Entry {
     std::string path;  // relative to the workspace
     std::string type;  // "file", "directory", "symlink", "other"
     std::uint64_t size = 0;
+    // What tells a changed file from an unchanged one (rich_content.hpp):
+    // a rewrite moves the mtime, a replacement by rename the inode.
+    std::int64_t mtime_ns = 0;
+    std::uint64_t inode = 0;
 };
 
 // A run can build a directory chain 100,000 levels deep in two seconds, with

@@ -9,6 +9,7 @@
 
 #include "tools/workspace.hpp"
 #include "tools/workspace_fs.hpp"
+#include "scratch_workspace.hpp"
 
 using namespace kiln;
 using namespace kiln::tools;
@@ -16,23 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A scratch workspace with a secret file beside it, outside.
-struct Scratch {
-    fs::path base;
-    fs::path ws;
-    UniqueFd fd;
-    Scratch() {
-        char tmpl[] = "/tmp/kiln-wsfs-XXXXXX";
-        base = ::mkdtemp(tmpl);
-        ws = base / "ws";
-        fs::create_directory(ws);
-        std::FILE* f = std::fopen((base / "secret.txt").c_str(), "w");
-        std::fputs("top secret", f);
-        std::fclose(f);
-        fd.reset(::open(ws.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    }
-    ~Scratch() { fs::remove_all(base); }
-};
+using test::Scratch;
 
 }  // namespace
 
