@@ -320,6 +320,10 @@ const std::vector<Key>& schema() {
         uint_key("workspace.queue_length", "calls that may wait for a run slot at once (0: refuse at once)", &Config::workspace, &WorkspaceConfig::queue_length, 0, 100'000),
         duration_key("workspace.queue_wait", "longest wait for a run slot before a call is refused", &Config::workspace, &WorkspaceConfig::queue_wait, milliseconds(0), milliseconds(3'600'000)),
         enum_key<WorkspaceNetwork>("workspace.network", "network namespace per session (its runs share a loopback; root only) or per run", &Config::workspace, &WorkspaceConfig::network),
+        duration_key("interpreter.idle_timeout", "idle time after which a persistent interpreter ends (its variables with it)", &Config::interpreter, &InterpreterConfig::idle_timeout, milliseconds(1000), milliseconds(7 * 86'400'000LL)),
+        uint_key("interpreter.max_per_server", "persistent interpreters at once on the server (0: run_code persist is refused)", &Config::interpreter, &InterpreterConfig::max_per_server, 0, 4096),
+        uint_key("interpreter.max_per_principal", "persistent interpreters at once per principal", &Config::interpreter, &InterpreterConfig::max_per_principal, 0, 4096),
+        size_key("interpreter.memory", "memory limit of each persistent interpreter's jail (no swap)", &Config::interpreter, &InterpreterConfig::memory_bytes, 64 * MiB, 64 * GiB),
     };
     return keys;
 }
@@ -373,7 +377,7 @@ Status config_set(Config& config, const std::string& key, const std::string& val
 
 namespace {
 
-constexpr const char* kSections = "server, sandbox, policy, audit, workspace";
+constexpr const char* kSections = "server, sandbox, policy, audit, workspace, interpreter";
 
 // A scalar as it is; a sequence of scalars joined with ", ", the form the
 // list keys parse.

@@ -59,6 +59,8 @@ const std::vector<Field>& fields() {
         {"audit_id", {{"type", json::array({"string", "null"})}}, true, InAudit::No,
          [](const RunOutcome& o) { return o.audit_id.empty() ? json(nullptr) : json(o.audit_id); }},
         {"notes", {{"type", "array"}, {"items", str}}, false, InAudit::No, [](const RunOutcome& o) { return json(o.exec.notes); }},
+        {"interpreter", {{"type", json::array({"object", "null"})}}, false, InAudit::No,
+         [](const RunOutcome& o) { return o.interpreter; }},
     };
     return table;
 }

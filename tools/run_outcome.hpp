@@ -21,6 +21,9 @@ struct RunOutcome {
     threat_model::Level risk = threat_model::Level::Low;
     nlohmann::json findings = nlohmann::json::array();
     std::string audit_id;  // the call's tool_call record (docs/audit.md)
+    // run_code persist:true: the interpreter's side of the answer
+    // (generation, value, error, images, interrupted, state_lost); null otherwise.
+    nlohmann::json interpreter;
 
     void take_assessment(const security::Assessment& a);
 };
