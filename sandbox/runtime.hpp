@@ -193,7 +193,10 @@ public:
     // Thread-safe: many runs at once from different threads.
     virtual Result<ExecResult> run(const SandboxSpec& spec, const RunHooks& hooks) = 0;
     // Starts a jail that lives until the LiveJail is destroyed; returns once
-    // the program has been exec'd. spec.stdin_data must be empty.
+    // the program has been exec'd. spec.stdin_data must be empty. The jail
+    // also dies with the thread that started it (PR_SET_PDEATHSIG, so that
+    // a crashed server leaves no jail): call it from a thread that lives as
+    // long as the jail should.
     virtual Result<std::unique_ptr<LiveJail>> start(const SandboxSpec& spec) = 0;
     // A group for runs that name it in SandboxSpec::group. name: letters,
     // digits, '-' and '_' (it becomes a directory).

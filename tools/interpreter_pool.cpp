@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include "common/unique_fd.hpp"
@@ -245,6 +246,32 @@ CellResult LiveInterpreter::run(const CellRequest& request) {
     return result;
 }
 
+InterpreterPool::InterpreterPool(InterpreterLimits limits) : limits_(limits) {
+    starter_ = std::jthread([this](std::stop_token stop) {
+        for (;;) {
+            std::function<void()> job;
+            {
+                std::unique_lock lock(starts_mutex_);
+                if (!start_wanted_.wait(lock, stop, [this] { return !starts_.empty(); })) return;
+                job = std::move(starts_.front());
+                starts_.pop_front();
+            }
+            job();
+        }
+    });
+}
+
+Result<std::unique_ptr<LiveInterpreter>> InterpreterPool::start(sandbox::Runtime& runtime, const sandbox::SandboxSpec& spec) {
+    std::promise<Result<std::unique_ptr<LiveInterpreter>>> done;
+    auto answer = done.get_future();
+    {
+        std::lock_guard lock(starts_mutex_);
+        starts_.push_back([&] { done.set_value(LiveInterpreter::start(runtime, spec, next_generation())); });
+    }
+    start_wanted_.notify_one();
+    return answer.get();
+}
+
 InterpreterPool::~InterpreterPool() {
     if (reaper_.joinable()) {
         reaper_.request_stop();
@@ -252,6 +279,7 @@ InterpreterPool::~InterpreterPool() {
     }
     std::lock_guard lock(mutex_);
     entries_.clear();  // each interpreter's jail is killed and its cgroup removed
+    // starter_ (the jails' parent thread) stops after this, as the last member.
 }
 
 Result<std::shared_ptr<InterpreterPool::Entry>> InterpreterPool::entry(const std::string& workspace, const std::string& principal) {

@@ -15,6 +15,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -103,7 +106,7 @@ public:
         std::chrono::steady_clock::time_point last_used = std::chrono::steady_clock::now();
     };
 
-    explicit InterpreterPool(InterpreterLimits limits) : limits_(limits) {}
+    explicit InterpreterPool(InterpreterLimits limits);
     ~InterpreterPool();  // ends every interpreter
 
     // The workspace's entry, made when new within the ceilings; the error
@@ -111,6 +114,10 @@ public:
     Result<std::shared_ptr<Entry>> entry(const std::string& workspace, const std::string& principal);
     // Ends the workspace's interpreter (a reset, or the workspace's end).
     void end(const std::string& workspace);
+    // LiveInterpreter::start on the pool's own thread: a jail dies with the
+    // thread that started it (sandbox::Runtime::start), and a call's thread
+    // ends with the call.
+    Result<std::unique_ptr<LiveInterpreter>> start(sandbox::Runtime& runtime, const sandbox::SandboxSpec& spec);
     // Ends interpreters idle longer than idle_timeout; returns how many.
     std::size_t reap_idle();
     void start_reaper(std::chrono::milliseconds interval);
@@ -125,6 +132,10 @@ private:
     mutable std::mutex mutex_;
     std::map<std::string, std::shared_ptr<Entry>> entries_;
     std::atomic<unsigned> generations_{0};
+    std::mutex starts_mutex_;
+    std::condition_variable_any start_wanted_;
+    std::deque<std::function<void()>> starts_;
+    std::jthread starter_;  // runs starts_; the interpreters' jails die with it
     std::jthread reaper_;  // last: stops before the map goes
 };
 

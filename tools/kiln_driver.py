@@ -35,7 +35,7 @@ import sys
 import traceback
 import types
 
-_state = {"executing": False, "figures": [], "dropped": 0, "limits": {}}
+_state = {"pid": 0, "executing": False, "figures": [], "dropped": 0, "limits": {}}
 
 
 def _read_exact(fd, n):
@@ -184,11 +184,10 @@ def _compile_cell(code):
 
 
 def _error(exc):
-    # Drop the driver's own frames: the traceback starts in the cell.
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb)
+    # Only the cell's frames: not the driver's (exec, the SIGINT handler).
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    lines = ["Traceback (most recent call last):\n"] + traceback.format_list(frames) if frames else []
+    lines += traceback.format_exception_only(type(exc), exc)
     return {"type": type(exc).__name__, "message": str(exc), "traceback": "".join(lines)}
 
 
@@ -212,6 +211,8 @@ def _run_cell(request, namespace):
                     reply["value"], reply["value_truncated"] = _display(value, cap)
         finally:
             _state["executing"] = False
+            if os.getpid() != _state["pid"]:
+                os._exit(0)  # a process the cell forked must not answer requests too
     except BaseException as exc:  # SystemExit and KeyboardInterrupt included: the driver goes on
         reply["error"] = _error(exc)
     finally:
@@ -232,6 +233,7 @@ def _on_sigint(signum, frame):
 
 def main():
     sys.modules["kiln_driver"] = sys.modules[__name__]
+    _state["pid"] = os.getpid()
     sys.meta_path.append(_BackendFinder())
     requests = os.dup(0)
     replies = os.dup(1)

@@ -533,9 +533,16 @@ std::optional<ToolResult> RunService::execute(Call& call) {
 sandbox::SandboxSpec RunService::interpreter_spec(const Call& call) const {
     constexpr std::chrono::hours kLifetimeCpu{24};
     sandbox::SandboxSpec spec = call.spec;
-    spec.files = {{"/kiln/kiln_driver.py", *driver_}};
+    // matplotlib asks fontconfig (fc-list) for fonts; the host's /etc/fonts
+    // is not in the jail, and without a config it prints an error per call.
+    spec.files = {{"/kiln/kiln_driver.py", *driver_},
+                  {"/kiln/fonts.conf", "<?xml version=\"1.0\"?><fontconfig><dir>/usr/share/fonts</dir>"
+                                       "<cachedir>/tmp/fontconfig</cachedir></fontconfig>\n"}};
     spec.argv = {call.interp->path, "/kiln/kiln_driver.py"};
     spec.env.push_back("MPLBACKEND=module://kiln_matplotlib");
+    spec.env.push_back("FONTCONFIG_FILE=/kiln/fonts.conf");
+    // Debian's matplotlib looks for /etc/matplotlibrc, which the jail has not.
+    spec.env.push_back("MATPLOTLIBRC=/usr/share/matplotlib/mpl-data/matplotlibrc");
     spec.limits.memory_bytes = config_.interpreter.memory_bytes;
     spec.limits.timeout = kLifetimeCpu;
     return spec;
@@ -556,7 +563,7 @@ std::optional<ToolResult> RunService::execute_in_interpreter(Call& call) {
         notes.push_back("the interpreter had ended since the last call: this call runs in a new one, without earlier variables");
     }
     if (!e.interpreter) {
-        auto started = LiveInterpreter::start(runtime_, interpreter_spec(call), pool_.next_generation());
+        auto started = pool_.start(runtime_, interpreter_spec(call));
         if (!started) return fail(call, "the persistent interpreter could not start", started.error());
         e.workspace = call.ws;
         e.interpreter = std::move(*started);
