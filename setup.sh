@@ -20,6 +20,8 @@ APT_PACKAGES=(
   musl-tools
   prometheus
   openssl
+  # The persistent interpreter's data stack (run_code persist:true; the jail sees /usr read-only).
+  python3-numpy python3-pandas python3-matplotlib
 )
 
 log() { printf '==> [%s, %ss] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }
