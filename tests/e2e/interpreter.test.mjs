@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
+import { execFileSync } from 'node:child_process';
 
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
@@ -53,14 +54,12 @@ function driverPids(serverPid) {
   return out;
 }
 
-// The server's cgroup directories (kiln/<pid>) in every v1 hierarchy.
+// The server's cgroup directories (kiln/<pid>) in every hierarchy, wherever
+// the server's own cgroup puts them.
 function serverCgroups(serverPid) {
-  const found = [];
-  for (const ctrl of ['memory', 'pids', 'cpu,cpuacct']) {
-    const dir = `/sys/fs/cgroup/${ctrl}/kiln/${serverPid}`;
-    if (existsSync(dir)) found.push(dir);
-  }
-  return found;
+  const out = execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '8', '-type', 'd', '-path', `*/kiln/${serverPid}`],
+    { encoding: 'utf8' });
+  return out.split('\n').filter(Boolean);
 }
 
 // A PNG's width and height from IHDR, after checking that its image data
@@ -282,6 +281,7 @@ test('nothing is left after the session ends or the server stops', TEST_TIMEOUT,
   await a.py('x = 1');
   await b.py('x = 2');
   assert.equal(driverPids(proc.pid).length, 2);
+  assert.equal(serverCgroups(proc.pid).length > 0, true, 'the check finds the server\'s cgroups while it runs');
   await b.transport.terminateSession();
   await b.client.close();
   for (let i = 0; i < 50 && driverPids(proc.pid).length !== 1; i++) await new Promise((res) => setTimeout(res, 100));
