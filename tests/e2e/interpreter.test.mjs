@@ -275,6 +275,34 @@ test('past interpreter.max_per_server a clear error names the setting', TEST_TIM
   assert.match(text(r), /interpreter\.max_per_server/);
 });
 
+test('past interpreter.max_per_principal a clear error names the setting', TEST_TIMEOUT, async (t) => {
+  // Without auth every HTTP session's principal is "anonymous".
+  const { a, url } = await server(t, { 'interpreter.max_per_principal': '1' });
+  const b = await session(url);
+  t.after(() => b.client.close().catch(() => {}));
+  let r = await a.py('1');
+  assert.equal(r.isError, false, text(r));
+  r = await b.py('1');
+  assert.equal(r.isError, true);
+  assert.match(text(r), /principal 'anonymous'.*interpreter\.max_per_principal/);
+  // A one-shot call of the same session is not bounded by it.
+  r = await b.client.callTool({ name: 'run_code', arguments: { language: 'python', code: 'print(1)' } });
+  assert.equal(r.structuredContent.stdout, '1\n', text(r));
+});
+
+test('an interpreter idle past interpreter.idle_timeout ends, and the next call says it is new', TEST_TIMEOUT, async (t) => {
+  const { a, proc } = await server(t, { 'interpreter.idle_timeout': '1s' });
+  let r = await a.py('x = 1');
+  const generation = r.structuredContent.interpreter.generation;
+  assert.equal(driverPids(proc.pid).length, 1);
+  for (let i = 0; i < 50 && driverPids(proc.pid).length > 0; i++) await new Promise((res) => setTimeout(res, 100));
+  assert.deepEqual(driverPids(proc.pid), [], 'the idle interpreter\'s process is gone');
+  r = await a.py('x');
+  assert.equal(r.structuredContent.interpreter.error.type, 'NameError', text(r));
+  assert.equal(r.structuredContent.interpreter.started, true);
+  assert.ok(r.structuredContent.interpreter.generation > generation);
+});
+
 test('nothing is left after the session ends or the server stops', TEST_TIMEOUT, async (t) => {
   const { a, url, proc } = await server(t);
   const b = await session(url);
