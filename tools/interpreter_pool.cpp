@@ -33,6 +33,28 @@ Result<std::string> read_whole(const std::string& path) {
     return text.str();
 }
 
+// The code in the jail can write to the driver's reply descriptor too (it
+// is the same process), so a reply is untrusted input: bounded in size, and
+// every field read with its type checked.
+std::size_t max_reply_bytes(const CellRequest& r) {
+    return 3 * r.output_cap + r.max_images * (r.max_image_bytes * 4 / 3 + 256) + (1u << 20);
+}
+
+std::string text_field(const json& reply, const char* key) {
+    auto it = reply.find(key);
+    return it != reply.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool bool_field(const json& reply, const char* key) {
+    auto it = reply.find(key);
+    return it != reply.end() && it->is_boolean() && it->get<bool>();
+}
+
+unsigned uint_field(const json& reply, const char* key) {
+    auto it = reply.find(key);
+    return it != reply.end() && it->is_number_unsigned() ? static_cast<unsigned>(std::min<std::uint64_t>(it->get<std::uint64_t>(), 1u << 30)) : 0;
+}
+
 std::string frame(const json& message) {
     std::string body = message.dump(-1, ' ', false, json::error_handler_t::replace);
     const auto n = static_cast<std::uint32_t>(body.size());
@@ -74,7 +96,7 @@ public:
     std::optional<json> run(std::string out, CellResult& result);
 
 private:
-    enum class Step { Going, Replied, Ended };
+    enum class Step { Going, Replied, Ended, Malformed };
     Step pump_once(CellResult& result);
     void watch_limits(CellResult& result);
     void read_stray();
@@ -142,8 +164,12 @@ LiveInterpreter::Exchange::Step LiveInterpreter::Exchange::pump_once(CellResult&
     if (fds[0].revents) {
         char buf[65536];
         ssize_t n;
-        while ((n = ::read(jail_.stdout_fd(), buf, sizeof buf)) > 0) reply_.append(buf, static_cast<std::size_t>(n));
+        while ((n = ::read(jail_.stdout_fd(), buf, sizeof buf)) > 0) {
+            reply_.append(buf, static_cast<std::size_t>(n));
+            if (reply_.size() > 4 + max_reply_bytes(request_)) return Step::Malformed;
+        }
         auto len = frame_length(reply_);
+        if (len && *len > max_reply_bytes(request_)) return Step::Malformed;
         if (len && reply_.size() >= 4 + *len) return Step::Replied;
         if (n == 0) return Step::Ended;  // EOF: the driver is gone
     }
@@ -179,6 +205,10 @@ std::optional<json> LiveInterpreter::Exchange::run(std::string out, CellResult& 
     result.exec.stdout_bytes = stray_total_;
     result.exec.stdout_truncated = stray_total_ > result.exec.stdout_data.size();
     if (step == Step::Replied) return parse_reply(result);
+    if (step == Step::Malformed) {
+        jail_.kill();
+        result.state_lost = "the interpreter sent a reply larger than the call's output bounds and was killed";
+    }
     return std::nullopt;
 }
 
@@ -230,19 +260,25 @@ CellResult LiveInterpreter::run(const CellRequest& request) {
     // The driver's own stdout comes first; what child processes wrote
     // straight to their descriptors (already in exec.stdout_data) after it.
     std::string stray = std::move(result.exec.stdout_data);
-    result.exec.stdout_data = r.value("stdout", "") + stray;
-    result.exec.stdout_truncated = result.exec.stdout_truncated || r.value("stdout_truncated", false);
-    result.exec.stdout_bytes += r.value("stdout", "").size();
-    result.exec.stderr_data = r.value("stderr", "");
-    result.exec.stderr_truncated = r.value("stderr_truncated", false);
+    const std::string printed = text_field(r, "stdout");
+    result.exec.stdout_data = printed + stray;
+    result.exec.stdout_truncated = result.exec.stdout_truncated || bool_field(r, "stdout_truncated");
+    result.exec.stdout_bytes += printed.size();
+    result.exec.stderr_data = text_field(r, "stderr");
+    result.exec.stderr_truncated = bool_field(r, "stderr_truncated");
     result.exec.stderr_bytes = result.exec.stderr_data.size();
-    if (r.contains("value") && r["value"].is_string()) result.value = r["value"].get<std::string>();
-    result.value_truncated = r.value("value_truncated", false);
-    result.error = r.value("error", json(nullptr));
+    if (auto v = r.find("value"); v != r.end() && v->is_string()) result.value = v->get<std::string>();
+    result.value_truncated = bool_field(r, "value_truncated");
+    if (auto e = r.find("error"); e != r.end() && e->is_object())
+        result.error = {{"type", text_field(*e, "type")}, {"message", text_field(*e, "message")},
+                        {"traceback", text_field(*e, "traceback")}};
     result.exec.exit_code = result.error.is_null() ? 0 : 1;
-    for (const auto& img : r.value("images", json::array()))
-        result.images.push_back({img.value("png", ""), img.value("width", 0u), img.value("height", 0u)});
-    result.images_dropped = r.value("images_dropped", 0u);
+    if (auto images = r.find("images"); images != r.end() && images->is_array())
+        for (const auto& img : *images) {
+            if (!img.is_object() || result.images.size() >= request.max_images) continue;
+            result.images.push_back({text_field(img, "png"), uint_field(img, "width"), uint_field(img, "height")});
+        }
+    result.images_dropped = uint_field(r, "images_dropped");
     return result;
 }
 

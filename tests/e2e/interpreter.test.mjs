@@ -221,6 +221,20 @@ out`;
   assert.equal(v.subprocess, '65534');
 });
 
+test('a reply forged by the code on the driver\'s descriptor cannot make the server buffer without bound', TEST_TIMEOUT, async (t) => {
+  const { a } = await server(t, { 'policy.validation': 'warn' });
+  await a.py('kept = 1');
+  // fd 4 is the driver's reply pipe (dup of fd 1 after dup of fd 0 to 3):
+  // the header announces a 4 GiB reply.
+  const started = Date.now();
+  let r = await a.py('import os\nos.write(4, b"\\xff\\xff\\xff\\xff" + b"x" * 100)\nimport time\ntime.sleep(30)',
+    { timeout_seconds: 20 });
+  assert.ok(Date.now() - started < 10_000, 'the server stopped at the bound, not at the timeout');
+  assert.match(r.structuredContent.interpreter.state_lost, /larger than the call's output bounds/, text(r));
+  r = await a.py('1 + 1');
+  assert.equal(r.structuredContent.interpreter.value, '2', text(r));
+});
+
 test('two workspaces\' interpreters see neither each other\'s variables, files nor processes; reset of one leaves the other',
   TEST_TIMEOUT, async (t) => {
     const { a, url, proc } = await server(t);
