@@ -156,6 +156,27 @@ test('past its timeout a call is interrupted and the variables survive; one that
   assert.ok(r.structuredContent.interpreter.generation > generation);
 });
 
+test('a cancelled call is interrupted at once and the variables survive', TEST_TIMEOUT, async (t) => {
+  const { a, stateDir } = await server(t);
+  await a.py('kept = 7');
+  const abort = new AbortController();
+  const call = a.client.callTool(
+    { name: 'run_code', arguments: { language: 'python', code: 'while True:\n    pass', persist: true } },
+    undefined, { signal: abort.signal, timeout: 60_000 });
+  await new Promise((res) => setTimeout(res, 1000));
+  abort.abort();
+  await assert.rejects(call);
+  const started = Date.now();
+  const r = await a.py('kept');
+  assert.equal(r.structuredContent.interpreter.value, '7', text(r));
+  assert.ok(Date.now() - started < 5_000, 'the loop stopped when the call was cancelled, not at its timeout');
+  const records = readFileSync(join(stateDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const cancelled = records.filter((rec) => rec.event === 'execution' && rec.interpreter && rec.result.cancelled);
+  assert.equal(cancelled.length, 1);
+  assert.equal(cancelled[0].interpreter.interrupted, true);
+  assert.equal(cancelled[0].interpreter.state_lost, '');
+});
+
 test('a memory bomb is OOM-killed and reported; a fork bomb is contained', TEST_TIMEOUT, async (t) => {
   // Under warn the validator lets the bombs run: the jail alone must hold.
   const { a, proc } = await server(t, { 'policy.validation': 'warn' });
