@@ -1,6 +1,7 @@
 #include "tools/interpreter_pool.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -53,6 +54,23 @@ bool bool_field(const json& reply, const char* key) {
 unsigned uint_field(const json& reply, const char* key) {
     auto it = reply.find(key);
     return it != reply.end() && it->is_number_unsigned() ? static_cast<unsigned>(std::min<std::uint64_t>(it->get<std::uint64_t>(), 1u << 30)) : 0;
+}
+
+// Writes to the driver's stdin; a driver that died raises SIGPIPE in this
+// thread, which is blocked and consumed here so the server does not depend
+// on its transport ignoring it (as sandbox/native.cpp's feed_stdin does).
+ssize_t write_to_driver(int fd, const std::string& data) {
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EPIPE) {
+        timespec zero{0, 0};
+        ::sigtimedwait(&pipe_set, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return n;
 }
 
 std::string frame(const json& message) {
@@ -158,7 +176,7 @@ LiveInterpreter::Exchange::Step LiveInterpreter::Exchange::pump_once(CellResult&
     if (rc < 0 && errno != EINTR) return Step::Ended;
     if (fds[1].revents) read_stray();
     if (fds[2].revents & POLLOUT) {
-        ssize_t n = ::write(jail_.stdin_fd(), pending_out_.data(), pending_out_.size());
+        ssize_t n = write_to_driver(jail_.stdin_fd(), pending_out_);
         if (n > 0) pending_out_.erase(0, static_cast<std::size_t>(n));
     }
     if (fds[0].revents) {
