@@ -323,6 +323,10 @@ const std::vector<Key>& schema() {
         uint_key("workspace.max_images", "figures a run returns as images; more are dropped with a note", &Config::workspace, &WorkspaceConfig::max_images, 0, 64),
         size_key("workspace.max_image_size", "largest figure returned as an image", &Config::workspace, &WorkspaceConfig::max_image_bytes, 1 * KiB, 64 * MiB),
         uint_key("workspace.max_file_links", "created or changed files a run returns as links; more are counted in a note", &Config::workspace, &WorkspaceConfig::max_file_links, 0, 10'000),
+        duration_key("interpreter.idle_timeout", "idle time after which a persistent interpreter ends (its variables with it)", &Config::interpreter, &InterpreterConfig::idle_timeout, milliseconds(1000), milliseconds(7 * 86'400'000LL)),
+        uint_key("interpreter.max_per_server", "persistent interpreters at once on the server (0: run_code persist is refused)", &Config::interpreter, &InterpreterConfig::max_per_server, 0, 4096),
+        uint_key("interpreter.max_per_principal", "persistent interpreters at once per principal", &Config::interpreter, &InterpreterConfig::max_per_principal, 0, 4096),
+        size_key("interpreter.memory", "memory limit of each persistent interpreter's jail (no swap)", &Config::interpreter, &InterpreterConfig::memory_bytes, 64 * MiB, 64 * GiB),
     };
     return keys;
 }
@@ -376,7 +380,7 @@ Status config_set(Config& config, const std::string& key, const std::string& val
 
 namespace {
 
-constexpr const char* kSections = "server, sandbox, policy, audit, workspace";
+constexpr const char* kSections = "server, sandbox, policy, audit, workspace, interpreter";
 
 // A scalar as it is; a sequence of scalars joined with ", ", the form the
 // list keys parse.

@@ -131,6 +131,15 @@ struct WorkspaceConfig {
     unsigned max_file_links = 50;
 };
 
+// Persistent Python interpreters (run_code persist:true), one per workspace,
+// each a live jail with its own memory limit (tools/interpreter_pool.hpp).
+struct InterpreterConfig {
+    std::chrono::milliseconds idle_timeout{10 * 60 * 1000};
+    unsigned max_per_server = 8;
+    unsigned max_per_principal = 4;
+    std::uint64_t memory_bytes = 1ull << 30;  // the whole jail's
+};
+
 // Who may call the HTTP transport (docs/auth.md). Keys server.auth.*.
 struct AuthConfig {
     AuthMode mode = AuthMode::None;
@@ -164,6 +173,7 @@ struct Config {
     PolicyConfig policy;
     AuditConfig audit;
     WorkspaceConfig workspace;
+    InterpreterConfig interpreter;
 
     // Where each key's value came from ("file:PATH:LINE", "env:VAR",
     // "flag:--x"), for `kiln config print` only: what a value means never

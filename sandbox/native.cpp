@@ -180,8 +180,19 @@ public:
     Run(const SandboxSpec& spec, const RunHooks& hooks) : spec_(spec), hooks_(hooks) {}
 
     Result<ExecResult> execute(JailPlan& plan, cgroup::Manager* cgroups, const std::string& run_id);
+    // Runtime::start: the jail is set up as for execute(), but this returns
+    // once the program has been exec'd, with its pipes open (NativeLiveJail).
+    Status start_live(JailPlan& plan, cgroup::Manager* cgroups, const std::string& run_id);
 
 private:
+    friend class NativeLiveJail;
+    // A live jail's setup gets this long at most: its limits.timeout is a
+    // CPU budget for its whole life, not a deadline for its start.
+    static constexpr milliseconds kLiveSetupLimit{30'000};
+    Clock::time_point setup_deadline() const {
+        return t_start_ + (live_ ? std::min(spec_.limits.timeout, kLiveSetupLimit) : spec_.limits.timeout);
+    }
+    Status wait_for_program();
     Status make_pipes(JailPlan& plan);
     Status start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& run_id);
     Status pump();
@@ -210,6 +221,7 @@ private:
     std::size_t stdin_sent_ = 0;
     bool error_eof_ = false;
     bool killed_init_ = false;  // end_jail() had to SIGKILL kiln-init
+    bool live_ = false;         // started by start_live(): stdin stays open
     std::optional<Error> setup_error_;
     Clock::time_point t_start_, t_exec_, t_exit_;
 };
@@ -293,7 +305,7 @@ Status Run::start(JailPlan& plan, cgroup::Manager* cgroups, const std::string& r
     if (Status st = wait_for_setup(); !st) return st;
     for (int fd : {stdout_.read.get(), stderr_.read.get(), stdin_.write.get()})
         ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    if (spec_.stdin_data.empty()) stdin_.write.reset();
+    if (spec_.stdin_data.empty() && !live_) stdin_.write.reset();
     return {};
 }
 
@@ -349,7 +361,7 @@ std::optional<Error> Run::child_error() {
 Status Run::wait_for_setup() {
     ChildError e;
     std::size_t got = 0;
-    const auto deadline = t_start_ + spec_.limits.timeout;
+    const auto deadline = setup_deadline();
     bool killed = false;
     for (int failures = 0; got < sizeof e && failures < 100;) {
         pollfd fds[2] = {{setup_.read.get(), POLLIN, 0}, {killed || !stop_fd_ ? -1 : stop_fd_.get(), POLLIN, 0}};
@@ -372,6 +384,33 @@ Status Run::wait_for_setup() {
     setup_.read.reset();
     if (got != sizeof e) return {};
     return child_failure(e);
+}
+
+// A live jail reports an exec failure of its program at start, not on the
+// first request: wait for the exec error pipe's EOF (or record) here.
+Status Run::wait_for_program() {
+    pollfd started{error_.read.get(), POLLIN, 0};
+    auto left = duration_cast<milliseconds>(setup_deadline() - Clock::now()).count();
+    int rc = 0;
+    while ((rc = ::poll(&started, 1, static_cast<int>(std::max<long long>(0, left)))) < 0 && errno == EINTR) {
+    }
+    if (rc < 0) return sys_error("poll", "the live jail's exec error pipe");
+    if (rc == 0) {
+        child_->kill();
+        return make_error("live jail", "the program did not start within " + std::to_string(kLiveSetupLimit.count() / 1000) + " s",
+                          ETIMEDOUT);
+    }
+    error_eof_ = true;
+    t_exec_ = Clock::now();
+    if (auto e = child_error()) return *e;
+    return {};
+}
+
+Status Run::start_live(JailPlan& plan, cgroup::Manager* cgroups, const std::string& run_id) {
+    live_ = true;
+    t_start_ = Clock::now();
+    if (Status st = start(plan, cgroups, run_id); !st) return st;
+    return wait_for_program();
 }
 
 // At the deadline or on cancellation. Once the program runs, kiln-init ends
@@ -506,6 +545,63 @@ Result<ExecResult> Run::execute(JailPlan& plan, cgroup::Manager* cgroups, const 
     return std::move(result_);
 }
 
+// The parent side of a live jail: a Run started by start_live() and never
+// pumped. Its spec and plan live here because the Run refers to them.
+class NativeLiveJail final : public LiveJail {
+public:
+    NativeLiveJail(const SandboxSpec& spec, JailPlan plan) : spec_(spec), plan_(std::move(plan)), run_(spec_, hooks_) {}
+    Status start(cgroup::Manager* cgroups, const std::string& run_id) { return run_.start_live(plan_, cgroups, run_id); }
+
+    int stdin_fd() const override { return run_.stdin_.write.get(); }
+    int stdout_fd() const override { return run_.stdout_.read.get(); }
+    int stderr_fd() const override { return run_.stderr_.read.get(); }
+    int ended_fd() const override { return run_.pidfd_.get(); }
+    bool alive() const override {
+        if (ended_ || !run_.child_) return false;
+        pollfd p{run_.pidfd_.get(), POLLIN, 0};
+        return ::poll(&p, 1, 0) == 0;
+    }
+    Status interrupt() override {
+        if (!alive()) return make_error("interrupt", "the jail has ended", ESRCH);
+        if (::kill(run_.child_->pid(), SIGINT) != 0) return sys_error("kill SIGINT", "the live jail's init");
+        return {};
+    }
+    void kill() override {
+        if (!ended_ && run_.child_) run_.child_->kill();
+    }
+    LiveStats stats() const override {
+        LiveStats out;
+        if (!run_.group_) return out;
+        cgroup::Stats s = run_.group_->stats();
+        out.have_cgroup = true;
+        out.memory_bytes = s.memory_bytes;
+        out.peak_memory_bytes = s.peak_memory_bytes;
+        out.cpu = duration_cast<milliseconds>(s.cpu);
+        out.oom_killed = s.oom_killed;
+        return out;
+    }
+    ExecResult end() override {
+        if (ended_) return result_;
+        kill();  // a no-op when it has ended by itself
+        ended_ = true;
+        rusage usage{};
+        int init_status = run_.child_->reap(usage);
+        run_.finish(result_, init_status, usage);
+        if (run_.group_) {
+            if (Status st = run_.group_->remove(); !st) result_.notes.push_back("cgroup teardown: " + st.error().what());
+        }
+        return result_;
+    }
+
+private:
+    SandboxSpec spec_;
+    RunHooks hooks_;
+    JailPlan plan_;
+    Run run_;
+    bool ended_ = false;
+    ExecResult result_;
+};
+
 // A RunGroup over a cgroup::Group (removed with it), or over nothing when
 // there is no cgroup.
 class NativeRunGroup final : public RunGroup {
@@ -532,12 +628,14 @@ public:
     std::string_view name() const override { return "native"; }
     const HostCapabilities& capabilities() const override { return caps_; }
     Result<ExecResult> run(const SandboxSpec& spec, const RunHooks& hooks) override;
+    Result<std::unique_ptr<LiveJail>> start(const SandboxSpec& spec) override;
     Result<std::unique_ptr<RunGroup>> make_group(const std::string& name, std::uint64_t memory_limit) override;
 
     Status init(const NativeOptions& options);
 
 private:
     Result<JailPlan> plan_for(const SandboxSpec& spec) const;
+    Result<std::string> run_id_for(const SandboxSpec& spec, const char* kind);
     void describe_controls(bool probe_ok, const std::string& probe_detail);
 
     HostCapabilities caps_;
@@ -603,13 +701,10 @@ Result<JailPlan> NativeRuntime::plan_for(const SandboxSpec& spec) const {
 Result<ExecResult> NativeRuntime::run(const SandboxSpec& spec, const RunHooks& hooks) {
     auto plan = plan_for(spec);
     if (!plan) return plan.error();
-    std::string run_id = "run-" + std::to_string(next_run_.fetch_add(1));
-    if (!spec.group.empty()) {
-        if (!safe_group_name(spec.group)) return make_error("sandbox spec", "group: invalid name '" + spec.group + "'", EINVAL);
-        run_id = spec.group + "/" + run_id;
-    }
+    auto run_id = run_id_for(spec, "run-");
+    if (!run_id) return run_id.error();
     Run run(spec, hooks);
-    auto result = run.execute(*plan, cgroups_.get(), run_id);
+    auto result = run.execute(*plan, cgroups_.get(), *run_id);
     if (!result) return result;
     if (!cgroups_) {
         result->notes.push_back("memory limit by RLIMIT_AS only and no CPU quota: no usable cgroup (" + cgroup_error_ + ")");
@@ -618,6 +713,27 @@ Result<ExecResult> NativeRuntime::run(const SandboxSpec& spec, const RunHooks& h
 
     }
     return result;
+}
+
+// The run's cgroup name: inside the spec's group when it names one. A
+// live jail's is "run-live-N" (make_group refuses names starting "run-").
+Result<std::string> NativeRuntime::run_id_for(const SandboxSpec& spec, const char* kind) {
+    std::string run_id = kind + std::to_string(next_run_.fetch_add(1));
+    if (spec.group.empty()) return run_id;
+    if (!safe_group_name(spec.group)) return make_error("sandbox spec", "group: invalid name '" + spec.group + "'", EINVAL);
+    return spec.group + "/" + run_id;
+}
+
+Result<std::unique_ptr<LiveJail>> NativeRuntime::start(const SandboxSpec& spec) {
+    if (!spec.stdin_data.empty())
+        return make_error("sandbox spec", "stdin_data: a live jail's stdin is its pipe (LiveJail::stdin_fd)", EINVAL);
+    auto plan = plan_for(spec);
+    if (!plan) return plan.error();
+    auto run_id = run_id_for(spec, "run-live-");
+    if (!run_id) return run_id.error();
+    auto jail = std::make_unique<NativeLiveJail>(spec, std::move(*plan));
+    if (Status st = jail->start(cgroups_.get(), *run_id); !st) return st.error().wrap("starting a live jail");
+    return std::unique_ptr<LiveJail>(std::move(jail));
 }
 
 Result<std::unique_ptr<RunGroup>> NativeRuntime::make_group(const std::string& name, std::uint64_t memory_limit) {

@@ -150,6 +150,41 @@ public:
     virtual bool enforced() const = 0;
 };
 
+// A jail that lives across calls (Runtime::start): the program keeps its
+// state between requests the caller writes to its stdin. It has the same
+// namespaces, mounts, seccomp, Landlock, capabilities and network as a
+// one-shot run; SandboxSpec::limits bound the jail as a whole (memory,
+// pids, CPU quota) and limits.timeout is its lifetime CPU budget
+// (RLIMIT_CPU), not a deadline: per-request deadlines are the caller's.
+// Destroying it kills every process of the jail and removes its cgroup.
+struct LiveStats {
+    std::uint64_t memory_bytes = 0, peak_memory_bytes = 0;
+    std::chrono::milliseconds cpu{};  // used so far by the jail's processes
+    bool have_cgroup = false;         // false: no figures (rlimits only)
+    bool oom_killed = false;
+};
+
+class LiveJail {
+public:
+    virtual ~LiveJail() = default;
+    // The program's stdin (write end), stdout and stderr (read ends), all
+    // non-blocking; the jail's stderr is where its processes' stray output goes.
+    virtual int stdin_fd() const = 0;
+    virtual int stdout_fd() const = 0;
+    virtual int stderr_fd() const = 0;
+    // Readable (poll) once the jail has ended.
+    virtual int ended_fd() const = 0;
+    virtual bool alive() const = 0;
+    // SIGINT to the program (kiln-init forwards it); its children are not signalled.
+    virtual Status interrupt() = 0;
+    // Kills the jail at once (no-op when it has ended).
+    virtual void kill() = 0;
+    virtual LiveStats stats() const = 0;
+    // Kills the jail if it still runs, reaps it: how the program ended, its CPU
+    // time, peak memory, whether the OOM killer struck.
+    virtual ExecResult end() = 0;
+};
+
 class Runtime {
 public:
     virtual ~Runtime() = default;
@@ -157,6 +192,12 @@ public:
     virtual const HostCapabilities& capabilities() const = 0;
     // Thread-safe: many runs at once from different threads.
     virtual Result<ExecResult> run(const SandboxSpec& spec, const RunHooks& hooks) = 0;
+    // Starts a jail that lives until the LiveJail is destroyed; returns once
+    // the program has been exec'd. spec.stdin_data must be empty. The jail
+    // also dies with the thread that started it (PR_SET_PDEATHSIG, so that
+    // a crashed server leaves no jail): call it from a thread that lives as
+    // long as the jail should.
+    virtual Result<std::unique_ptr<LiveJail>> start(const SandboxSpec& spec) = 0;
     // A group for runs that name it in SandboxSpec::group. name: letters,
     // digits, '-' and '_' (it becomes a directory).
     virtual Result<std::unique_ptr<RunGroup>> make_group(const std::string& name, std::uint64_t memory_limit) = 0;

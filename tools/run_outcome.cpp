@@ -75,6 +75,8 @@ const std::vector<Field>& fields() {
                      {"required", {"path", "uri", "mimeType", "size", "change"}}}}},
          false, InAudit::Value, files_json},
         {"images", integer, false, InAudit::Value, [](const RunOutcome& o) { return json(o.images); }},
+        {"interpreter", {{"type", json::array({"object", "null"})}}, false, InAudit::No,
+         [](const RunOutcome& o) { return o.interpreter; }},
     };
     return table;
 }

@@ -26,6 +26,9 @@ struct RunOutcome {
     // resource_link item, and how many figures came back as image items.
     std::vector<rich::Change> files;
     std::size_t images = 0;
+    // run_code persist:true: the interpreter's side of the answer
+    // (generation, value, error, images, interrupted, state_lost); null otherwise.
+    nlohmann::json interpreter;
 
     void take_assessment(const security::Assessment& a);
 };

@@ -53,6 +53,49 @@ metrics::ExecutionOutcome execution_outcome(const sandbox::ExecResult& r) {
 
 double seconds(std::chrono::microseconds d) { return static_cast<double>(d.count()) / 1e6; }
 
+// An MCP image content item from a figure (the one place it is built).
+json image_content(const CellImage& image) {
+    return {{"type", "image"}, {"data", image.png_base64}, {"mimeType", "image/png"}};
+}
+
+json interpreter_json(const CellResult& c, bool fresh) {
+    json images = json::array();
+    for (const auto& i : c.images) images.push_back({{"width", i.width}, {"height", i.height}});
+    return {{"generation", c.generation}, {"started", fresh}, {"value", c.value ? json(*c.value) : json(nullptr)},
+            {"value_truncated", c.value_truncated}, {"error", c.error}, {"images", images},
+            {"images_dropped", c.images_dropped}, {"interrupted", c.interrupted},
+            {"state_lost", c.state_lost ? json(*c.state_lost) : json(nullptr)}};
+}
+
+// What an agent reads first after a persistent call: whether its variables
+// are still there, then output, value, error and figures.
+std::string summarize_cell(const CellResult& c, bool fresh, const security::Assessment& a) {
+    const sandbox::ExecResult& r = c.exec;
+    std::ostringstream out;
+    if (c.state_lost) out << "interpreter restarted: " << *c.state_lost;
+    else if (c.interrupted) out << (r.cancelled ? "cancelled" : "interrupted at the time limit") << " (KeyboardInterrupt)";
+    else out << (c.error.is_null() ? "ok" : "error");
+    out << " (python interpreter " << c.generation << (fresh ? ", new" : "") << ", " << r.duration.count() << " ms, cpu "
+        << r.cpu.count() << " ms, peak memory " << format_size(r.peak_memory_bytes) << ")\n";
+    if (c.state_lost)
+        out << "STATE LOST: every variable, import and loaded data of earlier calls is gone; the next call starts a new "
+               "interpreter, so run your setup code (imports, loading data) again.\n";
+    else if (c.interrupted)
+        out << "The call was stopped with KeyboardInterrupt; the interpreter and its variables are kept.\n";
+    if (!r.stdout_data.empty()) out << "--- stdout ---\n" << r.stdout_data << (r.stdout_data.back() == '\n' ? "" : "\n");
+    if (r.stdout_truncated) out << "[stdout truncated]\n";
+    if (!r.stderr_data.empty()) out << "--- stderr ---\n" << r.stderr_data << (r.stderr_data.back() == '\n' ? "" : "\n");
+    if (r.stderr_truncated) out << "[stderr truncated]\n";
+    if (c.value) out << "--- value ---\n" << *c.value << "\n" << (c.value_truncated ? "[value truncated]\n" : "");
+    if (!c.error.is_null()) out << "--- error ---\n" << c.error.value("traceback", "");
+    if (!c.images.empty()) out << c.images.size() << " figure(s) attached as PNG images\n";
+    if (c.images_dropped)
+        out << c.images_dropped << " figure(s) dropped (past workspace.max_images or workspace.max_image_size)\n";
+    for (const auto& f : a.findings) out << "finding " << format_finding(f) << "\n";
+    for (const auto& n : r.notes) out << "note: " << n << "\n";
+    return out.str();
+}
+
 }  // namespace
 
 std::vector<Interpreter> available_interpreters(const std::string& rootfs) {
@@ -117,6 +160,8 @@ struct RunService::Call {
     std::optional<rich::FigureDir> figures;
     rich::Content rich;
     RunOutcome outcome;
+    std::optional<CellResult> cell;  // persist: what the interpreter answered
+    bool fresh_interpreter = false;  // persist: started for this call
     // How the call ended, for kiln_executions_total; each phase that ends
     // it says which.
     metrics::ExecutionOutcome ending = metrics::ExecutionOutcome::Error;
@@ -151,10 +196,15 @@ RunService::RunService(const Config& config, security::Policy policy, sandbox::R
       audit_(audit),
       workspaces_(workspaces),
       trust_(trust),
-      interpreters_(available_interpreters(config.sandbox.rootfs)) {
+      interpreters_(available_interpreters(config.sandbox.rootfs)),
+      driver_(load_interpreter_driver()),
+      pool_(InterpreterLimits{config.interpreter.idle_timeout, config.interpreter.max_per_server,
+                              config.interpreter.max_per_principal}) {
     rich_limits_.max_images = config.workspace.max_images;
     rich_limits_.max_image_bytes = config.workspace.max_image_bytes;
     rich_limits_.max_links = config.workspace.max_file_links;
+    if (!driver_) spdlog::warn("run_code persist is unavailable: {}", driver_.error().what());
+    pool_.start_reaper(std::min<std::chrono::milliseconds>(std::chrono::seconds(60), config.interpreter.idle_timeout / 2));
     std::vector<std::string> threats;
     for (const auto& t : threat_model::catalogue().threats) threats.push_back(t.id);
     metrics::declare_threats(threats);
@@ -233,6 +283,13 @@ std::optional<std::string> RunService::check_bounds(const Request& r) const {
     auto max_mb = static_cast<std::int64_t>(policy_.max_memory_bytes >> 20);
     if (r.memory_mb && (*r.memory_mb < 16 || *r.memory_mb > max_mb))
         return "'memory_mb' must be from 16 to " + std::to_string(max_mb) + " (policy " + policy_.name + ")";
+    if (r.reset && !r.persist) return "'reset' restarts the persistent interpreter: it needs 'persist': true";
+    if (r.persist && r.language != "python")
+        return "'persist' keeps a Python interpreter: it needs 'language': \"python\" (got \"" + r.language + "\")";
+    if (r.persist && r.memory_mb)
+        return "'memory_mb' does not apply with 'persist': the interpreter's memory limit is interpreter.memory (" +
+               format_size(config_.interpreter.memory_bytes) + ")";
+    if (r.persist && !r.stdin_data.empty()) return "'stdin' does not apply with 'persist': the interpreter's stdin is Kiln's";
     return std::nullopt;
 }
 
@@ -462,7 +519,8 @@ void RunService::prepare_rich(Call& call) {
     auto before = rich::snapshot(call.ws->dir_fd(), rich_limits_);
     if (before) call.before = std::move(*before);
     else call.rich.notes.push_back("files the run creates are not linked: " + before.error().what());
-    if (call.req.tool != "run_code" || call.interp->language != "python") return;
+    // A persistent interpreter returns its figures itself (kiln_driver.py).
+    if (call.req.tool != "run_code" || call.interp->language != "python" || call.req.persist) return;
     auto dir = rich::FigureDir::create(call.ws->dir_fd(), next_figure_dir_.fetch_add(1),
                                        {call.ws->owner_uid(), call.ws->owner_gid()});
     if (!dir) {
@@ -496,6 +554,7 @@ void RunService::collect_rich(Call& call) {
 }
 
 std::optional<ToolResult> RunService::execute(Call& call) {
+    if (call.req.persist) return execute_in_interpreter(call);
     auto timer = call.times.time("execute");
     sandbox::RunHooks hooks;
     hooks.stop = call.ctx.stop;
@@ -513,6 +572,62 @@ std::optional<ToolResult> RunService::execute(Call& call) {
     return std::nullopt;
 }
 
+// The one-shot spec with the driver for program and interpreter.memory for
+// the whole jail; limits.timeout becomes its lifetime CPU budget (RLIMIT_CPU),
+// the call's own limits are the interpreter's to watch.
+sandbox::SandboxSpec RunService::interpreter_spec(const Call& call) const {
+    constexpr std::chrono::hours kLifetimeCpu{24};
+    sandbox::SandboxSpec spec = call.spec;
+    // matplotlib asks fontconfig (fc-list) for fonts; the host's /etc/fonts
+    // is not in the jail, and without a config it prints an error per call.
+    spec.files = {{"/kiln/kiln_driver.py", *driver_},
+                  {"/kiln/fonts.conf", "<?xml version=\"1.0\"?><fontconfig><dir>/usr/share/fonts</dir>"
+                                       "<cachedir>/tmp/fontconfig</cachedir></fontconfig>\n"}};
+    spec.argv = {call.interp->path, "/kiln/kiln_driver.py"};
+    spec.env.push_back("MPLBACKEND=module://kiln_matplotlib");
+    spec.env.push_back("FONTCONFIG_FILE=/kiln/fonts.conf");
+    // Debian's matplotlib looks for /etc/matplotlibrc, which the jail has not.
+    spec.env.push_back("MATPLOTLIBRC=/usr/share/matplotlib/mpl-data/matplotlibrc");
+    spec.limits.memory_bytes = config_.interpreter.memory_bytes;
+    spec.limits.timeout = kLifetimeCpu;
+    return spec;
+}
+
+std::optional<ToolResult> RunService::execute_in_interpreter(Call& call) {
+    auto timer = call.times.time("execute");
+    if (!driver_) return fail(call, "the persistent interpreter is unavailable", driver_.error());
+    const std::string principal = call.ctx.session ? call.ctx.session->principal : "local";
+    auto entry = pool_.entry(call.session_id, principal);
+    if (!entry) return fail(call, "no persistent interpreter", entry.error());
+    InterpreterPool::Entry& e = **entry;
+    std::lock_guard busy(e.mutex);
+    if (call.req.reset) e.interpreter.reset();
+    std::vector<std::string> notes;
+    if (e.interpreter && !e.interpreter->alive()) {
+        e.interpreter.reset();
+        notes.push_back("the interpreter had ended since the last call: this call runs in a new one, without earlier variables");
+    }
+    if (!e.interpreter) {
+        auto started = pool_.start(runtime_, interpreter_spec(call));
+        if (!started) return fail(call, "the persistent interpreter could not start", started.error());
+        e.workspace = call.ws;
+        e.interpreter = std::move(*started);
+        call.fresh_interpreter = true;
+    }
+    const sandbox::Limits& l = call.spec.limits;
+    CellRequest request{call.req.code, l.timeout,
+                        std::chrono::duration_cast<std::chrono::milliseconds>(l.timeout * std::max(1.0, l.cpus)),
+                        l.output_cap_bytes, rich_limits_.max_images, rich_limits_.max_image_bytes, call.ctx.stop};
+    call.cell = e.interpreter->run(request);
+    e.last_used = Clock::now();
+    if (call.cell->state_lost) e.interpreter.reset();
+    call.ws->touch();
+    call.outcome.exec = call.cell->exec;
+    for (auto& n : notes) call.outcome.exec.notes.push_back(std::move(n));
+    call.outcome.interpreter = interpreter_json(*call.cell, call.fresh_interpreter);
+    return std::nullopt;
+}
+
 ToolResult RunService::record_outcome(Call& call) {
     const sandbox::ExecResult& r = call.outcome.exec;
     const sandbox::Limits& l = call.spec.limits;
@@ -522,9 +637,16 @@ ToolResult RunService::record_outcome(Call& call) {
     metrics::jail_setup_seconds().observe(seconds(r.timings.setup));
     metrics::execution_seconds().observe(seconds(r.timings.run));
     call.ending = execution_outcome(r);
+    // A persistent interpreter's figures come first, as the one-shot hook's would.
+    if (call.cell)
+        for (const auto& img : call.cell->images) call.rich.items.push_back(image_content(img));
     collect_rich(call);
+    json interpreter = nullptr;
+    if (call.cell)
+        interpreter = {{"generation", call.cell->generation}, {"started", call.fresh_interpreter},
+                       {"interrupted", call.cell->interrupted}, {"state_lost", call.cell->state_lost.value_or("")}};
     record("execution",
-           {{"language", call.req.language}, {"code_sha256", sha256_hex(call.req.code)},
+           {{"language", call.req.language}, {"interpreter", interpreter}, {"code_sha256", sha256_hex(call.req.code)},
             {"decision", call.verdict.label}, {"result", outcome_audit(call.outcome)},
             {"sandbox", {{"runtime", std::string(runtime_.name())},
                          {"limits", {{"memory_bytes", l.memory_bytes}, {"cpus", l.cpus}, {"pids", l.pids},
@@ -532,7 +654,9 @@ ToolResult RunService::record_outcome(Call& call) {
             {"timings", call.times.to_json()}},
            call);
     bool failed = r.timed_out || r.oom_killed || r.cancelled || r.signal.has_value() || r.exit_code.value_or(1) != 0;
-    return {summarize(r, call.assessment, call.req.language), outcome_json(call.outcome), failed, std::move(call.rich.items)};
+    std::string text = call.cell ? summarize_cell(*call.cell, call.fresh_interpreter, call.assessment)
+                                 : summarize(r, call.assessment, call.req.language);
+    return {std::move(text), outcome_json(call.outcome), failed, std::move(call.rich.items)};
 }
 
 namespace {
@@ -551,7 +675,13 @@ json code_input_schema(const std::vector<Interpreter>& interps, const Config&) {
                          {"items", {{"type", "object"},
                                     {"properties", {{"path", {{"type", "string"}, {"minLength", 1}}}, {"content", {{"type", "string"}}}}},
                                     {"required", {"path", "content"}}, {"additionalProperties", false}}},
-                         {"description", "files written into /workspace before the run"}}}}},
+                         {"description", "files written into /workspace before the run"}}},
+              {"persist", {{"type", "boolean"},
+                           {"description", "python only: run in this workspace's persistent interpreter, so variables, "
+                                           "imports and loaded data stay for the next persist call (like a notebook); "
+                                           "the last expression's value and matplotlib figures (as images) come back"}}},
+              {"reset", {{"type", "boolean"},
+                         {"description", "with persist: start a fresh interpreter first (all variables are dropped)"}}}}},
             {"required", {"language", "code"}},
             {"additionalProperties", false}};
 }
@@ -562,7 +692,10 @@ public:
         def_ = {"run_code", "Run code in the sandbox",
                 "Runs a program in an isolated sandbox (no network, read-only system, limited memory, CPU and time). "
                 "The session's files are at /workspace, which is the working directory and persists between calls. "
-                "The code is checked by Kiln's security validator first; risky code may be denied or need approval.",
+                "The code is checked by Kiln's security validator first; risky code may be denied or need approval. "
+                "With persist: true (python), the code runs in the workspace's persistent interpreter instead: "
+                "state survives between calls until reset: true, an idle timeout, or the interpreter is killed "
+                "(the answer says so).",
                 code_input_schema(s.interpreters(), {}), outcome_schema(), {false, true, false, false}};
     }
     const ToolDef& def() const override { return def_; }
@@ -576,6 +709,8 @@ public:
         if (args.contains("timeout_seconds")) r.timeout_seconds = args["timeout_seconds"].get<std::int64_t>();
         if (args.contains("memory_mb")) r.memory_mb = args["memory_mb"].get<std::int64_t>();
         for (const auto& f : args.value("files", json::array())) r.files.emplace_back(f["path"], f["content"]);
+        r.persist = args.value("persist", false);
+        r.reset = args.value("reset", false);
         r.parse_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - parse_start);
         return s_.run(r, ctx);
     }

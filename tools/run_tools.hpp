@@ -28,6 +28,7 @@
 #include "tools/registry.hpp"
 #include "tools/rich_content.hpp"
 #include "security/trust_store.hpp"
+#include "tools/interpreter_pool.hpp"
 #include "tools/workspace.hpp"
 
 namespace kiln::tools {
@@ -54,6 +55,9 @@ public:
         std::optional<std::int64_t> timeout_seconds;
         std::optional<std::int64_t> memory_mb;
         std::vector<std::pair<std::string, std::string>> files;
+        // run_code in the workspace's persistent Python interpreter; reset
+        // starts a fresh one first.
+        bool persist = false, reset = false;
         std::chrono::microseconds parse_time{};  // turning the arguments into this
     };
     ToolResult run(const Request& request, const CallContext& ctx);
@@ -69,6 +73,9 @@ public:
     // The session has ended: its recent records go with it (a server that
     // serves many sessions over HTTP would otherwise keep every one's).
     void forget_session(const std::string& session_id);
+    // The workspace ended: its persistent interpreter ends with it.
+    void end_interpreter(const std::string& workspace) { pool_.end(workspace); }
+    const InterpreterPool& interpreter_pool() const { return pool_; }
 
 private:
     struct Slot;
@@ -81,6 +88,8 @@ private:
     std::optional<ToolResult> decide(Call& call);
     std::optional<ToolResult> prepare(Call& call);
     std::optional<ToolResult> execute(Call& call);
+    std::optional<ToolResult> execute_in_interpreter(Call& call);
+    sandbox::SandboxSpec interpreter_spec(const Call& call) const;
     ToolResult record_outcome(Call& call);
     // Rich results (rich_content.hpp): before the run, a snapshot of the
     // workspace and, for Python, a directory for its figures; after it, the
@@ -114,6 +123,8 @@ private:
     unsigned waiting_ = 0;                  // calls queued for a slot
     std::condition_variable_any slot_freed_;
     std::map<std::string, std::deque<nlohmann::json>> recent_;
+    Result<std::string> driver_;  // kiln_driver.py's text, read at start
+    InterpreterPool pool_;        // last: its interpreters end first
 };
 
 void register_run_tools(Registry& registry, RunService& service);

@@ -18,12 +18,14 @@ using nlohmann::json;
 
 // A session's memory group holds its workspace (pages and the kernel memory
 // of max_files inodes and their dentries, about 1 KiB each on this kernel;
-// 2 KiB is allowed) and as many runs at their largest as may run at once.
-// Runs keep their own smaller limits; this one bounds what they leave behind.
+// 2 KiB is allowed), as many runs at their largest as may run at once,
+// and its persistent interpreter. Runs keep their own smaller limits; this
+// one bounds what they leave behind.
 std::uint64_t session_memory_limit(const Config& config, const security::Policy& policy) {
     constexpr std::uint64_t kInodeKernelBytes = 2048;
     return config.workspace.size_bytes + config.workspace.max_files * kInodeKernelBytes +
-           std::uint64_t{config.workspace.max_runs_per_session} * policy.max_memory_bytes;
+           std::uint64_t{config.workspace.max_runs_per_session} * policy.max_memory_bytes +
+           config.interpreter.memory_bytes;
 }
 
 Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
@@ -133,6 +135,7 @@ Status Toolbox::ready() {
 }
 
 void Toolbox::session_closed(const std::string& session_id) {
+    runs_->end_interpreter(session_id);  // before its workspace, which the jail binds
     workspaces_->release(session_id);
     runs_->forget_session(session_id);
     if (audit_) (void)audit_->append("session", {{"action", "end"}, {"session_id", session_id}});
