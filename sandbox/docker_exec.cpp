@@ -5,6 +5,8 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <cstring>
@@ -127,9 +129,18 @@ Result<std::string> ExecRun::create_exec() {
     return json::parse(r->body, nullptr, false).value("Id", std::string());
 }
 
+// Killing the container's pid 1 ends its pid namespace, every process of
+// the run with it, at once (the daemon's kill takes ~200 ms here). Through
+// its pidfd, so a recycled pid is never hit; without one (the daemon on
+// another host, or not root) the daemon kills it.
 void ExecRun::kill_container() {
     if (killed_) return;
     killed_ = true;
+    const UniqueFd& pidfd = ctx_.container.pidfd;
+    if (pidfd && ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) == 0) {
+        pollfd exited{pidfd.get(), POLLIN, 0};
+        if (::poll(&exited, 1, 1000) == 1) return;
+    }
     (void)ctx_.client.request("POST", "/containers/" + ctx_.container.id + "/kill?signal=KILL");
 }
 

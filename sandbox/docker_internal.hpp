@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sandbox/docker.hpp"
+#include "common/unique_fd.hpp"
 #include "sandbox/docker_http.hpp"
 
 namespace kiln::sandbox::docker {
@@ -23,7 +24,7 @@ using nlohmann::json;
 // What the daemon said about itself at start.
 struct DaemonFacts {
     std::string version, api_version;
-    bool apparmor = false, seccomp = false;
+    bool apparmor = false, seccomp = false, userns = false;
     bool memory_limit = false, swap_limit = false, pids_limit = false, cpu_quota = false;
     std::string cgroup_version;  // "1" or "2"
 };
@@ -48,6 +49,7 @@ struct ContainerTemplate {
 struct Container {
     std::string id, name, host_dir;
     int pid = 0;  // its pid 1 on the host (inspect), 0 if unknown
+    UniqueFd pidfd;  // of that pid 1: killed without a pid-reuse race
     Limits limits;
     SeccompProfile seccomp = SeccompProfile::Default;
     std::string workspace;  // bound directly at creation (no propagation); empty: none

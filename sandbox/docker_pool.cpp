@@ -7,6 +7,7 @@
 // workspace (a host bind mount that propagates into /workspace).
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -46,6 +47,13 @@ json mounts_for(const Container& c, bool propagation) {
     return json::array({code, workspace});
 }
 
+// Docker's default masked paths, and /sys: the host's sysfs (devices,
+// firmware, kernel settings), which the native jail does not mount either.
+json masked_paths() {
+    return json::array({"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys"});
+}
+
 // The container's whole configuration: C001 C002 C003 C006 C007 C009 C010 C012.
 json create_body(const ContainerTemplate& t, const Container& c, const std::string& session) {
     const Limits& l = c.limits;
@@ -65,6 +73,7 @@ json create_body(const ContainerTemplate& t, const Container& c, const std::stri
         {"LogConfig", {{"Type", "none"}}},
         {"IpcMode", "private"},
         {"RestartPolicy", {{"Name", "no"}}},
+        {"MaskedPaths", masked_paths()},
     };
     // pid 1 only waits: it reads a stdin nobody writes to. Each run is an
     // exec beside it, and the container dies with the run.
@@ -145,6 +154,7 @@ Result<Container> create_container(const Client& client, const ContainerTemplate
         json state = json::parse(inspected->body, nullptr, false);
         if (state.is_object() && state["State"].is_object()) c.pid = state["State"].value("Pid", 0);
     }
+    if (c.pid > 0) c.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, c.pid, 0)));
     return c;
 }
 

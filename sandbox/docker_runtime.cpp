@@ -60,6 +60,7 @@ Result<DaemonFacts> check_daemon(const Client& client) {
         std::string s = opt.is_string() ? opt.get<std::string>() : "";
         if (s.rfind("name=apparmor", 0) == 0) f.apparmor = true;
         if (s.rfind("name=seccomp", 0) == 0) f.seccomp = true;
+        if (s.rfind("name=userns", 0) == 0) f.userns = true;
     }
     f.memory_limit = info->value("MemoryLimit", false);
     f.swap_limit = info->value("SwapLimit", false);
@@ -184,7 +185,11 @@ DockerRuntime::~DockerRuntime() {
 void DockerRuntime::describe_controls(const DaemonFacts& f) {
     auto add = [&](const char* id, bool in_force, std::string detail) { caps_.controls.push_back({id, in_force, std::move(detail)}); };
     std::string ids = std::to_string(caps_.host_uid) + ":" + std::to_string(caps_.host_gid);
-    add("C001", true, "runs as non-root uid:gid (the session's, default " + ids + "); no user namespace: the ids are the host's");
+    // Without the daemon's user namespace (dockerd --userns-remap) uid 0 in
+    // a container is host root: the run's user is not root, has no
+    // capability and cannot gain one, but the selftest's C001 asks for more.
+    add("C001", f.userns, f.userns ? "runs as non-root uid:gid (the session's, default " + ids + ") in the daemon's user namespace"
+                                   : "runs as non-root uid:gid " + ids + " without a user namespace (dockerd --userns-remap): container uid 0 is host root");
     add("C002", true, "ReadonlyRootfs; /tmp a noexec tmpfs of sandbox.tmp_size");
     add("C003", true, "NetworkMode none: each container has only its own loopback");
     add("C006", f.seccomp, f.seccomp ? "Kiln's seccomp rules as a Docker profile (sandbox/seccomp_rules.cpp); calls newer than the daemon's libseccomp are not named"
@@ -196,8 +201,7 @@ void DockerRuntime::describe_controls(const DaemonFacts& f) {
     add("C008", true, "Kiln's wall-clock timeout kills the container; it is removed after every run");
     add("C009", true, "CapDrop ALL, no-new-privileges");
     add("C010", f.apparmor, f.apparmor ? "AppArmor profile docker-default" : "the daemon has no AppArmor; no LSM confines the container");
-    add("C012", true, shared_mount_ ? "only /workspace (the session's) and /kiln (the run's code, read-only) are mounted; environment from an allowlist"
-                                    : "only /workspace and /kiln (read-only) are mounted; environment from an allowlist");
+    add("C012", true, "only /workspace (the session's) and /kiln (the run's code, read-only) are mounted, /sys is masked; environment from an allowlist");
 }
 
 Status DockerRuntime::init(const DockerOptions& o) {
@@ -246,15 +250,21 @@ Result<Container> DockerRuntime::claim(const SandboxSpec& spec, bool& pooled) {
     return create_container(client_, template_, spec.limits, spec.seccomp, direct ? spec.workspace_dir : std::string(), spec.group);
 }
 
+bool under_kiln(const std::string& path) {
+    return path.rfind("/kiln/", 0) == 0 && path.size() > 6 && path.find("..") == std::string::npos;
+}
+
 // The run's files, written from the host into the container's /kiln (its
-// code/ directory, bound read-only), readable by the run's user only as
-// "other": the directory is root's.
+// code/ directory, bound read-only), and its read-only file mounts under
+// /kiln (the selftest's probe) copied there: a pooled container's mounts
+// were fixed when it was made. The directory is root's; the run's user
+// reads the files as "other".
 Status DockerRuntime::place_files(const SandboxSpec& spec, const Container& c) const {
+    std::error_code ec;
     for (const auto& f : spec.files) {
-        if (f.path.rfind("/kiln/", 0) != 0 || f.path.find("..") != std::string::npos || f.path.size() <= 6)
+        if (!under_kiln(f.path))
             return make_error("sandbox spec", "files: '" + f.path + "' must be under /kiln/ in the docker runtime", EINVAL);
         std::filesystem::path host = c.code_dir() + f.path.substr(5);
-        std::error_code ec;
         std::filesystem::create_directories(host.parent_path(), ec);
         std::ofstream out(host, std::ios::binary);
         out << f.contents;
@@ -262,14 +272,21 @@ Status DockerRuntime::place_files(const SandboxSpec& spec, const Container& c) c
         if (!out) return make_error("writing " + host.string(), "the run's file " + f.path, EIO);
         ::chmod(host.c_str(), 0644);
     }
+    for (const auto& m : spec.mounts) {
+        if (m.writable || !under_kiln(m.target) || !std::filesystem::is_regular_file(m.source, ec))
+            return make_error("sandbox spec", "mounts: '" + m.target + "': the docker runtime takes only read-only files under /kiln/", EINVAL);
+        std::filesystem::path host = c.code_dir() + m.target.substr(5);
+        std::filesystem::create_directories(host.parent_path(), ec);
+        if (!std::filesystem::copy_file(m.source, host, std::filesystem::copy_options::overwrite_existing, ec))
+            return make_error("copying " + m.source, "into the container's " + m.target + ": " + ec.message(), ec.value());
+    }
     return {};
 }
 
 Result<ExecResult> DockerRuntime::run(const SandboxSpec& spec, const RunHooks& hooks) {
     if (spec.argv.empty() || spec.argv[0].empty()) return make_error("sandbox spec", "argv is empty", EINVAL);
     if (spec.limits.timeout.count() <= 0) return make_error("sandbox spec", "timeout must be positive", EINVAL);
-    if (!spec.mounts.empty() || !spec.rootfs.empty())
-        return make_error("sandbox spec", "mounts and rootfs are the native jail's; the docker runtime runs the image", EINVAL);
+    if (!spec.rootfs.empty()) return make_error("sandbox spec", "rootfs is the native jail's; the docker runtime runs the image", EINVAL);
     auto t0 = Clock::now();
     bool pooled = false;
     auto container = claim(spec, pooled);
