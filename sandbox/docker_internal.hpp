@@ -40,6 +40,7 @@ struct ContainerTemplate {
     std::string mounts_dir;
     bool workspace_by_propagation = false;
     std::string server_id;
+    unsigned uid = 65534, gid = 65534;  // the pool's containers run as these
 };
 
 // One container of Kiln's, started and idle, or claimed by one run. Its
@@ -50,6 +51,8 @@ struct Container {
     std::string id, name, host_dir;
     int pid = 0;  // its pid 1 on the host (inspect), 0 if unknown
     UniqueFd pidfd;  // of that pid 1: killed without a pid-reuse race
+    unsigned uid = 0, gid = 0;  // the container's User
+    Stream stream;   // attached before start: its stdin, stdout and stderr
     Limits limits;
     SeccompProfile seccomp = SeccompProfile::Default;
     std::string workspace;  // bound directly at creation (no propagation); empty: none
@@ -60,10 +63,18 @@ struct Container {
 
 std::string labels_filter(const std::string& server_id);
 
-// Creates and starts one container; on failure nothing is left behind.
-Result<Container> create_container(const Client& client, const ContainerTemplate& t, const Limits& limits,
-                                   SeccompProfile seccomp, const std::string& direct_workspace,
-                                   const std::string& session);
+// What a container is made for: its limits, seccomp profile, user, and a
+// workspace bound directly (no propagation) or none.
+struct ContainerShape {
+    Limits limits;
+    SeccompProfile seccomp = SeccompProfile::Default;
+    unsigned uid = 65534, gid = 65534;
+    std::string direct_workspace, session;
+};
+
+// Creates, attaches to and starts one container; on failure nothing is
+// left behind.
+Result<Container> create_container(const Client& client, const ContainerTemplate& t, const ContainerShape& shape);
 // Kills and removes it and its host directory; errors are only logged
 // (there is nobody to give them to), and the next start reaps what is left.
 void destroy_container(const Client& client, const Container& c);
@@ -78,8 +89,8 @@ public:
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
-    // An idle container for these limits, or nothing (the run makes its own).
-    std::optional<Container> take(const Limits& limits, SeccompProfile seccomp);
+    // An idle container of this shape, or nothing (the run makes its own).
+    std::optional<Container> take(const ContainerShape& shape);
     // A used container, to be killed (already) and removed in the background.
     void discard(Container c);
     // Waits until the pool holds `size` containers (tests and benchmarks).
@@ -87,7 +98,7 @@ public:
 
 private:
     void work();
-    bool matches(const Limits& limits, SeccompProfile seccomp) const;
+    bool matches(const ContainerShape& shape) const;
 
     const Client& client_;
     ContainerTemplate template_;
@@ -107,14 +118,14 @@ struct RunContext {
     const SandboxSpec& spec;
     const RunHooks& hooks;
     Container& container;
-    unsigned uid, gid;
-    // The workspace was mounted onto the container's mount point by the runtime.
-    bool workspace_mounted = false;
 };
 
-// Runs spec.argv by exec in the container and fills the result: output
-// (demultiplexed, capped), exit status, timeout, cancellation, OOM and peak
-// memory from the daemon. Kills the container before it returns.
+// The script pid 1 sources once it reads the go line (docker_exec.cpp).
+std::string run_script(const SandboxSpec& spec);
+
+// Runs the spec in the container through its pid 1 and fills the result:
+// output (demultiplexed, capped), exit status, timeout, cancellation, OOM,
+// peak memory and CPU. The container has ended when it returns.
 Result<ExecResult> run_in_container(RunContext& ctx);
 
 }  // namespace kiln::sandbox::docker

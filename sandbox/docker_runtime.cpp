@@ -220,6 +220,8 @@ Status DockerRuntime::init(const DockerOptions& o) {
                                               : o.server_id;
     template_.image_id = *image_id;
     template_.apparmor = facts->apparmor;
+    template_.uid = caps_.host_uid;
+    template_.gid = caps_.host_gid;
     // <pid>.<server id>: reap_leftovers() knows a dead server's by its pid.
     mounts_dir_ = root + "/" + std::to_string(::getpid()) + "." + template_.server_id;
     std::error_code ec;
@@ -240,14 +242,17 @@ Status DockerRuntime::init(const DockerOptions& o) {
 
 Result<Container> DockerRuntime::claim(const SandboxSpec& spec, bool& pooled) {
     bool direct = !spec.workspace_dir.empty() && !shared_mount_;
-    if (pool_ && !direct) {
-        if (auto c = pool_->take(spec.limits, spec.seccomp)) {
+    ContainerShape shape{spec.limits, spec.seccomp, spec.host_uid ? spec.host_uid : caps_.host_uid,
+                         spec.host_gid ? spec.host_gid : caps_.host_gid, direct ? spec.workspace_dir : std::string(),
+                         spec.group};
+    if (pool_) {
+        if (auto c = pool_->take(shape)) {
             pooled = true;
             return std::move(*c);
         }
     }
     pooled = false;
-    return create_container(client_, template_, spec.limits, spec.seccomp, direct ? spec.workspace_dir : std::string(), spec.group);
+    return create_container(client_, template_, shape);
 }
 
 bool under_kiln(const std::string& path) {
@@ -259,18 +264,29 @@ bool under_kiln(const std::string& path) {
 // /kiln (the selftest's probe) copied there: a pooled container's mounts
 // were fixed when it was made. The directory is root's; the run's user
 // reads the files as "other".
+Status write_host_file(const std::filesystem::path& host, const std::string& contents, const std::string& what) {
+    std::error_code ec;
+    std::filesystem::create_directories(host.parent_path(), ec);
+    std::ofstream out(host, std::ios::binary);
+    out << contents;
+    out.close();
+    if (!out) return make_error("writing " + host.string(), what, EIO);
+    ::chmod(host.c_str(), 0644);
+    return {};
+}
+
 Status DockerRuntime::place_files(const SandboxSpec& spec, const Container& c) const {
     std::error_code ec;
+    if (Status st = write_host_file(c.code_dir() + "/run.sh", run_script(spec), "the run's script"); !st) return st;
+    if (!spec.stdin_data.empty()) {
+        if (Status st = write_host_file(c.code_dir() + "/stdin", spec.stdin_data, "the run's stdin"); !st) return st;
+    }
     for (const auto& f : spec.files) {
         if (!under_kiln(f.path))
             return make_error("sandbox spec", "files: '" + f.path + "' must be under /kiln/ in the docker runtime", EINVAL);
-        std::filesystem::path host = c.code_dir() + f.path.substr(5);
-        std::filesystem::create_directories(host.parent_path(), ec);
-        std::ofstream out(host, std::ios::binary);
-        out << f.contents;
-        out.close();
-        if (!out) return make_error("writing " + host.string(), "the run's file " + f.path, EIO);
-        ::chmod(host.c_str(), 0644);
+        if (f.path == "/kiln/run.sh" || f.path == "/kiln/stdin")
+            return make_error("sandbox spec", "files: '" + f.path + "' is the docker runtime's own", EINVAL);
+        if (Status st = write_host_file(c.code_dir() + f.path.substr(5), f.contents, "the run's file " + f.path); !st) return st;
     }
     for (const auto& m : spec.mounts) {
         if (m.writable || !under_kiln(m.target) || !std::filesystem::is_regular_file(m.source, ec))
@@ -301,12 +317,13 @@ Result<ExecResult> DockerRuntime::run(const SandboxSpec& spec, const RunHooks& h
         }
     } discard{*this, *container};
     if (Status st = place_files(spec, *container); !st) return st.error();
-    RunContext ctx{client_, spec, hooks, *container, spec.host_uid ? spec.host_uid : caps_.host_uid,
-                   spec.host_gid ? spec.host_gid : caps_.host_gid};
+    if (auto env = std::find_if(spec.env.begin(), spec.env.end(), [](const std::string& kv) { return kv.find('=') == std::string::npos || kv[0] == '='; });
+        env != spec.env.end())
+        return make_error("sandbox env", "'" + *env + "' is not KEY=VALUE", EINVAL);
+    RunContext ctx{client_, spec, hooks, *container};
     if (!spec.workspace_dir.empty() && container->workspace.empty()) {
         if (::mount(spec.workspace_dir.c_str(), container->workspace_dir().c_str(), nullptr, MS_BIND, nullptr) != 0)
             return sys_error("mount --bind " + spec.workspace_dir, "the session's workspace onto the container's /workspace");
-        ctx.workspace_mounted = true;
     }
     auto result = run_in_container(ctx);
     if (!result) return result;

@@ -91,7 +91,11 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     ws.owner_gid = box->runtime_->capabilities().host_gid;
     ws.session_network = config.workspace.network == WorkspaceNetwork::Session && !box->runtime_->capabilities().rootless;
     ws.runtime = box->runtime_.get();
-    if (!box->runtime_->capabilities().rootless)
+    // Per-session host ids keep sessions' native jails off each other's
+    // per-user kernel budgets. Docker's pooled containers are made before a
+    // session claims one, as the runtime's one user: sessions are kept
+    // apart by their containers and workspace mounts there.
+    if (!box->runtime_->capabilities().rootless && config.sandbox.runtime == RuntimeKind::Native)
         ws.session_ids = std::make_shared<HostIdPool>(config.sandbox.host_ids,
                                                       config.workspace.max_sessions + config.workspace.max_runs_total);
     ws.session_memory_bytes = session_memory_limit(config, box->policy_);
