@@ -5,6 +5,7 @@
 // run adds later is only its program (an exec), its code (files written
 // into the container's read-only /kiln from the host) and its session's
 // workspace (a host bind mount that propagates into /workspace).
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -211,11 +212,20 @@ bool Pool::matches(const ContainerShape& shape) const {
 std::optional<Container> Pool::take(const ContainerShape& shape) {
     if (!matches(shape)) return std::nullopt;
     std::lock_guard lock(mu_);
-    if (idle_.empty()) return std::nullopt;
-    Container c = std::move(idle_.front());
-    idle_.pop_front();
-    cv_.notify_all();
-    return c;
+    while (!idle_.empty()) {
+        Container c = std::move(idle_.front());
+        idle_.pop_front();
+        cv_.notify_all();
+        // A container whose pid 1 has died (killed from outside, the daemon
+        // restarted) cannot take a run: removed, and the next one is tried.
+        pollfd exited{c.pidfd.get(), POLLIN, 0};
+        if (c.pidfd && ::poll(&exited, 1, 0) == 1) {
+            used_.push_back(std::move(c));
+            continue;
+        }
+        return c;
+    }
+    return std::nullopt;
 }
 
 void Pool::discard(Container c) {

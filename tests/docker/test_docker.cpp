@@ -313,6 +313,24 @@ TEST_CASE("docker: a workspace file is seen by the session's next run, not by an
     check_none_left(o.server_id);
 }
 
+TEST_CASE("docker: a pooled container killed from outside is passed over") {
+    auto o = options("deadpool", 1);
+    {
+        auto rt = make(o);
+        REQUIRE(docker_pool_wait_full(*rt, milliseconds(30'000)));
+        auto ids = containers_of(o.server_id);
+        REQUIRE(ids.size() == 1);
+        docker::Client client(g_socket, kDockerApiVersion);
+        auto killed = client.request("POST", "/containers/" + ids[0] + "/kill?signal=KILL");
+        REQUIRE(killed.ok());
+        std::this_thread::sleep_for(milliseconds(300));
+        auto r = run_ok(*rt, spec_of({"/bin/echo", "alive"}, o));
+        CHECK(r.exit_code == 0);
+        CHECK(r.stdout_data == "alive\n");
+    }
+    check_none_left(o.server_id);
+}
+
 TEST_CASE("docker: C005 an image off the allowlist is refused before any container exists") {
     auto o = options("allowlist");
     o.allowed_images = {"sha256:" + std::string(64, '0')};
