@@ -21,6 +21,7 @@
 #include "security/run_limits.hpp"
 #include "security/validator.hpp"
 #include "threat_model/catalogue.hpp"
+#include "tools/toolbox.hpp"
 
 namespace kiln::cli {
 namespace {
@@ -38,6 +39,7 @@ using PendingNetwork = std::future<Result<std::unique_ptr<sandbox::net::Namespac
 struct RunFlags {
     std::vector<std::string> command, env;
     std::string memory, cpus, pids, timeout, tmp_size, seccomp, validation, workspace, rootfs, cwd, stdin_file;
+    std::string runtime, image;
     bool json = false;
     PendingNetwork network;  // see start_network()
 };
@@ -108,7 +110,8 @@ bool apply_flags(Context& ctx, const RunFlags& f) {
                            Item{f.pids, "sandbox.pids", "--pids"}, Item{f.timeout, "sandbox.timeout", "--timeout"},
                            Item{f.tmp_size, "sandbox.tmp_size", "--tmp-size"},
                            Item{f.seccomp, "sandbox.seccomp", "--seccomp"}, Item{f.rootfs, "sandbox.rootfs", "--rootfs"},
-                           Item{f.validation, "policy.validation", "--validation"}}) {
+                           Item{f.validation, "policy.validation", "--validation"},
+                           Item{f.runtime, "sandbox.runtime", "--runtime"}, Item{f.image, "sandbox.docker.image", "--image"}}) {
         if (!it.value.empty() && !ctx.set_from_flag(it.key, it.value, it.flag)) return false;
     }
     return true;
@@ -205,7 +208,8 @@ int run_action(Context& ctx, RunFlags& f) {
     sandbox::NativeOptions native;
     native.probe = false;       // its one run fails just as loudly
     native.single_run = true;   // and that run is all this runtime does
-    auto runtime = sandbox::make_native_runtime(native);
+    // One run: no warm pool to fill for the docker runtime.
+    auto runtime = tools::make_runtime(ctx.config, *policy, native, 0);
     if (!runtime) {
         std::cerr << "kiln run: " << runtime.error().what() << "\n";
         return kExitJailFailed;
@@ -251,6 +255,8 @@ Command register_run(CLI::App& app) {
     sub->add_option("--workspace", f->workspace, "Host directory mounted read-write at /workspace");
     sub->add_option("--rootfs", f->rootfs, "Directory used for /usr, /bin, /lib, /etc instead of the host's");
     sub->add_option("--seccomp", f->seccomp, "Seccomp profile: default or strict");
+    sub->add_option("--runtime", f->runtime, "native (Kiln's jail, the default) or docker (a container of --image)");
+    sub->add_option("--image", f->image, "Docker image for --runtime docker; its id must be on sandbox.docker.allowed_images");
     sub->add_option("--validation", f->validation, "Validator mode: enforce, warn or off");
     sub->add_option("--env", f->env, "Extra environment variable KEY=VALUE (repeatable)");
     sub->add_option("--cwd", f->cwd, "Working directory inside the jail (default /workspace, else /tmp)");

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "tools/toolbox.hpp"
 #include "common/libcrypto.hpp"
 #include "sandbox/runtime.hpp"
 #include "security/compliance.hpp"
@@ -52,9 +53,10 @@ Command register_selftest(CLI::App& app) {
                     std::cerr << "kiln selftest: " << st.error().what() << "\n";
                     return int(kExitFailure);
                 }
-                auto runtime = sandbox::make_native_runtime({});
+                // The runtime sandbox.runtime names, as the server would start it.
+                auto runtime = tools::make_runtime(ctx.config, *policy, {}, 0);
                 if (!runtime) {
-                    std::cerr << "kiln selftest: the native runtime cannot start: " << runtime.error().what() << "\n";
+                    std::cerr << "kiln selftest: " << runtime.error().what() << "\n";
                     return int(kExitFailure);
                 }
                 security::selftest::Options options;

@@ -22,7 +22,7 @@ enum class ValidationMode { Enforce, Warn, Off };
 enum class AuditOnFailure { FailClosed, Continue };
 enum class WorkspaceNetwork { Session, Run };  // one namespace per session, or per run
 enum class Transport { Stdio, Http };
-enum class RuntimeKind { Native };
+enum class RuntimeKind { Native, Docker };
 // How HTTP clients authenticate: not at all, bearer tokens from a file, or
 // OAuth 2.1 JWT access tokens checked against a JWKS file (docs/auth.md).
 enum class AuthMode { None, Tokens, Jwt };
@@ -45,7 +45,8 @@ inline constexpr ChoiceName<WorkspaceNetwork> kWorkspaceNetworkNames[] = {
     {WorkspaceNetwork::Session, "session"}, {WorkspaceNetwork::Run, "run"}};
 inline constexpr ChoiceName<Transport> kTransportNames[] = {
     {Transport::Stdio, "stdio"}, {Transport::Http, "http"}};
-inline constexpr ChoiceName<RuntimeKind> kRuntimeKindNames[] = {{RuntimeKind::Native, "native"}};
+inline constexpr ChoiceName<RuntimeKind> kRuntimeKindNames[] = {{RuntimeKind::Native, "native"},
+                                                                 {RuntimeKind::Docker, "docker"}};
 inline constexpr ChoiceName<AuthMode> kAuthModeNames[] = {
     {AuthMode::None, "none"}, {AuthMode::Tokens, "tokens"}, {AuthMode::Jwt, "jwt"}};
 

@@ -161,6 +161,14 @@ Key cpus_key() {
 
 bool is_scope(const std::string& s) { return is_scope_token(s); }
 
+// "sha256:<64 hex>", alone (an image id) or after "name@" (a repository digest).
+bool is_image_digest(const std::string& s) {
+    std::size_t at = s.find('@');
+    std::string digest = at == std::string::npos ? s : s.substr(at + 1);
+    return (at == std::string::npos || at > 0) && digest.size() == 71 && digest.rfind("sha256:", 0) == 0 &&
+           std::all_of(digest.begin() + 7, digest.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) && !std::isupper(static_cast<unsigned char>(c)); });
+}
+
 // An absolute http(s) URI that can sit inside a quoted header parameter.
 bool is_header_safe_url(const std::string& s) {
     bool scheme = s.rfind("https://", 0) == 0 || s.rfind("http://", 0) == 0;
@@ -286,7 +294,7 @@ const std::vector<Key>& schema() {
         duration_key("server.http.read_timeout", "a request that sends nothing for this long is dropped", &Config::http, &HttpConfig::read_timeout, milliseconds(1000), milliseconds(300'000)),
         duration_key("server.http.shutdown_grace", "on SIGTERM, running calls get this long before they are cancelled", &Config::http, &HttpConfig::shutdown_grace, milliseconds(0), milliseconds(600'000)),
         bool_key("server.http.allow_unauthenticated_remote", "DANGER: serve a non-loopback address without authentication", &Config::http, &HttpConfig::allow_unauthenticated_remote),
-        enum_key<RuntimeKind>("sandbox.runtime", "runtime that runs code (native, the only one)", &Config::sandbox, &SandboxConfig::runtime),
+        enum_key<RuntimeKind>("sandbox.runtime", "runtime that runs code: native (Kiln's own jail) or docker (sandbox.docker.*)", &Config::sandbox, &SandboxConfig::runtime),
         string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
         enum_key<SeccompProfile>("sandbox.seccomp", "seccomp profile, default or strict", &Config::sandbox, &SandboxConfig::seccomp),
         size_key("sandbox.memory", "memory limit per run, no swap", &Config::sandbox, &SandboxConfig::memory_bytes, 8 * MiB, 64 * GiB),
@@ -298,6 +306,10 @@ const std::vector<Key>& schema() {
         uint_key("sandbox.uid", "uid the code runs as inside the jail", &Config::sandbox, &SandboxConfig::uid, 1, 4294967294u),
         uint_key("sandbox.gid", "gid the code runs as inside the jail", &Config::sandbox, &SandboxConfig::gid, 1, 4294967294u),
         uint_key("sandbox.host_ids", "first host uid/gid of the range a root server gives sessions, one each (workspace.max_sessions + workspace.max_runs_total of them)", &Config::sandbox, &SandboxConfig::host_ids, 1000, 4000000000u),
+        string_key("sandbox.docker.image", "image every run of the docker runtime uses (name or id; kiln run/serve --image)", &Config::docker, &DockerConfig::image),
+        words_key("sandbox.docker.allowed_images", "image ids (sha256:...) or repository digests (name@sha256:...) the image must match, a list (C005)", &Config::docker, &DockerConfig::allowed_images, is_image_digest, "an image id sha256:<64 hex> or a digest name@sha256:<64 hex>"),
+        uint_key("sandbox.docker.pool_size", "started, idle containers the docker runtime keeps ready (0: one made per run)", &Config::docker, &DockerConfig::pool_size, 0, 64),
+        duration_key("sandbox.docker.max_age", "an idle pooled container older than this is replaced", &Config::docker, &DockerConfig::max_age, milliseconds(10'000), milliseconds(24LL * 3'600'000)),
         string_key("policy.preset", "policy preset", &Config::policy, &PolicyConfig::preset, {"permissive", "balanced", "strict", "paranoid"}),
         string_key("policy.file", "YAML file that overrides the preset", &Config::policy, &PolicyConfig::file),
         enum_key<ValidationMode>("policy.validation", "enforce decisions, warn only, or skip the validator (off)", &Config::policy, &PolicyConfig::validation),

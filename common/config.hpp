@@ -82,6 +82,17 @@ struct SandboxConfig {
     unsigned host_ids = 0x70000000;
 };
 
+// The Docker runtime (sandbox.runtime: docker; docs/sandbox.md). Keys
+// sandbox.docker.*.
+struct DockerConfig {
+    std::string image;                        // name or id of the image every run uses
+    // Image ids ("sha256:...") or repository digests ("name@sha256:...")
+    // the image must match (C005); empty: no image may be used.
+    std::vector<std::string> allowed_images;
+    unsigned pool_size = 2;                   // started, idle containers kept ready
+    std::chrono::milliseconds max_age{10 * 60 * 1000};  // an idle one older than this is replaced
+};
+
 struct PolicyConfig {
     std::string preset = "balanced";
     std::string file;               // optional YAML overriding the preset
@@ -170,6 +181,7 @@ struct Config {
     TlsConfig tls;
     HttpConfig http;  // the server.http.* keys
     SandboxConfig sandbox;
+    DockerConfig docker;  // the sandbox.docker.* keys
     PolicyConfig policy;
     AuditConfig audit;
     WorkspaceConfig workspace;

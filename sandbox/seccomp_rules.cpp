@@ -70,16 +70,23 @@ constexpr unsigned long kNamespaceFlags[] = {CLONE_NEWUSER, CLONE_NEWPID, CLONE_
 // tipc, can...), whose code then runs on the jail's behalf.
 constexpr std::uint32_t kSocketFamilies[] = {AF_UNIX, AF_INET, AF_INET6};
 
-Status deny_nr(void* ctx, int nr, const char* name, int err, unsigned n = 0, const scmp_arg_cmp* args = nullptr) {
-    int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(err), nr, n, args);
-    if (rc != 0) return make_error("seccomp_rule_add", std::string(name), -rc);
-    return {};
+// Where the rules go: libseccomp's filter (compile_rules) or Docker's
+// seccomp profile (docker_profile_json). One table, two readers, so the
+// Docker runtime denies what the native jail denies.
+class Sink {
+public:
+    virtual ~Sink() = default;
+    // Denies `name` (number `nr` when libseccomp may not know the name, else
+    // -1) with errno `err` when every comparison in `args` holds.
+    virtual Status deny(const char* name, int nr, int err, unsigned n, const scmp_arg_cmp* args) = 0;
+};
+
+Status deny_nr(Sink& sink, int nr, const char* name, int err, unsigned n = 0, const scmp_arg_cmp* args = nullptr) {
+    return sink.deny(name, nr, err, n, args);
 }
 
-Status deny(void* ctx, const char* name, int err, unsigned n = 0, const scmp_arg_cmp* args = nullptr) {
-    int nr = seccomp_syscall_resolve_name(name);
-    if (nr == __NR_SCMP_ERROR) return {};  // not a syscall on this architecture
-    return deny_nr(ctx, nr, name, err, n, args);
+Status deny(Sink& sink, const char* name, int err, unsigned n = 0, const scmp_arg_cmp* args = nullptr) {
+    return sink.deny(name, -1, err, n, args);
 }
 
 // personality() takes an unsigned int. Allowed are the personalities
@@ -97,7 +104,7 @@ constexpr std::uint32_t kPersonalityBits = std::uint32_t{PER_LINUX32} | UNAME26;
 static_assert((kPersonalityBits & (kPersonalityBits << 1)) == 0 && (kPersonalityBits & 0x80000001u) == 0,
               "the rule below needs the allowed bits apart, and not at bit 0 or 31");
 
-Status deny_other_personalities(void* ctx) {
+Status deny_other_personalities(Sink& ctx) {
     for (unsigned c = 0; c < 32; ++c) {
         unsigned below = (c + 31) % 32;
         if (kPersonalityBits & (1u << below)) below = (c + 30) % 32;
@@ -113,7 +120,7 @@ Status deny_other_personalities(void* ctx) {
 // refused even where the kernel, which reads an int, would find an
 // allowed value in its low half: no libc sets those bits, and refusing
 // more than the kernel distinguishes is the safe side of the comparison.
-Status deny_unless_one_of_small(void* ctx, const char* name, unsigned arg, const std::vector<std::uint32_t>& allowed) {
+Status deny_unless_one_of_small(Sink& ctx, const char* name, unsigned arg, const std::vector<std::uint32_t>& allowed) {
     const std::uint32_t largest = *std::max_element(allowed.begin(), allowed.end());
     for (std::uint32_t v = 0; v < largest; ++v) {
         if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) continue;
@@ -124,7 +131,7 @@ Status deny_unless_one_of_small(void* ctx, const char* name, unsigned arg, const
     return deny(ctx, name, EPERM, 1, &above);
 }
 
-Status add_common_rules(void* ctx) {
+Status add_common_rules(Sink& ctx) {
     for (const char* name : kDenied) {
         if (Status st = deny(ctx, name, EPERM); !st) return st;
     }
@@ -153,17 +160,74 @@ Status add_common_rules(void* ctx) {
     return {};
 }
 
-Status add_no_new_process_rules(void* ctx) {
+Status add_no_new_process_rules(Sink& ctx) {
     for (const char* name : {"socket", "socketpair", "fork", "vfork"}) {
-        int nr = seccomp_syscall_resolve_name(name);
-        if (nr == __NR_SCMP_ERROR) continue;
-        int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
-        if (rc != 0) return make_error("seccomp_rule_add", name, -rc);
+        if (Status st = deny(ctx, name, EPERM); !st) return st;
     }
     // clone() without CLONE_THREAD creates a process.
     scmp_arg_cmp arg = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0);
     return deny(ctx, "clone", EPERM, 1, &arg);
 }
+
+Status add_rules(Sink& sink, Filter which) {
+    return which == Filter::Base ? add_common_rules(sink) : add_no_new_process_rules(sink);
+}
+
+class LibseccompSink final : public Sink {
+public:
+    explicit LibseccompSink(void* ctx) : ctx_(ctx) {}
+    Status deny(const char* name, int nr, int err, unsigned n, const scmp_arg_cmp* args) override {
+        if (nr < 0) nr = seccomp_syscall_resolve_name(name);
+        if (nr == __NR_SCMP_ERROR) return {};  // not a syscall on this architecture
+        int rc = seccomp_rule_add_array(ctx_, SCMP_ACT_ERRNO(err), nr, n, args);
+        if (rc != 0) return make_error("seccomp_rule_add", std::string(name), -rc);
+        return {};
+    }
+
+private:
+    void* ctx_;
+};
+
+const char* op_name(scmp_compare op) {
+    switch (op) {
+        case SCMP_CMP_NE: return "SCMP_CMP_NE";
+        case SCMP_CMP_LT: return "SCMP_CMP_LT";
+        case SCMP_CMP_LE: return "SCMP_CMP_LE";
+        case SCMP_CMP_EQ: return "SCMP_CMP_EQ";
+        case SCMP_CMP_GE: return "SCMP_CMP_GE";
+        case SCMP_CMP_GT: return "SCMP_CMP_GT";
+        case SCMP_CMP_MASKED_EQ: return "SCMP_CMP_MASKED_EQ";
+        case _SCMP_CMP_MIN:
+        case _SCMP_CMP_MAX: break;
+    }
+    return "SCMP_CMP_EQ";
+}
+
+// One entry of Docker's "syscalls" list per rule; Docker's MASKED_EQ reads
+// "value" as the mask and "valueTwo" as the value, as libseccomp does.
+class DockerJsonSink final : public Sink {
+public:
+    Status deny(const char* name, int /*nr*/, int err, unsigned n, const scmp_arg_cmp* args) override {
+        std::string entry = std::string(entries_.empty() ? "" : ",\n") + "    {\"names\": [\"" + name +
+                            "\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": " + std::to_string(err) + ", \"args\": [";
+        for (unsigned i = 0; i < n; ++i)
+            entry += std::string(i ? ", " : "") + "{\"index\": " + std::to_string(args[i].arg) +
+                     ", \"value\": " + std::to_string(args[i].datum_a) + ", \"valueTwo\": " +
+                     std::to_string(args[i].datum_b) + ", \"op\": \"" + op_name(args[i].op) + "\"}";
+        entries_ += entry + "]}";
+        return {};
+    }
+    std::string json() const {
+        // Only x86_64 is listed: a call through a 32-bit or x32 entry
+        // point meets the architecture check first and is refused, as in
+        // the native filter (SCMP_FLTATR_ACT_BADARCH).
+        return "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"architectures\": [\"SCMP_ARCH_X86_64\"],\n"
+               "  \"syscalls\": [\n" + entries_ + "\n  ]\n}\n";
+    }
+
+private:
+    std::string entries_;
+};
 
 Result<std::vector<sock_filter>> export_bpf(void* ctx) {
     UniqueFd mem(::memfd_create("kiln-seccomp", MFD_CLOEXEC));
@@ -196,9 +260,18 @@ Result<std::vector<sock_filter>> compile_rules(Filter which) {
     // loop, medians of 300).
     if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2); rc != 0)
         return make_error("seccomp_attr_set", "SCMP_FLTATR_CTL_OPTIMIZE", -rc);
-    Status rules = which == Filter::Base ? add_common_rules(ctx.get()) : add_no_new_process_rules(ctx.get());
-    if (!rules) return rules.error();
+    LibseccompSink sink(ctx.get());
+    if (Status st = add_rules(sink, which); !st) return st.error();
     return export_bpf(ctx.get());
+}
+
+Result<std::string> docker_profile_json(SeccompProfile profile) {
+    DockerJsonSink sink;
+    if (Status st = add_rules(sink, Filter::Base); !st) return st.error();
+    if (profile == SeccompProfile::Strict) {
+        if (Status st = add_rules(sink, Filter::NoNewProcess); !st) return st.error();
+    }
+    return sink.json();
 }
 
 }  // namespace kiln::sandbox::seccomp

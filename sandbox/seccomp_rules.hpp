@@ -11,19 +11,27 @@
 #include <linux/filter.h>
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
+#include "common/choices.hpp"
 #include "common/result.hpp"
 #include "sandbox/seccomp.hpp"
 
 namespace kiln::sandbox::seccomp {
 
 Result<std::vector<sock_filter>> compile_rules(Filter which);
+// The same rules as a Docker seccomp profile (JSON, for HostConfig
+// SecurityOpt "seccomp=..."): the base filter's, and for the strict
+// profile the no-new-process filter's as well.
+Result<std::string> docker_profile_json(SeccompProfile profile);
 
 // Generated from compile_rules() when Kiln was built.
 extern const sock_filter kBaseFilter[];
 extern const std::size_t kBaseFilterLength;
 extern const sock_filter kNoNewProcessFilter[];
 extern const std::size_t kNoNewProcessFilterLength;
+extern const char kDockerProfileDefault[];
+extern const char kDockerProfileStrict[];
 
 }  // namespace kiln::sandbox::seccomp

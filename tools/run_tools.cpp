@@ -617,7 +617,7 @@ std::optional<ToolResult> RunService::execute_in_interpreter(Call& call) {
     const sandbox::Limits& l = call.spec.limits;
     CellRequest request{call.req.code, l.timeout,
                         std::chrono::duration_cast<std::chrono::milliseconds>(l.timeout * std::max(1.0, l.cpus)),
-                        l.output_cap_bytes, rich_limits_.max_images, rich_limits_.max_image_bytes, call.ctx.stop};
+                        l.output_cap_bytes, static_cast<unsigned>(rich_limits_.max_images), rich_limits_.max_image_bytes, call.ctx.stop};
     call.cell = e.interpreter->run(request);
     e.last_used = Clock::now();
     if (call.cell->state_lost) e.interpreter.reset();

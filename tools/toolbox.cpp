@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "sandbox/docker.hpp"
 #include "security/run_limits.hpp"
 #include "threat_model/catalogue.hpp"
 #include "tools/conformance_fixtures.hpp"
@@ -28,6 +29,34 @@ std::uint64_t session_memory_limit(const Config& config, const security::Policy&
            config.interpreter.memory_bytes;
 }
 
+Result<std::unique_ptr<sandbox::Runtime>> make_runtime(const Config& config, const security::Policy& policy,
+                                                       const sandbox::NativeOptions& native, unsigned docker_pool_size) {
+    switch (config.sandbox.runtime) {
+        case RuntimeKind::Native: {
+            auto runtime = sandbox::make_native_runtime(native);
+            if (!runtime) return Error(runtime.error()).wrap("start the native sandbox runtime");
+            return runtime;
+        }
+        case RuntimeKind::Docker: {
+            sandbox::DockerOptions d;
+            d.image = config.docker.image;
+            d.allowed_images = config.docker.allowed_images;
+            d.pool_size = docker_pool_size;
+            d.max_age = config.docker.max_age;
+            d.state_dir = config.server.state_dir + "/docker";
+            // Pooled containers get the policy's limits: the limits most runs have.
+            sandbox::SandboxSpec typical;
+            security::apply_run_limits(typical, policy, config.sandbox);
+            d.pool_limits = typical.limits;
+            d.pool_seccomp = typical.seccomp;
+            auto runtime = sandbox::make_docker_runtime(d);
+            if (!runtime) return Error(runtime.error()).wrap("start the docker sandbox runtime (sandbox.runtime: docker)");
+            return runtime;
+        }
+    }
+    return make_error("sandbox.runtime", "unknown runtime", EINVAL);
+}
+
 Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     std::unique_ptr<Toolbox> box(new Toolbox(config));
 
@@ -49,8 +78,8 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     sandbox::NativeOptions native;
     native.max_runs = config.workspace.max_runs_total;
     if (Status st = sandbox::reap_leftovers(); !st) spdlog::warn("reaping leftovers: {}", st.error().what());
-    auto runtime = sandbox::make_native_runtime(native);
-    if (!runtime) return Error(runtime.error()).wrap("start the native sandbox runtime");
+    auto runtime = make_runtime(config, box->policy_, native, config.docker.pool_size);
+    if (!runtime) return runtime.error();
     box->runtime_ = std::move(*runtime);
     box->reports_ = std::make_unique<SelftestReports>(
         security::selftest::Options{&box->config_, &box->policy_, box->runtime_.get(), box->audit_.get(), {}});
@@ -66,7 +95,11 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     ws.owner_gid = box->runtime_->capabilities().host_gid;
     ws.session_network = config.workspace.network == WorkspaceNetwork::Session && !box->runtime_->capabilities().rootless;
     ws.runtime = box->runtime_.get();
-    if (!box->runtime_->capabilities().rootless)
+    // Per-session host ids keep sessions' native jails off each other's
+    // per-user kernel budgets. Docker's pooled containers are made before a
+    // session claims one, as the runtime's one user: sessions are kept
+    // apart by their containers and workspace mounts there.
+    if (!box->runtime_->capabilities().rootless && config.sandbox.runtime == RuntimeKind::Native)
         ws.session_ids = std::make_shared<HostIdPool>(config.sandbox.host_ids,
                                                       config.workspace.max_sessions + config.workspace.max_runs_total);
     ws.session_memory_bytes = session_memory_limit(config, box->policy_);

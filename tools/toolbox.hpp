@@ -18,6 +18,12 @@
 
 namespace kiln::tools {
 
+// The runtime sandbox.runtime names: the native jail (with `native`), or
+// the Docker runtime (sandbox.docker.*) with a warm pool of
+// docker_pool_size containers made with the policy's limits.
+Result<std::unique_ptr<sandbox::Runtime>> make_runtime(const Config& config, const security::Policy& policy,
+                                                       const sandbox::NativeOptions& native, unsigned docker_pool_size);
+
 class Toolbox {
 public:
     static Result<std::unique_ptr<Toolbox>> create(const Config& config);

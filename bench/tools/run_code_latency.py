@@ -38,11 +38,12 @@ def pct(values, p):
 
 
 class Server:
-    def __init__(self, kiln, state_dir):
+    def __init__(self, kiln, state_dir, extra=()):
+        """extra: more `kiln` arguments before `serve` (bench/docker: --set sandbox.runtime=docker...)."""
         self.p = subprocess.Popen(
             [kiln, "--set", f"server.state_dir={state_dir}", "--set", "server.log_level=error",
              "--set", "workspace.max_runs_per_session=16", "--set", "workspace.max_runs_total=16",
-             "--set", "audit.fsync=batch", "serve"],
+             "--set", "audit.fsync=batch", *extra, "serve"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self.lock = threading.Lock()
         self.waiters = {}

@@ -112,13 +112,37 @@ TEST_CASE("choices are parsed into enums; errors name the allowed values") {
                          Bad{"audit.on_failure", "retry", "expected fail_closed or continue"},
                          Bad{"workspace.network", "host", "expected session or run"},
                          Bad{"sandbox.seccomp", "lax", "expected default or strict"},
-                         Bad{"sandbox.runtime", "docker", "expected native"}}) {
+                         Bad{"sandbox.runtime", "podman", "expected native or docker"}}) {
         CAPTURE(b.key);
         Status st = config_set(c, b.key, b.value, "test");
         REQUIRE_FALSE(st.ok());
         CHECK(st.error().what().find(b.key) != std::string::npos);
         CHECK(st.error().what().find(b.allowed) != std::string::npos);
     }
+}
+
+// The Docker runtime's keys: the allowlist takes image ids and repository
+// digests only, so a mutable tag can never stand for an allowed image (C005).
+TEST_CASE("sandbox.runtime: docker and the sandbox.docker keys") {
+    Config c;
+    const std::string id = "sha256:" + std::string(64, 'a');
+    REQUIRE(config_set(c, "sandbox.runtime", "docker", "test").ok());
+    CHECK(c.sandbox.runtime == RuntimeKind::Docker);
+    REQUIRE(config_set(c, "sandbox.docker.image", "kiln-test/python:bookworm", "test").ok());
+    REQUIRE(config_set(c, "sandbox.docker.allowed_images", id + ", python@" + id, "test").ok());
+    CHECK(c.docker.allowed_images == std::vector<std::string>{id, "python@" + id});
+    REQUIRE(config_set(c, "sandbox.docker.pool_size", "4", "test").ok());
+    CHECK(c.docker.pool_size == 4u);
+    for (const char* bad : {"python:3.12", "sha256:abc", "@sha256:aaaa"}) {
+        CAPTURE(bad);
+        Status st = config_set(c, "sandbox.docker.allowed_images", bad, "test");
+        REQUIRE_FALSE(st.ok());
+        CHECK(st.error().what().find("sandbox.docker.allowed_images") != std::string::npos);
+        CHECK(st.error().what().find("sha256:<64 hex>") != std::string::npos);
+    }
+    Status st = config_set(c, "sandbox.docker.pool_size", "65", "test");
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().what().find("from 0 to 64") != std::string::npos);
 }
 
 // The HTTP transport's keys: nested or dotted in YAML, lists as sequences
