@@ -159,6 +159,13 @@ public:
     Result<std::unique_ptr<RunGroup>> make_group(const std::string& name, std::uint64_t) override {
         return std::unique_ptr<RunGroup>(new DockerRunGroup(name));
     }
+    // A live jail (run_code persist) needs a container kept across calls,
+    // which the pool's one-container-per-call rule forbids here.
+    Result<std::unique_ptr<LiveJail>> start(const SandboxSpec&) override {
+        return make_error("start a persistent interpreter",
+                          "the docker runtime runs each call in a fresh container; run_code persist needs "
+                          "sandbox.runtime: native");
+    }
     Status init(const DockerOptions& options);
     bool wait_pool_full(milliseconds timeout) { return pool_ ? pool_->wait_full(timeout) : true; }
 
