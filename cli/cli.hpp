@@ -45,5 +45,6 @@ Command register_audit(CLI::App& app);
 Command register_trust(CLI::App& app);
 Command register_selftest(CLI::App& app);
 Command register_token(CLI::App& app);
+Command register_image(CLI::App& app);
 
 }  // namespace kiln::cli

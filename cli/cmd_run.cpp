@@ -18,6 +18,7 @@
 #include "security/decide.hpp"
 #include "security/policy.hpp"
 #include "security/trust_store.hpp"
+#include "sandbox/image_store.hpp"
 #include "security/run_limits.hpp"
 #include "security/validator.hpp"
 #include "threat_model/catalogue.hpp"
@@ -37,7 +38,7 @@ using PendingNetwork = std::future<Result<std::unique_ptr<sandbox::net::Namespac
 
 struct RunFlags {
     std::vector<std::string> command, env;
-    std::string memory, cpus, pids, timeout, tmp_size, seccomp, validation, workspace, rootfs, cwd, stdin_file;
+    std::string memory, cpus, pids, timeout, tmp_size, seccomp, validation, workspace, rootfs, image, cwd, stdin_file;
     bool json = false;
     PendingNetwork network;  // see start_network()
 };
@@ -108,6 +109,7 @@ bool apply_flags(Context& ctx, const RunFlags& f) {
                            Item{f.pids, "sandbox.pids", "--pids"}, Item{f.timeout, "sandbox.timeout", "--timeout"},
                            Item{f.tmp_size, "sandbox.tmp_size", "--tmp-size"},
                            Item{f.seccomp, "sandbox.seccomp", "--seccomp"}, Item{f.rootfs, "sandbox.rootfs", "--rootfs"},
+                           Item{f.image, "sandbox.image", "--image"},
                            Item{f.validation, "policy.validation", "--validation"}}) {
         if (!it.value.empty() && !ctx.set_from_flag(it.key, it.value, it.flag)) return false;
     }
@@ -121,6 +123,7 @@ Result<sandbox::SandboxSpec> spec_from(const Context& ctx, const security::Polic
     spec.argv = f.command;
     spec.env = f.env;
     security::apply_run_limits(spec, policy, ctx.config.sandbox);
+    if (Status st = sandbox::image::apply_configured(spec, ctx.config); !st) return st.error();
     if (!f.workspace.empty()) {
         struct stat st {};
         if (::stat(f.workspace.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -250,6 +253,7 @@ Command register_run(CLI::App& app) {
     sub->add_option("--tmp-size", f->tmp_size, "Size of the jail's /tmp (e.g. 64M)");
     sub->add_option("--workspace", f->workspace, "Host directory mounted read-write at /workspace");
     sub->add_option("--rootfs", f->rootfs, "Directory used for /usr, /bin, /lib, /etc instead of the host's");
+    sub->add_option("--image", f->image, "Imported image (kiln image list) as the jail's read-only root; it must be in sandbox.allowed_images");
     sub->add_option("--seccomp", f->seccomp, "Seccomp profile: default or strict");
     sub->add_option("--validation", f->validation, "Validator mode: enforce, warn or off");
     sub->add_option("--env", f->env, "Extra environment variable KEY=VALUE (repeatable)");

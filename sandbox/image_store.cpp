@@ -185,8 +185,8 @@ Status unpack_outer(const std::string& file, const std::string& dir) {
     if (archive_read_open_filename(in.get(), file.c_str(), 1 << 16) != ARCHIVE_OK)
         return make_error("open " + file, archive_message(in.get()) + "; give a `docker save` or OCI archive tarball", EINVAL);
     WriteArchive out(archive_write_disk_new());
-    archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                                  ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+    // Paths are made absolute below dir by this code, after entry_parts().
+    archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
     archive_entry* e = nullptr;
     int rc;
     while ((rc = archive_read_next_header(in.get(), &e)) == ARCHIVE_OK) {
@@ -525,7 +525,9 @@ Result<std::map<std::string, std::string>> load_index(const std::string& dir) {
     if (::access((dir + "/index.json").c_str(), F_OK) != 0) return names;
     auto j = read_json(dir + "/index.json", "image index");
     if (!j) return j.error();
-    for (const auto& [name, digest] : (*j).value("names", json::object()).items()) names[name] = digest.get<std::string>();
+    const json listed = (*j).value("names", json::object());
+    for (const auto& [name, digest] : listed.items())
+        if (digest.is_string()) names[name] = digest.get<std::string>();
     return names;
 }
 
@@ -590,6 +592,16 @@ Status unpack_image(const std::string& dir, const std::string& staging, const Ma
 Store::Store(std::string dir) : dir_(std::move(dir)) {}
 
 Result<std::vector<Image>> Store::import(const std::string& archive_file, const ImportOptions& options) {
+    // A manifest or config of the wrong shape throws from nlohmann::json:
+    // it becomes an error like any other, and the staging directory goes.
+    try {
+        return import_checked(archive_file, options);
+    } catch (const json::exception& e) {
+        return make_error("import " + archive_file, std::string("a manifest or config has an unexpected shape: ") + e.what(), EINVAL);
+    }
+}
+
+Result<std::vector<Image>> Store::import_checked(const std::string& archive_file, const ImportOptions& options) {
     if (Status st = make_dirs(dir_); !st) return st.error();
     StoreLock lock(dir_);
     char tmpl[4096];
@@ -711,6 +723,25 @@ void apply(SandboxSpec& spec, const Image& image) {
     std::vector<std::string> env = choose_env(image.config.env).kept;
     env.insert(env.end(), spec.env.begin(), spec.env.end());
     spec.env = std::move(env);
+}
+
+std::string store_dir(const std::string& state_dir) { return state_dir + "/images"; }
+
+Status apply_configured(SandboxSpec& spec, const Config& config) {
+    const SandboxConfig& sb = config.sandbox;
+    if (sb.image.empty()) return {};
+    if (!sb.rootfs.empty())
+        return make_error("sandbox.image", "and sandbox.rootfs both name the jail's root; set only one", EINVAL);
+    auto img = resolve_allowed(Store(store_dir(config.server.state_dir)), sb.image, sb.allowed_images);
+    if (!img) return img.error();
+    apply(spec, *img);
+    return {};
+}
+
+std::string configured_root(const Config& config) {
+    if (config.sandbox.image.empty()) return config.sandbox.rootfs;
+    auto img = Store(store_dir(config.server.state_dir)).find(config.sandbox.image);
+    return img ? img->rootfs : config.sandbox.rootfs;
 }
 
 }  // namespace kiln::sandbox::image

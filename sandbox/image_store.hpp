@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config.hpp"
 #include "common/result.hpp"
 #include "sandbox/runtime.hpp"
 
@@ -67,6 +68,7 @@ public:
     Status remove(const std::string& name);
 
 private:
+    Result<std::vector<Image>> import_checked(const std::string& archive, const ImportOptions& options);
     std::string dir_;
 };
 
@@ -85,5 +87,16 @@ EnvChoice choose_env(const std::vector<std::string>& image_env);
 // Makes the image the spec's root and puts its allowed Env under the
 // spec's own entries (which win).
 void apply(SandboxSpec& spec, const Image& image);
+
+// The store of a state directory: <state_dir>/images.
+std::string store_dir(const std::string& state_dir);
+
+// sandbox.image applied to a spec (nothing when unset): resolved against
+// sandbox.allowed_images in the store of server.state_dir. kiln run and
+// the run tools call it before any jail exists.
+Status apply_configured(SandboxSpec& spec, const Config& config);
+// The root a jail of this configuration gets: the configured image's tree,
+// else sandbox.rootfs (empty: the host's binds).
+std::string configured_root(const Config& config);
 
 }  // namespace kiln::sandbox::image

@@ -14,6 +14,7 @@
 #include "common/text.hpp"
 #include "common/units.hpp"
 #include "tools/run_outcome.hpp"
+#include "sandbox/image_store.hpp"
 #include "security/run_limits.hpp"
 #include "threat_model/catalogue.hpp"
 #include "tools/workspace_fs.hpp"
@@ -146,7 +147,7 @@ RunService::RunService(const Config& config, security::Policy policy, sandbox::R
       audit_(audit),
       workspaces_(workspaces),
       trust_(trust),
-      interpreters_(available_interpreters(config.sandbox.rootfs)) {
+      interpreters_(available_interpreters(sandbox::image::configured_root(config))) {
     std::vector<std::string> threats;
     for (const auto& t : threat_model::catalogue().threats) threats.push_back(t.id);
     metrics::declare_threats(threats);
@@ -432,6 +433,7 @@ std::optional<ToolResult> RunService::prepare(Call& call) {
     spec.host_gid = call.ws->owner_gid();
     spec.stdin_data = req.stdin_data;
     security::apply_run_limits(spec, policy_, config_.sandbox);
+    if (Status st = sandbox::image::apply_configured(spec, config_); !st) return fail(call, "image", st.error());
     if (req.memory_mb) spec.limits.memory_bytes = static_cast<std::uint64_t>(*req.memory_mb) << 20;
     if (req.timeout_seconds) spec.limits.timeout = std::chrono::milliseconds(*req.timeout_seconds * 1000);
     // The code reaches the interpreter as a file, never through a shell
