@@ -7,6 +7,7 @@
 
 #include "cli/cli.hpp"
 #include "common/libcrypto.hpp"
+#include "sandbox/image_store.hpp"
 #include "sandbox/runtime.hpp"
 #include "security/compliance.hpp"
 #include "security/selftest.hpp"
@@ -52,6 +53,14 @@ Command register_selftest(CLI::App& app) {
                     std::cerr << "kiln selftest: " << st.error().what() << "\n";
                     return int(kExitFailure);
                 }
+                // On sandbox.image, the probes run on the image's tree (allowlist checked
+                // first), so the report is about the jails the server would start.
+                sandbox::SandboxSpec root;
+                if (Status st = sandbox::image::apply_configured(root, ctx.config); !st) {
+                    std::cerr << "kiln selftest: " << st.error().what() << "\n";
+                    return int(kExitConfig);
+                }
+                if (!root.rootfs.empty()) ctx.config.sandbox.rootfs = root.rootfs;
                 auto runtime = sandbox::make_native_runtime({});
                 if (!runtime) {
                     std::cerr << "kiln selftest: the native runtime cannot start: " << runtime.error().what() << "\n";

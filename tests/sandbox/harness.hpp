@@ -84,6 +84,13 @@ private:
     std::size_t mounts_ = 0;
 };
 
+// A shell command line's exit status and output (stderr merged into it).
+struct Output {
+    int code = -1;
+    std::string out;
+};
+Output sh(const std::string& cmd);
+
 std::size_t count_descendants(int pid);
 std::vector<std::string> run_cgroup_dirs();
 
