@@ -97,6 +97,8 @@ Runtime& runtime() {
 std::string probe_path() { return KILN_PROBE_PATH; }
 std::string kiln_path() { return KILN_BIN_PATH; }
 
+bool on_image() { return std::getenv("KILN_TEST_IMAGE_ROOT") != nullptr; }
+
 Output sh(const std::string& cmd) {
     Output o;
     FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");

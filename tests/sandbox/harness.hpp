@@ -45,6 +45,10 @@ const char* skip_reason(const std::string& name);
 bool has_cgroup_v1_controllers();  // memory and pids hierarchies mounted as v1
 bool has_cgroup_v2_controllers();  // a cgroup2 hierarchy offering memory and pids
 
+// run_on_image.sh runs the probe's cases with an imported image's tree as
+// the root: then /root, /var, /run... are the image's own, not the host's.
+bool on_image();
+
 Runtime& runtime();
 std::string probe_path();
 std::string kiln_path();
