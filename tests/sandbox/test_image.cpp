@@ -144,6 +144,18 @@ KILN_TEST_CASE_IF("image: docker save and OCI archives of Debian import, list, r
     // The host's root has none of it.
     CHECK(!fs::exists("/usr/share/kiln-marker"));
 
+    // kiln serve's run tools on sandbox.image: on the list, the image is the
+    // root; off it, the call fails naming the setting.
+    const std::string call =
+        "printf '%s\\n' '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}' "
+        "'{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}' "
+        "'{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"run_command\",\"arguments\":{\"command\":\"cat /usr/share/kiln-marker\"}}}' "
+        "| (cat; sleep 3) | ";
+    auto served = sh(call + store.kiln("serve", allow + " KILN_SANDBOX_IMAGE=kiln-test:oci"));
+    CHECK_MESSAGE(served.out.find("from the image") != std::string::npos, served.out);
+    auto refused_call = sh(call + store.kiln("serve", "KILN_SANDBOX_IMAGE=kiln-test:docker " + allow));
+    CHECK_MESSAGE(refused_call.out.find("is not in sandbox.allowed_images") != std::string::npos, refused_call.out);
+
     // Removing one name keeps the tree for the other; the last takes it.
     CHECK(sh(store.kiln("image remove kiln-test:docker")).code == 0);
     CHECK(store.trees() == 1);
