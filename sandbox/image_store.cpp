@@ -582,8 +582,11 @@ Status unpack_image(const std::string& dir, const std::string& staging, const Ma
     json record = {{"digest", m.config_digest}, {"size", *size}, {"imported", static_cast<std::int64_t>(std::time(nullptr))},
                    {"config", (*cj).value("config", json::object())}};
     if (Status st = write_file_atomic(work + "/image.json", record.dump(2) + "\n"); !st) return st;
-    ::chmod(work.c_str(), 0555);
-    if (::rename(work.c_str(), (dir + "/sha256/" + hex).c_str()) != 0) return sys_error("rename " + work, "into the store");
+    // Sealed after the move: an unprivileged owner may move a directory to
+    // another parent only while it can write it (its ".." changes).
+    const std::string final_dir = dir + "/sha256/" + hex;
+    if (::rename(work.c_str(), final_dir.c_str()) != 0) return sys_error("rename " + work, "into the store");
+    ::chmod(final_dir.c_str(), 0555);
     return {};
 }
 

@@ -172,7 +172,8 @@ TEST_CASE("image: C005, an image off sandbox.allowed_images or pinned to another
     Store store;
     const std::string layer = write_layer(work, "l", R"([{"path": "bin", "type": "dir"}])");
     const std::string digest = pack("oci", "tiny:1", work.path() + "/t.tar", {layer});
-    REQUIRE(sh(store.kiln("image import " + work.path() + "/t.tar")).code == 0);
+    auto imported = sh(store.kiln("image import " + work.path() + "/t.tar"));
+    REQUIRE_MESSAGE(imported.code == 0, imported.out);
     LeakCheck leaks;
     auto off = sh(store.kiln("run --validation off --image tiny:1 -- /bin/true"));
     CHECK(off.code == 64);
