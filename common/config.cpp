@@ -298,6 +298,7 @@ const std::vector<Key>& schema() {
         string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
         string_key("sandbox.image", "imported image (kiln image list) used as the jail's read-only root; must be in sandbox.allowed_images", &Config::sandbox, &SandboxConfig::image),
         words_key("sandbox.allowed_images", "images a jail may use, a list of NAME@sha256:<digest> as kiln image list shows (C005)", &Config::sandbox, &SandboxConfig::allowed_images, is_pinned_image, "NAME@sha256:<64 hex digits>"),
+        bool_key("sandbox.call_images", "let run_code and run_command pick an image of sandbox.allowed_images with their 'image' argument", &Config::sandbox, &SandboxConfig::call_images),
         enum_key<SeccompProfile>("sandbox.seccomp", "seccomp profile, default or strict", &Config::sandbox, &SandboxConfig::seccomp),
         size_key("sandbox.memory", "memory limit per run, no swap", &Config::sandbox, &SandboxConfig::memory_bytes, 8 * MiB, 64 * GiB),
         cpus_key(),

@@ -146,15 +146,27 @@ KILN_TEST_CASE_IF("image: docker save and OCI archives of Debian import, list, r
 
     // kiln serve's run tools on sandbox.image: on the list, the image is the
     // root; off it, the call fails naming the setting.
-    const std::string call =
-        "printf '%s\\n' '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}' "
-        "'{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}' "
-        "'{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"run_command\",\"arguments\":{\"command\":\"cat /usr/share/kiln-marker\"}}}' "
-        "| (cat; sleep 3) | ";
-    auto served = sh(call + store.kiln("serve", allow + " KILN_SANDBOX_IMAGE=kiln-test:oci"));
+    auto serve_call = [&](const std::string& extra_argument, const std::string& env) {
+        const std::string call =
+            "printf '%s\\n' '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}' "
+            "'{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}' "
+            "'{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"run_command\",\"arguments\":{\"command\":\"cat /usr/share/kiln-marker\"" +
+            extra_argument + "}}}' | (cat; sleep 3) | ";
+        return sh(call + store.kiln("serve", env));
+    };
+    auto served = serve_call("", allow + " KILN_SANDBOX_IMAGE=kiln-test:oci");
     CHECK_MESSAGE(served.out.find("from the image") != std::string::npos, served.out);
-    auto refused_call = sh(call + store.kiln("serve", "KILN_SANDBOX_IMAGE=kiln-test:docker " + allow));
+    auto refused_call = serve_call("", "KILN_SANDBOX_IMAGE=kiln-test:docker " + allow);
     CHECK_MESSAGE(refused_call.out.find("is not in sandbox.allowed_images") != std::string::npos, refused_call.out);
+    // A call picks its image only when sandbox.call_images allows, and only from the list.
+    const std::string pick = ",\"image\":\"kiln-test:oci\"";
+    auto picked = serve_call(pick, allow + " KILN_SANDBOX_CALL_IMAGES=true");
+    CHECK_MESSAGE(picked.out.find("from the image") != std::string::npos, picked.out);
+    auto not_allowed = serve_call(pick, allow);
+    CHECK(not_allowed.out.find("from the image") == std::string::npos);
+    CHECK_MESSAGE(not_allowed.out.find("'image' is not a known field") != std::string::npos, not_allowed.out);
+    auto off_list = serve_call(",\"image\":\"kiln-test:docker\"", allow + " KILN_SANDBOX_CALL_IMAGES=true");
+    CHECK_MESSAGE(off_list.out.find("kiln-test:docker: is not in sandbox.allowed_images") != std::string::npos, off_list.out);
 
     // Removing one name keeps the tree for the other; the last takes it.
     CHECK(sh(store.kiln("image remove kiln-test:docker")).code == 0);
