@@ -200,6 +200,10 @@ TEST_CASE("image: C005, an image off sandbox.allowed_images or pinned to another
     CHECK(bad.out.find("NAME@sha256:<64 hex digits>") != std::string::npos);
     leaks.verify();
     (void)digest;
+    // Removal gives the sealed tree's write bits back first: an unprivileged
+    // owner could not delete it otherwise (and the TempDir would stay).
+    CHECK(sh(store.kiln("image remove tiny:1")).code == 0);
+    CHECK(store.trees() == 0);
 }
 
 TEST_CASE("image: hostile layers are refused naming the layer and the entry, and nothing is left in the store") {
