@@ -21,6 +21,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libseccomp-dev
   libyaml-cpp-dev doctest-dev libcli11-dev libssl-dev libvalijson-dev
   python3 util-linux iproute2 passwd
+  libarchive-dev debootstrap
   clang libclang-rt-14-dev
   musl-tools
   prometheus

@@ -31,6 +31,16 @@ struct Context {
 
 using Action = std::function<int(Context&)>;
 
+// `--image` (kiln run, kiln serve) names an imported image, the native jail's
+// root (sandbox.image), or with sandbox.runtime docker a Docker image
+// (sandbox.docker.image); --runtime is applied first.
+inline const char* image_key(const Config& config) {
+    return config.sandbox.runtime == RuntimeKind::Docker ? "sandbox.docker.image" : "sandbox.image";
+}
+inline constexpr const char* kImageFlagHelp =
+    "Image to run in: an imported image (kiln image list; on sandbox.allowed_images) as the jail's read-only root, "
+    "or with --runtime docker a Docker image (its id on sandbox.docker.allowed_images)";
+
 struct Command {
     CLI::App* app;
     Action action;
@@ -45,5 +55,6 @@ Command register_audit(CLI::App& app);
 Command register_trust(CLI::App& app);
 Command register_selftest(CLI::App& app);
 Command register_token(CLI::App& app);
+Command register_image(CLI::App& app);
 
 }  // namespace kiln::cli

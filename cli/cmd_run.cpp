@@ -18,6 +18,7 @@
 #include "security/decide.hpp"
 #include "security/policy.hpp"
 #include "security/trust_store.hpp"
+#include "sandbox/image_store.hpp"
 #include "security/run_limits.hpp"
 #include "security/validator.hpp"
 #include "threat_model/catalogue.hpp"
@@ -111,10 +112,10 @@ bool apply_flags(Context& ctx, const RunFlags& f) {
                            Item{f.tmp_size, "sandbox.tmp_size", "--tmp-size"},
                            Item{f.seccomp, "sandbox.seccomp", "--seccomp"}, Item{f.rootfs, "sandbox.rootfs", "--rootfs"},
                            Item{f.validation, "policy.validation", "--validation"},
-                           Item{f.runtime, "sandbox.runtime", "--runtime"}, Item{f.image, "sandbox.docker.image", "--image"}}) {
+                           Item{f.runtime, "sandbox.runtime", "--runtime"}}) {
         if (!it.value.empty() && !ctx.set_from_flag(it.key, it.value, it.flag)) return false;
     }
-    return true;
+    return f.image.empty() || ctx.set_from_flag(image_key(ctx.config), f.image, "--image");
 }
 
 // The run's limits are the effective policy's: the preset, policy.file,
@@ -124,6 +125,7 @@ Result<sandbox::SandboxSpec> spec_from(const Context& ctx, const security::Polic
     spec.argv = f.command;
     spec.env = f.env;
     security::apply_run_limits(spec, policy, ctx.config.sandbox);
+    if (Status st = sandbox::image::apply_configured(spec, ctx.config); !st) return st.error();
     if (!f.workspace.empty()) {
         struct stat st {};
         if (::stat(f.workspace.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -256,7 +258,7 @@ Command register_run(CLI::App& app) {
     sub->add_option("--rootfs", f->rootfs, "Directory used for /usr, /bin, /lib, /etc instead of the host's");
     sub->add_option("--seccomp", f->seccomp, "Seccomp profile: default or strict");
     sub->add_option("--runtime", f->runtime, "native (Kiln's jail, the default) or docker (a container of --image)");
-    sub->add_option("--image", f->image, "Docker image for --runtime docker; its id must be on sandbox.docker.allowed_images");
+    sub->add_option("--image", f->image, kImageFlagHelp);
     sub->add_option("--validation", f->validation, "Validator mode: enforce, warn or off");
     sub->add_option("--env", f->env, "Extra environment variable KEY=VALUE (repeatable)");
     sub->add_option("--cwd", f->cwd, "Working directory inside the jail (default /workspace, else /tmp)");

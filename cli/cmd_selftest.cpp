@@ -8,6 +8,7 @@
 #include "cli/cli.hpp"
 #include "tools/toolbox.hpp"
 #include "common/libcrypto.hpp"
+#include "sandbox/image_store.hpp"
 #include "sandbox/runtime.hpp"
 #include "security/compliance.hpp"
 #include "security/selftest.hpp"
@@ -53,7 +54,17 @@ Command register_selftest(CLI::App& app) {
                     std::cerr << "kiln selftest: " << st.error().what() << "\n";
                     return int(kExitFailure);
                 }
-                // The runtime sandbox.runtime names, as the server would start it.
+                // The runtime sandbox.runtime names, as the server would start it; on
+                // sandbox.image the native probes run on the image's tree (allowlist
+                // checked first), so the report is about the jails the server would start.
+                if (ctx.config.sandbox.runtime == RuntimeKind::Native) {
+                    sandbox::SandboxSpec root;
+                    if (Status st = sandbox::image::apply_configured(root, ctx.config); !st) {
+                        std::cerr << "kiln selftest: " << st.error().what() << "\n";
+                        return int(kExitConfig);
+                    }
+                    if (!root.rootfs.empty()) ctx.config.sandbox.rootfs = root.rootfs;
+                }
                 auto runtime = tools::make_runtime(ctx.config, *policy, {}, 0);
                 if (!runtime) {
                     std::cerr << "kiln selftest: " << runtime.error().what() << "\n";

@@ -121,7 +121,7 @@ Command register_serve(CLI::App& app) {
     sub->add_option("--audit-log", f->audit_log, "audit log file (JSON Lines); default <state_dir>/audit.jsonl");
     sub->add_option("--http", f->http, "serve Streamable HTTP on HOST:PORT, e.g. 127.0.0.1:8080 (port 0: any free one)");
     sub->add_option("--runtime", f->runtime, "native (Kiln's jail, the default) or docker (containers of --image, sandbox.docker.*)");
-    sub->add_option("--image", f->image, "Docker image for --runtime docker; its id must be on sandbox.docker.allowed_images");
+    sub->add_option("--image", f->image, kImageFlagHelp);
     sub->add_flag("--test-tools", f->test_tools, "register the diagnostic debug_* tools and conformance fixtures (for tests only)");
     sub->add_flag("--allow-missing-controls", f->allow_missing_controls,
                   "start even when the selftest at start finds a control the policy requires missing (logged as a warning)");
@@ -131,7 +131,7 @@ Command register_serve(CLI::App& app) {
                 if (!f->max_inflight.empty() && !ctx.set_from_flag("server.max_inflight_calls", f->max_inflight, "--max-inflight")) return int(kExitUsage);
                 if (!f->audit_log.empty() && !ctx.set_from_flag("audit.path", f->audit_log, "--audit-log")) return int(kExitUsage);
                 if (!f->runtime.empty() && !ctx.set_from_flag("sandbox.runtime", f->runtime, "--runtime")) return int(kExitUsage);
-                if (!f->image.empty() && !ctx.set_from_flag("sandbox.docker.image", f->image, "--image")) return int(kExitUsage);
+                if (!f->image.empty() && !ctx.set_from_flag(image_key(ctx.config), f->image, "--image")) return int(kExitUsage);
                 if (!f->http.empty()) {
                     if (!ctx.set_from_flag("server.http.listen", f->http, "--http")) return int(kExitUsage);
                     ctx.config.server.transport = Transport::Http;

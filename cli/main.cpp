@@ -68,6 +68,7 @@ constexpr std::pair<std::string_view, Register> kCommands[] = {
     {"serve", register_serve}, {"run", register_run},           {"check", register_check},
     {"audit", register_audit}, {"trust", register_trust},       {"selftest", register_selftest},
     {"config", register_config}, {"version", register_version}, {"token", register_token},
+    {"image", register_image},
 };
 
 // The first word of argv that is neither a global option nor the value of

@@ -192,6 +192,14 @@ std::string join_words(const std::vector<std::string>& words) {
     return out;
 }
 
+// An image pinned by digest: NAME@sha256:<64 lowercase hex digits>.
+bool is_pinned_image(const std::string& w) {
+    const auto at = w.rfind('@');
+    if (at == 0 || at == std::string::npos || w.size() - at - 1 != 71 || w.compare(at + 1, 7, "sha256:") != 0) return false;
+    return std::all_of(w.begin() + static_cast<long>(at) + 8, w.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 // A space-separated list whose every word passes `valid`.
 template <class T>
 Key words_key(const char* name, const char* help, T Config::*section, std::vector<std::string> T::*field,
@@ -296,6 +304,9 @@ const std::vector<Key>& schema() {
         bool_key("server.http.allow_unauthenticated_remote", "DANGER: serve a non-loopback address without authentication", &Config::http, &HttpConfig::allow_unauthenticated_remote),
         enum_key<RuntimeKind>("sandbox.runtime", "runtime that runs code: native (Kiln's own jail) or docker (sandbox.docker.*)", &Config::sandbox, &SandboxConfig::runtime),
         string_key("sandbox.rootfs", "directory used as the jail's root instead of host binds", &Config::sandbox, &SandboxConfig::rootfs),
+        string_key("sandbox.image", "imported image (kiln image list) used as the jail's read-only root; must be in sandbox.allowed_images", &Config::sandbox, &SandboxConfig::image),
+        words_key("sandbox.allowed_images", "images a jail may use, a list of NAME@sha256:<digest> as kiln image list shows (C005)", &Config::sandbox, &SandboxConfig::allowed_images, is_pinned_image, "NAME@sha256:<64 hex digits>"),
+        bool_key("sandbox.call_images", "let run_code and run_command pick an image of sandbox.allowed_images with their 'image' argument", &Config::sandbox, &SandboxConfig::call_images),
         enum_key<SeccompProfile>("sandbox.seccomp", "seccomp profile, default or strict", &Config::sandbox, &SandboxConfig::seccomp),
         size_key("sandbox.memory", "memory limit per run, no swap", &Config::sandbox, &SandboxConfig::memory_bytes, 8 * MiB, 64 * GiB),
         cpus_key(),

@@ -64,6 +64,12 @@ Result<ListenAddress> parse_listen_address(const std::string& text);
 struct SandboxConfig {
     RuntimeKind runtime = RuntimeKind::Native;
     std::string rootfs;             // empty: bind the host's /usr, /bin, /lib...
+    // An imported image (kiln image import) as the jail's root instead;
+    // it must be in allowed_images, pinned by digest (C005).
+    std::string image;
+    std::vector<std::string> allowed_images;  // NAME@sha256:<hex>
+    // run_code / run_command may name one of allowed_images in `image`.
+    bool call_images = false;
     // A run's limits. Unset: the policy's (preset, then policy.file); set,
     // they override it. security::effective_policy() applies them.
     std::optional<SeccompProfile> seccomp;

@@ -1,5 +1,6 @@
 #include "sandbox/mount.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -7,7 +8,9 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "sandbox/jail_tables.h"
 
@@ -53,7 +56,17 @@ struct Builder {
             if (n > 0) symlink(path, std::string(buf, static_cast<std::size_t>(n)));
             return;
         }
+        if (S_ISDIR(st.st_mode) && empty_dir(source)) return dir(path);  // nothing to see: no mount to pay for
         bind(source, path, KILN_ATTR_SYSTEM, S_ISDIR(st.st_mode));
+    }
+    static bool empty_dir(const std::string& path) {
+        DIR* d = ::opendir(path.c_str());
+        if (!d) return false;
+        int entries = 0;
+        while (const dirent* e = ::readdir(d))
+            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ++entries;
+        ::closedir(d);
+        return entries == 0;
     }
 };
 
@@ -69,11 +82,41 @@ std::string group_text(const SandboxSpec& spec) {
     return text;
 }
 
-void add_etc(Builder& b, const SandboxSpec& spec) {
-    if (!spec.rootfs.empty()) {
-        b.mirror(spec.rootfs + "/etc", "/etc");
-        return;
+// The top-level names the jail itself provides (add_proc, add_dev, /tmp,
+// /workspace; no /sys at all): a root tree's own entries there stay hidden.
+constexpr const char* kJailTopLevel[] = {"proc", "dev", "tmp", "workspace", "sys"};
+
+std::string top_level(const std::string& path) { return path.substr(1, path.find('/', 1) - 1); }
+
+// A root directory (sandbox.rootfs, an imported image's tree): every
+// top-level entry mirrored read-only, /etc included, except what the jail
+// provides and the top-level directories the spec's own mounts and files
+// go into, which are the jail's (the image's /opt is hidden when a bind
+// targets /opt/...). An empty directory is made in the root tmpfs, not
+// bound: a stock image has half a dozen (/home, /mnt, /srv...).
+Status add_root_tree(Builder& b, const SandboxSpec& spec) {
+    struct stat st {};
+    if (::stat(spec.rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        return make_error("rootfs " + spec.rootfs, "not a directory; pass a directory made by e.g. debootstrap or `kiln image import`",
+                          ENOTDIR);
+    std::vector<std::string> skip(std::begin(kJailTopLevel), std::end(kJailTopLevel));
+    for (const auto& m : spec.mounts) skip.push_back(top_level(m.target));
+    for (const auto& f : spec.files) skip.push_back(top_level(f.path));
+    DIR* d = ::opendir(spec.rootfs.c_str());
+    if (!d) return sys_error("opendir " + spec.rootfs, "the jail's root tree");
+    std::vector<std::string> names;
+    while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name == "." || name == ".." || std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
+        names.push_back(name);
     }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) b.mirror(spec.rootfs + "/" + name, "/" + name);
+    return {};
+}
+
+void add_etc(Builder& b, const SandboxSpec& spec) {
     // Only what programs need; the host's other /etc files (shadow, the
     // server's configuration, credentials) are never visible.
     b.dir("/etc");
@@ -220,13 +263,11 @@ Result<Plan> prepare(const SandboxSpec& spec) {
     b.plan.read_only_after.push_back("/");
 
     if (!spec.rootfs.empty()) {
-        struct stat st {};
-        if (::stat(spec.rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-            return make_error("rootfs " + spec.rootfs, "not a directory; pass a directory made by e.g. debootstrap",
-                              ENOTDIR);
+        if (Status st = add_root_tree(b, spec); !st) return st.error();
+    } else {
+        for (const char* name : kiln_system_paths) b.mirror(name, name);
+        add_etc(b, spec);
     }
-    for (const char* name : kiln_system_paths) b.mirror(spec.rootfs + name, name);
-    add_etc(b, spec);
 
     add_proc(b);
     add_dev(b);

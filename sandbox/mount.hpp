@@ -1,8 +1,9 @@
 // Mount namespace and root filesystem (C002, C012).
 //
 // The jail's root is a fresh tmpfs holding read-only binds of what programs
-// need (/usr and the /bin /lib /lib64 /sbin links or dirs, or the same names
-// from a rootfs directory), a minimal synthetic /etc, a fresh /proc, a
+// need (/usr and the /bin /lib /lib64 /sbin links or dirs, and a minimal
+// synthetic /etc; or, from a root directory such as an imported image's
+// tree, each of its top-level entries, /etc included), a fresh /proc, a
 // minimal /dev, a size-limited /tmp and the session's /workspace. It is
 // assembled at a staging point in the child's private mount namespace,
 // pivot_root'ed into, and the old root detached. Nothing of the host's tree

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -182,6 +183,21 @@ sandbox::SandboxSpec probe_spec(const Options& options, const std::string& probe
     return spec;
 }
 
+// On a root tree (sandbox.rootfs, an imported image) /home, /root, /var...
+// are the tree's own: a path the jail shows came from the host only when
+// the tree lacks it.
+void discount_root_tree(JailRun& facts, const std::string& rootfs) {
+    auto it = facts.facts.find("host_paths");
+    if (rootfs.empty() || it == facts.facts.end() || it->second == "none") return;
+    std::string kept;
+    std::istringstream in(it->second);
+    for (std::string p; std::getline(in, p, ',');) {
+        struct stat st {};
+        if (::lstat((rootfs + p).c_str(), &st) != 0) kept += (kept.empty() ? "" : ",") + p;
+    }
+    it->second = kept.empty() ? "none" : kept;
+}
+
 Result<Measurements> measure(const Options& options, const std::string& probe_path) {
     Measurements m;
     m.caps = options.runtime->capabilities();
@@ -194,6 +210,7 @@ Result<Measurements> measure(const Options& options, const std::string& probe_pa
     auto timeout = std::async(std::launch::async, [&] { return timeout_probe(options, probe_path); });
     m.spec = probe_spec(options, probe_path, {"facts", std::to_string(m.listener_port)});
     m.facts = run_jail(options, m.spec);
+    discount_root_tree(m.facts, m.spec.rootfs);
     m.listener_reached = someone_connected(listener->get());
     m.audit = audit_probe(options);
     m.memory = memory.get();

@@ -15,6 +15,7 @@
 #include "common/units.hpp"
 #include "tools/figure_hook.hpp"
 #include "tools/run_outcome.hpp"
+#include "sandbox/image_store.hpp"
 #include "security/run_limits.hpp"
 #include "threat_model/catalogue.hpp"
 #include "tools/workspace_fs.hpp"
@@ -196,7 +197,7 @@ RunService::RunService(const Config& config, security::Policy policy, sandbox::R
       audit_(audit),
       workspaces_(workspaces),
       trust_(trust),
-      interpreters_(available_interpreters(config.sandbox.rootfs)),
+      interpreters_(available_interpreters(sandbox::image::configured_root(config))),
       driver_(load_interpreter_driver()),
       pool_(InterpreterLimits{config.interpreter.idle_timeout, config.interpreter.max_per_server,
                               config.interpreter.max_per_principal}) {
@@ -477,6 +478,19 @@ std::optional<ToolResult> RunService::decide(Call& call) {
 }
 
 // The session's workspace, the files the call brings, and the spec.
+// The call's own image (sandbox.call_images) or the configured one; either
+// must be pinned in sandbox.allowed_images (C005).
+Status RunService::apply_image(sandbox::SandboxSpec& spec, const std::string& requested) const {
+    if (requested.empty()) return sandbox::image::apply_configured(spec, config_);
+    if (!config_.sandbox.call_images)
+        return make_error("image " + requested, "a call may not pick its image unless sandbox.call_images is true", EPERM);
+    sandbox::image::Store store(sandbox::image::store_dir(config_.server.state_dir));
+    auto img = sandbox::image::resolve_allowed(store, requested, config_.sandbox.allowed_images);
+    if (!img) return img.error();
+    sandbox::image::apply(spec, *img);
+    return {};
+}
+
 std::optional<ToolResult> RunService::prepare(Call& call) {
     auto timer = call.times.time("prepare");
     const Request& req = call.req;
@@ -497,6 +511,7 @@ std::optional<ToolResult> RunService::prepare(Call& call) {
     spec.host_gid = call.ws->owner_gid();
     spec.stdin_data = req.stdin_data;
     security::apply_run_limits(spec, policy_, config_.sandbox);
+    if (Status st = apply_image(spec, req.image); !st) return fail(call, "image", st.error());
     if (req.memory_mb) spec.limits.memory_bytes = static_cast<std::uint64_t>(*req.memory_mb) << 20;
     if (req.timeout_seconds) spec.limits.timeout = std::chrono::milliseconds(*req.timeout_seconds * 1000);
     // The code reaches the interpreter as a file, never through a shell
@@ -661,10 +676,17 @@ ToolResult RunService::record_outcome(Call& call) {
 
 namespace {
 
-json code_input_schema(const std::vector<Interpreter>& interps, const Config&) {
+// `image` is offered only when the operator lets calls pick one.
+void add_image_argument(json& schema, const Config& config) {
+    if (config.sandbox.call_images)
+        schema["properties"]["image"] = {{"type", "string"}, {"minLength", 1},
+                                         {"description", "an image of the server's allowlist (sandbox.allowed_images) as the jail's root"}};
+}
+
+json code_input_schema(const std::vector<Interpreter>& interps, const Config& config) {
     json langs = json::array();
     for (const auto& i : interps) langs.push_back(i.language);
-    return {{"type", "object"},
+    json schema = {{"type", "object"},
             {"properties",
              {{"language", {{"type", "string"}, {"enum", langs}, {"description", "interpreter to run the code with"}}},
               {"code", {{"type", "string"}, {"description", "the program text; it runs from /kiln/main.<ext>, cwd /workspace"}}},
@@ -684,6 +706,8 @@ json code_input_schema(const std::vector<Interpreter>& interps, const Config&) {
                          {"description", "with persist: start a fresh interpreter first (all variables are dropped)"}}}}},
             {"required", {"language", "code"}},
             {"additionalProperties", false}};
+    add_image_argument(schema, config);
+    return schema;
 }
 
 class RunCode final : public Tool {
@@ -696,7 +720,7 @@ public:
                 "With persist: true (python), the code runs in the workspace's persistent interpreter instead: "
                 "state survives between calls until reset: true, an idle timeout, or the interpreter is killed "
                 "(the answer says so).",
-                code_input_schema(s.interpreters(), {}), outcome_schema(), {false, true, false, false}};
+                code_input_schema(s.interpreters(), s.config()), outcome_schema(), {false, true, false, false}};
     }
     const ToolDef& def() const override { return def_; }
     ToolResult call(const json& args, const CallContext& ctx) override {
@@ -708,6 +732,7 @@ public:
         r.stdin_data = args.value("stdin", "");
         if (args.contains("timeout_seconds")) r.timeout_seconds = args["timeout_seconds"].get<std::int64_t>();
         if (args.contains("memory_mb")) r.memory_mb = args["memory_mb"].get<std::int64_t>();
+        r.image = args.value("image", "");
         for (const auto& f : args.value("files", json::array())) r.files.emplace_back(f["path"], f["content"]);
         r.persist = args.value("persist", false);
         r.reset = args.value("reset", false);
@@ -734,6 +759,7 @@ public:
                  {"required", {"command"}},
                  {"additionalProperties", false}},
                 outcome_schema(), {false, true, false, false}};
+        add_image_argument(def_.input_schema, s.config());
     }
     const ToolDef& def() const override { return def_; }
     ToolResult call(const json& args, const CallContext& ctx) override {
@@ -745,6 +771,7 @@ public:
         r.stdin_data = args.value("stdin", "");
         if (args.contains("timeout_seconds")) r.timeout_seconds = args["timeout_seconds"].get<std::int64_t>();
         if (args.contains("memory_mb")) r.memory_mb = args["memory_mb"].get<std::int64_t>();
+        r.image = args.value("image", "");
         r.parse_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - parse_start);
         return s_.run(r, ctx);
     }

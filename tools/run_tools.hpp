@@ -54,6 +54,7 @@ public:
         std::string stdin_data;
         std::optional<std::int64_t> timeout_seconds;
         std::optional<std::int64_t> memory_mb;
+        std::string image;  // empty: sandbox.image (or the host's binds)
         std::vector<std::pair<std::string, std::string>> files;
         // run_code in the workspace's persistent Python interpreter; reset
         // starts a fresh one first.
@@ -68,6 +69,7 @@ public:
     std::set<std::string> controls_in_force() const;
     const security::Policy& policy() const { return policy_; }
     const std::vector<Interpreter>& interpreters() const { return interpreters_; }
+    const Config& config() const { return config_; }
     sandbox::Runtime& runtime() { return runtime_; }
     nlohmann::json recent_audit(const std::string& session_id) const;
     // The session has ended: its recent records go with it (a server that
@@ -87,6 +89,7 @@ private:
     void validate(Call& call);
     std::optional<ToolResult> decide(Call& call);
     std::optional<ToolResult> prepare(Call& call);
+    Status apply_image(sandbox::SandboxSpec& spec, const std::string& requested) const;
     std::optional<ToolResult> execute(Call& call);
     std::optional<ToolResult> execute_in_interpreter(Call& call);
     sandbox::SandboxSpec interpreter_spec(const Call& call) const;

@@ -5,7 +5,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <array>
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -101,12 +105,28 @@ Runtime& runtime() {
 std::string probe_path() { return KILN_PROBE_PATH; }
 std::string kiln_path() { return KILN_BIN_PATH; }
 
+bool on_image() { return std::getenv("KILN_TEST_IMAGE_ROOT") != nullptr; }
+
+Output sh(const std::string& cmd) {
+    Output o;
+    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
+    int st = ::pclose(p);
+    o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return o;
+}
+
 SandboxSpec probe_spec(std::vector<std::string> args) {
     SandboxSpec spec;
     spec.argv = {kProbeInJail};
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     spec.mounts.push_back({probe_path(), kProbeInJail, false});
     spec.limits.timeout = std::chrono::milliseconds(20'000);
+    // run_on_image.sh: the containment cases again with an imported image's tree as the root.
+    if (const char* root = std::getenv("KILN_TEST_IMAGE_ROOT")) spec.rootfs = root;
     return spec;
 }
 

@@ -50,6 +50,10 @@ bool has_cgroup_v2_controllers();  // a cgroup2 hierarchy offering memory and pi
 // tests/deploy runs this suite).
 std::string seccomp_filters_line(int jail_filters);
 
+// run_on_image.sh runs the probe's cases with an imported image's tree as
+// the root: then /root, /var, /run... are the image's own, not the host's.
+bool on_image();
+
 Runtime& runtime();
 std::string probe_path();
 std::string kiln_path();
@@ -88,6 +92,13 @@ private:
     std::string marker_;
     std::size_t mounts_ = 0;
 };
+
+// A shell command line's exit status and output (stderr merged into it).
+struct Output {
+    int code = -1;
+    std::string out;
+};
+Output sh(const std::string& cmd);
 
 std::size_t count_descendants(int pid);
 std::vector<std::string> run_cgroup_dirs();

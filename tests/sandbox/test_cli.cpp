@@ -19,24 +19,6 @@ using namespace kiln::sandbox::test;
 
 namespace {
 
-struct Output {
-    int code = -1;
-    std::string out;
-};
-
-// Runs a shell command line; stderr goes to stdout so messages can be checked.
-Output sh(const std::string& cmd) {
-    Output o;
-    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
-    int st = ::pclose(p);
-    o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return o;
-}
-
 std::string kiln_run(const std::string& args) {
     return kiln_path() + " run --validation off " + args;
 }
