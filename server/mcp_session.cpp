@@ -317,7 +317,7 @@ void Session::on_tools_call(const Request& req, const Reply& reply, std::shared_
         if (call->stateless && options_.on_close) options_.on_close(call->stateless->info.id);
         // A cancelled request gets no response (the client has moved on).
         if (call->cancelled) reply(std::nullopt);
-        else if (call->stateless) reply(make_result(call->id, stateless_result(*call->stateless, result)));
+        else if (call->stateless) reply(stateless_reply(call->id, *call->stateless, result));
         else reply(make_result(call->id, result.to_json()));
         call->done = true;
     });
@@ -560,6 +560,7 @@ std::shared_ptr<Session::Stateless> Session::stateless_scope(const Request& req)
     tools::RoundTrip& rt = scope->round_trip;
     rt.input_responses = req.params.value("inputResponses", json());
     rt.request_state = req.params.value("requestState", "");
+    rt.client_capabilities = meta[kMetaClientCapabilities];
     auto signer = request_state_;
     std::string principal = info.principal;
     rt.mint = [signer, principal](const std::string& binding) { return signer->mint(principal, binding); };
@@ -579,11 +580,24 @@ json Session::complete(json result) const {
     return result;
 }
 
-json Session::stateless_result(const Stateless& scope, const tools::ToolResult& result) const {
-    if (scope.round_trip.input_required.is_null()) return complete(result.to_json());
-    json interim = scope.round_trip.input_required;
+// A stateless call's answer: a refused requestState or a capability the
+// client lacks is the request's error, a request for input an interim
+// result, anything else the tool's result.
+json Session::stateless_reply(const json& id, const Stateless& scope, const tools::ToolResult& result) const {
+    const tools::RoundTrip& rt = scope.round_trip;
+    if (!rt.refused.empty()) return make_error(id, kInvalidParams, "Invalid params: requestState refused: " + rt.refused);
+    if (!rt.missing_capabilities.is_null()) {
+        std::string names;
+        for (const auto& [name, _] : rt.missing_capabilities.items()) names += (names.empty() ? "" : ", ") + name;
+        return make_error(id, kMissingRequiredClientCapability,
+                          "Missing required client capability: " + names + " (declare it in _meta[\"" +
+                              kMetaClientCapabilities + "\"])",
+                          {{"requiredCapabilities", rt.missing_capabilities}});
+    }
+    if (rt.input_required.is_null()) return make_result(id, complete(result.to_json()));
+    json interim = rt.input_required;
     interim["resultType"] = "input_required";
-    return interim;
+    return make_result(id, interim);
 }
 
 void Session::handle_stateless(const Request& req, const Reply& reply) {

@@ -125,7 +125,7 @@ private:
     std::optional<nlohmann::json> stateless_refusal(const jsonrpc::Request& req) const;
     std::shared_ptr<Stateless> stateless_scope(const jsonrpc::Request& req) const;
     nlohmann::json complete(nlohmann::json result) const;
-    nlohmann::json stateless_result(const Stateless& scope, const tools::ToolResult& result) const;
+    nlohmann::json stateless_reply(const nlohmann::json& id, const Stateless& scope, const tools::ToolResult& result) const;
     nlohmann::json capabilities() const;
     nlohmann::json on_discover() const;
     void on_listen(const jsonrpc::Request& req, const Reply& reply);

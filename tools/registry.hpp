@@ -60,8 +60,14 @@ struct RoundTrip {
     // text, or nullopt when it is valid.
     std::function<std::optional<std::string>(const std::string& binding)> redeem;
 
-    nlohmann::json input_required;  // set by the tool: {inputRequests, requestState}
-    std::string refused;            // set by the tool: why the retry's state was refused
+    // What the client declared it can do (_meta clientCapabilities): a tool
+    // asks only for input the client can give.
+    nlohmann::json client_capabilities = nlohmann::json::object();
+
+    // Set by the tool; the session answers with the first that is set:
+    std::string refused;                  // the retry's state failed: Invalid params
+    nlohmann::json missing_capabilities;  // {"sampling": {}}: MissingRequiredClientCapability
+    nlohmann::json input_required;        // {inputRequests, requestState}: InputRequiredResult
 };
 
 enum class LogLevel { Debug, Info, Notice, Warning, Error, Critical, Alert, Emergency };

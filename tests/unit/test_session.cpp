@@ -354,7 +354,10 @@ public:
                                   {"requestState", rt->mint(binding)}};
             return {"asked", nullptr, false, {}};
         }
-        if (auto refusal = rt->redeem(binding)) return tools::ToolResult::error("refused: " + *refusal);
+        if (auto refusal = rt->redeem(binding)) {
+            rt->refused = *refusal;
+            return tools::ToolResult::error("refused");
+        }
         return {"got " + rt->input_responses["word"]["content"].value("word", ""), nullptr, false, {}};
     }
 };
@@ -482,13 +485,13 @@ TEST_CASE("stateless: input is asked through InputRequiredResult and answered on
     CHECK(done["result"]["content"][0]["text"] == "got teal");
     // The same state again: a replay.
     json replay = c.request("tools/call", with_meta(retry));
-    CHECK(replay["result"]["isError"] == true);
-    CHECK(replay["result"]["content"][0]["text"].get<std::string>().find("already used") != std::string::npos);
+    CHECK(replay["error"]["code"] == -32602);
+    CHECK(replay["error"]["message"].get<std::string>().find("already used") != std::string::npos);
     // A state for another topic does not answer this one.
     json other = c.request("tools/call", with_meta({{"name", "unit_ask"}, {"arguments", {{"topic", "size"}}}}));
     retry["requestState"] = other["result"]["requestState"];
     json crossed = c.request("tools/call", with_meta(retry));
-    CHECK(crossed["result"]["content"][0]["text"].get<std::string>().find("another request") != std::string::npos);
+    CHECK(crossed["error"]["message"].get<std::string>().find("another request") != std::string::npos);
     // A malformed retry is refused before the tool runs.
     retry["requestState"] = 5;
     CHECK(c.request("tools/call", with_meta(retry))["error"]["code"] == -32602);
