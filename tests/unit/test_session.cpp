@@ -520,3 +520,15 @@ TEST_CASE("stateless: a listen stream open at shutdown gets its graceful closing
     CHECK(end["result"]["resultType"] == "complete");
     CHECK(end["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 9);
 }
+
+TEST_CASE("stateless: notifications/cancelled stops a call, which then answers nothing (stdio's cancellation)") {
+    Client c;
+    c.send({{"jsonrpc", "2.0"}, {"id", "slow"}, {"method", "tools/call"},
+            {"params", with_meta({{"name", "debug_sleep"}, {"arguments", {{"seconds", 30}}}})}});
+    std::this_thread::sleep_for(100ms);
+    auto started = std::chrono::steady_clock::now();
+    c.send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", "slow"}}}});
+    while (c.session().inflight() > 0 && std::chrono::steady_clock::now() - started < 5s) std::this_thread::sleep_for(10ms);
+    CHECK(c.session().inflight() == 0);
+    for (const auto& m : c.sent()) CHECK_FALSE((m.contains("id") && m["id"] == "slow"));
+}
