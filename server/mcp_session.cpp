@@ -305,7 +305,7 @@ void Session::on_tools_call(const Request& req, const Reply& reply, std::shared_
         reply(make_error(req.id, kInvalidParams, "Invalid params: unknown tool '" + name + "' (available: " + names + ")"));
         return;
     }
-    auto call = admit_call(req, reply);
+    auto call = admit_call(req, reply, stateless != nullptr);
     if (!call) return;
     call->stateless = std::move(stateless);
     json arguments = p.value("arguments", json::object());
@@ -323,7 +323,7 @@ void Session::on_tools_call(const Request& req, const Reply& reply, std::shared_
     });
 }
 
-std::shared_ptr<Session::InFlight> Session::admit_call(const Request& req, const Reply& reply) {
+std::shared_ptr<Session::InFlight> Session::admit_call(const Request& req, const Reply& reply, bool stateless) {
     reap_finished_calls();
     auto call = std::make_shared<InFlight>();
     call->id = req.id;
@@ -339,11 +339,12 @@ std::shared_ptr<Session::InFlight> Session::admit_call(const Request& req, const
         }
     }
     if (closing_ || running >= options_.max_inflight_calls) {
-        reply(make_result(req.id, tools::ToolResult::error(
-                                      "Server busy: " + std::to_string(running) + " tool calls are already running (limit " +
-                                      std::to_string(options_.max_inflight_calls) +
-                                      ", server.max_inflight_calls). Retry when one finishes.")
-                                      .to_json()));
+        json busy = tools::ToolResult::error("Server busy: " + std::to_string(running) +
+                                             " tool calls are already running (limit " +
+                                             std::to_string(options_.max_inflight_calls) +
+                                             ", server.max_inflight_calls). Retry when one finishes.")
+                        .to_json();
+        reply(make_result(req.id, stateless ? complete(busy) : busy));
         return nullptr;
     }
     calls_.push_back(call);
@@ -662,7 +663,7 @@ void Session::on_listen(const Request& req, const Reply& reply) {
     const json& p = req.params;
     if (p.contains("notifications") && !p["notifications"].is_object())
         return reply(make_error(req.id, kInvalidParams, "Invalid params: \"notifications\" must be an object (the notification filter)"));
-    auto call = admit_call(req, reply);
+    auto call = admit_call(req, reply, true);
     if (!call) return;
     call->worker = std::jthread([this, call, reply] {
         json meta = {{kMetaSubscriptionId, call->id}};

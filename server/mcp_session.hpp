@@ -131,7 +131,7 @@ private:
     void on_listen(const jsonrpc::Request& req, const Reply& reply);
     void on_resources_read(const jsonrpc::Request& req, const Reply& reply, bool stateless);
     // Starts a call's worker: at most max_inflight_calls, one per id.
-    std::shared_ptr<InFlight> admit_call(const jsonrpc::Request& req, const Reply& reply);
+    std::shared_ptr<InFlight> admit_call(const jsonrpc::Request& req, const Reply& reply, bool stateless);
 
     tools::CallContext make_context(const jsonrpc::Request& req, const std::shared_ptr<InFlight>& call);
     Result<nlohmann::json> request_client(const std::string& method, const nlohmann::json& params,

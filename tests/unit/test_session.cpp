@@ -532,3 +532,16 @@ TEST_CASE("stateless: notifications/cancelled stops a call, which then answers n
     CHECK(c.session().inflight() == 0);
     for (const auto& m : c.sent()) CHECK_FALSE((m.contains("id") && m["id"] == "slow"));
 }
+
+TEST_CASE("stateless: a call refused at the in-flight cap still says resultType") {
+    server::SessionOptions o;
+    o.max_inflight_calls = 1;
+    Client c(o);
+    c.send({{"jsonrpc", "2.0"}, {"id", 100}, {"method", "tools/call"},
+            {"params", with_meta({{"name", "debug_sleep"}, {"arguments", {{"seconds", 30}}}})}});
+    for (int i = 0; i < 100 && c.session().inflight() == 0; ++i) std::this_thread::sleep_for(10ms);
+    json r = c.request("tools/call", with_meta({{"name", "debug_echo"}, {"arguments", {{"text", "x"}}}}));
+    CHECK(r["result"]["isError"] == true);
+    CHECK(r["result"]["resultType"] == "complete");
+    c.session().shutdown();
+}
