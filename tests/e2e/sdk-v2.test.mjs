@@ -5,7 +5,10 @@
 // signed. The 1.x client's suites (sdk, sdk-http, tools) are the 2025 era.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 
@@ -161,4 +164,49 @@ test('HTTP: headers that disagree with the body are refused with HeaderMismatch 
   assert.equal(body.error.code, -32020);
   assert.equal(body.id, 7);
   assert.equal(auditRecords(server.stateDir).filter((rec) => rec.event === 'tool_call').length, 0);
+});
+
+// Posts run_code with the risky code as `token`'s principal; the JSON answer.
+async function riskyCall(url, id, extra = {}, token = null) {
+  const params = { name: 'run_code', arguments: { language: 'python', code: RISKY }, ...extra };
+  const { init } = statelessPost(url, id, 'tools/call', params, token ? { Authorization: `Bearer ${token}` } : {});
+  const res = await fetch(url, init);
+  return { status: res.status, body: await res.json() };
+}
+const APPROVE = { kiln_approval: { action: 'accept', content: { choice: 'approve_once' } } };
+
+test('HTTP with tokens: a requestState issued to one principal is refused for another', { timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-v2-auth-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const token = (principal) => {
+    const lines = execFileSync(kilnBin(), ['token', 'new', '--principal', principal], { encoding: 'utf8', env: serverEnv() }).trim().split('\n');
+    return { token: lines[0], line: lines[lines.length - 1] };
+  };
+  const alice = token('alice');
+  const bob = token('bob');
+  const tokensFile = join(dir, 'tokens');
+  writeFileSync(tokensFile, `${alice.line}\n${bob.line}\n`, { mode: 0o600 });
+  const server = await startHttpServer(t, { testTools: false, set: { 'server.auth.mode': 'tokens', 'server.auth.tokens_file': tokensFile } });
+  const first = await riskyCall(server.url, 1, {}, alice.token);
+  const state = first.body.result.requestState;
+  const stolen = await riskyCall(server.url, 2, { inputResponses: APPROVE, requestState: state }, bob.token);
+  assert.equal(stolen.status, 400);
+  assert.match(stolen.body.error.message, /another principal/);
+  const own = await riskyCall(server.url, 3, { inputResponses: APPROVE, requestState: state }, alice.token);
+  assert.equal(own.body.result.structuredContent.decision, 'approved', JSON.stringify(own.body));
+});
+
+test('two servers sharing server.request_state_key_file finish each other\'s approvals; another key cannot', { timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-v2-key-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const shared = { 'server.request_state_key_file': join(dir, 'request-state.key') };
+  const one = await startHttpServer(t, { testTools: false, set: shared });
+  const two = await startHttpServer(t, { testTools: false, set: shared });
+  const stranger = await startHttpServer(t, { testTools: false });
+  const state = (await riskyCall(one.url, 1)).body.result.requestState;
+  const elsewhere = await riskyCall(stranger.url, 2, { inputResponses: APPROVE, requestState: state });
+  assert.match(elsewhere.body.error.message, /failed verification/);
+  const finished = await riskyCall(two.url, 3, { inputResponses: APPROVE, requestState: state });
+  assert.equal(finished.body.result.structuredContent.decision, 'approved', JSON.stringify(finished.body));
+  assert.equal(finished.body.result.structuredContent.stdout, 'approved\n');
 });
