@@ -8,6 +8,7 @@
 
 #include "cli/cli.hpp"
 #include "common/libcrypto.hpp"
+#include "common/request_state.hpp"
 #include "sandbox/user.hpp"
 #ifdef KILN_HTTP_BUILTIN
 #include "server/http_transport.hpp"
@@ -165,6 +166,12 @@ Command register_serve(CLI::App& app) {
                 }
 
                 server::SessionOptions options = session_options(ctx.config, **toolbox);
+                auto signer = RequestStateSigner::from_key_file(ctx.config.server.request_state_key_file);
+                if (!signer) {
+                    spdlog::error("cannot start: {} (server.request_state_key_file)", signer.error().what());
+                    return int(kExitFailure);
+                }
+                options.request_state = std::move(*signer);
                 switch (ctx.config.server.transport) {
                     case Transport::Stdio:
                         return server::serve_stdio(options, (*toolbox)->registry(), stop_fd.get());

@@ -271,6 +271,7 @@ const std::vector<Key>& schema() {
         uint_key("server.page_size", "items per tools/list page", &Config::server, &ServerConfig::page_size, 1, 1000),
         string_key("server.log_level", "stderr log level", &Config::server, &ServerConfig::log_level, {"trace", "debug", "info", "warn", "error", "off"}),
         string_key("server.state_dir", "workspaces, trust store and default audit log live here", &Config::server, &ServerConfig::state_dir),
+        string_key("server.request_state_key_file", "HMAC key (32+ bytes, mode 0600, made on first start) signing MCP 2026-07-28 approvals' requestState; share it between replicas", &Config::server, &ServerConfig::request_state_key_file),
         bool_key("server.test_tools", "register diagnostic tools (tests only)", &Config::server, &ServerConfig::test_tools),
         bool_key("server.allow_missing_controls", "start even when the selftest finds a control the policy requires missing", &Config::server, &ServerConfig::allow_missing_controls),
         bool_key("server.metrics.enabled", "serve Prometheus metrics at GET /metrics (HTTP transport)", &Config::server, &ServerConfig::metrics_enabled),
@@ -510,6 +511,8 @@ void config_finalize(Config& config) {
         }
     }
     if (config.audit.path.empty()) config.audit.path = config.server.state_dir + "/audit.jsonl";
+    if (config.server.request_state_key_file.empty())
+        config.server.request_state_key_file = config.server.state_dir + "/request-state.key";
 }
 
 Result<ListenAddress> parse_listen_address(const std::string& text) {

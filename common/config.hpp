@@ -52,6 +52,9 @@ struct ServerConfig {
     // guarded by the bearer token in metrics_token_file when set.
     bool metrics_enabled = true;
     std::string metrics_token_file;
+    // HMAC key of stateless approvals' requestState (common/request_state.hpp);
+    // replicas that share it finish each other's approvals.
+    std::string request_state_key_file;  // default: <state_dir>/request-state.key
 };
 
 // "127.0.0.1:8080" or "[::1]:8080" split into host and port.

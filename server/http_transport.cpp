@@ -15,10 +15,12 @@
 #include <thread>
 
 #include "common/kiln_metrics.hpp"
+#include "common/text.hpp"
 #include "server/connection_pool.hpp"
 #include "server/http_sessions.hpp"
 #include "server/jsonrpc.hpp"
 #include "server/sse_stream.hpp"
+#include "server/stdio_transport.hpp"
 
 namespace kiln::server {
 
@@ -43,6 +45,9 @@ namespace {
 // while every call slot and stream is taken and hundreds of idle or
 // trickling connections hold workers of their own.
 constexpr auto kKeepAliveComment = 15s;  // an idle SSE stream writes a comment this often
+// A stateless request's stream writes one every second: a write is the only
+// way to learn that the client closed it, which cancels the request.
+constexpr auto kStatelessKeepAlive = 1s;
 constexpr int kRetryMs = 2000;           // the `retry:` a client waits before reconnecting
 constexpr auto kReadyCacheFor = 5s;
 constexpr unsigned kKeptWorkers = 8;       // workers an idle server keeps
@@ -219,6 +224,71 @@ PostShape shape_of(const jsonrpc::Parsed& parsed) {
     return shape;
 }
 
+// ---- The stateless era (2026-07-28) over HTTP ----
+
+// A POST without a session that speaks 2026-07-28: its MCP-Protocol-Version
+// is not a 2025 one, or (without the header) its body carries _meta's.
+bool is_stateless_post(const httplib::Request& req, const jsonrpc::Parsed& parsed) {
+    if (req.has_header("MCP-Protocol-Version")) {
+        std::string v = req.get_header_value("MCP-Protocol-Version");
+        return std::none_of(std::begin(kSupportedVersions), std::end(kSupportedVersions), [&](const char* s) { return v == s; });
+    }
+    if (parsed.is_batch) return false;
+    const auto* r = std::get_if<jsonrpc::Request>(&parsed.messages.front());
+    return r && is_stateless_request(*r);
+}
+
+// Mcp-Name and Mcp-Param-* values that are not plain ASCII come as
+// "=?base64?<base64>?="; nothing when that base64 is invalid.
+std::optional<std::string> decode_header_value(const std::string& value) {
+    static const std::string prefix = "=?base64?", suffix = "?=";
+    if (value.size() < prefix.size() + suffix.size() || value.rfind(prefix, 0) != 0 || !value.ends_with(suffix))
+        return value;
+    return base64_decode(value.substr(prefix.size(), value.size() - prefix.size() - suffix.size()));
+}
+
+// The headers a load balancer may route on must say what the body says
+// (Mcp-Method, MCP-Protocol-Version, Mcp-Name); what is wrong, or nothing.
+std::optional<std::string> header_mismatch(const httplib::Request& req, const jsonrpc::Request& body) {
+    if (!req.has_header("Mcp-Method")) return "the Mcp-Method header is required (here \"" + body.method + "\")";
+    std::string method = req.get_header_value("Mcp-Method");
+    if (method != body.method)
+        return "Mcp-Method header value '" + method + "' does not match body value '" + body.method + "'";
+    if (!req.has_header("MCP-Protocol-Version")) return "the MCP-Protocol-Version header is required";
+    std::string version = req.get_header_value("MCP-Protocol-Version");
+    const json& p = body.params;
+    // Without a version in _meta the body is malformed, which the session
+    // answers with Invalid params: there is nothing to compare.
+    if (p.is_object() && p.contains("_meta") && p["_meta"].is_object() && p["_meta"].contains(kMetaProtocolVersion) &&
+        p["_meta"][kMetaProtocolVersion].is_string() && p["_meta"][kMetaProtocolVersion].get<std::string>() != version)
+        return "MCP-Protocol-Version header value '" + version + "' does not match _meta value '" +
+               p["_meta"][kMetaProtocolVersion].get<std::string>() + "'";
+    const char* field = (method == "tools/call" || method == "prompts/get") ? "name" : method == "resources/read" ? "uri" : nullptr;
+    if (!field) return std::nullopt;
+    if (!req.has_header("Mcp-Name")) return "the Mcp-Name header is required for " + method + " (params." + field + ")";
+    std::string raw = req.get_header_value("Mcp-Name");
+    auto name = decode_header_value(raw);
+    if (!name) return "Mcp-Name header value '" + raw + "' is not valid base64 inside =?base64?...?=";
+    std::string in_body = p.is_object() && p.contains(field) && p[field].is_string() ? p[field].get<std::string>() : "";
+    if (*name != in_body) return "Mcp-Name header value '" + *name + "' does not match body value '" + in_body + "'";
+    return std::nullopt;
+}
+
+// The revision gives some errors an HTTP status of their own.
+int stateless_status(const std::string& body) {
+    json m = json::parse(body, nullptr, false);
+    if (!m.is_object() || !m.contains("error") || !m["error"].is_object()) return 200;
+    switch (m["error"].value("code", 0)) {
+        case jsonrpc::kMethodNotFound: return 404;
+        case jsonrpc::kInvalidParams:
+        case jsonrpc::kInvalidRequest:
+        case kHeaderMismatch:
+        case kMissingRequiredClientCapability:
+        case kUnsupportedProtocolVersion: return 400;
+        default: return 200;
+    }
+}
+
 class HttpServer {
 public:
     HttpServer(const HttpOptions& http, const SessionOptions& session, const tools::Registry& registry);
@@ -242,9 +312,13 @@ private:
 
     void on_post(const httplib::Request& req, httplib::Response& res);
     void start_session(const Admitted& who, jsonrpc::Parsed parsed, httplib::Response& res);
-    void dispatch(const std::shared_ptr<HttpSession>& hs, jsonrpc::Parsed parsed, httplib::Response& res);
+    // `stateless_end` set: the POST is a stateless request on a session of
+    // its own, which this ends once the answer is out or the client left.
+    void dispatch(const std::shared_ptr<HttpSession>& hs, jsonrpc::Parsed parsed, httplib::Response& res,
+                  const std::function<void()>& stateless_end = {});
     void answer_post(const std::shared_ptr<HttpSession>& hs, const std::shared_ptr<SseStream>& stream,
-                     httplib::Response& res);
+                     httplib::Response& res, const std::function<void()>& stateless_end);
+    void serve_stateless(const httplib::Request& req, const Admitted& who, jsonrpc::Parsed parsed, httplib::Response& res);
     void on_get(const httplib::Request& req, httplib::Response& res);
     void on_delete(const httplib::Request& req, httplib::Response& res);
     void on_readyz(httplib::Response& res);
@@ -285,6 +359,8 @@ struct HttpServer::StreamState {
     std::uint64_t after = 0;
     std::uint64_t reader = 0;
     bool prime = false;
+    bool with_ids = true;  // 2026-07-28 removed event ids (no resumption)
+    std::chrono::milliseconds keep_alive = kKeepAliveComment;
     std::unique_ptr<HttpSession::Use> use;
     std::function<void()> on_end;
     metrics::GaugeHold open{metrics::sse_streams()};  // kiln_sse_streams_active while it lasts
@@ -489,6 +565,8 @@ void HttpServer::on_post(const httplib::Request& req, httplib::Response& res) {
             return send_json(res, 400, bad->reply);
     }
     if (!authorize_calls(req, res, *who, parsed)) return;
+    if (!req.has_header("MCP-Session-Id") && is_stateless_post(req, parsed))
+        return serve_stateless(req, *who, std::move(parsed), res);
     PostShape shape = shape_of(parsed);
     if (!req.has_header("MCP-Session-Id") && shape.is_initialize && !parsed.is_batch)
         return start_session(*who, std::move(parsed), res);
@@ -522,7 +600,40 @@ void HttpServer::start_session(const Admitted& who, jsonrpc::Parsed parsed, http
     send_json(res, 200, body);
 }
 
-void HttpServer::dispatch(const std::shared_ptr<HttpSession>& hs, jsonrpc::Parsed parsed, httplib::Response& res) {
+// One stateless request: checked against its headers, then answered by a
+// protocol session that lives only as long as the request (nothing of it
+// outlives the answer, so any replica can serve the next one).
+void HttpServer::serve_stateless(const httplib::Request& req, const Admitted& who, jsonrpc::Parsed parsed,
+                                 httplib::Response& res) {
+    if (parsed.is_batch) return refuse(res, 400, "Bad Request: protocol 2026-07-28 takes one JSON-RPC message per POST, not a batch");
+    const jsonrpc::Message& message = parsed.messages.front();
+    if (std::holds_alternative<jsonrpc::Response>(message))
+        return refuse(res, 400, "Bad Request: protocol 2026-07-28 has no server-to-client requests, so nothing a client may answer");
+    // On HTTP a client cancels by closing the request's stream: a
+    // notification has nothing left to act on.
+    if (std::holds_alternative<jsonrpc::Notification>(message)) {
+        res.status = 202;
+        return;
+    }
+    const auto& request = std::get<jsonrpc::Request>(message);
+    if (auto mismatch = header_mismatch(req, request))
+        return send_json(res, 400, jsonrpc::make_error(request.id, kHeaderMismatch, "Header mismatch: " + *mismatch));
+    auto hs = std::make_shared<HttpSession>(new_session_id("stateless"), who.principal.name, http_.sse_buffer_events);
+    SessionOptions options = session_options_;
+    // Each call's own workspace goes when the call ends (the session passes
+    // its id); this passing session never had one.
+    options.on_close = [inner = session_options_.on_close, own = hs->id()](const std::string& id) {
+        if (id != own && inner) inner(id);
+    };
+    hs->start(std::move(options), registry_);
+    dispatch(hs, std::move(parsed), res, [hs] {
+        hs->session().cancel_all();
+        hs->end();
+    });
+}
+
+void HttpServer::dispatch(const std::shared_ptr<HttpSession>& hs, jsonrpc::Parsed parsed, httplib::Response& res,
+                          const std::function<void()>& stateless_end) {
     PostShape shape = shape_of(parsed);
     if (!shape.needs_answer) {
         hs->session().handle(std::move(parsed));
@@ -539,40 +650,64 @@ void HttpServer::dispatch(const std::shared_ptr<HttpSession>& hs, jsonrpc::Parse
         return refuse(res, 400, "Bad Request: a request with this id is still running in this session; use a fresh id");
     stream->hold_until_finished(std::move(slot));
     hs->session().handle(std::move(parsed));
-    answer_post(hs, stream, res);
+    answer_post(hs, stream, res, stateless_end);
 }
 
 // Waits for the first message of the POST's stream: the response alone is
 // answered as plain JSON; anything before it (progress, logs, elicitation)
 // switches the answer to an SSE stream.
+//
+// A stateless request's answer that takes longer than a second becomes a
+// stream as well: its keep-alive comments are how a closed connection is
+// noticed, and that closing cancels the request.
 void HttpServer::answer_post(const std::shared_ptr<HttpSession>& hs, const std::shared_ptr<SseStream>& stream,
-                             httplib::Response& res) {
+                             httplib::Response& res, const std::function<void()>& stateless_end) {
+    const bool stateless = static_cast<bool>(stateless_end);
     std::vector<SseEvent> first;
     SseStream::Read got;
     do {
         got = stream->read_after(0, first, 1s);
-    } while (got == SseStream::Read::Idle);
+    } while (got == SseStream::Read::Idle && !stateless);
     if (got == SseStream::Read::Events && stream->finished() && stream->last_seq() == 1) {
         hs->forget_stream(stream);
-        res.status = 200;
+        res.status = stateless ? stateless_status(first.front().data) : 200;
         res.set_content(first.front().data, "application/json");
+        if (stateless) stateless_end();
         return;
     }
-    if (got == SseStream::Read::Finished)
-        return refuse(res, 200, "Request cancelled by the client", -32800);
-    if (got != SseStream::Read::Events) return refuse_busy(res, 503, "Service Unavailable: the session ended");
+    if (got != SseStream::Read::Events && got != SseStream::Read::Idle) {
+        if (stateless) stateless_end();
+        if (got == SseStream::Read::Finished) return refuse(res, 200, "Request cancelled by the client", -32800);
+        return refuse_busy(res, 503, "Service Unavailable: the session ended");
+    }
     auto state = std::make_shared<StreamState>();
     state->session = hs;
     state->stream = stream;
     state->reader = stream->attach();
-    state->prime = primes(*hs);
+    state->prime = !stateless && primes(*hs);
+    state->with_ids = !stateless;
+    if (stateless) {
+        state->keep_alive = kStatelessKeepAlive;
+        state->on_end = stateless_end;
+    }
     state->use = std::make_unique<HttpSession::Use>(hs);
     stream_events(res, state);
+}
+
+// GET and DELETE act on a 2025 session; without one there is nothing to
+// act on in either era (2026-07-28 has no GET stream and no sessions).
+bool refuse_without_session(const httplib::Request& req, httplib::Response& res) {
+    if (req.has_header("MCP-Session-Id")) return false;
+    res.set_header("Allow", "POST");
+    refuse(res, 405, "Method Not Allowed: " + req.method + " needs an MCP-Session-Id (a 2025-11-25 session); "
+                     "protocol 2026-07-28 uses POST only");
+    return true;
 }
 
 void HttpServer::on_get(const httplib::Request& req, httplib::Response& res) {
     auto who = admit(req, res);
     if (!who) return;
+    if (refuse_without_session(req, res)) return;
     auto hs = session_for(req, res, *who);
     if (!hs) return;
     if (!accepts(req, "text/event-stream"))
@@ -619,11 +754,13 @@ void HttpServer::on_get(const httplib::Request& req, httplib::Response& res) {
 void HttpServer::stream_events(httplib::Response& res, std::shared_ptr<StreamState> state) {
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");  // a proxy in front must not hold events back
     res.set_chunked_content_provider(
         "text/event-stream", [this, state](std::size_t, httplib::DataSink& sink) { return pump(*state, sink); },
         [state](bool) {
-            // A dropped connection is not a cancellation: the call goes on and
-            // its events wait in the buffer for a GET with Last-Event-ID.
+            // A dropped connection is not a cancellation in a 2025 session: the
+            // call goes on and its events wait in the buffer for a GET with
+            // Last-Event-ID. A stateless request's on_end cancels it.
             state->stream->detach(state->reader);
             if (state->on_end) state->on_end();
             state->use.reset();
@@ -640,10 +777,12 @@ bool HttpServer::pump(StreamState& state, httplib::DataSink& sink) {
                      std::to_string(kRetryMs) + "\ndata: \n\n");
     }
     std::vector<SseEvent> events;
-    switch (state.stream->read_after(state.after, events, kKeepAliveComment, state.reader)) {
+    switch (state.stream->read_after(state.after, events, state.keep_alive, state.reader)) {
         case SseStream::Read::Events:
             for (const auto& e : events) {
-                if (!write(format_sse_event(state.stream->name(), e))) return false;
+                std::string text = state.with_ids ? format_sse_event(state.stream->name(), e)
+                                                  : "event: message\ndata: " + e.data + "\n\n";
+                if (!write(text)) return false;
                 state.after = e.seq;
                 state.stream->mark_delivered(e.seq);
             }
@@ -672,8 +811,7 @@ bool HttpServer::pump(StreamState& state, httplib::DataSink& sink) {
 void HttpServer::on_delete(const httplib::Request& req, httplib::Response& res) {
     auto who = admit(req, res);
     if (!who) return;
-    if (!req.has_header("MCP-Session-Id"))
-        return refuse(res, 400, "Bad Request: the MCP-Session-Id header is required");
+    if (refuse_without_session(req, res)) return;
     if (!check_protocol_version(req, res)) return;
     auto hs = sessions_.remove(req.get_header_value("MCP-Session-Id"), who->principal.name);
     if (!hs) return refuse(res, 404, "Not Found: no such session", -32001);

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <limits>
 
+#include "server/stdio_transport.hpp"
+
 namespace kiln::server {
 
 using nlohmann::json;
@@ -20,6 +22,15 @@ struct Session::InFlight {
     std::atomic<bool> cancelled{false};
     std::mutex progress_mutex;
     double last_progress = -std::numeric_limits<double>::infinity();
+    std::shared_ptr<Stateless> stateless;  // set: a stateless request's call
+};
+
+// What a legacy session keeps and one stateless request brings itself: who
+// and what the client is, its log level, and its own workspace's key.
+struct Session::Stateless {
+    tools::SessionInfo info;
+    std::optional<tools::LogLevel> log_level;  // none: the request gets no notifications/message
+    tools::RoundTrip round_trip;
 };
 
 struct Session::Pending {
@@ -27,6 +38,12 @@ struct Session::Pending {
     json result;
     json error;
 };
+
+bool is_stateless_request(const Request& req) {
+    if (req.method == "server/discover" || req.method == "subscriptions/listen") return true;
+    const json& p = req.params;
+    return p.is_object() && p.contains("_meta") && p["_meta"].is_object() && p["_meta"].contains(kMetaProtocolVersion);
+}
 
 std::string negotiate_version(const std::string& requested) {
     for (const char* v : kSupportedVersions)
@@ -50,7 +67,8 @@ Session::Session(SessionOptions options, const tools::Registry& registry, Sink s
     : options_(std::move(options)),
       registry_(registry),
       sink_(std::move(sink)),
-      min_log_level_(static_cast<int>(tools::LogLevel::Warning)) {
+      min_log_level_(static_cast<int>(tools::LogLevel::Warning)),
+      request_state_(options_.request_state ? options_.request_state : RequestStateSigner::ephemeral()) {
     info_.id = std::move(session_id);
     info_.principal = options_.principal;
 }
@@ -146,6 +164,12 @@ void Session::handle_request(const Request& req, const Reply& reply) {
         return;
     }
     try {
+        // A connection that opened with initialize stays legacy (the spec
+        // scopes that choice to the stdio process or the HTTP session).
+        if (!initialized_ && is_stateless_request(req)) {
+            handle_stateless(req, reply);
+            return;
+        }
         if (req.method == "initialize") {
             if (initialized_) {
                 reply(make_error(req.id, kInvalidRequest, "Invalid Request: the session is already initialized"));
@@ -174,20 +198,7 @@ void Session::handle_request(const Request& req, const Reply& reply) {
         } else if (req.method == "resources/templates/list" && has_resources()) {
             reply(make_result(req.id, options_.resources->list_templates()));
         } else if (req.method == "resources/read" && has_resources()) {
-            const json& p = req.params;
-            if (!p.is_object() || !p.contains("uri") || !p["uri"].is_string()) {
-                reply(make_error(req.id, kInvalidParams, "Invalid params: \"uri\" must be a string such as \"kiln://policy\""));
-                return;
-            }
-            auto contents = options_.resources->read(p["uri"].get<std::string>(), info_);
-            // -32002 is the code the MCP specification gives for an unknown
-            // resource; a URI refused (outside the workspace, too large) is
-            // an invalid parameter.
-            if (contents) reply(make_result(req.id, *contents));
-            else if (contents.error().err == ENOENT)
-                reply(make_error(req.id, -32002, "Resource not found: " + contents.error().what(), {{"uri", p["uri"]}}));
-            else
-                reply(make_error(req.id, kInvalidParams, "Invalid params: " + contents.error().what(), {{"uri", p["uri"]}}));
+            on_resources_read(req, reply, false);
         } else if (req.method == "logging/setLevel") {
             json result = on_set_level(req);
             reply(result.contains("error") ? result : make_result(req.id, result));
@@ -198,6 +209,12 @@ void Session::handle_request(const Request& req, const Reply& reply) {
         spdlog::error("internal error handling {}: {}", req.method, e.what());
         reply(make_error(req.id, kInternalError, std::string("Internal error: ") + e.what()));
     }
+}
+
+json Session::capabilities() const {
+    json capabilities = {{"tools", {{"listChanged", false}}}, {"logging", json::object()}};
+    if (has_resources()) capabilities["resources"] = {{"listChanged", false}, {"subscribe", false}};
+    return capabilities;
 }
 
 json Session::on_initialize(const Request& req) {
@@ -219,10 +236,8 @@ json Session::on_initialize(const Request& req) {
     initialized_ = true;
     spdlog::info("session {}: client {} {} negotiated protocol {}", info_.id, info_.client_name,
                  info_.client_version, info_.protocol_version);
-    json capabilities = {{"tools", {{"listChanged", false}}}, {"logging", json::object()}};
-    if (has_resources()) capabilities["resources"] = {{"listChanged", false}, {"subscribe", false}};
     json result = {{"protocolVersion", info_.protocol_version},
-                   {"capabilities", capabilities},
+                   {"capabilities", capabilities()},
                    {"serverInfo", {{"name", "kiln"}, {"title", "Kiln code sandbox"}, {"version", options_.server_version}}}};
     if (!options_.instructions.empty()) result["instructions"] = options_.instructions;
     return result;
@@ -273,7 +288,7 @@ void Session::reap_finished_calls() {
     });
 }
 
-void Session::on_tools_call(const Request& req, const Reply& reply) {
+void Session::on_tools_call(const Request& req, const Reply& reply, std::shared_ptr<Stateless> stateless) {
     const json& p = req.params;
     if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) {
         reply(make_error(req.id, kInvalidParams, "Invalid params: \"name\" must be the name of a tool (a string)"));
@@ -291,46 +306,56 @@ void Session::on_tools_call(const Request& req, const Reply& reply) {
         reply(make_error(req.id, kInvalidParams, "Invalid params: unknown tool '" + name + "' (available: " + names + ")"));
         return;
     }
-    reap_finished_calls();
-    auto call = std::make_shared<InFlight>();
-    call->id = req.id;
-    call->key = req.id.dump();
-    {
-        std::lock_guard lock(calls_mutex_);
-        std::size_t running = 0;
-        for (const auto& c : calls_) {
-            if (c->done) continue;
-            ++running;
-            if (c->key == call->key) {
-                reply(make_error(req.id, kInvalidRequest, "Invalid Request: id " + call->key + " is already in use by a running call"));
-                return;
-            }
-        }
-        if (closing_ || running >= options_.max_inflight_calls) {
-            reply(make_result(req.id, tools::ToolResult::error(
-                                          "Server busy: " + std::to_string(running) + " tool calls are already running (limit " +
-                                          std::to_string(options_.max_inflight_calls) +
-                                          ", server.max_inflight_calls). Retry when one finishes.")
-                                          .to_json()));
-            return;
-        }
-        calls_.push_back(call);
-    }
+    auto call = admit_call(req, reply, stateless != nullptr);
+    if (!call) return;
+    call->stateless = std::move(stateless);
     json arguments = p.value("arguments", json::object());
     call->worker = std::jthread([this, call, tool, arguments, reply, req]() {
         tools::CallContext ctx = make_context(req, call);
         tools::ToolResult result = registry_.call(*tool, arguments, ctx);
+        // A stateless request's workspace lives as long as the request: it
+        // is gone by the time the client reads the answer.
+        if (call->stateless && options_.on_close) options_.on_close(call->stateless->info.id);
         // A cancelled request gets no response (the client has moved on).
         if (call->cancelled) reply(std::nullopt);
+        else if (call->stateless) reply(stateless_reply(call->id, *call->stateless, result));
         else reply(make_result(call->id, result.to_json()));
         call->done = true;
     });
 }
 
+std::shared_ptr<Session::InFlight> Session::admit_call(const Request& req, const Reply& reply, bool stateless) {
+    reap_finished_calls();
+    auto call = std::make_shared<InFlight>();
+    call->id = req.id;
+    call->key = req.id.dump();
+    std::lock_guard lock(calls_mutex_);
+    std::size_t running = 0;
+    for (const auto& c : calls_) {
+        if (c->done) continue;
+        ++running;
+        if (c->key == call->key) {
+            reply(make_error(req.id, kInvalidRequest, "Invalid Request: id " + call->key + " is already in use by a running call"));
+            return nullptr;
+        }
+    }
+    if (closing_ || running >= options_.max_inflight_calls) {
+        json busy = tools::ToolResult::error("Server busy: " + std::to_string(running) +
+                                             " tool calls are already running (limit " +
+                                             std::to_string(options_.max_inflight_calls) +
+                                             ", server.max_inflight_calls). Retry when one finishes.")
+                        .to_json();
+        reply(make_result(req.id, stateless ? complete(busy) : busy));
+        return nullptr;
+    }
+    calls_.push_back(call);
+    return call;
+}
+
 tools::CallContext Session::make_context(const Request& req, const std::shared_ptr<InFlight>& call) {
     tools::CallContext ctx;
     ctx.stop = call->stop.get_token();
-    ctx.session = &info_;
+    ctx.session = call->stateless ? &call->stateless->info : &info_;
     json token;
     if (req.params.contains("_meta") && req.params["_meta"].is_object())
         token = req.params["_meta"].value("progressToken", json());
@@ -347,6 +372,19 @@ tools::CallContext Session::make_context(const Request& req, const std::shared_p
             if (!message.empty()) params["message"] = message;
             send(make_notification("notifications/progress", params), c->id);
         };
+    }
+    if (call->stateless) {
+        // No requests to the client in this era; logs only at the level
+        // the request asked for, and none when it asked for none.
+        ctx.round_trip = &call->stateless->round_trip;
+        if (auto floor = call->stateless->log_level)
+            ctx.log_fn = [this, related = req.id, floor = *floor](tools::LogLevel level, const json& data) {
+                if (level < floor) return;
+                send(make_notification("notifications/message",
+                                       {{"level", tools::to_string(level)}, {"logger", "kiln"}, {"data", data}}),
+                     related);
+            };
+        return ctx;
     }
     ctx.log_fn = [this, related = req.id](tools::LogLevel level, const json& data) {
         if (static_cast<int>(level) < min_log_level_) return;
@@ -422,6 +460,15 @@ void Session::on_cancelled(const json& params) {
     }
 }
 
+void Session::cancel_all() {
+    std::lock_guard lock(calls_mutex_);
+    for (auto& c : calls_) {
+        if (c->done) continue;
+        c->cancelled = true;
+        c->stop.request_stop();
+    }
+}
+
 void Session::shutdown() {
     if (closing_.exchange(true)) return;
     std::list<std::shared_ptr<InFlight>> calls;
@@ -439,6 +486,203 @@ void Session::shutdown() {
     for (auto& c : calls)
         if (c->worker.joinable()) c->worker.join();
     if (options_.on_close) options_.on_close(info_.id);
+}
+
+// ---- The stateless era (2026-07-28) ----
+
+namespace {
+
+// How long a client may keep what these answer (the caching utility's
+// ttlMs): the tool list and the server's description change only when the
+// server is upgraded; a resource's contents may change at any call.
+constexpr std::int64_t kListTtlMs = 5 * 60 * 1000;
+constexpr std::int64_t kReadTtlMs = 0;
+
+json all_versions() {
+    json versions = json::array();
+    for (const char* v : kStatelessVersions) versions.push_back(v);
+    for (const char* v : kSupportedVersions) versions.push_back(v);
+    return versions;
+}
+
+bool is_stateless_version(const std::string& v) {
+    return std::any_of(std::begin(kStatelessVersions), std::end(kStatelessVersions), [&](const char* s) { return v == s; });
+}
+
+json cacheable(json result, std::int64_t ttl_ms, const char* scope) {
+    result["ttlMs"] = ttl_ms;
+    result["cacheScope"] = scope;
+    return result;
+}
+
+}  // namespace
+
+// Refuses what the revision calls malformed: the version and the client's
+// capabilities are required in every request's _meta.
+std::optional<json> Session::stateless_refusal(const Request& req) const {
+    const json meta = req.params.is_object() ? req.params.value("_meta", json()) : json();
+    auto invalid = [&](const std::string& what) {
+        return make_error(req.id, kInvalidParams, "Invalid params: _meta[\"" + what + "\"] " + (what == kMetaProtocolVersion ? "must be a string such as \"2026-07-28\"" : "must be an object") + "; protocol 2026-07-28 requires it in every request (or send \"initialize\" to use 2025-11-25)");
+    };
+    if (!meta.is_object() || !meta.contains(kMetaProtocolVersion) || !meta[kMetaProtocolVersion].is_string())
+        return invalid(kMetaProtocolVersion);
+    const std::string version = meta[kMetaProtocolVersion].get<std::string>();
+    if (!is_stateless_version(version))
+        return make_error(req.id, kUnsupportedProtocolVersion,
+                          "Unsupported protocol version: \"" + version + "\" in _meta; per request Kiln speaks " +
+                              std::string(kStatelessVersions[0]) + " (the 2025 revisions open with \"initialize\")",
+                          {{"supported", all_versions()}, {"requested", version}});
+    if (!meta.contains(kMetaClientCapabilities) || !meta[kMetaClientCapabilities].is_object())
+        return invalid(kMetaClientCapabilities);
+    if (meta.contains(kMetaClientInfo) && !meta[kMetaClientInfo].is_object()) return invalid(kMetaClientInfo);
+    if (meta.contains(kMetaLogLevel) &&
+        !(meta[kMetaLogLevel].is_string() && tools::parse_log_level(meta[kMetaLogLevel].get<std::string>())))
+        return make_error(req.id, kInvalidParams,
+                          "Invalid params: _meta[\"" + std::string(kMetaLogLevel) +
+                              "\"] must be one of debug, info, notice, warning, error, critical, alert, emergency");
+    return std::nullopt;
+}
+
+// The seam where a workspace handle will be looked up: until tools take
+// one, each stateless request gets a workspace of its own, keyed by a fresh
+// id and removed when the request ends.
+std::shared_ptr<Session::Stateless> Session::stateless_scope(const Request& req) const {
+    const json& meta = req.params["_meta"];
+    auto scope = std::make_shared<Stateless>();
+    tools::SessionInfo& info = scope->info;
+    info.id = new_session_id("req");
+    info.principal = options_.principal;
+    info.protocol_version = meta[kMetaProtocolVersion].get<std::string>();
+    info.client_can_elicit = meta[kMetaClientCapabilities].contains("elicitation");
+    if (meta.contains(kMetaClientInfo)) {
+        info.client_name = meta[kMetaClientInfo].value("name", "");
+        info.client_version = meta[kMetaClientInfo].value("version", "");
+    }
+    if (meta.contains(kMetaLogLevel)) scope->log_level = tools::parse_log_level(meta[kMetaLogLevel].get<std::string>());
+    tools::RoundTrip& rt = scope->round_trip;
+    rt.input_responses = req.params.value("inputResponses", json());
+    rt.request_state = req.params.value("requestState", "");
+    rt.client_capabilities = meta[kMetaClientCapabilities];
+    auto signer = request_state_;
+    std::string principal = info.principal;
+    rt.mint = [signer, principal](const std::string& binding) { return signer->mint(principal, binding); };
+    rt.redeem = [signer, principal, state = rt.request_state](const std::string& binding) -> std::optional<std::string> {
+        auto refusal = signer->redeem(state, principal, binding);
+        if (!refusal) return std::nullopt;
+        spdlog::warn("stateless request: requestState refused ({}) for {}", to_string(refusal->reason), principal);
+        return refusal->message;
+    };
+    return scope;
+}
+
+json Session::complete(json result) const {
+    result["resultType"] = "complete";
+    if (!result.contains("_meta") || !result["_meta"].is_object()) result["_meta"] = json::object();
+    result["_meta"][kMetaServerInfo] = {{"name", "kiln"}, {"version", options_.server_version}};
+    return result;
+}
+
+// A stateless call's answer: a refused requestState or a capability the
+// client lacks is the request's error, a request for input an interim
+// result, anything else the tool's result.
+json Session::stateless_reply(const json& id, const Stateless& scope, const tools::ToolResult& result) const {
+    const tools::RoundTrip& rt = scope.round_trip;
+    if (!rt.refused.empty()) return make_error(id, kInvalidParams, "Invalid params: requestState refused: " + rt.refused);
+    if (!rt.missing_capabilities.is_null()) {
+        std::string names;
+        for (const auto& [name, _] : rt.missing_capabilities.items()) names += (names.empty() ? "" : ", ") + name;
+        return make_error(id, kMissingRequiredClientCapability,
+                          "Missing required client capability: " + names + " (declare it in _meta[\"" +
+                              kMetaClientCapabilities + "\"])",
+                          {{"requiredCapabilities", rt.missing_capabilities}});
+    }
+    if (rt.input_required.is_null()) return make_result(id, complete(result.to_json()));
+    json interim = rt.input_required;
+    interim["resultType"] = "input_required";
+    return make_result(id, interim);
+}
+
+void Session::handle_stateless(const Request& req, const Reply& reply) {
+    if (auto refusal = stateless_refusal(req)) return reply(*refusal);
+    const std::string& m = req.method;
+    const json& p = req.params;
+    if (m == "server/discover") {
+        reply(make_result(req.id, complete(on_discover())));
+    } else if (m == "tools/list") {
+        json r = on_tools_list(req);
+        reply(r.contains("tools") ? make_result(req.id, complete(cacheable(r, kListTtlMs, "public"))) : r);
+    } else if (m == "tools/call") {
+        if (p.contains("inputResponses") && !p["inputResponses"].is_object())
+            return reply(make_error(req.id, kInvalidParams, "Invalid params: \"inputResponses\" must be an object keyed by the inputRequests it answers"));
+        if (p.contains("requestState") && !p["requestState"].is_string())
+            return reply(make_error(req.id, kInvalidParams, "Invalid params: \"requestState\" must be the string the server returned, unchanged"));
+        on_tools_call(req, reply, stateless_scope(req));
+    } else if (m == "subscriptions/listen") {
+        on_listen(req, reply);
+    } else if (m == "resources/list" && has_resources()) {
+        reply(make_result(req.id, complete(cacheable(options_.resources->list(), kListTtlMs, "public"))));
+    } else if (m == "resources/templates/list" && has_resources()) {
+        reply(make_result(req.id, complete(cacheable({{"resourceTemplates", json::array()}}, kListTtlMs, "public"))));
+    } else if (m == "resources/read" && has_resources()) {
+        on_resources_read(req, reply, true);
+    } else {
+        reply(make_error(req.id, kMethodNotFound,
+                         "Method not found: " + m + " (protocol 2026-07-28 has no ping, logging/setLevel or "
+                                                    "resources/subscribe; Kiln serves server/discover, tools/*, "
+                                                    "resources/* and subscriptions/listen)"));
+    }
+}
+
+json Session::on_discover() const {
+    json result = {{"supportedVersions", all_versions()}, {"capabilities", capabilities()}};
+    if (!options_.instructions.empty()) result["instructions"] = options_.instructions;
+    return cacheable(result, kListTtlMs, "public");
+}
+
+void Session::on_resources_read(const Request& req, const Reply& reply, bool stateless) {
+    const json& p = req.params;
+    if (!p.is_object() || !p.contains("uri") || !p["uri"].is_string())
+        return reply(make_error(req.id, kInvalidParams, "Invalid params: \"uri\" must be a string such as \"kiln://policy\""));
+    // A stateless request has no session whose records it could read.
+    tools::SessionInfo none;
+    none.principal = options_.principal;
+    auto contents = options_.resources->read(p["uri"].get<std::string>(), stateless ? none : info_);
+    if (contents) {
+        reply(make_result(req.id, stateless ? complete(cacheable(*contents, kReadTtlMs, "private")) : *contents));
+        return;
+    }
+    // 2025-11-25 named -32002 for an unknown resource; 2026-07-28 uses
+    // Invalid params for it and forbids -32002. A URI refused (outside the
+    // workspace, too large) is an invalid parameter in both.
+    const bool missing = contents.error().err == ENOENT;
+    if (missing && !stateless)
+        reply(make_error(req.id, -32002, "Resource not found: " + contents.error().what(), {{"uri", p["uri"]}}));
+    else
+        reply(make_error(req.id, kInvalidParams, (missing ? "Resource not found: " : "Invalid params: ") + contents.error().what(),
+                         {{"uri", p["uri"]}}));
+}
+
+// Kiln's tool and resource lists do not change while it runs, and it has no
+// resource subscriptions: it acknowledges with none of the requested types
+// and holds the stream until the client cancels or the server shuts down.
+void Session::on_listen(const Request& req, const Reply& reply) {
+    const json& p = req.params;
+    if (p.contains("notifications") && !p["notifications"].is_object())
+        return reply(make_error(req.id, kInvalidParams, "Invalid params: \"notifications\" must be an object (the notification filter)"));
+    auto call = admit_call(req, reply, true);
+    if (!call) return;
+    call->worker = std::jthread([this, call, reply] {
+        json meta = {{kMetaSubscriptionId, call->id}};
+        send(make_notification("notifications/subscriptions/acknowledged", {{"_meta", meta}, {"notifications", json::object()}}),
+             call->id);
+        std::mutex mutex;
+        std::condition_variable_any cv;
+        std::unique_lock lock(mutex);
+        cv.wait(lock, call->stop.get_token(), [] { return false; });
+        if (call->cancelled) reply(std::nullopt);
+        else reply(make_result(call->id, {{"resultType", "complete"}, {"_meta", meta}}));
+        call->done = true;
+    });
 }
 
 }  // namespace kiln::server

@@ -46,6 +46,30 @@ struct SessionInfo {
     std::string principal;  // who the transport authenticated ("local" on stdio)
 };
 
+// A stateless (MCP 2026-07-28) call's multi round-trip request: what the
+// client's retry brought, and where a tool that needs the client's input
+// (an approval) leaves its InputRequiredResult instead of sending a request
+// to the client, which that revision no longer has.
+struct RoundTrip {
+    nlohmann::json input_responses;  // the retry's inputResponses (an object), or null
+    std::string request_state;       // the retry's requestState, "" on a first attempt
+    // A signed state for `binding` (what the tool will ask about, e.g. the
+    // code's hash), bound to the caller and an expiry.
+    std::function<std::string(const std::string& binding)> mint;
+    // Verifies request_state for `binding` and uses it up; the refusal's
+    // text, or nullopt when it is valid.
+    std::function<std::optional<std::string>(const std::string& binding)> redeem;
+
+    // What the client declared it can do (_meta clientCapabilities): a tool
+    // asks only for input the client can give.
+    nlohmann::json client_capabilities = nlohmann::json::object();
+
+    // Set by the tool; the session answers with the first that is set:
+    std::string refused;                  // the retry's state failed: Invalid params
+    nlohmann::json missing_capabilities;  // {"sampling": {}}: MissingRequiredClientCapability
+    nlohmann::json input_required;        // {inputRequests, requestState}: InputRequiredResult
+};
+
 enum class LogLevel { Debug, Info, Notice, Warning, Error, Critical, Alert, Emergency };
 
 // Channels from a running tool back to the client. Every member may be
@@ -58,6 +82,8 @@ struct CallContext {
     // Sends a request to the client (elicitation/create) and waits for its
     // answer; the error says why there is none (unsupported, cancelled).
     std::function<Result<nlohmann::json>(const std::string& method, const nlohmann::json& params)> request_fn;
+    // Set on a stateless call only (request_fn is then empty).
+    RoundTrip* round_trip = nullptr;
 
     void progress(double done, std::optional<double> total = {}, const std::string& message = {}) const {
         if (progress_fn) progress_fn(done, total, message);

@@ -352,15 +352,14 @@ ToolResult RunService::fail(Call& call, const std::string& step, const Error& e)
     return ToolResult::error(call.req.tool + ": " + step + ": " + e.what(), outcome_json(call.outcome));
 }
 
-// Approval through elicitation, when this client can be asked.
-security::AskFn RunService::asker(const CallContext& ctx) const {
-    if (!ctx.session || !ctx.session->client_can_elicit || !ctx.request_fn) return {};
-    return [&ctx](const security::Assessment& a) -> Result<security::Answer> {
-        std::ostringstream msg;
-        msg << "Kiln needs your approval to run this code (risk " << threat_model::to_string(a.risk) << ").\n";
-        for (const auto& f : a.findings) msg << "- " << format_finding(f) << "\n";
-        json params = {
-            {"message", msg.str()},
+namespace {
+
+// The elicitation that asks a person to approve the code.
+json approval_request(const security::Assessment& a) {
+    std::ostringstream msg;
+    msg << "Kiln needs your approval to run this code (risk " << threat_model::to_string(a.risk) << ").\n";
+    for (const auto& f : a.findings) msg << "- " << format_finding(f) << "\n";
+    return {{"message", msg.str()},
             {"requestedSchema",
              {{"type", "object"},
               {"properties",
@@ -368,18 +367,59 @@ security::AskFn RunService::asker(const CallContext& ctx) const {
                             {"enum", {"approve_once", "approve_and_remember", "deny"}},
                             {"enumNames", {"Approve once", "Approve and remember this code", "Deny"}}}}}},
               {"required", {"choice"}}}}};
-        auto reply = ctx.request_fn("elicitation/create", params);
+}
+
+// The person's answer in an ElicitResult; anything but an accepted
+// approval is a denial.
+security::Answer approval_answer(const json& reply, const std::string& who) {
+    std::string action = reply.is_object() ? reply.value("action", "") : "";
+    std::string choice = reply.is_object() && reply.contains("content") && reply["content"].is_object()
+                             ? reply["content"].value("choice", "") : "";
+    security::Answer answer;
+    answer.who = who;
+    answer.said = action.empty() ? std::string("no answer") : action + (choice.empty() ? "" : "/" + choice);
+    if (action == "accept" && choice == "approve_once") answer.choice = security::Answer::Choice::ApproveOnce;
+    else if (action == "accept" && choice == "approve_and_remember") answer.choice = security::Answer::Choice::ApproveAndRemember;
+    if (action == "accept" && answer.choice != security::Answer::Choice::Deny) answer.said = choice;
+    return answer;
+}
+
+// The key of the approval in inputRequests / inputResponses.
+constexpr const char* kApprovalInput = "kiln_approval";
+
+}  // namespace
+
+// Approval through elicitation, when this client can be asked.
+security::AskFn RunService::asker(const CallContext& ctx) const {
+    if (!ctx.session || !ctx.session->client_can_elicit || !ctx.request_fn) return {};
+    return [&ctx](const security::Assessment& a) -> Result<security::Answer> {
+        auto reply = ctx.request_fn("elicitation/create", approval_request(a));
         if (!reply) return reply.error();
-        std::string action = reply->value("action", "");
-        std::string choice = reply->contains("content") && (*reply)["content"].is_object()
-                                 ? (*reply)["content"].value("choice", "") : "";
-        security::Answer answer;
-        answer.who = ctx.session->client_name;
-        answer.said = action.empty() ? std::string("no answer") : action + (choice.empty() ? "" : "/" + choice);
-        if (action == "accept" && choice == "approve_once") answer.choice = security::Answer::Choice::ApproveOnce;
-        else if (action == "accept" && choice == "approve_and_remember") answer.choice = security::Answer::Choice::ApproveAndRemember;
-        if (action == "accept" && answer.choice != security::Answer::Choice::Deny) answer.said = choice;
-        return answer;
+        return approval_answer(*reply, ctx.session->client_name);
+    };
+}
+
+// Approval in a stateless call: the first attempt leaves an
+// InputRequiredResult whose requestState is bound to this exact code; the
+// retry's answer counts only with that state, once.
+security::AskFn RunService::round_trip_asker(const Call& call) const {
+    const CallContext& ctx = call.ctx;
+    if (!ctx.round_trip || !ctx.session || !ctx.session->client_can_elicit) return {};
+    std::string binding = "tools/call " + call.req.tool + " " + call.req.language + " sha256:" + sha256_hex(call.req.code);
+    return [&ctx, binding](const security::Assessment& a) -> Result<security::Answer> {
+        RoundTrip& rt = *ctx.round_trip;
+        const bool answered = rt.input_responses.is_object() && rt.input_responses.contains(kApprovalInput);
+        if (!rt.request_state.empty() && answered) {
+            if (auto refusal = rt.redeem(binding)) {
+                rt.refused = *refusal;
+                return make_error("approval", "requestState refused: " + *refusal);
+            }
+            return approval_answer(rt.input_responses[kApprovalInput], ctx.session->client_name);
+        }
+        rt.input_required = {{"inputRequests", {{kApprovalInput, {{"method", "elicitation/create"},
+                                                                   {"params", approval_request(a)}}}}},
+                             {"requestState", rt.mint(binding)}};
+        return make_error("approval", "waiting for the client's answer (InputRequiredResult)");
     };
 }
 
@@ -451,14 +491,33 @@ void RunService::validate(Call& call) {
     call.outcome.take_assessment(call.assessment);
 }
 
+// A stateless call that asked for input, or brought back a state that does
+// not verify, ends here: the one is answered with the InputRequiredResult
+// (the session sends it), the other refused whatever the ask fallback says.
+std::optional<ToolResult> RunService::round_trip_pending(Call& call) {
+    RoundTrip* rt = call.ctx.round_trip;
+    if (!rt) return std::nullopt;
+    if (!rt->refused.empty()) return refuse(call, "approval refused: " + rt->refused);
+    if (rt->input_required.is_null()) return std::nullopt;
+    record("decision", {{"decision", "input_required"}, {"how", "approval asked through InputRequiredResult"},
+                        {"code_sha256", sha256_hex(call.req.code)}},
+           call);
+    call.ending = metrics::ExecutionOutcome::Denied;
+    call.outcome.decision = "input_required";
+    return ToolResult{"approval needed: answer the input request and retry with its requestState",
+                      outcome_json(call.outcome), false, {}};
+}
+
 // Includes the wait for a person's answer when the verdict is `ask`.
 std::optional<ToolResult> RunService::decide(Call& call) {
     {
         auto timer = call.times.time("decide");
-        security::DecideInput in{call.assessment, config_.policy.validation, policy_, call.fingerprint, &trust_, asker(call.ctx),
+        security::DecideInput in{call.assessment, config_.policy.validation, policy_, call.fingerprint, &trust_,
+                                 call.ctx.round_trip ? round_trip_asker(call) : asker(call.ctx),
                                  "the client cannot be asked (no elicitation capability)"};
         call.verdict = security::decide(in);
     }
+    if (auto answer = round_trip_pending(call)) return *answer;
     json assessment = call.assessment.to_json();
     record("decision", {{"decision", call.verdict.label}, {"how", call.verdict.how}, {"risk", assessment["risk"]},
                         {"findings", assessment["findings"]}, {"threats", assessment["threats"]},

@@ -104,6 +104,8 @@ private:
     Result<std::unique_ptr<Slot>> take_slot(Call& call);
     std::optional<std::string> check_bounds(const Request& r) const;
     security::AskFn asker(const CallContext& ctx) const;
+    security::AskFn round_trip_asker(const Call& call) const;
+    std::optional<ToolResult> round_trip_pending(Call& call);
     // Answers a call stopped before the validator, recorded as `refused`.
     ToolResult refuse(Call& call, const std::string& reason);
     // Answers a call that failed after its decision, recorded as `error`.

@@ -17,8 +17,9 @@ namespace {
 // Collects what the session sends, as a client would see it.
 class Client {
 public:
-    explicit Client(server::SessionOptions options = {}) {
+    explicit Client(server::SessionOptions options = {}, std::function<void(tools::Registry&)> more_tools = {}) {
         tools::register_debug_tools(registry_);
+        if (more_tools) more_tools(registry_);
         session_ = std::make_unique<server::Session>(options, registry_, [this](const json& m, const std::optional<json>& related) {
             std::lock_guard lock(mutex_);
             sent_.push_back(m);
@@ -317,4 +318,230 @@ TEST_CASE("resources are declared only when there are some, and read by uri") {
     CHECK(r["error"]["code"] == -32002);
     CHECK(r["error"]["message"].get<std::string>().find("kiln://policy") != std::string::npos);
     CHECK(c.request("resources/read", json::object())["error"]["code"] == -32602);
+}
+
+// ---- The stateless era (MCP 2026-07-28) ----
+
+namespace {
+
+json modern_meta(json capabilities = json::object()) {
+    return {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+            {"io.modelcontextprotocol/clientInfo", {{"name", "unit-modern"}, {"version", "2"}}},
+            {"io.modelcontextprotocol/clientCapabilities", std::move(capabilities)}};
+}
+
+json with_meta(json params, json meta = modern_meta()) {
+    params["_meta"] = std::move(meta);
+    return params;
+}
+
+// A tool that needs the client's input the way run_code's approval does:
+// the first attempt leaves an InputRequiredResult, the retry's answer
+// counts only with the state that came with it.
+class AskTool : public tools::Tool {
+public:
+    const tools::ToolDef& def() const override {
+        static const tools::ToolDef d{"unit_ask", "Ask", "Asks for a word, bound to `topic`.",
+                                      {{"type", "object"}, {"properties", {{"topic", {{"type", "string"}}}}}}};
+        return d;
+    }
+    tools::ToolResult call(const json& arguments, const tools::CallContext& ctx) override {
+        tools::RoundTrip* rt = ctx.round_trip;
+        if (!rt) return tools::ToolResult::error("not a stateless call");
+        std::string binding = "unit_ask " + arguments.value("topic", "");
+        if (rt->request_state.empty() || !rt->input_responses.is_object()) {
+            rt->input_required = {{"inputRequests", {{"word", {{"method", "elicitation/create"}, {"params", {{"message", "a word?"}}}}}}},
+                                  {"requestState", rt->mint(binding)}};
+            return {"asked", nullptr, false, {}};
+        }
+        if (auto refusal = rt->redeem(binding)) {
+            rt->refused = *refusal;
+            return tools::ToolResult::error("refused");
+        }
+        return {"got " + rt->input_responses["word"]["content"].value("word", ""), nullptr, false, {}};
+    }
+};
+
+void add_ask_tool(tools::Registry& r) { r.add(std::make_unique<AskTool>()); }
+
+}  // namespace
+
+TEST_CASE("stateless: a request with _meta is served without initialize, and the connection stays uninitialized") {
+    Client c;
+    json r = c.request("tools/list", with_meta(json::object()));
+    REQUIRE(r.contains("result"));
+    CHECK(r["result"]["resultType"] == "complete");
+    CHECK(r["result"]["tools"].size() >= 4);
+    CHECK(r["result"]["ttlMs"].get<std::int64_t>() >= 0);
+    CHECK(r["result"]["cacheScope"] == "public");
+    CHECK(r["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "kiln");
+    // A legacy request still needs initialize: the stateless one opened nothing.
+    CHECK(c.request("tools/list")["error"]["code"] == -32600);
+    // And once a connection opened with initialize, it is legacy: no discover.
+    c.initialize();
+    CHECK(c.request("server/discover", with_meta(json::object()))["error"]["code"] == -32601);
+    json legacy = c.request("tools/list");
+    CHECK_FALSE(legacy["result"].contains("resultType"));
+}
+
+TEST_CASE("stateless: server/discover names both eras, the capabilities and cache hints") {
+    Client c;
+    json r = c.request("server/discover", with_meta(json::object()));
+    REQUIRE(r.contains("result"));
+    const json& d = r["result"];
+    CHECK(d["supportedVersions"] == json({"2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"}));
+    CHECK(d["capabilities"].contains("tools"));
+    CHECK(d["resultType"] == "complete");
+    CHECK(d["cacheScope"] == "public");
+    CHECK(d["ttlMs"].is_number_integer());
+    CHECK(d["_meta"]["io.modelcontextprotocol/serverInfo"]["version"].is_string());
+}
+
+TEST_CASE("stateless: _meta without a version or capabilities is -32602, an unknown version -32022") {
+    Client c;
+    CHECK(c.request("server/discover", json::object())["error"]["code"] == -32602);
+    json meta = modern_meta();
+    meta.erase("io.modelcontextprotocol/clientCapabilities");
+    json r = c.request("tools/list", with_meta(json::object(), meta));
+    CHECK(r["error"]["code"] == -32602);
+    CHECK(r["error"]["message"].get<std::string>().find("clientCapabilities") != std::string::npos);
+    meta = modern_meta();
+    meta["io.modelcontextprotocol/protocolVersion"] = "1900-01-01";
+    r = c.request("tools/list", with_meta(json::object(), meta), 77);
+    CHECK(r["id"] == 77);
+    CHECK(r["error"]["code"] == -32022);
+    CHECK(r["error"]["data"]["requested"] == "1900-01-01");
+    CHECK(r["error"]["data"]["supported"][0] == "2026-07-28");
+    // A 2025 version is not per-request: it needs initialize.
+    meta["io.modelcontextprotocol/protocolVersion"] = "2025-11-25";
+    CHECK(c.request("tools/list", with_meta(json::object(), meta))["error"]["code"] == -32022);
+    meta = modern_meta();
+    meta["io.modelcontextprotocol/logLevel"] = "loud";
+    CHECK(c.request("tools/list", with_meta(json::object(), meta))["error"]["code"] == -32602);
+}
+
+TEST_CASE("stateless: removed and unknown methods are -32601") {
+    Client c;
+    for (const char* m : {"ping", "logging/setLevel", "resources/subscribe", "initialize", "nope/nope"})
+        CHECK_MESSAGE(c.request(m, with_meta(json::object()))["error"]["code"] == -32601, m);
+}
+
+TEST_CASE("stateless: tools/call answers with resultType and logs only at the request's logLevel") {
+    Client c;
+    auto count_messages = [&](const std::string& data) {
+        int n = 0;
+        for (const auto& m : c.sent())
+            if (m.value("method", "") == "notifications/message" && m["params"]["data"] == data) ++n;
+        return n;
+    };
+    json call = {{"name", "debug_log"}, {"arguments", {{"level", "error"}, {"message", "quiet"}}}};
+    json r = c.request("tools/call", with_meta(call));
+    CHECK(r["result"]["resultType"] == "complete");
+    CHECK(r["result"]["isError"] == false);
+    CHECK(count_messages("quiet") == 0);
+    json meta = modern_meta();
+    meta["io.modelcontextprotocol/logLevel"] = "warning";
+    call["arguments"]["message"] = "loud";
+    c.request("tools/call", with_meta(call, meta));
+    CHECK(count_messages("loud") == 1);
+}
+
+TEST_CASE("stateless: each call gets a workspace of its own, released when it ends") {
+    std::mutex m;
+    std::vector<std::string> closed;
+    server::SessionOptions options;
+    options.on_close = [&](const std::string& id) {
+        std::lock_guard lock(m);
+        closed.push_back(id);
+    };
+    Client c(options);
+    json call = {{"name", "debug_echo"}, {"arguments", {{"text", "x"}}}};
+    c.request("tools/call", with_meta(call));
+    c.request("tools/call", with_meta(call));
+    std::lock_guard lock(m);
+    REQUIRE(closed.size() == 2);
+    CHECK(closed[0] != closed[1]);
+    CHECK(closed[0].rfind("req-", 0) == 0);
+}
+
+TEST_CASE("stateless: input is asked through InputRequiredResult and answered once with its requestState") {
+    Client c({}, add_ask_tool);
+    json call = {{"name", "unit_ask"}, {"arguments", {{"topic", "colour"}}}};
+    json first = c.request("tools/call", with_meta(call));
+    REQUIRE(first.contains("result"));
+    const json& ir = first["result"];
+    CHECK(ir["resultType"] == "input_required");
+    CHECK(ir["inputRequests"]["word"]["method"] == "elicitation/create");
+    REQUIRE(ir["requestState"].is_string());
+    CHECK_FALSE(ir.contains("content"));  // an interim result, not a CallToolResult
+    // No request went to the client: this era has none.
+    for (const auto& m : c.sent()) CHECK_FALSE((m.contains("method") && m.contains("id")));
+
+    json retry = call;
+    retry["inputResponses"] = {{"word", {{"action", "accept"}, {"content", {{"word", "teal"}}}}}};
+    retry["requestState"] = ir["requestState"];
+    json done = c.request("tools/call", with_meta(retry));
+    CHECK(done["result"]["resultType"] == "complete");
+    CHECK(done["result"]["content"][0]["text"] == "got teal");
+    // The same state again: a replay.
+    json replay = c.request("tools/call", with_meta(retry));
+    CHECK(replay["error"]["code"] == -32602);
+    CHECK(replay["error"]["message"].get<std::string>().find("already used") != std::string::npos);
+    // A state for another topic does not answer this one.
+    json other = c.request("tools/call", with_meta({{"name", "unit_ask"}, {"arguments", {{"topic", "size"}}}}));
+    retry["requestState"] = other["result"]["requestState"];
+    json crossed = c.request("tools/call", with_meta(retry));
+    CHECK(crossed["error"]["message"].get<std::string>().find("another request") != std::string::npos);
+    // A malformed retry is refused before the tool runs.
+    retry["requestState"] = 5;
+    CHECK(c.request("tools/call", with_meta(retry))["error"]["code"] == -32602);
+}
+
+TEST_CASE("stateless: subscriptions/listen acknowledges first, and ends silently when cancelled") {
+    Client c;
+    c.send({{"jsonrpc", "2.0"}, {"id", "sub-1"}, {"method", "subscriptions/listen"},
+            {"params", with_meta({{"notifications", {{"toolsListChanged", true}}}})}});
+    json ack = c.wait_for([](const json& m) { return m.value("method", "") == "notifications/subscriptions/acknowledged"; });
+    CHECK(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "sub-1");
+    // Kiln's lists never change: it agrees to no notification type.
+    CHECK(ack["params"]["notifications"] == json::object());
+    c.send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", "sub-1"}}}});
+    std::this_thread::sleep_for(200ms);
+    CHECK(c.session().inflight() == 0);
+    for (const auto& m : c.sent()) CHECK_FALSE((m.contains("id") && m["id"] == "sub-1"));
+}
+
+TEST_CASE("stateless: a listen stream open at shutdown gets its graceful closing result") {
+    Client c;
+    c.send({{"jsonrpc", "2.0"}, {"id", 9}, {"method", "subscriptions/listen"}, {"params", with_meta(json::object())}});
+    c.wait_for([](const json& m) { return m.value("method", "") == "notifications/subscriptions/acknowledged"; });
+    c.session().shutdown();
+    json end = c.wait_for([](const json& m) { return m.contains("id") && m["id"] == 9; });
+    CHECK(end["result"]["resultType"] == "complete");
+    CHECK(end["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 9);
+}
+
+TEST_CASE("stateless: notifications/cancelled stops a call, which then answers nothing (stdio's cancellation)") {
+    Client c;
+    c.send({{"jsonrpc", "2.0"}, {"id", "slow"}, {"method", "tools/call"},
+            {"params", with_meta({{"name", "debug_sleep"}, {"arguments", {{"seconds", 30}}}})}});
+    std::this_thread::sleep_for(100ms);
+    auto started = std::chrono::steady_clock::now();
+    c.send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", "slow"}}}});
+    while (c.session().inflight() > 0 && std::chrono::steady_clock::now() - started < 5s) std::this_thread::sleep_for(10ms);
+    CHECK(c.session().inflight() == 0);
+    for (const auto& m : c.sent()) CHECK_FALSE((m.contains("id") && m["id"] == "slow"));
+}
+
+TEST_CASE("stateless: a call refused at the in-flight cap still says resultType") {
+    server::SessionOptions o;
+    o.max_inflight_calls = 1;
+    Client c(o);
+    c.send({{"jsonrpc", "2.0"}, {"id", 100}, {"method", "tools/call"},
+            {"params", with_meta({{"name", "debug_sleep"}, {"arguments", {{"seconds", 30}}}})}});
+    for (int i = 0; i < 100 && c.session().inflight() == 0; ++i) std::this_thread::sleep_for(10ms);
+    json r = c.request("tools/call", with_meta({{"name", "debug_echo"}, {"arguments", {{"text", "x"}}}}));
+    CHECK(r["result"]["isError"] == true);
+    CHECK(r["result"]["resultType"] == "complete");
+    c.session().shutdown();
 }
