@@ -244,6 +244,20 @@ Key http_path_key() {
                [](const Config& c) { return c.http.path; }};
 }
 
+// A replica id names a file and travels in a response header: letters,
+// digits, '.', '_' and '-' only.
+Key replica_id_key() {
+    return Key{"server.replica_id", "this replica's name in audit records, the audit file's name and the Kiln-Replica header; empty: the host name",
+               [](Config& c, const std::string& v) -> Status {
+                   bool ok = !v.empty() && v.size() <= 64 && v.front() != '.' &&
+                             v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == std::string::npos;
+                   if (!ok) return bad_value(v, "1 to 64 letters, digits, '.', '_' or '-', not starting with '.'");
+                   c.server.replica_id = v;
+                   return {};
+               },
+               [](const Config& c) { return c.server.replica_id; }};
+}
+
 using std::chrono::milliseconds;
 constexpr std::uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;
 
@@ -257,6 +271,7 @@ const std::vector<Key>& schema() {
         string_key("server.state_dir", "workspaces, trust store and default audit log live here", &Config::server, &ServerConfig::state_dir),
         bool_key("server.test_tools", "register diagnostic tools (tests only)", &Config::server, &ServerConfig::test_tools),
         bool_key("server.allow_missing_controls", "start even when the selftest finds a control the policy requires missing", &Config::server, &ServerConfig::allow_missing_controls),
+        replica_id_key(),
         bool_key("server.metrics.enabled", "serve Prometheus metrics at GET /metrics (HTTP transport)", &Config::server, &ServerConfig::metrics_enabled),
         string_key("server.metrics.token_file", "file (mode 0600) holding the bearer token GET /metrics requires; empty: none", &Config::server, &ServerConfig::metrics_token_file),
         enum_key<AuthMode>("server.auth.mode", "how HTTP clients authenticate: none, tokens (server.auth.tokens_file) or jwt (OAuth 2.1 access tokens)", &Config::auth, &AuthConfig::mode),
@@ -320,6 +335,8 @@ const std::vector<Key>& schema() {
         uint_key("workspace.queue_length", "calls that may wait for a run slot at once (0: refuse at once)", &Config::workspace, &WorkspaceConfig::queue_length, 0, 100'000),
         duration_key("workspace.queue_wait", "longest wait for a run slot before a call is refused", &Config::workspace, &WorkspaceConfig::queue_wait, milliseconds(0), milliseconds(3'600'000)),
         enum_key<WorkspaceNetwork>("workspace.network", "network namespace per session (its runs share a loopback; root only) or per run", &Config::workspace, &WorkspaceConfig::network),
+        enum_key<WorkspaceStoreKind>("workspace.store", "where workspace_create's workspaces live: local (this machine) or shared (workspace.shared_dir, mounted by every replica)", &Config::workspace, &WorkspaceConfig::store),
+        string_key("workspace.shared_dir", "directory every replica mounts for workspace.store=shared (and the shared trust store)", &Config::workspace, &WorkspaceConfig::shared_dir),
     };
     return keys;
 }
@@ -479,7 +496,17 @@ void config_finalize(Config& config) {
             config.server.state_dir = "/tmp/kiln-" + std::to_string(geteuid());
         }
     }
-    if (config.audit.path.empty()) config.audit.path = config.server.state_dir + "/audit.jsonl";
+    // Replicas that share a directory keep one audit chain each.
+    if (config.audit.path.empty())
+        config.audit.path = config.server.state_dir +
+                            (config.server.replica_id.empty() ? "/audit.jsonl" : "/audit-" + config.server.replica_id + ".jsonl");
+}
+
+std::string replica_id(const Config& config) {
+    if (!config.server.replica_id.empty()) return config.server.replica_id;
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "kiln";
+    return host;
 }
 
 Result<ListenAddress> parse_listen_address(const std::string& text) {

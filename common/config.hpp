@@ -52,6 +52,9 @@ struct ServerConfig {
     // guarded by the bearer token in metrics_token_file when set.
     bool metrics_enabled = true;
     std::string metrics_token_file;
+    // This replica's name in audit records, the audit file's name and the
+    // Kiln-Replica response header; empty: the host name.
+    std::string replica_id;
 };
 
 // "127.0.0.1:8080" or "[::1]:8080" split into host and port.
@@ -124,6 +127,10 @@ struct WorkspaceConfig {
     // namespace that its runs share (as they share the workspace); "run": a
     // fresh one per run. Rootless servers always use one per run.
     WorkspaceNetwork network = WorkspaceNetwork::Session;
+    // Explicit workspaces (workspace_create): "local" keeps them on this
+    // machine, "shared" in shared_dir, which every replica mounts.
+    WorkspaceStoreKind store = WorkspaceStoreKind::Local;
+    std::string shared_dir;
 };
 
 // Who may call the HTTP transport (docs/auth.md). Keys server.auth.*.
@@ -175,6 +182,8 @@ Status config_load_yaml(Config& config, const std::string& path);
 Status config_load_env(Config& config, char** environ_vars);
 // Fills derived defaults (state dir, audit path) once all sources are merged.
 void config_finalize(Config& config);
+// server.replica_id, or the host name when it is unset.
+std::string replica_id(const Config& config);
 // The whole config as YAML, each key annotated with its origin.
 std::string config_to_yaml(const Config& config);
 // Names of all keys, in schema order.

@@ -109,7 +109,8 @@ struct RunService::Call {
     security::Assessment assessment;
     security::Verdict verdict;
     std::unique_ptr<Slot> slot;
-    std::shared_ptr<Workspace> ws;
+    std::optional<WorkspaceUse> use;  // held until the call ends (a shared workspace's lock)
+    Workspace* ws = nullptr;
     sandbox::SandboxSpec spec;
     RunOutcome outcome;
     // How the call ended, for kiln_executions_total; each phase that ends
@@ -139,7 +140,7 @@ struct RunService::Slot {
 };
 
 RunService::RunService(const Config& config, security::Policy policy, sandbox::Runtime& runtime, audit::AuditLog* audit,
-                       WorkspaceManager& workspaces, security::TrustStore& trust)
+                       WorkspaceStore& workspaces, security::TrustStore& trust)
     : config_(config),
       policy_(std::move(policy)),
       runtime_(runtime),
@@ -415,9 +416,10 @@ std::optional<ToolResult> RunService::decide(Call& call) {
 std::optional<ToolResult> RunService::prepare(Call& call) {
     auto timer = call.times.time("prepare");
     const Request& req = call.req;
-    auto ws = workspaces_.acquire(call.session_id);
-    if (!ws) return fail(call, "workspace", ws.error());
-    call.ws = *ws;
+    auto use = workspaces_.open(call.session_id, call.ctx.session ? call.ctx.session->principal : "local", req.workspace);
+    if (!use) return fail(call, "workspace", use.error());
+    call.use.emplace(std::move(*use));
+    call.ws = &call.use->workspace();
     wsfs::Owner owner{call.ws->owner_uid(), call.ws->owner_gid()};
     for (const auto& [path, content] : req.files) {
         auto rel = wsfs::normalize_relative(path);
@@ -459,8 +461,8 @@ std::optional<ToolResult> RunService::execute(Call& call) {
                          " bytes of output");
     };
     auto result = runtime_.run(call.spec, hooks);
-    call.ws->touch();
     if (!result) return fail(call, "the sandbox could not start", result.error());
+    if (Status st = call.use->commit(); !st) return fail(call, "workspace", st.error());
     call.outcome.exec = std::move(*result);
     return std::nullopt;
 }
@@ -502,7 +504,8 @@ json code_input_schema(const std::vector<Interpreter>& interps, const Config&) {
                          {"items", {{"type", "object"},
                                     {"properties", {{"path", {{"type", "string"}, {"minLength", 1}}}, {"content", {{"type", "string"}}}}},
                                     {"required", {"path", "content"}}, {"additionalProperties", false}}},
-                         {"description", "files written into /workspace before the run"}}}}},
+                         {"description", "files written into /workspace before the run"}}},
+              {"workspace", workspace_arg_schema()}}},
             {"required", {"language", "code"}},
             {"additionalProperties", false}};
 }
@@ -527,6 +530,7 @@ public:
         if (args.contains("timeout_seconds")) r.timeout_seconds = args["timeout_seconds"].get<std::int64_t>();
         if (args.contains("memory_mb")) r.memory_mb = args["memory_mb"].get<std::int64_t>();
         for (const auto& f : args.value("files", json::array())) r.files.emplace_back(f["path"], f["content"]);
+        r.workspace = args.value("workspace", "");
         r.parse_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - parse_start);
         return s_.run(r, ctx);
     }
@@ -546,7 +550,8 @@ public:
                   {{"command", {{"type", "string"}, {"minLength", 1}}},
                    {"stdin", {{"type", "string"}}},
                    {"timeout_seconds", {{"type", "integer"}, {"minimum", 1}}},
-                   {"memory_mb", {{"type", "integer"}, {"minimum", 16}}}}},
+                   {"memory_mb", {{"type", "integer"}, {"minimum", 16}}},
+                   {"workspace", workspace_arg_schema()}}},
                  {"required", {"command"}},
                  {"additionalProperties", false}},
                 outcome_schema(), {false, true, false, false}};
@@ -561,6 +566,7 @@ public:
         r.stdin_data = args.value("stdin", "");
         if (args.contains("timeout_seconds")) r.timeout_seconds = args["timeout_seconds"].get<std::int64_t>();
         if (args.contains("memory_mb")) r.memory_mb = args["memory_mb"].get<std::int64_t>();
+        r.workspace = args.value("workspace", "");
         r.parse_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - parse_start);
         return s_.run(r, ctx);
     }

@@ -28,6 +28,7 @@
 #include "tools/registry.hpp"
 #include "security/trust_store.hpp"
 #include "tools/workspace.hpp"
+#include "tools/workspace_store.hpp"
 
 namespace kiln::tools {
 
@@ -43,7 +44,7 @@ std::vector<Interpreter> available_interpreters(const std::string& rootfs);
 class RunService {
 public:
     RunService(const Config& config, security::Policy policy, sandbox::Runtime& runtime, audit::AuditLog* audit,
-               WorkspaceManager& workspaces, security::TrustStore& trust);
+               WorkspaceStore& workspaces, security::TrustStore& trust);
 
     struct Request {
         std::string tool;           // "run_code" | "run_command"
@@ -53,6 +54,7 @@ public:
         std::optional<std::int64_t> timeout_seconds;
         std::optional<std::int64_t> memory_mb;
         std::vector<std::pair<std::string, std::string>> files;
+        std::string workspace;      // a workspace_create handle; empty: the session's own
         std::chrono::microseconds parse_time{};  // turning the arguments into this
     };
     ToolResult run(const Request& request, const CallContext& ctx);
@@ -96,7 +98,7 @@ private:
     security::Policy policy_;
     sandbox::Runtime& runtime_;
     audit::AuditLog* audit_;
-    WorkspaceManager& workspaces_;
+    WorkspaceStore& workspaces_;
     security::TrustStore& trust_;
     std::vector<Interpreter> interpreters_;
 
