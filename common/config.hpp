@@ -108,6 +108,9 @@ struct AuditConfig {
     // Disk space kept allocated past the log's end, so the records of calls
     // already admitted still land when something else fills the disk.
     std::uint64_t reserve_bytes = 4ull << 20;
+    // Set by the server, not a key: the replica that writes the chain,
+    // named in each record ("replica"). Empty: records name none.
+    std::string replica;
 };
 
 struct WorkspaceConfig {

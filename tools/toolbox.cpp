@@ -29,7 +29,9 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
 
     // The audit log first: with on_failure=fail_closed a log that cannot be
     // opened stops the server before it runs anything unrecorded.
-    auto audit = audit::AuditLog::open(config.audit);
+    AuditConfig audit_config = config.audit;
+    audit_config.replica = replica_id(config);
+    auto audit = audit::AuditLog::open(audit_config);
     if (!audit) {
         if (config.audit.on_failure == AuditOnFailure::FailClosed)
             return Error(audit.error()).wrap("open the audit log (audit.path; set audit.on_failure=continue to run without it)");
