@@ -20,6 +20,7 @@ APT_PACKAGES=(
   musl-tools
   prometheus
   openssl
+  haproxy
 )
 
 log() { printf '==> [%s, %ss] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }
