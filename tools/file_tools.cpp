@@ -37,8 +37,10 @@ public:
     WorkspaceTool(WorkspaceStore& workspaces, FileToolLimits limits) : workspaces_(workspaces), limits_(limits) {}
 
 protected:
-    Result<WorkspaceUse> workspace(const CallContext& ctx, const json& args) const {
-        return workspaces_.open(ctx.session ? ctx.session->id : "default", principal_of(ctx), args.value("workspace", ""));
+    Result<WorkspaceUse> workspace(const CallContext& ctx, const json& args,
+                                   WorkspaceAccess access = WorkspaceAccess::Write) const {
+        return workspaces_.open(ctx.session ? ctx.session->id : "default", principal_of(ctx), args.value("workspace", ""),
+                                access);
     }
 
     static ToolResult fail(const std::string& tool, const Error& e) { return ToolResult::error(tool + ": " + e.what()); }
@@ -107,7 +109,7 @@ public:
     ToolResult call(const json& args, const CallContext& ctx) override {
         auto path = wsfs::normalize_relative(args["path"].get<std::string>());
         if (!path) return fail("read_file", path.error());
-        auto ws = workspace(ctx, args);
+        auto ws = workspace(ctx, args, WorkspaceAccess::Read);
         if (!ws) return fail("read_file", ws.error());
         auto data = wsfs::read_file(ws->dir_fd(), *path, args.value("max_bytes", std::uint64_t{1} << 20));
         if (!data) return fail("read_file", data.error());
@@ -155,7 +157,7 @@ public:
     ToolResult call(const json& args, const CallContext& ctx) override {
         auto path = wsfs::normalize_relative(args.value("path", "."), true);
         if (!path) return fail("list_files", path.error());
-        auto ws = workspace(ctx, args);
+        auto ws = workspace(ctx, args, WorkspaceAccess::Read);
         if (!ws) return fail("list_files", ws.error());
         wsfs::ListLimits limits{limits_.max_list_entries, limits_.max_list_bytes / 2, limits_.max_list_depth};
         auto listing = wsfs::list(ws->dir_fd(), *path, args.value("recursive", false), limits);

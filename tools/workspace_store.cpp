@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <ctime>
 #include <vector>
 
@@ -306,8 +307,11 @@ struct WorkspaceUse::Shared {
     WorkspaceLock lock;
     unsigned long generation;
     TreeUsage limit;
-    WorkspaceManager* local;
-    std::string copy_id;
+    // The local copy holds tree-<generation> exactly: true after a read, or
+    // after a write once committed.
+    bool in_sync;
+    // Told at the end whether the copy may be reused, and at which generation.
+    std::function<void(bool in_sync, unsigned long generation)> done;
 };
 
 WorkspaceUse::WorkspaceUse(std::shared_ptr<Workspace> ws, std::unique_ptr<Shared> shared)
@@ -320,8 +324,8 @@ WorkspaceUse::~WorkspaceUse() {
     // The lock file's mtime is the workspace's last use, which idle expiry
     // reads on every replica.
     (void)::futimens(shared_->lock.fd(), nullptr);
-    shared_->local->release(shared_->copy_id);
-    ws_.reset();  // the local copy goes now; the lock after it
+    shared_->done(shared_->in_sync, shared_->generation);
+    ws_.reset();
 }
 
 Status WorkspaceUse::commit() {
@@ -349,6 +353,7 @@ Status WorkspaceUse::commit() {
     if (Status st = destroy_workspace_dir(s.dir + "/tree-" + std::to_string(s.generation)); !st)
         spdlog::warn("old tree of {} not removed (the next holder will): {}", s.dir, st.error().what());
     ++s.generation;
+    s.in_sync = true;
     return {};
 }
 
@@ -439,11 +444,12 @@ Status WorkspaceStore::remove_shared(const std::string& handle, const std::strin
     auto lock = WorkspaceLock::acquire(dir + "/lock", shared_.lock_wait);
     if (!lock) return lock.error();
     if (!lock->still_at(dir + "/lock")) return not_found(handle);
+    forget_copy(handle);
     return remove_locked(shared_.dir, handle);
 }
 
 Result<WorkspaceUse> WorkspaceStore::open(const std::string& session_id, const std::string& principal,
-                                          const std::string& handle) {
+                                          const std::string& handle, WorkspaceAccess access) {
     if (handle.empty()) {
         auto ws = local_.acquire(session_id);
         if (!ws) return ws.error();
@@ -452,7 +458,7 @@ Result<WorkspaceUse> WorkspaceStore::open(const std::string& session_id, const s
     if (!is_workspace_handle(handle)) return not_found(handle);
     switch (kind_) {
         case WorkspaceStoreKind::Local: return open_local(handle, principal_hash(principal));
-        case WorkspaceStoreKind::Shared: return open_shared(handle, principal_hash(principal));
+        case WorkspaceStoreKind::Shared: return open_shared(handle, principal_hash(principal), access);
     }
     return not_found(handle);
 }
@@ -467,7 +473,8 @@ Result<WorkspaceUse> WorkspaceStore::open_local(const std::string& handle, const
 
 // The owner is checked before the lock is taken, so no caller can hold up
 // another principal's workspace by naming it.
-Result<WorkspaceUse> WorkspaceStore::open_shared(const std::string& handle, const std::string& principal_hash) {
+Result<WorkspaceUse> WorkspaceStore::open_shared(const std::string& handle, const std::string& principal_hash,
+                                                 WorkspaceAccess access) {
     const std::string dir = shared_.dir + "/" + handle;
     auto owner = read_small_file(dir + "/owner");
     if (!owner || *owner != principal_hash) return not_found(handle);
@@ -478,23 +485,50 @@ Result<WorkspaceUse> WorkspaceStore::open_shared(const std::string& handle, cons
     auto generation = published_generation(dir);
     if (!generation) return generation.error();
     remove_unpublished(dir, *generation, lock->fd());
+    auto ws = local_copy(handle, dir, *generation);
+    if (!ws) return ws.error();
+    std::weak_ptr<Workspace> copy = *ws;
+    auto done = [this, handle, copy](bool in_sync, unsigned long gen) {
+        std::lock_guard g(mutex_);
+        if (in_sync) copies_[handle] = {copy, gen};
+        else copies_.erase(handle);
+    };
+    return WorkspaceUse(*ws, std::make_unique<WorkspaceUse::Shared>(WorkspaceUse::Shared{
+                                 dir, std::move(*lock), *generation, {shared_.max_bytes, shared_.max_inodes},
+                                 access == WorkspaceAccess::Read, std::move(done)}));
+}
 
-    std::string copy_id;
+// Copying in is most of a shared workspace's cost per call; the copy is
+// reused (with its tmpfs, memory group and network namespace) while it
+// holds the published tree. The caller holds the workspace's lock, so no
+// other call of this replica uses the copy meanwhile.
+Result<std::shared_ptr<Workspace>> WorkspaceStore::local_copy(const std::string& handle, const std::string& dir,
+                                                              unsigned long generation) {
+    auto ws = local_.acquire("w" + handle);
+    if (!ws) return ws.error();
     {
         std::lock_guard g(mutex_);
-        copy_id = "w" + handle.substr(0, 12) + "-" + std::to_string(++copies_);
+        auto it = copies_.find(handle);
+        bool current = it != copies_.end() && it->second.ws.lock() == *ws && it->second.generation == generation;
+        copies_.erase(handle);
+        if (current) return ws;
     }
-    auto ws = local_.acquire(copy_id);
-    if (!ws) return ws.error();
-    auto shared = std::make_unique<WorkspaceUse::Shared>(WorkspaceUse::Shared{
-        dir, std::move(*lock), *generation, {shared_.max_bytes, shared_.max_inodes}, &local_, copy_id});
-    WorkspaceUse use(*ws, std::move(shared));
-    const std::string tree = dir + "/tree-" + std::to_string(*generation);
+    if (Status st = wsfs::remove_contents((*ws)->dir_fd()); !st) return st.error();
+    const std::string tree = dir + "/tree-" + std::to_string(generation);
     UniqueFd tree_fd(::open(tree.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!tree_fd) return sys_error("open " + tree);
-    if (auto copied = copy_tree(tree_fd.get(), use.dir_fd(), use.owner(), {shared_.max_bytes, shared_.max_inodes}); !copied)
+    wsfs::Owner owner{(*ws)->owner_uid(), (*ws)->owner_gid()};
+    if (auto copied = copy_tree(tree_fd.get(), (*ws)->dir_fd(), owner, {shared_.max_bytes, shared_.max_inodes}); !copied)
         return Error(copied.error()).wrap("copy workspace " + handle + " in");
-    return use;
+    return ws;
+}
+
+void WorkspaceStore::forget_copy(const std::string& handle) {
+    {
+        std::lock_guard g(mutex_);
+        copies_.erase(handle);
+    }
+    local_.release("w" + handle);
 }
 
 std::size_t WorkspaceStore::sweep() {
@@ -553,6 +587,7 @@ std::size_t WorkspaceStore::sweep_shared() {
         if (generation) remove_unpublished(dir, *generation, (*lock)->fd());
         struct stat held {};
         if (::fstat((*lock)->fd(), &held) == 0 && older_than(held, shared_.idle_ttl)) {
+            forget_copy(name);
             if (Status st = remove_locked(shared_.dir, name); !st)
                 spdlog::warn("idle workspace {} not removed: {}", name, st.error().what());
             else

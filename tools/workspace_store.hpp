@@ -75,6 +75,11 @@ private:
     UniqueFd fd_;
 };
 
+// Whether a call may change the workspace: a shared workspace's local copy
+// stays in step with the published tree after a read, and is reused by the
+// next call instead of copied again.
+enum class WorkspaceAccess { Read, Write };
+
 // One call's use of a workspace: the directory it works in, and for a
 // shared workspace its lock, held until the use ends.
 class WorkspaceUse {
@@ -116,7 +121,8 @@ public:
     Status remove(const std::string& handle, const std::string& principal);
     // The workspace a call works in: the session's own when `handle` is
     // empty, else the handle's, which must be `principal`'s.
-    Result<WorkspaceUse> open(const std::string& session_id, const std::string& principal, const std::string& handle);
+    Result<WorkspaceUse> open(const std::string& session_id, const std::string& principal, const std::string& handle,
+                              WorkspaceAccess access = WorkspaceAccess::Write);
 
     // Removes workspaces idle longer than idle_ttl (in a shared store,
     // any replica's), and what crashed holders left: unpublished trees and
@@ -138,9 +144,15 @@ private:
         std::shared_ptr<Workspace> ws;
     };
     Result<WorkspaceUse> open_local(const std::string& handle, const std::string& principal_hash);
-    Result<WorkspaceUse> open_shared(const std::string& handle, const std::string& principal_hash);
+    Result<WorkspaceUse> open_shared(const std::string& handle, const std::string& principal_hash, WorkspaceAccess access);
+    // The local copy of a shared workspace, filled with tree-<generation>
+    // unless it already holds exactly that.
+    Result<std::shared_ptr<Workspace>> local_copy(const std::string& handle, const std::string& dir,
+                                                  unsigned long generation);
     Result<std::string> create_shared(const std::string& principal_hash);
     Status remove_shared(const std::string& handle, const std::string& principal_hash);
+    // Drops a shared workspace's local copy (it was removed or expired).
+    void forget_copy(const std::string& handle);
     std::size_t sweep_local();
     std::size_t sweep_shared();
 
@@ -149,7 +161,13 @@ private:
     SharedStoreOptions shared_;
     std::mutex mutex_;
     std::map<std::string, LocalHandle> handles_;  // the local store's
-    unsigned long copies_ = 0;                    // names the shared workspaces' local copies
+    // A shared workspace's local copy (WorkspaceManager id "w<handle>") and
+    // the published generation it holds, while it holds one unchanged.
+    struct CopyState {
+        std::weak_ptr<Workspace> ws;
+        unsigned long generation = 0;
+    };
+    std::map<std::string, CopyState> copies_;
     std::jthread sweeper_;                        // last: stops before the rest goes
 };
 

@@ -74,37 +74,15 @@ async function startReplica(cluster, id, port) {
   return replica;
 }
 
-// haproxy from Debian: round robin for new sessions, then the session's
-// replica for every request that carries its Mcp-Session-Id (stored from
-// the initialize response's header). A replica that stops answering
-// /healthz is taken out within a second; a refused connection is retried on
-// another replica.
+// haproxy from Debian, configured by lib/haproxy.cfg (round robin for new
+// sessions, each session kept on its replica).
 async function startProxy(t, cluster) {
   const port = await freePort();
   const servers = [...cluster.replicas.values()]
     .map((r) => `  server ${r.id} 127.0.0.1:${r.port} check inter 300ms fall 1 rise 1`).join('\n');
   const cfg = join(cluster.root, 'haproxy.cfg');
-  writeFileSync(cfg, `global
-  maxconn 512
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
-  retries 3
-  option redispatch
-frontend mcp
-  bind 127.0.0.1:${port}
-  default_backend kiln
-backend kiln
-  balance roundrobin
-  option httpchk
-  http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host 127.0.0.1
-  stick-table type string len 64 size 10k expire 30m
-  stick on req.hdr(mcp-session-id)
-  stick store-response res.hdr(mcp-session-id)
-${servers}
-`);
+  const template = readFileSync(new URL('./lib/haproxy.cfg', import.meta.url), 'utf8');
+  writeFileSync(cfg, template.replace('@PORT@', String(port)).replace('@SERVERS@', servers));
   const proc = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (c) => { log += c.toString(); });

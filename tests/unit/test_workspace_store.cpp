@@ -249,3 +249,37 @@ TEST_CASE("shared store: crash clean-up leaves a live holder alone and removes a
     b.store->sweep();
     CHECK(!fs::exists(making));
 }
+
+TEST_CASE("shared store: a replica's reused local copy never serves a stale tree") {
+    StoreBench a(WorkspaceStoreKind::Shared);
+    // A second replica: its own local workspaces, the same shared dir.
+    WorkspaceOptions o;
+    o.root_dir = a.base + "/local-b/" + std::to_string(::getpid());
+    o.owner_uid = ::geteuid();
+    o.owner_gid = ::getegid();
+    WorkspaceManager manager_b(o);
+    SharedStoreOptions shared_b = a.shared;
+    shared_b.replica_id = "replica-b";
+    WorkspaceStore b(manager_b, WorkspaceStoreKind::Shared, shared_b);
+    auto read_b = [&](const std::string& handle) -> std::string {
+        auto use = b.open("s9", "alice", handle, WorkspaceAccess::Read);
+        REQUIRE(use.ok());
+        auto data = wsfs::read_file(use->dir_fd(), "v.txt", 100);
+        return data ? data->bytes : "(none)";
+    };
+    auto h = a.store->create("alice");
+    REQUIRE(h.ok());
+    REQUIRE(a.write(*h, "alice", "v.txt", "one").ok());
+    CHECK(read_b(*h) == "one");
+    CHECK(read_b(*h) == "one");  // from the reused copy
+    REQUIRE(a.write(*h, "alice", "v.txt", "two").ok());
+    CHECK(read_b(*h) == "two");  // another replica published: copied again
+    {
+        // A change that is never committed does not linger in the copy.
+        auto use = b.open("s9", "alice", *h);
+        REQUIRE(use.ok());
+        REQUIRE(wsfs::write_file(use->dir_fd(), "v.txt", "uncommitted", use->owner()).ok());
+    }
+    CHECK(read_b(*h) == "two");
+    CHECK(*a.read(*h, "alice", "v.txt") == "two");
+}
