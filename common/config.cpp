@@ -502,6 +502,11 @@ void config_finalize(Config& config) {
                             (config.server.replica_id.empty() ? "/audit.jsonl" : "/audit-" + config.server.replica_id + ".jsonl");
 }
 
+std::string trust_store_path(const Config& config) {
+    bool shared = config.workspace.store == WorkspaceStoreKind::Shared && !config.workspace.shared_dir.empty();
+    return (shared ? config.workspace.shared_dir : config.server.state_dir) + "/trust.json";
+}
+
 std::string replica_id(const Config& config) {
     if (!config.server.replica_id.empty()) return config.server.replica_id;
     char host[256] = {};

@@ -187,6 +187,9 @@ Status config_load_env(Config& config, char** environ_vars);
 void config_finalize(Config& config);
 // server.replica_id, or the host name when it is unset.
 std::string replica_id(const Config& config);
+// The trust store's file: in workspace.shared_dir when the store is shared
+// (every replica and `kiln trust` use one), else in the state dir.
+std::string trust_store_path(const Config& config);
 // The whole config as YAML, each key annotated with its origin.
 std::string config_to_yaml(const Config& config);
 // Names of all keys, in schema order.

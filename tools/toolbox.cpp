@@ -76,9 +76,7 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     // Replicas share approvals through the shared dir: every change is a
     // read-modify-write under the trust store's lock file, and every
     // check reads the file afresh, so one replica's approval holds on all.
-    std::string trust_dir = config.workspace.store == WorkspaceStoreKind::Shared ? config.workspace.shared_dir
-                                                                                 : config.server.state_dir;
-    box->trust_ = std::make_unique<security::TrustStore>(trust_dir + "/trust.json");
+    box->trust_ = std::make_unique<security::TrustStore>(trust_store_path(config));
     box->runs_ = std::make_unique<RunService>(config, box->policy_, *box->runtime_, box->audit_.get(),
                                               *box->store_, *box->trust_);
 

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <thread>
 
+#include "common/config.hpp"
+#include "security/trust_store.hpp"
 #include "tools/file_tools.hpp"
 #include "tools/workspace_store.hpp"
 
@@ -282,4 +284,52 @@ TEST_CASE("shared store: a replica's reused local copy never serves a stale tree
     }
     CHECK(read_b(*h) == "two");
     CHECK(*a.read(*h, "alice", "v.txt") == "two");
+}
+
+TEST_CASE("replicas share one trust store in the shared dir; a counted approval is spent once across processes") {
+    Config config;
+    config.server.state_dir = "/var/lib/kiln-replica-1";
+    CHECK(trust_store_path(config) == "/var/lib/kiln-replica-1/trust.json");
+    config.workspace.store = WorkspaceStoreKind::Shared;
+    config.workspace.shared_dir = "/mnt/kiln-shared";
+    CHECK(trust_store_path(config) == "/mnt/kiln-shared/trust.json");
+
+    StoreBench b(WorkspaceStoreKind::Shared);
+    const std::string path = b.base + "/shared/trust.json";
+    const std::string hash = security::code_fingerprint("print('approved once, five uses')");
+    REQUIRE(security::TrustStore(path).add({hash, "five uses", 0, {}, 5u}).ok());
+    // Three "replicas" (processes of their own) spend it at once; each
+    // reports how many uses it got through a pipe.
+    std::vector<std::pair<pid_t, int>> replicas;
+    for (int r = 0; r < 3; ++r) {
+        int out[2];
+        REQUIRE(::pipe(out) == 0);
+        pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::close(out[0]);
+            security::TrustStore store(path);
+            unsigned char used = 0;
+            for (int i = 0; i < 10; ++i) {
+                auto ok = store.consume(hash);
+                if (!ok) ::_exit(2);
+                if (*ok) ++used;
+            }
+            (void)!::write(out[1], &used, 1);
+            ::_exit(0);
+        }
+        ::close(out[1]);
+        replicas.emplace_back(pid, out[0]);
+    }
+    int total = 0;
+    for (auto [pid, fd] : replicas) {
+        unsigned char used = 0;
+        CHECK(::read(fd, &used, 1) == 1);
+        ::close(fd);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+        total += used;
+    }
+    CHECK(total == 5);
 }
