@@ -249,9 +249,11 @@ Key http_path_key() {
 Key replica_id_key() {
     return Key{"server.replica_id", "this replica's name in audit records, the audit file's name and the Kiln-Replica header; empty: the host name",
                [](Config& c, const std::string& v) -> Status {
-                   bool ok = !v.empty() && v.size() <= 64 && v.front() != '.' &&
-                             v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == std::string::npos;
-                   if (!ok) return bad_value(v, "1 to 64 letters, digits, '.', '_' or '-', not starting with '.'");
+                   bool ok = v.empty() ||
+                             (v.size() <= 64 && v.front() != '.' &&
+                              v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+                                  std::string::npos);
+                   if (!ok) return bad_value(v, "up to 64 letters, digits, '.', '_' or '-', not starting with '.' (empty: the host name)");
                    c.server.replica_id = v;
                    return {};
                },

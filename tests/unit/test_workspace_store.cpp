@@ -333,3 +333,24 @@ TEST_CASE("replicas share one trust store in the shared dir; a counted approval 
     }
     CHECK(total == 5);
 }
+
+TEST_CASE("config: server.replica_id, workspace.store and workspace.shared_dir") {
+    Config c;
+    REQUIRE(config_set(c, "server.replica_id", "kiln-0.east_1", "test").ok());
+    CHECK(replica_id(c) == "kiln-0.east_1");
+    config_finalize(c);
+    CHECK(c.audit.path == c.server.state_dir + "/audit-kiln-0.east_1.jsonl");
+    for (const char* bad : {"../x", "a b", ".hidden", "r/1"}) {
+        Status st = config_set(c, "server.replica_id", bad, "test");
+        REQUIRE(!st.ok());
+        CHECK(st.error().what().find("server.replica_id") != std::string::npos);
+        CHECK(st.error().what().find("up to 64 letters") != std::string::npos);
+    }
+    REQUIRE(config_set(c, "server.replica_id", "", "test").ok());  // the host name
+    CHECK(!replica_id(c).empty());
+    Status store = config_set(c, "workspace.store", "nfs", "test");
+    REQUIRE(!store.ok());
+    CHECK(store.error().what().find("local or shared") != std::string::npos);
+    REQUIRE(config_set(c, "workspace.store", "shared", "test").ok());
+    CHECK(c.workspace.store == WorkspaceStoreKind::Shared);
+}
