@@ -138,6 +138,19 @@ function verifyAudit(cluster) {
   return spawnSync(kilnBin(), ['audit', 'verify', ...files], { encoding: 'utf8', env: serverEnv() });
 }
 
+// The cgroup directories a server made (kiln/<its pid> in each hierarchy).
+function cgroupsOf(pid) {
+  const found = spawnSync('find', ['/sys/fs/cgroup', '-maxdepth', '6', '-type', 'd', '-path', `*/kiln/${pid}`],
+    { encoding: 'utf8' });
+  return found.stdout.split('\n').filter(Boolean);
+}
+
+// Every pid in a cgroup directory and the groups below it.
+function allProcs(dir) {
+  const out = spawnSync('find', [dir, '-name', 'cgroup.procs', '-exec', 'cat', '{}', '+'], { encoding: 'utf8' });
+  return out.stdout.split('\n').filter(Boolean);
+}
+
 const python = (code, workspace) => ({ name: 'run_code', arguments: { language: 'python', code, workspace } });
 
 test('a shared workspace is written on one replica and read by code on another, each hop proven', TEST_TIMEOUT, async (t) => {
@@ -261,7 +274,14 @@ test('SIGKILL one replica mid-burst: the others serve, the workspace stays whole
   // cut back to its last whole record, verifies with the others.
   const deadPid = victim.proc.pid;
   await waitForExit(victim.proc, 5_000).catch(() => {});
+  // Its jails died with it (their init has PR_SET_PDEATHSIG): its cgroups,
+  // named after its pid, hold no process; the directories stay until a
+  // server starts (sandbox::reap_leftovers).
+  const groups = cgroupsOf(deadPid);
+  assert.ok(groups.length > 0, 'the dead replica had cgroups');
+  await eventually(() => groups.every((g) => allProcs(g).length === 0), 5_000, "the dead replica's jails to go");
   await startReplica(cluster, 'r2', victim.port);
+  assert.deepEqual(cgroupsOf(deadPid), []);
   assert.equal(existsSync(join(victim.stateDir, 'workspaces', String(deadPid))), false);
   const verified = verifyAudit(cluster);
   assert.equal(verified.status, 0, verified.stdout + verified.stderr);
