@@ -270,8 +270,8 @@ int set_ofd_lock(int fd) {
 }
 }  // namespace
 
-Result<std::optional<WorkspaceLock>> WorkspaceLock::try_acquire(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+Result<std::optional<WorkspaceLock>> WorkspaceLock::try_acquire(const std::string& path, bool create) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | (create ? O_CREAT : 0) | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) return sys_error("open lock " + path);
     if (set_ofd_lock(fd.get()) == 0) return std::optional<WorkspaceLock>(WorkspaceLock(std::move(fd)));
     if (errno == EAGAIN || errno == EACCES) return std::optional<WorkspaceLock>();
@@ -442,7 +442,7 @@ Status WorkspaceStore::remove_shared(const std::string& handle, const std::strin
     auto owner = read_small_file(dir + "/owner");
     if (!owner || *owner != principal_hash) return not_found(handle);
     auto lock = WorkspaceLock::acquire(dir + "/lock", shared_.lock_wait);
-    if (!lock) return lock.error();
+    if (!lock) return lock.error().err == ENOENT ? not_found(handle) : lock.error();  // removed meanwhile
     if (!lock->still_at(dir + "/lock")) return not_found(handle);
     forget_copy(handle);
     return remove_locked(shared_.dir, handle);
@@ -479,7 +479,7 @@ Result<WorkspaceUse> WorkspaceStore::open_shared(const std::string& handle, cons
     auto owner = read_small_file(dir + "/owner");
     if (!owner || *owner != principal_hash) return not_found(handle);
     auto lock = WorkspaceLock::acquire(dir + "/lock", shared_.lock_wait);
-    if (!lock) return lock.error();
+    if (!lock) return lock.error().err == ENOENT ? not_found(handle) : lock.error();  // removed meanwhile
     if (!lock->still_at(dir + "/lock")) return not_found(handle);  // removed while we waited
     note_holder(lock->fd(), shared_.replica_id);
     auto generation = published_generation(dir);
@@ -576,7 +576,7 @@ std::size_t WorkspaceStore::sweep_shared() {
                 (void)destroy_workspace_dir(dir);
             continue;
         }
-        auto lock = WorkspaceLock::try_acquire(dir + "/lock");
+        auto lock = WorkspaceLock::try_acquire(dir + "/lock", false);
         if (!lock || !*lock || !(*lock)->still_at(dir + "/lock")) continue;  // in use: its holder is alive
         if (staging) {
             spdlog::info("removing {}, left by a replica that stopped ({} held it last)", dir, holder_of((*lock)->fd()));

@@ -64,7 +64,9 @@ public:
     // Waits up to `wait`; an error names the file and how long was waited.
     static Result<WorkspaceLock> acquire(const std::string& path, std::chrono::milliseconds wait);
     // Does not wait: nothing when another open file description holds it.
-    static Result<std::optional<WorkspaceLock>> try_acquire(const std::string& path);
+    // create false: a missing file is an error (ENOENT), not made; a
+    // sweeper must not make a lock file in a directory being removed.
+    static Result<std::optional<WorkspaceLock>> try_acquire(const std::string& path, bool create = true);
     // Still the file at `path` (it was not renamed away or removed while
     // this one waited for it).
     bool still_at(const std::string& path) const;
