@@ -108,8 +108,9 @@ private:
 
 class WorkspaceStore {
 public:
-    // `local` makes every workspace, the sessions' and the shared ones'
-    // local copies.
+    // `local` makes every workspace: the sessions', a local store's
+    // ("h<handle>") and the shared ones' local copies ("w<handle>"). Session
+    // ids are "<prefix>-<hex>", so the names never meet.
     WorkspaceStore(WorkspaceManager& local, WorkspaceStoreKind kind, SharedStoreOptions shared);
     ~WorkspaceStore();
 
