@@ -26,7 +26,7 @@ APT_PACKAGES=(
   musl-tools
   prometheus
   openssl
-  docker.io debootstrap curl
+  docker.io debootstrap curl haproxy
 )
 # Seen by code in the jail through /usr, not used by Kiln itself.
 DATA_STACK_PACKAGES=(python3-numpy python3-pandas python3-matplotlib)

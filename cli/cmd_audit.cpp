@@ -1,9 +1,10 @@
-// kiln audit verify|show|stats|unseal: review the audit log (C011). The
+// kiln audit verify|merge|show|stats|unseal: review the audit log (C011). The
 // work is in security/audit/; this file parses flags and prints.
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "cli/cli.hpp"
 #include "security/audit/files.hpp"
@@ -35,40 +36,90 @@ std::vector<std::string> log_files(const Context& ctx, const Flags& f) {
     return files;
 }
 
-int do_verify(const Context& ctx, const Flags& f) {
-    auto files = log_files(ctx, f);
-    if (files.empty()) return kExitFailure;
+Result<audit::VerifyOptions> verify_options(const Context& ctx, const Flags& f) {
     audit::VerifyOptions options;
     options.allow_partial = f.partial;
     std::string key_file = f.hmac_key_file.empty() ? ctx.config.audit.hmac_key_file : f.hmac_key_file;
     if (!key_file.empty()) {
         auto key = audit::load_hmac_key(key_file);
-        if (!key) {
-            std::cerr << "kiln audit verify: --hmac-key-file: " << key.error().what() << "\n";
-            return kExitConfig;
-        }
+        if (!key) return Error(key.error()).wrap("--hmac-key-file");
         options.hmac_key = *key;
     }
+    return options;
+}
+
+// Verifies one chain and prints the verdict, each line after `prefix`
+// (the chain's name when there are several). False: broken or unreadable.
+bool verify_and_print(const std::vector<std::string>& files, const audit::VerifyOptions& options,
+                      const std::string& prefix) {
     auto r = audit::verify_chain(files, options);
     if (!r) {
         std::cerr << "kiln audit verify: " << r.error().what() << "\n";
-        return kExitFailure;
+        return false;
     }
-    for (const auto& note : r->notes) std::cout << "note: " << note << "\n";
+    for (const auto& note : r->notes) std::cout << prefix << "note: " << note << "\n";
     if (!r->intact) {
-        std::cout << "BROKEN at " << r->file << ":" << r->line;
+        std::cout << prefix << "BROKEN at " << r->file << ":" << r->line;
         if (r->seq) std::cout << " (seq " << r->seq << ")";
         std::cout << ": " << r->problem << "\n"
-                  << r->records << " records before it verified"
+                  << prefix << r->records << " records before it verified"
                   << (r->records ? " (seq " + std::to_string(r->first_seq) + ".." + std::to_string(r->last_seq) + ")" : "")
                   << "\n";
-        return kExitFailure;
+        return false;
     }
-    std::cout << "OK: " << r->records << " records";
+    std::cout << prefix << "OK: " << r->records << " records";
     if (r->records) std::cout << " (seq " << r->first_seq << ".." << r->last_seq << ")";
     std::cout << " in " << files.size() << (files.size() == 1 ? " file" : " files") << ", hash chain intact"
               << (r->hmac_checked ? ", HMAC verified" : ", HMAC not checked") << "\n";
-    if (r->records) std::cout << "head: " << audit::record_id(r->last_seq, r->last_hash) << " " << r->last_hash << "\n";
+    if (r->records) std::cout << prefix << "head: " << audit::record_id(r->last_seq, r->last_hash) << " " << r->last_hash << "\n";
+    return true;
+}
+
+// Every chain among FILES (one per replica, docs/audit.md), each verified
+// on its own; all must be intact.
+bool verify_chains(const std::vector<std::vector<std::string>>& chains, const audit::VerifyOptions& options) {
+    bool all = true;
+    for (const auto& chain : chains)
+        all = verify_and_print(chain, options, chains.size() == 1 ? "" : chain.back() + ": ") && all;
+    if (chains.size() > 1) std::cout << (all ? "OK: " : "BROKEN: ") << chains.size() << " chains\n";
+    return all;
+}
+
+int do_verify(const Context& ctx, const Flags& f) {
+    auto files = log_files(ctx, f);
+    if (files.empty()) return kExitFailure;
+    auto options = verify_options(ctx, f);
+    if (!options) {
+        std::cerr << "kiln audit verify: " << options.error().what() << "\n";
+        return kExitConfig;
+    }
+    return verify_chains(audit::group_chains(files), *options) ? kExitOk : kExitFailure;
+}
+
+// Several replicas' chains as one log in time order. Each chain is
+// verified first: a merged view of a broken chain would hide the break.
+int do_merge(const Context& ctx, const Flags& f) {
+    auto options = verify_options(ctx, f);
+    if (!options) {
+        std::cerr << "kiln audit merge: " << options.error().what() << "\n";
+        return kExitConfig;
+    }
+    auto chains = audit::group_chains(f.files);
+    std::ostringstream report;
+    auto* saved = std::cout.rdbuf(report.rdbuf());
+    bool intact = verify_chains(chains, *options);
+    std::cout.rdbuf(saved);
+    std::cerr << report.str();
+    if (!intact) {
+        std::cerr << "kiln audit merge: not merged: a chain does not verify (above)\n";
+        return kExitFailure;
+    }
+    auto merged = audit::merge_chains(chains);
+    if (!merged) {
+        std::cerr << "kiln audit merge: " << merged.error().what() << "\n";
+        return kExitFailure;
+    }
+    for (const auto& r : *merged) std::cout << r.text << "\n";
     return kExitOk;
 }
 
@@ -216,7 +267,12 @@ Command register_audit(CLI::App& app) {
     auto* verify = sub->add_subcommand("verify", "Check the hash chain (and HMAC); print the first broken record. Exit 0 intact, 1 broken");
     verify->add_option("--hmac-key-file", f->hmac_key_file, "HMAC key the log was written with (default: audit.hmac_key_file)");
     verify->add_flag("--partial", f->partial, "accept a chain that does not start at seq 1 (older files removed)");
-    verify->add_option("files", f->files, "log files in chain order (default: audit.path and its rotated predecessors)");
+    verify->add_option("files", f->files, "log files (default: audit.path and its rotated predecessors); files of several replicas' chains are verified chain by chain");
+
+    auto* merge = sub->add_subcommand("merge", "Verify several replicas' chains, then print all their records in time order (JSON Lines)");
+    merge->add_option("--hmac-key-file", f->hmac_key_file, "HMAC key the logs were written with (default: audit.hmac_key_file)");
+    merge->add_flag("--partial", f->partial, "accept chains that do not start at seq 1 (older files removed)");
+    merge->add_option("files", f->files, "every chain's files; rotated files (path.N) join path's chain")->required();
 
     auto* show = sub->add_subcommand("show", "Print records as a table, or as JSON Lines for jq");
     add_filter_flags(show, *f);
@@ -234,6 +290,7 @@ Command register_audit(CLI::App& app) {
     return {sub, [=](Context& ctx) {
                 if (int rc = parse_times(*f); rc != kExitOk) return rc;
                 if (verify->parsed()) return do_verify(ctx, *f);
+                if (merge->parsed()) return do_merge(ctx, *f);
                 if (show->parsed()) return do_show(ctx, *f);
                 if (stats->parsed()) return do_stats(ctx, *f);
                 return do_unseal(ctx, *f);

@@ -84,7 +84,7 @@ bool validate_before_run(const Context& ctx, const std::vector<std::string>& com
                   << (f.attack_signature ? ", attack signature" : "") << "): " << f.message << " — " << f.hint << "\n";
     // The same decision as run_command's: an `ask` is approved by the trust
     // store (`kiln trust add`) or falls back to the policy; nobody is asked.
-    security::TrustStore trust(ctx.config.server.state_dir + "/trust.json");
+    security::TrustStore trust(trust_store_path(ctx.config));
     security::DecideInput in{a, mode, *policy, security::code_fingerprint(line), &trust, {},
                              "a command line cannot ask anyone"};
     security::Verdict v = security::decide(in);

@@ -178,6 +178,7 @@ Command register_serve(CLI::App& app) {
                     case Transport::Http: {
 #ifdef KILN_HTTP_BUILTIN
                         server::HttpOptions http = http_options(ctx.config.http, **toolbox);
+                        http.replica_id = replica_id(ctx.config);
                         if (Status st = load_http_security(ctx.config, http); !st) {
                             spdlog::error("cannot start: {}", st.error().what());
                             return int(kExitFailure);

@@ -36,7 +36,7 @@ struct Flags {
 };
 
 int do_list(Context& ctx) {
-    security::TrustStore store(ctx.config.server.state_dir + "/trust.json");
+    security::TrustStore store(trust_store_path(ctx.config));
     auto entries = store.list();
     if (!entries) {
         std::cerr << "kiln trust list: " << entries.error().what() << "\n";
@@ -75,7 +75,7 @@ int do_add(Context& ctx, const Flags& f) {
         entry.expires = std::time(nullptr) + d->count() / 1000;
     }
     if (f.uses > 0) entry.uses_left = f.uses;
-    security::TrustStore store(ctx.config.server.state_dir + "/trust.json");
+    security::TrustStore store(trust_store_path(ctx.config));
     if (Status st = store.add(entry); !st) {
         std::cerr << "kiln trust add: " << st.error().what() << "\n";
         return kExitFailure;
@@ -85,7 +85,7 @@ int do_add(Context& ctx, const Flags& f) {
 }
 
 int do_remove(Context& ctx, const Flags& f) {
-    security::TrustStore store(ctx.config.server.state_dir + "/trust.json");
+    security::TrustStore store(trust_store_path(ctx.config));
     auto removed = store.remove(f.remove_hash);
     if (!removed) {
         std::cerr << "kiln trust remove: " << removed.error().what() << "\n";

@@ -26,6 +26,9 @@ enum class RuntimeKind { Native, Docker };
 // How HTTP clients authenticate: not at all, bearer tokens from a file, or
 // OAuth 2.1 JWT access tokens checked against a JWKS file (docs/auth.md).
 enum class AuthMode { None, Tokens, Jwt };
+// Where explicit workspaces live: this machine's tmpfs, or a directory every
+// replica mounts (docs/workspaces.md).
+enum class WorkspaceStoreKind { Local, Shared };
 
 template <class E>
 struct ChoiceName {
@@ -49,6 +52,8 @@ inline constexpr ChoiceName<RuntimeKind> kRuntimeKindNames[] = {{RuntimeKind::Na
                                                                  {RuntimeKind::Docker, "docker"}};
 inline constexpr ChoiceName<AuthMode> kAuthModeNames[] = {
     {AuthMode::None, "none"}, {AuthMode::Tokens, "tokens"}, {AuthMode::Jwt, "jwt"}};
+inline constexpr ChoiceName<WorkspaceStoreKind> kWorkspaceStoreKindNames[] = {
+    {WorkspaceStoreKind::Local, "local"}, {WorkspaceStoreKind::Shared, "shared"}};
 
 // The table of each enum, found by overload on a value of it.
 constexpr std::span<const ChoiceName<SeccompProfile>> choice_names(SeccompProfile) { return kSeccompProfileNames; }
@@ -59,6 +64,7 @@ constexpr std::span<const ChoiceName<WorkspaceNetwork>> choice_names(WorkspaceNe
 constexpr std::span<const ChoiceName<Transport>> choice_names(Transport) { return kTransportNames; }
 constexpr std::span<const ChoiceName<RuntimeKind>> choice_names(RuntimeKind) { return kRuntimeKindNames; }
 constexpr std::span<const ChoiceName<AuthMode>> choice_names(AuthMode) { return kAuthModeNames; }
+constexpr std::span<const ChoiceName<WorkspaceStoreKind>> choice_names(WorkspaceStoreKind) { return kWorkspaceStoreKindNames; }
 
 template <class E>
 std::string_view choice_name(E value) {

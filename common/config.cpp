@@ -260,6 +260,22 @@ Key http_path_key() {
                [](const Config& c) { return c.http.path; }};
 }
 
+// A replica id names a file and travels in a response header: letters,
+// digits, '.', '_' and '-' only.
+Key replica_id_key() {
+    return Key{"server.replica_id", "this replica's name in audit records, the audit file's name and the Kiln-Replica header; empty: the host name",
+               [](Config& c, const std::string& v) -> Status {
+                   bool ok = v.empty() ||
+                             (v.size() <= 64 && v.front() != '.' &&
+                              v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+                                  std::string::npos);
+                   if (!ok) return bad_value(v, "up to 64 letters, digits, '.', '_' or '-', not starting with '.' (empty: the host name)");
+                   c.server.replica_id = v;
+                   return {};
+               },
+               [](const Config& c) { return c.server.replica_id; }};
+}
+
 using std::chrono::milliseconds;
 constexpr std::uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;
 
@@ -274,6 +290,7 @@ const std::vector<Key>& schema() {
         string_key("server.request_state_key_file", "HMAC key (32+ bytes, mode 0600, made on first start) signing MCP 2026-07-28 approvals' requestState; share it between replicas", &Config::server, &ServerConfig::request_state_key_file),
         bool_key("server.test_tools", "register diagnostic tools (tests only)", &Config::server, &ServerConfig::test_tools),
         bool_key("server.allow_missing_controls", "start even when the selftest finds a control the policy requires missing", &Config::server, &ServerConfig::allow_missing_controls),
+        replica_id_key(),
         bool_key("server.metrics.enabled", "serve Prometheus metrics at GET /metrics (HTTP transport)", &Config::server, &ServerConfig::metrics_enabled),
         string_key("server.metrics.token_file", "file (mode 0600) holding the bearer token GET /metrics requires; empty: none", &Config::server, &ServerConfig::metrics_token_file),
         enum_key<AuthMode>("server.auth.mode", "how HTTP clients authenticate: none, tokens (server.auth.tokens_file) or jwt (OAuth 2.1 access tokens)", &Config::auth, &AuthConfig::mode),
@@ -351,6 +368,8 @@ const std::vector<Key>& schema() {
         uint_key("interpreter.max_per_server", "persistent interpreters at once on the server (0: run_code persist is refused)", &Config::interpreter, &InterpreterConfig::max_per_server, 0, 4096),
         uint_key("interpreter.max_per_principal", "persistent interpreters at once per principal", &Config::interpreter, &InterpreterConfig::max_per_principal, 0, 4096),
         size_key("interpreter.memory", "memory limit of each persistent interpreter's jail (no swap)", &Config::interpreter, &InterpreterConfig::memory_bytes, 64 * MiB, 64 * GiB),
+        enum_key<WorkspaceStoreKind>("workspace.store", "where workspace_create's workspaces live: local (this machine) or shared (workspace.shared_dir, mounted by every replica)", &Config::workspace, &WorkspaceConfig::store),
+        string_key("workspace.shared_dir", "directory every replica mounts for workspace.store=shared (and the shared trust store)", &Config::workspace, &WorkspaceConfig::shared_dir),
     };
     return keys;
 }
@@ -510,9 +529,24 @@ void config_finalize(Config& config) {
             config.server.state_dir = "/tmp/kiln-" + std::to_string(geteuid());
         }
     }
-    if (config.audit.path.empty()) config.audit.path = config.server.state_dir + "/audit.jsonl";
     if (config.server.request_state_key_file.empty())
         config.server.request_state_key_file = config.server.state_dir + "/request-state.key";
+    // Replicas that share a directory keep one audit chain each.
+    if (config.audit.path.empty())
+        config.audit.path = config.server.state_dir +
+                            (config.server.replica_id.empty() ? "/audit.jsonl" : "/audit-" + config.server.replica_id + ".jsonl");
+}
+
+std::string trust_store_path(const Config& config) {
+    bool shared = config.workspace.store == WorkspaceStoreKind::Shared && !config.workspace.shared_dir.empty();
+    return (shared ? config.workspace.shared_dir : config.server.state_dir) + "/trust.json";
+}
+
+std::string replica_id(const Config& config) {
+    if (!config.server.replica_id.empty()) return config.server.replica_id;
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "kiln";
+    return host;
 }
 
 Result<ListenAddress> parse_listen_address(const std::string& text) {

@@ -55,6 +55,9 @@ struct ServerConfig {
     // HMAC key of stateless approvals' requestState (common/request_state.hpp);
     // replicas that share it finish each other's approvals.
     std::string request_state_key_file;  // default: <state_dir>/request-state.key
+    // This replica's name in audit records, the audit file's name and the
+    // Kiln-Replica response header; empty: the host name.
+    std::string replica_id;
 };
 
 // "127.0.0.1:8080" or "[::1]:8080" split into host and port.
@@ -125,6 +128,9 @@ struct AuditConfig {
     // Disk space kept allocated past the log's end, so the records of calls
     // already admitted still land when something else fills the disk.
     std::uint64_t reserve_bytes = 4ull << 20;
+    // Set by the server, not a key: the replica that writes the chain,
+    // named in each record ("replica"). Empty: records name none.
+    std::string replica;
 };
 
 struct WorkspaceConfig {
@@ -149,6 +155,10 @@ struct WorkspaceConfig {
     unsigned max_images = 8;
     std::uint64_t max_image_bytes = 4ull << 20;
     unsigned max_file_links = 50;
+    // Explicit workspaces (workspace_create): "local" keeps them on this
+    // machine, "shared" in shared_dir, which every replica mounts.
+    WorkspaceStoreKind store = WorkspaceStoreKind::Local;
+    std::string shared_dir;
 };
 
 // Persistent Python interpreters (run_code persist:true), one per workspace,
@@ -211,6 +221,11 @@ Status config_load_yaml(Config& config, const std::string& path);
 Status config_load_env(Config& config, char** environ_vars);
 // Fills derived defaults (state dir, audit path) once all sources are merged.
 void config_finalize(Config& config);
+// server.replica_id, or the host name when it is unset.
+std::string replica_id(const Config& config);
+// The trust store's file: in workspace.shared_dir when the store is shared
+// (every replica and `kiln trust` use one), else in the state dir.
+std::string trust_store_path(const Config& config);
 // The whole config as YAML, each key annotated with its origin.
 std::string config_to_yaml(const Config& config);
 // Names of all keys, in schema order.

@@ -398,6 +398,7 @@ void HttpServer::configure() {
     svr_->set_write_timeout(http_.read_timeout.count());
     svr_->set_payload_max_length(session_options_.max_message_bytes);
     svr_->set_tcp_nodelay(true);
+    if (!http_.replica_id.empty()) svr_->set_default_headers({{"Kiln-Replica", http_.replica_id}});
     // Every response once sent, with its final status (an SSE stream's when
     // it ends): kiln_http_requests_total.
     svr_->set_logger([](const httplib::Request&, const httplib::Response& res) { metrics::record_http_request(res.status); });

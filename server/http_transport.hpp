@@ -41,6 +41,9 @@ struct HttpOptions {
     std::chrono::seconds keep_alive_timeout{5};
     std::chrono::seconds read_timeout{5};
     bool allow_unauthenticated_remote = false;
+    // Sent as Kiln-Replica on every response, so a client behind a load
+    // balancer (and the tests) can tell which replica answered; empty: none.
+    std::string replica_id;
 
     // Null, or mode none: everyone is "anonymous". Reloaded on SIGHUP.
     std::shared_ptr<auth::Authenticator> authenticator;

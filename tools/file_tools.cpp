@@ -18,20 +18,34 @@ json object_schema(json properties, json required) {
     return {{"type", "object"}, {"properties", std::move(properties)}, {"required", std::move(required)}, {"additionalProperties", false}};
 }
 
-// Base for tools that work on the calling session's workspace.
+// The schema of a tool that works in a workspace: its own properties and
+// the optional `workspace` handle.
+json workspace_schema(json properties, json required) {
+    properties["workspace"] = workspace_arg_schema();
+    return object_schema(std::move(properties), std::move(required));
+}
+
+const std::string& principal_of(const CallContext& ctx) {
+    static const std::string local = "local";
+    return ctx.session ? ctx.session->principal : local;
+}
+
+// Base for tools that work on a workspace: the session's own, or the one
+// the `workspace` argument names.
 class WorkspaceTool : public Tool {
 public:
-    WorkspaceTool(WorkspaceManager& workspaces, FileToolLimits limits) : workspaces_(workspaces), limits_(limits) {}
+    WorkspaceTool(WorkspaceStore& workspaces, FileToolLimits limits) : workspaces_(workspaces), limits_(limits) {}
 
 protected:
-    Result<std::shared_ptr<Workspace>> workspace(const CallContext& ctx) const {
-        return workspaces_.acquire(ctx.session ? ctx.session->id : "default");
+    Result<WorkspaceUse> workspace(const CallContext& ctx, const json& args,
+                                   WorkspaceAccess access = WorkspaceAccess::Write) const {
+        return workspaces_.open(ctx.session ? ctx.session->id : "default", principal_of(ctx), args.value("workspace", ""),
+                                access);
     }
-    static wsfs::Owner owner(const Workspace& ws) { return {ws.owner_uid(), ws.owner_gid()}; }
 
     static ToolResult fail(const std::string& tool, const Error& e) { return ToolResult::error(tool + ": " + e.what()); }
 
-    WorkspaceManager& workspaces_;
+    WorkspaceStore& workspaces_;
     FileToolLimits limits_;
 };
 
@@ -43,7 +57,7 @@ public:
             "write_file", "Write a workspace file",
             "Writes a file under /workspace (created with its parent directories, replaced if it exists). "
             "Files persist between calls of this session and are visible to run_code and run_command at /workspace.",
-            object_schema({{"path", kPathSchema},
+            workspace_schema({{"path", kPathSchema},
                            {"content", {{"type", "string"}, {"description", "file content, as text or base64"}}},
                            {"encoding", {{"type", "string"}, {"enum", {"utf-8", "base64"}}, {"default", "utf-8"}}}},
                           {"path", "content"}),
@@ -63,9 +77,10 @@ public:
         if (content.size() > limits_.max_write_bytes)
             return ToolResult::error("write_file: 'content' is " + format_size(content.size()) + "; the limit is " +
                                      format_size(limits_.max_write_bytes) + " per file");
-        auto ws = workspace(ctx);
+        auto ws = workspace(ctx, args);
         if (!ws) return fail("write_file", ws.error());
-        if (Status st = wsfs::write_file((*ws)->dir_fd(), *path, content, owner(**ws)); !st) return fail("write_file", st.error());
+        if (Status st = wsfs::write_file(ws->dir_fd(), *path, content, ws->owner()); !st) return fail("write_file", st.error());
+        if (Status st = ws->commit(); !st) return fail("write_file", st.error());
         json sc = {{"path", *path}, {"bytes_written", content.size()}};
         return {"Wrote " + std::to_string(content.size()) + " bytes to /workspace/" + *path, sc, false, {}};
     }
@@ -79,7 +94,7 @@ public:
             "read_file", "Read a workspace file",
             "Reads a file under /workspace. Text comes back as is; binary content comes back base64-encoded "
             "(encoding \"base64\") and as an embedded resource.",
-            object_schema({{"path", kPathSchema},
+            workspace_schema({{"path", kPathSchema},
                            {"max_bytes", {{"type", "integer"}, {"minimum", 1}, {"maximum", 16 << 20}, {"default", 1 << 20}}}},
                           {"path"}),
             object_schema({{"path", {{"type", "string"}}},
@@ -94,9 +109,9 @@ public:
     ToolResult call(const json& args, const CallContext& ctx) override {
         auto path = wsfs::normalize_relative(args["path"].get<std::string>());
         if (!path) return fail("read_file", path.error());
-        auto ws = workspace(ctx);
+        auto ws = workspace(ctx, args, WorkspaceAccess::Read);
         if (!ws) return fail("read_file", ws.error());
-        auto data = wsfs::read_file((*ws)->dir_fd(), *path, args.value("max_bytes", std::uint64_t{1} << 20));
+        auto data = wsfs::read_file(ws->dir_fd(), *path, args.value("max_bytes", std::uint64_t{1} << 20));
         if (!data) return fail("read_file", data.error());
         bool text = is_valid_utf8(data->bytes);
         json sc = {{"path", *path}, {"size", data->size}, {"truncated", data->truncated},
@@ -124,7 +139,7 @@ public:
         static const ToolDef d{
             "list_files", "List workspace files",
             "Lists a directory under /workspace (the whole workspace by default). Symlinks are listed, never followed.",
-            object_schema({{"path", {{"type", "string"}, {"maxLength", 4096}, {"default", "."}}},
+            workspace_schema({{"path", {{"type", "string"}, {"maxLength", 4096}, {"default", "."}}},
                            {"recursive", {{"type", "boolean"}, {"default", false}}}},
                           json::array()),
             object_schema({{"path", {{"type", "string"}}},
@@ -142,10 +157,10 @@ public:
     ToolResult call(const json& args, const CallContext& ctx) override {
         auto path = wsfs::normalize_relative(args.value("path", "."), true);
         if (!path) return fail("list_files", path.error());
-        auto ws = workspace(ctx);
+        auto ws = workspace(ctx, args, WorkspaceAccess::Read);
         if (!ws) return fail("list_files", ws.error());
         wsfs::ListLimits limits{limits_.max_list_entries, limits_.max_list_bytes / 2, limits_.max_list_depth};
-        auto listing = wsfs::list((*ws)->dir_fd(), *path, args.value("recursive", false), limits);
+        auto listing = wsfs::list(ws->dir_fd(), *path, args.value("recursive", false), limits);
         if (!listing) return fail("list_files", listing.error());
         json list = json::array();
         std::string text;
@@ -190,7 +205,7 @@ public:
     const ToolDef& def() const override {
         static const ToolDef d{"delete_file", "Delete a workspace file",
                                "Deletes a file, symlink or directory tree under /workspace.",
-                               object_schema({{"path", kPathSchema}}, {"path"}),
+                               workspace_schema({{"path", kPathSchema}}, {"path"}),
                                object_schema({{"path", {{"type", "string"}}}, {"deleted", {{"type", "boolean"}}}}, {"path", "deleted"}),
                                {false, true, true, false}};
         return d;
@@ -198,9 +213,10 @@ public:
     ToolResult call(const json& args, const CallContext& ctx) override {
         auto path = wsfs::normalize_relative(args["path"].get<std::string>());
         if (!path) return fail("delete_file", path.error());
-        auto ws = workspace(ctx);
+        auto ws = workspace(ctx, args);
         if (!ws) return fail("delete_file", ws.error());
-        if (Status st = wsfs::remove((*ws)->dir_fd(), *path); !st) return fail("delete_file", st.error());
+        if (Status st = wsfs::remove(ws->dir_fd(), *path); !st) return fail("delete_file", st.error());
+        if (Status st = ws->commit(); !st) return fail("delete_file", st.error());
         return {"Deleted /workspace/" + *path, {{"path", *path}, {"deleted", true}}, false, {}};
     }
 };
@@ -211,27 +227,79 @@ public:
     const ToolDef& def() const override {
         static const ToolDef d{"reset_workspace", "Reset the workspace",
                                "Deletes every file in this session's /workspace.",
-                               object_schema(json::object(), json::array()),
+                               workspace_schema(json::object(), json::array()),
                                object_schema({{"reset", {{"type", "boolean"}}}}, {"reset"}),
                                {false, true, true, false}};
         return d;
     }
-    ToolResult call(const json&, const CallContext& ctx) override {
-        auto ws = workspace(ctx);
+    ToolResult call(const json& args, const CallContext& ctx) override {
+        auto ws = workspace(ctx, args);
         if (!ws) return fail("reset_workspace", ws.error());
-        if (Status st = (*ws)->reset(); !st) return fail("reset_workspace", st.error());
+        if (Status st = ws->workspace().reset(); !st) return fail("reset_workspace", st.error());
+        if (Status st = ws->commit(); !st) return fail("reset_workspace", st.error());
         return {"The workspace is empty.", {{"reset", true}}, false, {}};
     }
 };
 
+class WorkspaceCreate final : public Tool {
+public:
+    explicit WorkspaceCreate(WorkspaceStore& store) : store_(store) {}
+    const ToolDef& def() const override {
+        static const ToolDef d{
+            "workspace_create", "Create a workspace",
+            "Creates an empty workspace and returns its handle. Pass the handle as `workspace` to run_code, "
+            "run_command and the file tools to work in it from any session of the same principal, on any replica "
+            "when the store is shared. It is removed by workspace_delete or after workspace.idle_ttl unused.",
+            object_schema(json::object(), json::array()),
+            object_schema({{"workspace", {{"type", "string"}}}, {"store", {{"type", "string"}, {"enum", {"local", "shared"}}}}},
+                          {"workspace", "store"}),
+            {false, false, false, false}};
+        return d;
+    }
+    ToolResult call(const json&, const CallContext& ctx) override {
+        auto handle = store_.create(principal_of(ctx));
+        if (!handle) return ToolResult::error("workspace_create: " + handle.error().what());
+        std::string store(choice_name(store_.kind()));
+        return {"Created workspace " + *handle + " (" + store + " store)", {{"workspace", *handle}, {"store", store}}, false, {}};
+    }
+
+private:
+    WorkspaceStore& store_;
+};
+
+class WorkspaceDelete final : public Tool {
+public:
+    explicit WorkspaceDelete(WorkspaceStore& store) : store_(store) {}
+    const ToolDef& def() const override {
+        static const ToolDef d{"workspace_delete", "Delete a workspace",
+                               "Deletes a workspace made by workspace_create, with every file in it.",
+                               object_schema({{"workspace", workspace_arg_schema()}}, {"workspace"}),
+                               object_schema({{"workspace", {{"type", "string"}}}, {"deleted", {{"type", "boolean"}}}},
+                                             {"workspace", "deleted"}),
+                               {false, true, true, false}};
+        return d;
+    }
+    ToolResult call(const json& args, const CallContext& ctx) override {
+        std::string handle = args["workspace"];
+        if (Status st = store_.remove(handle, principal_of(ctx)); !st)
+            return ToolResult::error("workspace_delete: " + st.error().what());
+        return {"Deleted workspace " + handle, {{"workspace", handle}, {"deleted", true}}, false, {}};
+    }
+
+private:
+    WorkspaceStore& store_;
+};
+
 }  // namespace
 
-void register_file_tools(Registry& registry, WorkspaceManager& workspaces, FileToolLimits limits) {
+void register_file_tools(Registry& registry, WorkspaceStore& workspaces, FileToolLimits limits) {
     registry.add(std::make_unique<WriteFile>(workspaces, limits));
     registry.add(std::make_unique<ReadFile>(workspaces, limits));
     registry.add(std::make_unique<ListFiles>(workspaces, limits));
     registry.add(std::make_unique<DeleteFile>(workspaces, limits));
     registry.add(std::make_unique<ResetWorkspace>(workspaces, limits));
+    registry.add(std::make_unique<WorkspaceCreate>(workspaces));
+    registry.add(std::make_unique<WorkspaceDelete>(workspaces));
 }
 
 }  // namespace kiln::tools

@@ -1,10 +1,12 @@
 // Workspace file tools: write_file, read_file, list_files, delete_file,
-// reset_workspace. Paths are relative to /workspace and confined by the
+// reset_workspace, and workspace_create / workspace_delete for explicit
+// workspaces (tools/workspace_store.hpp). Paths are relative to /workspace and confined by the
 // kernel (see workspace_fs.hpp).
 #pragma once
 
 #include "tools/registry.hpp"
 #include "tools/workspace.hpp"
+#include "tools/workspace_store.hpp"
 #include "tools/workspace_fs.hpp"
 
 namespace kiln::tools {
@@ -19,6 +21,6 @@ struct FileToolLimits {
     std::size_t max_list_depth = wsfs::kMaxListDepth;
 };
 
-void register_file_tools(Registry& registry, WorkspaceManager& workspaces, FileToolLimits limits = {});
+void register_file_tools(Registry& registry, WorkspaceStore& workspaces, FileToolLimits limits = {});
 
 }  // namespace kiln::tools

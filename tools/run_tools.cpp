@@ -154,7 +154,8 @@ struct RunService::Call {
     security::Assessment assessment;
     security::Verdict verdict;
     std::unique_ptr<Slot> slot;
-    std::shared_ptr<Workspace> ws;
+    std::optional<WorkspaceUse> use;  // held until the call ends (a shared workspace's lock)
+    Workspace* ws = nullptr;
     sandbox::SandboxSpec spec;
     // After ws: the figure directory is removed before the workspace goes.
     std::optional<rich::Snapshot> before;
@@ -190,7 +191,7 @@ struct RunService::Slot {
 };
 
 RunService::RunService(const Config& config, security::Policy policy, sandbox::Runtime& runtime, audit::AuditLog* audit,
-                       WorkspaceManager& workspaces, security::TrustStore& trust)
+                       WorkspaceStore& workspaces, security::TrustStore& trust)
     : config_(config),
       policy_(std::move(policy)),
       runtime_(runtime),
@@ -553,9 +554,10 @@ Status RunService::apply_image(sandbox::SandboxSpec& spec, const std::string& re
 std::optional<ToolResult> RunService::prepare(Call& call) {
     auto timer = call.times.time("prepare");
     const Request& req = call.req;
-    auto ws = workspaces_.acquire(call.session_id);
-    if (!ws) return fail(call, "workspace", ws.error());
-    call.ws = *ws;
+    auto use = workspaces_.open(call.session_id, call.ctx.session ? call.ctx.session->principal : "local", req.workspace);
+    if (!use) return fail(call, "workspace", use.error());
+    call.use.emplace(std::move(*use));
+    call.ws = &call.use->workspace();
     wsfs::Owner owner{call.ws->owner_uid(), call.ws->owner_gid()};
     for (const auto& [path, content] : req.files) {
         auto rel = wsfs::normalize_relative(path);
@@ -640,8 +642,8 @@ std::optional<ToolResult> RunService::execute(Call& call) {
                          " bytes of output");
     };
     auto result = runtime_.run(call.spec, hooks);
-    call.ws->touch();
     if (!result) return fail(call, "the sandbox could not start", result.error());
+    if (Status st = call.use->commit(); !st) return fail(call, "workspace", st.error());
     call.outcome.exec = std::move(*result);
     return std::nullopt;
 }
@@ -671,7 +673,16 @@ std::optional<ToolResult> RunService::execute_in_interpreter(Call& call) {
     auto timer = call.times.time("execute");
     if (!driver_) return fail(call, "the persistent interpreter is unavailable", driver_.error());
     const std::string principal = call.ctx.session ? call.ctx.session->principal : "local";
-    auto entry = pool_.entry(call.session_id, principal);
+    // One interpreter per workspace: the session's own, or a workspace_create
+    // handle's. A shared store copies a workspace in and out per call, so a
+    // live jail could not keep it bound across calls.
+    if (!call.req.workspace.empty() && workspaces_.kind() == WorkspaceStoreKind::Shared)
+        return fail(call, "persist",
+                    make_error("interpreter", "run_code persist needs a workspace that stays on this machine: "
+                                              "workspace.store is shared; use the session's own workspace (no "
+                                              "`workspace` argument) or a local store"));
+    const std::string key = call.req.workspace.empty() ? call.session_id : "workspace:" + call.req.workspace;
+    auto entry = pool_.entry(key, principal);
     if (!entry) return fail(call, "no persistent interpreter", entry.error());
     InterpreterPool::Entry& e = **entry;
     std::lock_guard busy(e.mutex);
@@ -684,7 +695,7 @@ std::optional<ToolResult> RunService::execute_in_interpreter(Call& call) {
     if (!e.interpreter) {
         auto started = pool_.start(runtime_, interpreter_spec(call));
         if (!started) return fail(call, "the persistent interpreter could not start", started.error());
-        e.workspace = call.ws;
+        e.workspace = call.use->keep_workspace();
         e.interpreter = std::move(*started);
         call.fresh_interpreter = true;
     }
@@ -762,7 +773,9 @@ json code_input_schema(const std::vector<Interpreter>& interps, const Config& co
                                            "imports and loaded data stay for the next persist call (like a notebook); "
                                            "the last expression's value and matplotlib figures (as images) come back"}}},
               {"reset", {{"type", "boolean"},
-                         {"description", "with persist: start a fresh interpreter first (all variables are dropped)"}}}}},
+                         {"description", "with persist: start a fresh interpreter first (all variables are dropped)"}}},
+
+              {"workspace", workspace_arg_schema()}}},
             {"required", {"language", "code"}},
             {"additionalProperties", false}};
     add_image_argument(schema, config);
@@ -795,6 +808,7 @@ public:
         for (const auto& f : args.value("files", json::array())) r.files.emplace_back(f["path"], f["content"]);
         r.persist = args.value("persist", false);
         r.reset = args.value("reset", false);
+        r.workspace = args.value("workspace", "");
         r.parse_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - parse_start);
         return s_.run(r, ctx);
     }
@@ -814,7 +828,8 @@ public:
                   {{"command", {{"type", "string"}, {"minLength", 1}}},
                    {"stdin", {{"type", "string"}}},
                    {"timeout_seconds", {{"type", "integer"}, {"minimum", 1}}},
-                   {"memory_mb", {{"type", "integer"}, {"minimum", 16}}}}},
+                   {"memory_mb", {{"type", "integer"}, {"minimum", 16}}},
+                   {"workspace", workspace_arg_schema()}}},
                  {"required", {"command"}},
                  {"additionalProperties", false}},
                 outcome_schema(), {false, true, false, false}};
@@ -831,6 +846,7 @@ public:
         if (args.contains("timeout_seconds")) r.timeout_seconds = args["timeout_seconds"].get<std::int64_t>();
         if (args.contains("memory_mb")) r.memory_mb = args["memory_mb"].get<std::int64_t>();
         r.image = args.value("image", "");
+        r.workspace = args.value("workspace", "");
         r.parse_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - parse_start);
         return s_.run(r, ctx);
     }

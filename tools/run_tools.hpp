@@ -30,6 +30,7 @@
 #include "security/trust_store.hpp"
 #include "tools/interpreter_pool.hpp"
 #include "tools/workspace.hpp"
+#include "tools/workspace_store.hpp"
 
 namespace kiln::tools {
 
@@ -45,7 +46,7 @@ std::vector<Interpreter> available_interpreters(const std::string& rootfs);
 class RunService {
 public:
     RunService(const Config& config, security::Policy policy, sandbox::Runtime& runtime, audit::AuditLog* audit,
-               WorkspaceManager& workspaces, security::TrustStore& trust);
+               WorkspaceStore& workspaces, security::TrustStore& trust);
 
     struct Request {
         std::string tool;           // "run_code" | "run_command"
@@ -59,6 +60,7 @@ public:
         // run_code in the workspace's persistent Python interpreter; reset
         // starts a fresh one first.
         bool persist = false, reset = false;
+        std::string workspace;      // a workspace_create handle; empty: the session's own
         std::chrono::microseconds parse_time{};  // turning the arguments into this
     };
     ToolResult run(const Request& request, const CallContext& ctx);
@@ -116,7 +118,7 @@ private:
     security::Policy policy_;
     sandbox::Runtime& runtime_;
     audit::AuditLog* audit_;
-    WorkspaceManager& workspaces_;
+    WorkspaceStore& workspaces_;
     security::TrustStore& trust_;
     std::vector<Interpreter> interpreters_;
     rich::Limits rich_limits_;

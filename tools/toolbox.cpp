@@ -62,7 +62,9 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
 
     // The audit log first: with on_failure=fail_closed a log that cannot be
     // opened stops the server before it runs anything unrecorded.
-    auto audit = audit::AuditLog::open(config.audit);
+    AuditConfig audit_config = config.audit;
+    audit_config.replica = replica_id(config);
+    auto audit = audit::AuditLog::open(audit_config);
     if (!audit) {
         if (config.audit.on_failure == AuditOnFailure::FailClosed)
             return Error(audit.error()).wrap("open the audit log (audit.path; set audit.on_failure=continue to run without it)");
@@ -107,12 +109,16 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
     if (Status st = box->workspaces_->remove_leftovers(); !st)
         return Error(st.error()).wrap("prepare workspaces under " + ws.root_dir);
     box->workspaces_->start_reaper(std::chrono::milliseconds(std::min<long long>(60'000, ws.idle_ttl.count())));
-    box->trust_ = std::make_unique<security::TrustStore>(config.server.state_dir + "/trust.json");
+    if (Status st = box->open_store(); !st) return st.error();
+    // Replicas share approvals through the shared dir: every change is a
+    // read-modify-write under the trust store's lock file, and every
+    // check reads the file afresh, so one replica's approval holds on all.
+    box->trust_ = std::make_unique<security::TrustStore>(trust_store_path(config));
     box->runs_ = std::make_unique<RunService>(config, box->policy_, *box->runtime_, box->audit_.get(),
-                                              *box->workspaces_, *box->trust_);
+                                              *box->store_, *box->trust_);
 
     register_run_tools(box->registry_, *box->runs_);
-    register_file_tools(box->registry_, *box->workspaces_);
+    register_file_tools(box->registry_, *box->store_);
     register_report_tool(box->registry_, *box->reports_);
     if (config.server.test_tools) {
         register_debug_tools(box->registry_);
@@ -123,6 +129,26 @@ Result<std::unique_ptr<Toolbox>> Toolbox::create(const Config& config) {
         (void)box->audit_->append("server", {{"action", "start"}, {"policy", box->policy_.name},
                                              {"runtime", std::string(box->runtime_->name())}});
     return box;
+}
+
+Status Toolbox::open_store() {
+    const WorkspaceConfig& w = config_.workspace;
+    if (w.store == WorkspaceStoreKind::Shared && w.shared_dir.empty())
+        return make_error("workspace.store", "is shared but workspace.shared_dir is empty; set it to a directory "
+                                             "every replica mounts");
+    SharedStoreOptions shared;
+    shared.dir = w.shared_dir + "/workspaces";
+    shared.replica_id = replica_id(config_);
+    shared.max_bytes = w.size_bytes;
+    shared.max_inodes = w.max_files;
+    shared.idle_ttl = w.idle_ttl;
+    shared.lock_wait = w.queue_wait;
+    store_ = std::make_unique<WorkspaceStore>(*workspaces_, w.store, shared);
+    if (Status st = store_->prepare(); !st) return st;
+    // A shared store is swept by every replica at once; the lock decides.
+    store_->sweep();
+    store_->start_sweeper(std::chrono::milliseconds(std::min<long long>(60'000, w.idle_ttl.count())));
+    return {};
 }
 
 Toolbox::~Toolbox() {

@@ -15,6 +15,7 @@
 #include "tools/run_tools.hpp"
 #include "security/trust_store.hpp"
 #include "tools/workspace.hpp"
+#include "tools/workspace_store.hpp"
 
 namespace kiln::tools {
 
@@ -32,6 +33,7 @@ public:
     const Registry& registry() const { return registry_; }
     const ResourceSet& resources() const { return resources_; }
     WorkspaceManager& workspaces() { return *workspaces_; }
+    WorkspaceStore& store() { return *store_; }
     RunService& runs() { return *runs_; }
     audit::AuditLog* audit() { return audit_.get(); }
     // The MCP session ended: drop its workspace and record it.
@@ -44,12 +46,14 @@ private:
     explicit Toolbox(const Config& config) : config_(config) {}
     void add_resources();
     Status check_controls();
+    Status open_store();
 
     Config config_;
     std::unique_ptr<audit::AuditLog> audit_;
     std::unique_ptr<sandbox::Runtime> runtime_;
     security::Policy policy_;
     std::unique_ptr<WorkspaceManager> workspaces_;
+    std::unique_ptr<WorkspaceStore> store_;
     std::unique_ptr<security::TrustStore> trust_;
     std::unique_ptr<RunService> runs_;
     std::unique_ptr<SelftestReports> reports_;

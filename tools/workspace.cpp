@@ -45,6 +45,12 @@ Status make_dirs(const std::string& path) {
     return {};
 }
 
+}  // namespace
+
+Status make_private_dirs(const std::string& path) { return make_dirs(path); }
+
+namespace {
+
 bool is_mountpoint(const std::string& path) {
     struct stat self {}, parent {};
     if (::stat(path.c_str(), &self) != 0) return false;
@@ -332,15 +338,21 @@ std::size_t WorkspaceManager::reap_idle() {
     return doomed.size();
 }
 
-void WorkspaceManager::start_reaper(std::chrono::milliseconds interval) {
-    reaper_ = std::jthread([this, interval](std::stop_token stop) {
+std::jthread run_every(std::chrono::milliseconds interval, std::function<void()> fn) {
+    return std::jthread([interval, fn = std::move(fn)](std::stop_token stop) {
         std::mutex m;
         std::condition_variable_any cv;
         while (!stop.stop_requested()) {
             std::unique_lock lock(m);
             if (cv.wait_for(lock, stop, interval, [] { return false; })) break;
-            if (std::size_t n = reap_idle(); n > 0) spdlog::info("removed {} idle workspace(s)", n);
+            fn();
         }
+    });
+}
+
+void WorkspaceManager::start_reaper(std::chrono::milliseconds interval) {
+    reaper_ = run_every(interval, [this] {
+        if (std::size_t n = reap_idle(); n > 0) spdlog::info("removed {} idle workspace(s)", n);
     });
 }
 

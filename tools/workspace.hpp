@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -148,5 +149,10 @@ private:
 
 // Unmounts (if mounted) and deletes one workspace directory.
 Status destroy_workspace_dir(const std::string& path);
+// mkdir -p with mode 0700 for each directory it makes.
+Status make_private_dirs(const std::string& path);
+// Calls fn every `interval` on a thread of its own until the thread is
+// stopped (destroyed).
+std::jthread run_every(std::chrono::milliseconds interval, std::function<void()> fn);
 
 }  // namespace kiln::tools

@@ -780,6 +780,9 @@ Result<AuditRef> AuditLog::append(std::string_view event, nlohmann::json fields)
         fields.erase(it);
     }
     fields["event"] = std::string(event);
+    // Several replicas keep one chain each; the record says whose it is, so
+    // a merged view still tells which replica served each call.
+    if (!impl_->cfg.replica.empty()) fields["replica"] = impl_->cfg.replica;
 
     Impl& s = *impl_;
     std::unique_lock lk(s.mu);

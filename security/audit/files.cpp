@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
 
 namespace kiln::audit {
 namespace fs = std::filesystem;
@@ -49,6 +52,52 @@ std::vector<std::string> chain_files(const std::string& path) {
     std::error_code ec;
     if (fs::exists(path, ec)) files.push_back(path);
     return files;
+}
+
+std::vector<std::vector<std::string>> group_chains(const std::vector<std::string>& files) {
+    std::vector<std::string> bases;
+    std::vector<std::vector<std::pair<unsigned, std::string>>> members;
+    for (const auto& file : files) {
+        std::string base = file;
+        unsigned order = ~0u;  // the active file comes last
+        if (auto dot = file.rfind('.'); dot != std::string::npos)
+            if (auto n = rotation_index(file, file.substr(0, dot))) {
+                base = file.substr(0, dot);
+                order = *n;
+            }
+        auto at = std::find(bases.begin(), bases.end(), base);
+        if (at == bases.end()) {
+            bases.push_back(base);
+            members.emplace_back();
+            at = bases.end() - 1;
+        }
+        members[static_cast<std::size_t>(at - bases.begin())].emplace_back(order, file);
+    }
+    std::vector<std::vector<std::string>> chains;
+    for (auto& m : members) {
+        std::stable_sort(m.begin(), m.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        chains.emplace_back();
+        for (auto& [n, file] : m) chains.back().push_back(file);
+    }
+    return chains;
+}
+
+Result<std::vector<MergedRecord>> merge_chains(const std::vector<std::vector<std::string>>& chains) {
+    std::vector<MergedRecord> out;
+    for (std::size_t c = 0; c < chains.size(); ++c) {
+        Status st = for_each_line(chains[c], [&](const LogLine& line) {
+            auto record = nlohmann::json::parse(line.text, nullptr, false);
+            if (line.torn || !record.is_object() || !record["ts"].is_string() || !record["seq"].is_number_unsigned())
+                return true;
+            out.push_back({record["ts"].get<std::string>(), c, record["seq"].get<std::uint64_t>(), line.text});
+            return true;
+        });
+        if (!st) return st.error();
+    }
+    std::stable_sort(out.begin(), out.end(), [](const MergedRecord& a, const MergedRecord& b) {
+        return std::tie(a.ts, a.chain, a.seq) < std::tie(b.ts, b.chain, b.seq);
+    });
+    return out;
 }
 
 unsigned last_rotation_index(const std::string& path) {

@@ -16,6 +16,12 @@ namespace kiln::audit {
 std::vector<std::string> rotated_files(const std::string& path);
 // Rotated predecessors then `path` itself, those that exist.
 std::vector<std::string> chain_files(const std::string& path);
+// FILES grouped into chains, for replicas that keep one chain each: files
+// that differ only in a rotation suffix (path, path.1, path.2...) are one
+// chain, ordered as rotation made them (path.1, path.2, ..., path). The
+// chains come in the order their first file was given.
+std::vector<std::vector<std::string>> group_chains(const std::vector<std::string>& files);
+
 // Highest N among existing path.N (0 when none).
 unsigned last_rotation_index(const std::string& path);
 
@@ -29,6 +35,17 @@ struct LogLine {
 // Calls `fn` for every line of every file in order; stops early when `fn`
 // returns false.
 Status for_each_line(const std::vector<std::string>& files, const std::function<bool(const LogLine&)>& fn);
+
+// One record of a merged view of several chains.
+struct MergedRecord {
+    std::string ts;       // RFC 3339 UTC with microseconds: sorts as text
+    std::size_t chain = 0;  // index into the chains given
+    std::uint64_t seq = 0;
+    std::string text;     // the line as stored
+};
+// Every complete record of every chain, in time order (ties: chain, then
+// seq). Within one chain the order stays the chain's own.
+Result<std::vector<MergedRecord>> merge_chains(const std::vector<std::vector<std::string>>& chains);
 
 // The end of a log file as the writer needs it after a crash.
 struct Tail {

@@ -28,6 +28,8 @@ int append(const std::string& path, long count, std::size_t pad, std::uint64_t r
     const char* mode = std::getenv("KILN_AUDIT_DRIVER_FSYNC");
     cfg.fsync = mode ? mode : "always";
     cfg.rotate_bytes = rotate_bytes;
+    // The CLI test writes several replicas' chains.
+    if (const char* replica = std::getenv("KILN_AUDIT_DRIVER_REPLICA")) cfg.replica = replica;
     auto log = kiln::audit::AuditLog::open(cfg);
     if (!log) {
         std::cerr << log.error().what() << "\n";

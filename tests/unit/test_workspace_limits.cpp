@@ -175,6 +175,7 @@ namespace {
 struct ToolBench {
     std::string base;
     std::unique_ptr<WorkspaceManager> manager;
+    std::unique_ptr<WorkspaceStore> store;
     Registry registry;
     SessionInfo session{"limits-session", "", "", "", false};
     ToolBench() {
@@ -187,9 +188,11 @@ struct ToolBench {
         o.owner_gid = ::getegid();
         manager = std::make_unique<WorkspaceManager>(o);
         REQUIRE(manager->remove_leftovers().ok());
-        register_file_tools(registry, *manager);
+        store = std::make_unique<WorkspaceStore>(*manager, WorkspaceStoreKind::Local, SharedStoreOptions{});
+        register_file_tools(registry, *store);
     }
     ~ToolBench() {
+        store.reset();
         manager.reset();
         fs::remove_all(base);
     }
