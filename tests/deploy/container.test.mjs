@@ -172,11 +172,11 @@ test(`${daemon}: kiln selftest in the pod: every control a pod can have is in fo
 test("each privilege the pod is given is needed: without it no jail starts", opts, () => {
   const withDefaultSeccomp = runInPod(["selftest"], { flags: podFlagsWithout("seccomp=") });
   assert.notEqual(withDefaultSeccomp.status, 0);
-  assert.match(withDefaultSeccomp.stderr, /the native runtime cannot start: .*user, pid, mount/);
+  assert.match(withDefaultSeccomp.stderr, /start the native sandbox runtime: .*user, pid, mount/);
   assert.match(withDefaultSeccomp.stderr, /seccomp profile must allow unshare .*deploy\/seccomp\/kiln\.json/);
   const withMaskedProc = runInPod(["selftest"], { flags: podFlagsWithout("systempaths=") });
   assert.notEqual(withMaskedProc.status, 0);
-  assert.match(withMaskedProc.stderr, /the native runtime cannot start: .*\/proc\/sys/);
+  assert.match(withMaskedProc.stderr, /start the native sandbox runtime: .*\/proc\/sys/);
   assert.match(withMaskedProc.stderr, /procMount: Unmasked.*systempaths=unconfined/);
 });
 
@@ -184,8 +184,10 @@ for (const [daemon, host] of daemons)
 test(`${daemon}: the jail suite (every hostile program of tests/sandbox) passes inside the pod`, opts, () => {
   if (host && !usernsStarted) throw new Error("the user-namespace daemon did not start");
   // The suite and its probe, kiln and kiln-init from the build tree, at the
-  // same path; it runs as the pod's user, so it is the rootless suite.
-  const r = runInPod([], { extra: ["-v", `${buildDir}:${buildDir}:ro`, "--entrypoint", sandboxTests], timeout: 600_000, host });
+  // same path (and the image tests' archive packer from the source tree); it
+  // runs as the pod's user, so it is the rootless suite.
+  const images = path.join(repoRoot, "tests/images");
+  const r = runInPod([], { extra: ["-v", `${buildDir}:${buildDir}:ro`, "-v", `${images}:${images}:ro`, "--entrypoint", sandboxTests], timeout: 600_000, host });
   const summary = r.stdout.split("\n").filter((l) => l.startsWith("[doctest] test cases")).pop() ?? "";
   assert.equal(r.status, 0, `${summary}\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-2000)}`);
   const [, passed, failed] = summary.match(/(\d+) passed \| (\d+) failed/) ?? [];

@@ -249,6 +249,9 @@ test('SIGKILL one replica mid-burst: the others serve, the workspace stays whole
   for (let i = 0; i < calls; i += 1) {
     burst.push(oneCall());
     if (i === 8) {
+      // Killed while it holds a jail (on a loaded machine it may not have
+      // started one 0.5 s in): its cgroups are what the clean-up below checks.
+      await eventually(() => cgroupsOf(victim.proc.pid).length > 0, 20_000, 'the victim to run a jail');
       victim.proc.kill('SIGKILL');
     }
     await sleep(60);

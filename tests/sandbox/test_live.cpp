@@ -110,7 +110,9 @@ TEST_CASE("a live jail keeps its state across requests, takes SIGINT, and is gon
     CHECK(live_cgroups() == cgroups_before);
 }
 
-TEST_CASE("a live jail's memory limit holds for the jail as a whole: the OOM killer ends it and says so") {
+// A rootless server has no cgroup of its own to divide: its jails have rlimits only.
+KILN_TEST_CASE_IF("a live jail's memory limit holds for the jail as a whole: the OOM killer ends it and says so",
+                  is_root(), "a rootless server has no memory cgroup: the jail's limit is RLIMIT_AS per process") {
     KILN_REQUIRE_HOST(::access("/usr/bin/python3", X_OK) == 0, "no /usr/bin/python3 on this host");
     KILN_REQUIRE_HOST(runtime().capabilities().cgroup != "none (rlimits only)", "no memory cgroup: the jail's limit is RLIMIT_AS per process");
     auto jail = runtime().start(echo_spec());
