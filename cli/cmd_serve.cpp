@@ -171,6 +171,14 @@ Command register_serve(CLI::App& app) {
                     spdlog::error("cannot start: {} (server.request_state_key_file)", signer.error().what());
                     return int(kExitFailure);
                 }
+                // Replicas on one shared store share the record of used states too.
+                if (ctx.config.workspace.store == WorkspaceStoreKind::Shared) {
+                    const std::string ledger = ctx.config.workspace.shared_dir + "/request-state";
+                    if (Status st = (*signer)->record_redeemed_in(ledger); !st) {
+                        spdlog::error("cannot start: {} (workspace.shared_dir)", st.error().what());
+                        return int(kExitFailure);
+                    }
+                }
                 options.request_state = std::move(*signer);
                 switch (ctx.config.server.transport) {
                     case Transport::Stdio:

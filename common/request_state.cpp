@@ -2,11 +2,16 @@
 
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 #include "common/libcrypto.hpp"
 #include "common/secret_file.hpp"
@@ -25,6 +30,7 @@ const char* to_string(StateRefusal r) {
         case StateRefusal::OtherRequest: return "other_request";
         case StateRefusal::Expired: return "expired";
         case StateRefusal::Replayed: return "replayed";
+        case StateRefusal::Unrecorded: return "unrecorded";
     }
     return "malformed";
 }
@@ -62,6 +68,21 @@ Status create_key_file(const std::string& path) {
 
 std::int64_t to_ms(RequestStateSigner::Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// A ledger file outlives its state's expiry by this much before a sweep
+// removes it, so that a replica whose clock runs behind the sweeper's (and
+// so still accepts the state) finds it redeemed: replicas' clocks must
+// agree within this.
+constexpr std::int64_t kLedgerGraceMs = 5 * 60 * 1000;
+constexpr std::int64_t kSweepEveryMs = 60 * 1000;
+
+// The nonce names a file: only what base64url_encode makes of 16 bytes.
+bool is_nonce(const std::string& n) {
+    if (n.empty() || n.size() > 64) return false;
+    for (char c : n)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+    return true;
 }
 
 bool same_bytes(const std::string& a, const std::string& b) {
@@ -141,12 +162,64 @@ std::optional<StateError> RequestStateSigner::redeem(const std::string& state, c
         return StateError{StateRefusal::Expired, "requestState expired (it is valid for " +
                                                      std::to_string(ttl_.count() / 1000) +
                                                      " s); retry the call without requestState to be asked again"};
+    return use_nonce(p["n"].get<std::string>(), exp, now_ms);
+}
+
+Status RequestStateSigner::record_redeemed_in(const std::string& dir) {
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return sys_error("mkdir " + dir, "cannot make the directory of redeemed requestStates");
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return sys_error("stat " + dir);
+    if (!S_ISDIR(st.st_mode)) return make_error("use " + dir, "the ledger of redeemed requestStates is not a directory");
     std::lock_guard lock(mutex_);
+    ledger_dir_ = dir;
+    return {};
+}
+
+namespace {
+const char* const kReplayed =
+    "requestState was already used; each answer counts once, retry the call without requestState to be asked again";
+}  // namespace
+
+std::optional<StateError> RequestStateSigner::use_nonce(const std::string& nonce, std::int64_t exp,
+                                                        std::int64_t now_ms) {
+    std::lock_guard lock(mutex_);
+    if (!ledger_dir_.empty()) return use_nonce_in_ledger(nonce, exp, now_ms);
     forget_expired(now_ms);
-    if (!used_.emplace(p["n"].get<std::string>(), exp).second)
-        return StateError{StateRefusal::Replayed, "requestState was already used; each answer counts once, retry "
-                                                  "the call without requestState to be asked again"};
+    if (!used_.emplace(nonce, exp).second) return StateError{StateRefusal::Replayed, kReplayed};
     return std::nullopt;
+}
+
+// O_CREAT|O_EXCL is the one step that decides: of all processes on all
+// machines creating the same name, exactly one succeeds (NFSv3+ does this
+// on the server). The name carries the signed expiry so a sweep needs no read.
+std::optional<StateError> RequestStateSigner::use_nonce_in_ledger(const std::string& nonce, std::int64_t exp,
+                                                                  std::int64_t now_ms) {
+    sweep_ledger(now_ms);
+    if (!is_nonce(nonce)) return StateError{StateRefusal::Malformed, "requestState carries no usable nonce"};
+    const std::string path = ledger_dir_ + "/" + std::to_string(exp) + "." + nonce;
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd) return std::nullopt;
+    if (errno == EEXIST) return StateError{StateRefusal::Replayed, kReplayed};
+    // Fail closed: a state that cannot be recorded as used could be used again.
+    return StateError{StateRefusal::Unrecorded,
+                      "requestState cannot be recorded as used (" + std::string(std::strerror(errno)) + " on " +
+                          ledger_dir_ + "), so it is not accepted; retry later"};
+}
+
+// At most once a minute per process; any replica may remove any replica's
+// expired files (removing one twice is harmless).
+void RequestStateSigner::sweep_ledger(std::int64_t now_ms) {
+    if (now_ms < next_sweep_ms_) return;
+    next_sweep_ms_ = now_ms + kSweepEveryMs;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(ledger_dir_, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        char* stop = nullptr;
+        const long long exp = std::strtoll(name.c_str(), &stop, 10);
+        if (stop == name.c_str() || *stop != '.') continue;
+        if (exp + kLedgerGraceMs <= now_ms) ::unlink(it->path().c_str());
+    }
 }
 
 void RequestStateSigner::forget_expired(std::int64_t now_ms) {
