@@ -20,6 +20,9 @@ constexpr std::string_view kHostPaths = "lstat /home";
 constexpr std::string_view kMemory = "allocate ";
 constexpr std::string_view kPids = "fork past pids";
 constexpr std::string_view kInterfaces = "interfaces in /proc/net/dev";
+constexpr std::string_view kPidNs = "readlink /proc/self/ns/pid";
+constexpr std::string_view kIpcNs = "readlink /proc/self/ns/ipc";
+constexpr std::string_view kUtsNs = "readlink /proc/self/ns/uts";
 // Under the strict seccomp profile fork itself is refused, so the fork loop
 // never reaches the pids limit: that answer decides nothing about it.
 constexpr std::string_view kForkRefused = "refuses fork";
@@ -59,18 +62,15 @@ std::vector<Rule> make_rules() {
          {{"C003", kInterfaces, "lo"}}},
         {cis, "5.15", "Ensure that the 'on-failure' container restart policy is set to '5'", {},
          "Kiln never restarts a jail; nothing here to judge"},
-        {cis, "5.16", "Ensure that the host's process namespace is not shared", {},
-         "the selftest has no PID-namespace probe"},
-        {cis, "5.17", "Ensure that the host's IPC namespace is not shared", {},
-         "the selftest has no IPC-namespace probe"},
+        {cis, "5.16", "Ensure that the host's process namespace is not shared", {{"C012", kPidNs, {}, "own "}}},
+        {cis, "5.17", "Ensure that the host's IPC namespace is not shared", {{"C012", kIpcNs, {}, "own "}}},
         {cis, "5.18", "Ensure that host devices are not directly exposed to containers", {},
          "the selftest does not list the jail's /dev"},
         {cis, "5.19", "Ensure that the default ulimit is overwritten at runtime if needed", {},
          "no probe reads the jail's rlimits"},
         {cis, "5.20", "Ensure mount propagation mode is not set to shared", {},
          "no probe reads the jail's mount propagation"},
-        {cis, "5.21", "Ensure that the host's UTS namespace is not shared", {},
-         "the selftest has no UTS-namespace probe"},
+        {cis, "5.21", "Ensure that the host's UTS namespace is not shared", {{"C012", kUtsNs, {}, "own "}}},
         {cis, "5.22", "Ensure the default seccomp profile is not Disabled", {{"C006"}}},
         {cis, "5.23", "Ensure that docker exec commands are not used with the privileged option", {}, kNoExec},
         {cis, "5.24", "Ensure that docker exec commands are not used with the user=root option", {}, kNoExec},

@@ -96,8 +96,26 @@ static void id_map(const char* key, const char* path) {
     if (f) fclose(f);
 }
 
+/* "ns_<kind> <kind>:[inode]": the namespace this process is in, for the
+ * selftest to compare with the server's own (CIS 5.16, 5.17, 5.21). */
+static void namespace_link(const char* kind) {
+    char path[64], target[128], key[32];
+    snprintf(path, sizeof path, "/proc/self/ns/%s", kind);
+    snprintf(key, sizeof key, "ns_%s", kind);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n < 0) {
+        answer(key, -1);
+        return;
+    }
+    target[n] = '\0';
+    printf("%s %s\n", key, target);
+}
+
 static void identity(void) {
     printf("uid %u\ngid %u\n", (unsigned)getuid(), (unsigned)getgid());
+    namespace_link("pid");
+    namespace_link("ipc");
+    namespace_link("uts");
     id_map("uid_map", "/proc/self/uid_map");
     id_map("gid_map", "/proc/self/gid_map");
     status_lines();

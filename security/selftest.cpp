@@ -239,15 +239,40 @@ Verdict judge_c013(const Config& config, const Measurements& m) {
             ev};
 }
 
+// The server's own namespace of a kind, "pid:[4026531836]"; empty if unreadable.
+std::string own_namespace(const char* kind) {
+    char target[128];
+    std::string path = std::string("/proc/self/ns/") + kind;
+    ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+    return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : std::string();
+}
+
+// "own (...)" when the jail's namespace of a kind is not the server's: the
+// processes (pid), System V IPC (ipc) and host name (uts) of the host are
+// out of the jail's reach.
+std::string namespace_answer(const probes::JailRun& f, const char* kind, bool& separate) {
+    std::string jail = f.fact(std::string("ns_") + kind), server = own_namespace(kind);
+    separate = jail.rfind(std::string(kind) + ":[", 0) == 0 && !server.empty() && jail != server;
+    return (separate ? "own (" : "shared with the server (") + jail + "; the server's " + server + ")";
+}
+
 Verdict judge_c012(const Measurements& m) {
     const auto& f = m.facts;
     bool hidden = f.fact("host_paths") == "none";
     bool fds = f.fact("open_fds") == "3";
-    return {all_or({hidden, fds}), hidden && fds ? "no host home, credentials, sockets or server descriptors in the jail"
-                                                 : "host paths or server descriptors are visible in the jail",
+    bool pid = false, ipc = false, uts = false;
+    std::string pid_answer = namespace_answer(f, "pid", pid), ipc_answer = namespace_answer(f, "ipc", ipc),
+                uts_answer = namespace_answer(f, "uts", uts);
+    bool all = hidden && fds && pid && ipc && uts;
+    return {all_or({hidden, fds, pid, ipc, uts}),
+            all ? "no host home, credentials, sockets, server descriptors, processes, IPC or host name in the jail"
+                : "host paths, server descriptors or host namespaces are visible in the jail",
             {{"lstat /home /root /var /run /sys /var/run/docker.sock /etc/shadow", kInJail, "present: " + f.fact("host_paths")},
              {"count /proc/self/fd", kInJail, f.fact("open_fds") + " (stdin, stdout, stderr)"},
-             {"environment names", kInJail, f.fact("environment")}}};
+             {"environment names", kInJail, f.fact("environment")},
+             {"readlink /proc/self/ns/pid", kInJail, pid_answer},
+             {"readlink /proc/self/ns/ipc", kInJail, ipc_answer},
+             {"readlink /proc/self/ns/uts", kInJail, uts_answer}}};
 }
 
 // What the active policy and configuration require: the jail's controls

@@ -42,7 +42,10 @@ selftest::Report healthy() {
                  {"NoNewPrivs in /proc/self/status", "in a jail", "1"}});
     add("C010", {{"landlock_create_ruleset(VERSION)", "host", "ABI 7"}});
     add("C011", {{"append a selftest record", "audit.jsonl", "seq 3"}});
-    add("C012", {{"lstat /home /root /var /run /sys /var/run/docker.sock /etc/shadow", "in a jail", "present: none"}});
+    add("C012", {{"lstat /home /root /var /run /sys /var/run/docker.sock /etc/shadow", "in a jail", "present: none"},
+                 {"readlink /proc/self/ns/pid", "in a jail", "own (pid:[4026532301]; the server's pid:[4026531836])"},
+                 {"readlink /proc/self/ns/ipc", "in a jail", "own (ipc:[4026532300]; the server's ipc:[4026531839])"},
+                 {"readlink /proc/self/ns/uts", "in a jail", "own (uts:[4026532299]; the server's uts:[4026531838])"}});
     add("C013", {{"encryption at rest", "workspaces", "none"}});
     return r;
 }
@@ -96,8 +99,23 @@ TEST_CASE("compliance: every control in force passes each line a probe decides, 
     }
     auto v = verdicts(healthy());
     CHECK(v["5.12"] == Verdict::NotAssessed);  // the CPU quota is written, never probed
-    CHECK(v["5.16"] == Verdict::NotAssessed);  // no PID-namespace probe yet
+    CHECK(v["5.16"] == Verdict::Pass);
     check_no_unproven_pass(t);
+}
+
+TEST_CASE("compliance: a namespace the jail shares with the server fails its line, and only that line") {
+    const auto base = verdicts(healthy());
+    for (auto [kind, section] : {std::pair{"pid", "5.16"}, {"ipc", "5.17"}, {"uts", "5.21"}}) {
+        auto r = healthy();
+        for (auto& e : control(r, "C012").evidence)
+            if (e.probe == std::string("readlink /proc/self/ns/") + kind)
+                e.answer = std::string("shared with the server (") + kind + ":[1]; the server's " + kind + ":[1])";
+        auto v = verdicts(r);
+        for (const auto& [s, verdict] : v) {
+            INFO(kind << " shared, line " << s);
+            CHECK(verdict == (s == section ? Verdict::Fail : base.at(s)));
+        }
+    }
 }
 
 TEST_CASE("compliance: a missing control fails exactly the lines it decides") {
