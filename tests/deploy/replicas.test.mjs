@@ -6,7 +6,8 @@
 // workspace store and the audit chains), one requestState key and one tokens
 // file; each has its own server.replica_id. Through the proxy, the 1.x SDK
 // client creates a workspace on one replica and reads it with run_code on
-// another (Kiln-Replica proves which); after `docker kill` of one container
+// another (Kiln-Replica proves which), the v2 client makes, writes and reads
+// one on three replicas in turn; after `docker kill` of one container
 // the other two serve.
 //
 // Docker here has no bridge (dockerd --bridge=none): the containers share
@@ -18,6 +19,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { loadManifests, findKind, dockerFlagsForPod, repoRoot } from "./lib/manifests.mjs";
@@ -125,6 +127,23 @@ async function startContainer(files, id, port) {
   throw new Error(`replica ${id} not ready in 20 s:\n${docker(["logs", name]).stderr}`);
 }
 
+// The SDK's v2 client (@modelcontextprotocol/client), from tests/e2e's
+// packages, recording the method and the replica of each exchange.
+function v2Client(url, token) {
+  const { Client, StreamableHTTPClientTransport } = createRequire(path.join(repoRoot, "tests/e2e/package.json"))("@modelcontextprotocol/client");
+  const exchanges = [];
+  // A 2026-07-28 request names its method in the Mcp-Method header.
+  const recording = async (input, init = {}) => {
+    const sent = new Headers(init.headers);
+    sent.set("Authorization", `Bearer ${token}`);
+    const res = await fetch(input, { ...init, headers: sent });
+    exchanges.push({ method: sent.get("mcp-method"), replica: res.headers.get("kiln-replica") });
+    return res;
+  };
+  const client = new Client({ name: "kiln-deploy-replicas-v2", version: "1.0.0" }, { capabilities: {}, versionNegotiation: { mode: "auto" } });
+  return { client, transport: new StreamableHTTPClientTransport(new URL(url), { fetch: recording }), exchanges };
+}
+
 const python = (code, workspace) => ({ name: "run_code", arguments: { language: "python", code, workspace } });
 
 test("three pods' containers behind haproxy share one workspace store; one killed, the others serve", opts, async (t) => {
@@ -157,6 +176,21 @@ test("three pods' containers behind haproxy share one workspace store; one kille
   // The store is the host directory every container mounts (the
   // ConfigMap's shared_dir, which holds <shared_dir>/workspaces/<handle>).
   assert.ok(fs.existsSync(path.join(files.shared, "workspaces/workspaces", handle)), "the workspace is in the bind-mounted directory");
+
+  // The v2 client (2026-07-28, stateless): with no session each request
+  // goes to the next replica, so its three calls land on three.
+  const v2 = v2Client(proxy.url, files.token);
+  await v2.client.connect(v2.transport);
+  t.after(() => v2.client.close().catch(() => {}));
+  const v2made = await v2.client.callTool({ name: "workspace_create", arguments: {} });
+  assert.equal(v2made.isError, false, v2made.content?.[0]?.text);
+  const v2handle = v2made.structuredContent.workspace;
+  await v2.client.callTool({ name: "write_file", arguments: { path: "v2.txt", content: "from the v2 client", workspace: v2handle } });
+  const v2read = await v2.client.callTool(python("print(open('v2.txt').read(), end='')", v2handle));
+  assert.equal(v2read.structuredContent?.stdout, "from the v2 client", JSON.stringify(v2read));
+  const calls = v2.exchanges.filter((e) => e.method === "tools/call").map((e) => e.replica);
+  assert.equal(calls.length, 3);
+  assert.equal(new Set(calls).size, 3, `made, written and read on ${calls.join(", ")}`);
 
   // The third replica is killed (SIGKILL, no grace) while the others are up:
   // new sessions go to the two left, and read what the first wrote.
