@@ -104,7 +104,7 @@ async function startContainer(files, id, port) {
   const env = {
     KILN_SERVER_REPLICA_ID: id,
     KILN_WORKSPACE_STORE: "shared",
-    KILN_WORKSPACE_SHARED_DIR: "/var/lib/kiln-shared/workspaces", // as the ConfigMap
+    KILN_WORKSPACE_SHARED_DIR: "/var/lib/kiln-shared", // as the ConfigMap
     KILN_SERVER_REQUEST_STATE_KEY_FILE: "/etc/kiln/request-state.key",
     KILN_SERVER_HTTP_KEEP_ALIVE_TIMEOUT: "1s",
     KILN_AUDIT_PATH: `/var/lib/kiln-shared/audit/${id}.jsonl`,
@@ -175,7 +175,7 @@ test("three pods' containers behind haproxy share one workspace store; one kille
   assert.equal(ran.structuredContent.stdout, `written on ${a.replica()} 65534`);
   // The store is the host directory every container mounts (the
   // ConfigMap's shared_dir, which holds <shared_dir>/workspaces/<handle>).
-  assert.ok(fs.existsSync(path.join(files.shared, "workspaces/workspaces", handle)), "the workspace is in the bind-mounted directory");
+  assert.ok(fs.existsSync(path.join(files.shared, "workspaces", handle)), "the workspace is in the bind-mounted directory");
 
   // The v2 client (2026-07-28, stateless): with no session each request
   // goes to the next replica, so its three calls land on three.
