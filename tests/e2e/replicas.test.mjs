@@ -106,7 +106,8 @@ test('SIGKILL one replica mid-burst: the others serve, the workspace stays whole
       let s;
       try {
         s = await connect(proxy.url, cluster.alice);
-        const r = await s.client.callTool(python("open('log.txt', 'a').write('x\\n')", handle));
+        // Each run holds its jail for a while, so the kill below finds one running.
+        const r = await s.client.callTool(python("import time\nopen('log.txt', 'a').write('x\\n')\ntime.sleep(0.3)", handle));
         if (r.isError) throw new Error(r.content[0].text);
         succeeded += 1;
         served.add(s.replica());
@@ -122,16 +123,22 @@ test('SIGKILL one replica mid-burst: the others serve, the workspace stays whole
     throw new Error(`a call failed five times: ${lastError?.message}`);
   };
   const burst = [];
+  // Killed while one of its jails runs (the burst goes on meanwhile): that
+  // jail's cgroups, left behind by a dead server, are what the clean-up
+  // below checks.
+  let killed;
   for (let i = 0; i < calls; i += 1) {
     burst.push(oneCall());
     if (i === 8) {
-      // Killed while it holds a jail (on a loaded machine it may not have
-      // started one 0.5 s in): its cgroups are what the clean-up below checks.
-      await eventually(() => cgroupsOf(victim.proc.pid).length > 0, 20_000, 'the victim to run a jail');
-      victim.proc.kill('SIGKILL');
+      killed = eventually(() => {
+        if (!cgroupsOf(victim.proc.pid).some((g) => allProcs(g).length > 0)) return false;
+        victim.proc.kill('SIGKILL');
+        return true;
+      }, 60_000, 'the victim to run a jail');
     }
     await sleep(60);
   }
+  await killed;
   await Promise.all(burst);
   assert.equal(succeeded, calls);
   assert.ok(served.has('r1') && served.has('r3'), `served by ${[...served]}`);
