@@ -59,9 +59,11 @@ TEST_CASE("CPU spin past the timeout is killed (C008)") {
     // because kiln-init ends the jail and reaps it at the deadline.
     CHECK(r.cpu >= milliseconds(100));  // of up to 750 ms its quota allowed
     // The quota holds it to half of the time it ran, whatever the load: at
-    // most 50 ms of each 100 ms period, plus one period's share at the edge.
+    // most 50 ms of each 100 ms period, plus a period's share at each edge
+    // (cpuacct also counts the setup before the run's clock starts; CI saw
+    // 801 ms in 1500 ms). Without the quota it would be about 1500 ms.
     const auto ran = std::chrono::duration_cast<milliseconds>(r.timings.run);
-    if (has_cgroup()) CHECK_MESSAGE(r.cpu <= ran / 2 + milliseconds(50), "cpu " << r.cpu.count() << " ms in " << ran.count() << " ms");
+    if (has_cgroup()) CHECK_MESSAGE(r.cpu <= ran / 2 + milliseconds(100), "cpu " << r.cpu.count() << " ms in " << ran.count() << " ms");
     CHECK(r.notes.end() == std::find_if(r.notes.begin(), r.notes.end(), [](const std::string& n) {
               return n.find("cpu_ms is too low") != std::string::npos;
           }));
